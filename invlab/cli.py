@@ -1,0 +1,109 @@
+"""Command line: ``invlab train``, ``invlab data fetch mnist``, ``invlab models``."""
+
+from __future__ import annotations
+
+import argparse
+import sys
+from pathlib import Path
+
+from .data import fetch_mnist
+from .models import list_models
+from .train import TrainConfig, train
+
+EPILOG = """\
+example (the paper's SmallCNN with 50 labels, 5 per class):
+  invlab train --model smallcnn-mean --labels 50 --alpha 0.7 --beta 0.2 --seed 0 --steps 1000 --out runs/demo
+
+loss (paper eq. 10): alpha * CE on labelled samples
+                    + (1 - alpha) * [beta * R on all samples + (1 - beta) * entropy on unlabelled ones]
+R is the reconstruction error of the network's inverse (df/dx)^T f(x), f = the logits.
+"""
+
+
+def _parser() -> argparse.ArgumentParser:
+    p = argparse.ArgumentParser(prog="invlab", description="Semi-supervised learning via deep-network inversion.")
+    sub = p.add_subparsers(dest="command", required=True)
+
+    t = sub.add_parser("train", help="train a network with the paper's semi-supervised loss",
+                       description="Train on MNIST with a few labels; writes OUT/metrics.json, "
+                                   "OUT/checkpoint.pt, OUT/reconstructions.png, OUT/learning_curves.html.",
+                       epilog=EPILOG, formatter_class=argparse.RawDescriptionHelpFormatter)
+    d = TrainConfig()
+    t.add_argument("--model", default=d.model, metavar="NAME", help=f"network (see `invlab models`; default {d.model})")
+    t.add_argument("--dataset", default=d.dataset, choices=["mnist"], help="dataset (default mnist)")
+    t.add_argument("--labels", type=int, default=50, help="labelled training examples in total, split evenly over the classes (default 50 = 5 per class)")
+    t.add_argument("--alpha", type=float, default=d.alpha, help=f"weight of the supervised cross-entropy, in [0, 1] (default {d.alpha})")
+    t.add_argument("--beta", type=float, default=d.beta, help=f"reconstruction share of the unsupervised part, in [0, 1] (default {d.beta})")
+    t.add_argument("--seed", type=int, default=d.seed, help="seed of the label draw, initialisation and batches (default 0)")
+    t.add_argument("--steps", type=int, default=d.steps, help=f"optimiser steps (default {d.steps})")
+    t.add_argument("--epochs", type=float, default=None, help="passes over the unlabelled pool; overrides --steps")
+    t.add_argument("--lr", type=float, default=None, help="Adam learning rate (default: the paper's, 0.01 SmallCNN, 0.01/3 others)")
+    t.add_argument("--schedule", default=d.schedule, choices=["constant", "cosine"], help="learning-rate schedule")
+    t.add_argument("--labelled-batch", type=int, default=d.labelled_batch, help=f"labelled samples per step (default {d.labelled_batch})")
+    t.add_argument("--unlabelled-batch", type=int, default=d.unlabelled_batch, help=f"unlabelled samples per step (default {d.unlabelled_batch})")
+    t.add_argument("--reconstruction", default=d.reconstruction, choices=["mse", "cosine"], help="reconstruction loss R")
+    t.add_argument("--reduce-dims", default=d.reduce_dims, choices=["mean", "sum"], help="average or sum R over input pixels")
+    t.add_argument("--eval-every", type=int, default=d.eval_every, help=f"steps between evaluations and checkpoints (default {d.eval_every})")
+    t.add_argument("--val-size", type=int, default=d.val_size, help="validation images carved from the training set")
+    t.add_argument("--device", default="auto", choices=["auto", "cpu", "cuda"], help="auto uses a CUDA GPU when there is one")
+    t.add_argument("--out", required=True, metavar="DIR", help="output folder")
+    t.add_argument("--resume", action="store_true", help="continue from DIR/checkpoint.pt")
+    t.add_argument("--no-progress", action="store_true", help="no progress bar")
+
+    data = sub.add_parser("data", help="fetch datasets").add_subparsers(dest="data_command", required=True)
+    f = data.add_parser("fetch", help="download and verify a dataset into the data folder")
+    f.add_argument("name", choices=["mnist"])
+    f.add_argument("--root", default=None, help="data folder (default $INVLAB_DATA or ./data)")
+    sub.add_parser("models", help="list the available networks")
+    return p
+
+
+def _train(args) -> int:
+    from .plots import learning_curves, save_figure_html, save_reconstruction_figure
+
+    classes = 10
+    if args.labels < 1 or args.labels % classes:
+        raise ValueError(f"--labels {args.labels}: use a positive multiple of {classes} (the labelled set is class-balanced)")
+    if args.model not in list_models():
+        raise ValueError(f"unknown model {args.model!r}. Known models: {', '.join(list_models())}")
+    config = TrainConfig(
+        model=args.model, dataset=args.dataset, labels_per_class=args.labels // classes,
+        alpha=args.alpha, beta=args.beta, seed=args.seed, steps=args.steps, epochs=args.epochs,
+        labelled_batch=args.labelled_batch, unlabelled_batch=args.unlabelled_batch, lr=args.lr,
+        schedule=args.schedule, reconstruction=args.reconstruction, reduce_dims=args.reduce_dims,
+        eval_every=args.eval_every, val_size=args.val_size, device=args.device)
+    out = Path(args.out)
+    result = train(config, out_dir=out, resume=args.resume, progress=not args.no_progress)
+    from .data import load_mnist  # already cached by train()
+
+    x_test = load_mnist(config.labels_per_class, config.seed, config.val_size).x_test[:16]
+    save_reconstruction_figure(result.model, x_test, out / "reconstructions.png")
+    save_figure_html(learning_curves(result.history, title=f"{config.model}, alpha={config.alpha}, beta={config.beta}"),
+                     out / "learning_curves.html")
+    print(f"test accuracy {result.test_accuracy:.2f}% (model selected at step {result.best_step} "
+          f"on validation accuracy {result.best_val_accuracy:.2f}%; last step {result.final_test_accuracy:.2f}%) "
+          f"in {result.wall_time_s:.0f} s on {result.device}")
+    print(f"wrote {out / 'metrics.json'}, {out / 'checkpoint.pt'}, {out / 'reconstructions.png'}, "
+          f"{out / 'learning_curves.html'}")
+    return 0
+
+
+def main(argv: list[str] | None = None) -> int:
+    args = _parser().parse_args(argv)
+    try:
+        if args.command == "train":
+            return _train(args)
+        if args.command == "data":
+            print(fetch_mnist(args.root))
+            return 0
+        if args.command == "models":
+            print("\n".join(list_models()))
+            return 0
+    except (ValueError, TypeError, FileNotFoundError, PermissionError, RuntimeError) as err:
+        print(f"invlab: error: {err}", file=sys.stderr)
+        return 2
+    return 1
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,69 @@
+"""Semi-supervised splits: a class-balanced labelled set and a held-out validation set."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import torch
+
+
+def labelled_split(targets: torch.Tensor, per_class: int, seed: int,
+                   num_classes: int | None = None) -> torch.Tensor:
+    """Draw ``per_class`` labelled examples of every class, reproducibly.
+
+    Args:
+        targets: (N,) int64 labels of the pool to draw from (the training part only).
+        per_class: examples per class (5 for the paper's N_L = 50 on MNIST).
+        seed: the label draw; the same seed always gives the same indices.
+        num_classes: classes expected (default: max label + 1); every one must be present.
+
+    Returns:
+        (per_class * num_classes,) int64 indices into ``targets``, sorted by class then draw.
+    """
+    if per_class < 1:
+        raise ValueError(f"the labelled set would be empty: per_class={per_class}; ask for at least "
+                         "1 label per class (e.g. --labels 50 for 5 per class on 10 classes)")
+    targets = torch.as_tensor(targets)
+    num_classes = int(targets.max()) + 1 if num_classes is None else num_classes
+    gen = torch.Generator().manual_seed(seed)
+    picks = []
+    for c in range(num_classes):
+        idx = (targets == c).nonzero().flatten()
+        if len(idx) < per_class:
+            raise ValueError(f"class {c} has {len(idx)} examples in the training pool but "
+                             f"{per_class} labels per class were asked for; ask for at most "
+                             f"{int(torch.bincount(targets, minlength=num_classes).min())}")
+        picks.append(idx[torch.randperm(len(idx), generator=gen)[:per_class]])
+    return torch.cat(picks)
+
+
+@dataclass
+class SemiSupervisedData:
+    """Tensors of a semi-supervised task. Images are float32 in [0, 1].
+
+    ``x_train`` (N, *D) is the unlabelled pool (the whole training part, labelled
+    examples included, labels unused); ``labelled`` indexes the few labelled examples in
+    it. ``x_val`` is carved from the original training set, never from the test set.
+    """
+
+    x_train: torch.Tensor
+    y_train: torch.Tensor
+    labelled: torch.Tensor
+    x_val: torch.Tensor
+    y_val: torch.Tensor
+    x_test: torch.Tensor
+    y_test: torch.Tensor
+    num_classes: int
+    name: str
+
+    @property
+    def x_labelled(self) -> torch.Tensor:
+        return self.x_train[self.labelled]
+
+    @property
+    def y_labelled(self) -> torch.Tensor:
+        return self.y_train[self.labelled]
+
+    def summary(self) -> dict:
+        return {"dataset": self.name, "train": len(self.x_train), "labelled": len(self.labelled),
+                "validation": len(self.x_val), "test": len(self.x_test)}

@@ -1,0 +1,149 @@
+"""The inverse of a piecewise-affine network (paper §2.2, eqs. 5-7).
+
+A network built from affine maps and piecewise-affine nonlinearities is an affine spline:
+on the region that contains x,
+
+    f(x) = A[x] x + b[x],      A[x] = df/dx  (C x D),   b[x] in R^C,
+
+with f the pre-softmax logits. The paper's inverse is
+
+    f^{-1}(x) = A[x]^T f(x) = (df/dx)^T f(x) = sum_c f_c(x) A[x]_c,
+
+a single vector-Jacobian product of the logits with themselves: one backward pass that
+reuses the forward pass's activation states ("activation sharing").
+
+Per-sample: for a batch (B, *D) the logits (B, C) are summed against themselves in one
+backward pass. Because sample n's logits depend on sample n's input only, the
+vector-Jacobian product of the batch splits into B independent per-sample products. A
+layer that mixes samples (batch norm in training mode) breaks this, so it is refused.
+"""
+
+from __future__ import annotations
+
+import math
+
+import torch
+import torch.nn as nn
+
+_BATCH_NORMS = (nn.modules.batchnorm._BatchNorm, nn.GroupNorm, nn.SyncBatchNorm)
+
+
+def check_model(model: nn.Module) -> None:
+    """Refuse a model whose forward pass mixes the samples of a batch.
+
+    Batch norm in training mode normalises with batch statistics, so sample n's output
+    depends on every other sample and the batch VJP is no longer per-sample.
+    """
+    for name, module in model.named_modules():
+        if isinstance(module, nn.modules.batchnorm._BatchNorm) and module.training:
+            raise RuntimeError(
+                f"module {name or type(model).__name__!r} ({type(module).__name__}) is in training "
+                "mode: batch statistics mix the samples of a batch, so (df/dx)^T f(x) is not a "
+                "per-sample inverse. Call model.eval() (or use a network without batch norm, "
+                "as the paper does).")
+
+
+def check_input(model: nn.Module, x: torch.Tensor) -> None:
+    """Validate a model input: tensor, floating dtype, rank and channels, finite values."""
+    if not isinstance(x, torch.Tensor):
+        raise TypeError(f"expected a torch.Tensor input, got {type(x).__name__}")
+    if not x.is_floating_point():
+        raise TypeError(
+            f"input has dtype {x.dtype}; the inverse needs a floating-point tensor "
+            "(convert with x.float(), e.g. uint8 images as x.float() / 255)")
+    ndim = getattr(model, "input_ndim", None)
+    if ndim is not None and x.ndim != ndim:
+        layout = "(B, C, T)" if ndim == 3 else "(B, C, H, W)"
+        raise ValueError(
+            f"input has shape {tuple(x.shape)} but {type(model).__name__} expects {ndim} "
+            f"dimensions {layout}; add the missing batch/channel axis with x.unsqueeze(...)")
+    channels = getattr(model, "in_channels", None)
+    if channels is not None and x.ndim >= 2 and x.shape[1] != channels:
+        raise ValueError(
+            f"input has {x.shape[1]} channels (shape {tuple(x.shape)}) but the model was built "
+            f"for in_channels={channels}")
+    if x.shape[0] == 0:
+        raise ValueError("input batch is empty")
+    if not torch.isfinite(x).all():
+        raise ValueError("input contains NaN or infinite values; clean or mask the data first")
+
+
+def forward_inverse(model: nn.Module, x: torch.Tensor, create_graph: bool | None = None,
+                    check: bool = True) -> tuple[torch.Tensor, torch.Tensor]:
+    """Logits f(x) and reconstruction (df/dx)^T f(x) from one forward and one backward pass.
+
+    Args:
+        model: piecewise-affine network mapping (B, *D) to logits (B, C).
+        x: input batch (B, C_in, T) or (B, C_in, H, W).
+        create_graph: keep the graph of the backward pass so that the reconstruction can
+            be differentiated with respect to the parameters (needed inside a loss).
+            Default: ``torch.is_grad_enabled()`` at the call.
+        check: validate the model and the input first.
+
+    Returns:
+        ``(logits, rec)``: logits (B, C) and rec (B, *D), rec[n] = A[x_n]^T f(x_n).
+    """
+    if check:
+        check_model(model)
+        check_input(model, x)
+    if create_graph is None:
+        create_graph = torch.is_grad_enabled()
+    with torch.enable_grad():
+        xg = x if x.requires_grad else x.detach().requires_grad_(True)
+        logits = model(xg)  # (B, C)
+        # VJP with the logits as cotangent; with create_graph the cotangent stays in the
+        # graph too, so d rec / d theta flows through both A[x] and f(x).
+        (rec,) = torch.autograd.grad(logits, xg, grad_outputs=logits, create_graph=create_graph)
+    if not create_graph:
+        logits, rec = logits.detach(), rec.detach()
+    return logits, rec  # (B, C), (B, *D)
+
+
+def reconstruct(model: nn.Module, x: torch.Tensor, create_graph: bool | None = None) -> torch.Tensor:
+    """Reconstruction f^{-1}(x) = (df/dx)^T f(x) (paper eqs. 5-7), same shape as ``x``.
+
+    Args:
+        model: piecewise-affine network, logits (B, C) = model(x).
+        x: (B, C_in, T) or (B, C_in, H, W).
+        create_graph: see :func:`forward_inverse`; by default differentiable with respect
+            to the model's parameters whenever autograd is on.
+
+    Returns:
+        (B, *x.shape[1:]): rec[n] = sum_c f_c(x_n) A[x_n]_c, computed per sample.
+    """
+    return forward_inverse(model, x, create_graph=create_graph)[1]
+
+
+def templates(model: nn.Module, x: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+    """Per-class templates A[x] and biases b[x] of the affine spline at ``x`` (paper eq. 1).
+
+    A[x]_c = d f_c / dx is row c of the per-sample Jacobian; b[x] = f(x) - <A[x], x>.
+    For piecewise-affine networks f(x) = <A[x], x> + b[x] holds exactly (up to
+    floating-point rounding).
+
+    Args:
+        model: piecewise-affine network, logits (B, C) = model(x).
+        x: (B, C_in, T) or (B, C_in, H, W).
+
+    Returns:
+        ``(A, b)``: A (B, C, *x.shape[1:]), b (B, C). Both are detached.
+    """
+    check_model(model)
+    check_input(model, x)
+    with torch.enable_grad():
+        xg = x.detach().requires_grad_(True)
+        logits = model(xg)  # (B, C)
+        n_classes = logits.shape[1]
+        # One-hot cotangents e_c, broadcast over the batch: (C, B, C). The batched VJP
+        # (vmap over the backward pass) returns all C Jacobian rows at once: (C, B, *D).
+        eye = torch.eye(n_classes, dtype=logits.dtype, device=logits.device)
+        cotangents = eye[:, None, :].expand(n_classes, *logits.shape)
+        (rows,) = torch.autograd.grad(logits, xg, grad_outputs=cotangents, is_grads_batched=True)
+    A = rows.transpose(0, 1).contiguous()  # (B, C, *D)
+    b = logits.detach() - (A * x.detach().unsqueeze(1)).flatten(2).sum(-1)  # (B, C)
+    return A, b
+
+
+def input_dims(x: torch.Tensor) -> int:
+    """Number of input dimensions D per sample, prod(x.shape[1:])."""
+    return math.prod(x.shape[1:])

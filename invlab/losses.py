@@ -1,0 +1,170 @@
+"""The paper's losses (§2.3, eqs. 8-10).
+
+    R(X) = || (df(X)/dX)^T f(X) - X ||^2                                    (8)
+    E(X) = - sum_c yhat_c log yhat_c,   yhat = softmax(f(X))                 (9)
+    L(X, Y) = 1{Y != 0}·alpha·CE(Y, yhat)
+              + (1 - alpha)·[beta·R(X) + (1 - beta)·E(X)·1{Y = 0}]          (10)
+
+CE applies to labelled samples only, R to every sample, E to unlabelled samples only.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import torch
+import torch.nn as nn
+import torch.nn.functional as F
+
+from .inverse import check_input, check_model, forward_inverse
+
+
+def reconstruction_loss(rec: torch.Tensor, x: torch.Tensor, kind: str = "mse",
+                        reduce_dims: str = "mean", reduction: str = "mean") -> torch.Tensor:
+    """Reconstruction error R between rec = (df/dx)^T f(x) and x (paper eq. 8).
+
+    Args:
+        rec, x: (B, *D), same shape.
+        kind: ``"mse"`` — squared error ||rec - x||^2; ``"cosine"`` — 1 - cos(rec, x),
+            which ignores the scale of the reconstruction (the paper: "any
+            differentiable reconstruction loss, e.g. cosine, works").
+        reduce_dims: for ``"mse"``, ``"mean"`` (default) averages the squared error over
+            the D input dimensions, ``"sum"`` sums it (the literal squared norm of eq. 8).
+            The mean is the default because it keeps R on the same scale whatever the
+            input size (784 MNIST pixels or 22 050 audio samples), so a given beta means
+            the same trade-off against CE and entropy; it is also what the first author's
+            later code did. ``"sum"`` equals D times ``"mean"``.
+        reduction: ``"mean"`` over the batch, or ``"none"`` for per-sample values (B,).
+    """
+    if rec.shape != x.shape:
+        raise ValueError(f"rec has shape {tuple(rec.shape)} but x has shape {tuple(x.shape)}")
+    if kind == "mse":
+        sq = (rec - x).pow(2).flatten(1)  # (B, D)
+        if reduce_dims == "mean":
+            per_sample = sq.mean(1)
+        elif reduce_dims == "sum":
+            per_sample = sq.sum(1)
+        else:
+            raise ValueError(f"reduce_dims must be 'mean' or 'sum', got {reduce_dims!r}")
+    elif kind == "cosine":
+        per_sample = 1 - F.cosine_similarity(rec.flatten(1), x.flatten(1), dim=1, eps=1e-8)
+    else:
+        raise ValueError(f"unknown reconstruction loss {kind!r}; use 'mse' or 'cosine'")
+    return _reduce(per_sample, reduction)
+
+
+def entropy_loss(logits: torch.Tensor, reduction: str = "mean") -> torch.Tensor:
+    """Entropy of the softmax prediction, E = -sum_c p_c log p_c (paper eq. 9), in nats.
+
+    Computed from ``log_softmax`` so that large logits neither overflow nor give 0·log 0.
+    logits (B, C) -> scalar (``"mean"`` over the batch) or (B,) (``"none"``).
+    """
+    logp = F.log_softmax(logits, dim=1)  # (B, C)
+    return _reduce(-(logp.exp() * logp).sum(1), reduction)
+
+
+def _reduce(per_sample: torch.Tensor, reduction: str) -> torch.Tensor:
+    if reduction == "mean":
+        return per_sample.mean()
+    if reduction == "none":
+        return per_sample
+    raise ValueError(f"reduction must be 'mean' or 'none', got {reduction!r}")
+
+
+def _check_unit(name: str, value: float) -> float:
+    if not 0.0 <= float(value) <= 1.0:
+        raise ValueError(f"{name} must lie in [0, 1] (paper eq. 10), got {value}")
+    return float(value)
+
+
+@dataclass
+class SemiSupervisedLoss:
+    """The paper's loss, eq. 10, averaged over a mixed batch.
+
+    For a batch of B samples with the boolean mask ``labelled``,
+
+        total = (1/B) sum_n L(x_n, y_n)
+              = alpha·(n_L/B)·ce + (1 - alpha)·[beta·reconstruction + (1 - beta)·(n_U/B)·entropy]
+
+    where ``ce`` is the mean cross-entropy over the n_L labelled samples,
+    ``reconstruction`` the mean R over all B samples, and ``entropy`` the mean entropy
+    over the n_U unlabelled samples (each 0 when its group is empty). The batch
+    composition therefore sets the effective weights, exactly as eq. 10 averaged over
+    samples does.
+
+    Args:
+        alpha: weight of the supervised term, in [0, 1]; alpha = 1 is plain supervision.
+        beta: share of reconstruction versus entropy in the unsupervised term, in [0, 1].
+        reconstruction: ``"mse"`` or ``"cosine"`` (see :func:`reconstruction_loss`).
+        reduce_dims: ``"mean"`` or ``"sum"`` of the squared error over input dimensions.
+        report_unweighted: when R has zero weight (alpha = 1 or beta = 0), still compute
+            it without a graph for the logs (one extra backward pass); if False it is NaN.
+    """
+
+    alpha: float = 0.7
+    beta: float = 0.2
+    reconstruction: str = "mse"
+    reduce_dims: str = "mean"
+    report_unweighted: bool = True
+
+    def __post_init__(self):
+        self.alpha = _check_unit("alpha", self.alpha)
+        self.beta = _check_unit("beta", self.beta)
+        if self.reconstruction not in ("mse", "cosine"):
+            raise ValueError(f"reconstruction must be 'mse' or 'cosine', got {self.reconstruction!r}")
+        if self.reduce_dims not in ("mean", "sum"):
+            raise ValueError(f"reduce_dims must be 'mean' or 'sum', got {self.reduce_dims!r}")
+
+    @property
+    def needs_reconstruction(self) -> bool:
+        return self.alpha < 1 and self.beta > 0
+
+    def __call__(self, model: nn.Module, x: torch.Tensor, y: torch.Tensor,
+                 labelled: torch.Tensor) -> dict[str, torch.Tensor]:
+        """Loss of ``model`` on the batch.
+
+        Args:
+            x: (B, *D) inputs. y: (B,) int64 class indices (values at unlabelled
+                positions are ignored). labelled: (B,) bool mask.
+
+        Returns:
+            dict of scalars: ``total`` (differentiable), ``ce``, ``reconstruction``,
+            ``entropy`` (group means as above), and the counts ``n_labelled``,
+            ``n_unlabelled``. Only the terms with non-zero weight are differentiable;
+            the others are reported detached.
+        """
+        check_model(model)
+        check_input(model, x)
+        labelled = _check_batch(x, y, labelled)
+        if self.needs_reconstruction:
+            logits, rec = forward_inverse(model, x, create_graph=True, check=False)
+            rec_loss = reconstruction_loss(rec, x, self.reconstruction, self.reduce_dims)
+        else:  # R has zero weight: no double backward; report R without a graph.
+            logits = model(x)
+            rec_loss = logits.new_full((), float("nan"))
+            if self.report_unweighted:
+                rec = forward_inverse(model, x, create_graph=False, check=False)[1]
+                rec_loss = reconstruction_loss(rec, x, self.reconstruction, self.reduce_dims)
+        b = x.shape[0]
+        n_l = int(labelled.sum())
+        n_u = b - n_l
+        zero = logits.new_zeros(())
+        ce = F.cross_entropy(logits[labelled], y[labelled]) if n_l else zero
+        ent = entropy_loss(logits[~labelled]) if n_u else zero
+        r_term = self.beta * rec_loss if self.needs_reconstruction else 0.0
+        total = self.alpha * (n_l / b) * ce + (1 - self.alpha) * (r_term + (1 - self.beta) * (n_u / b) * ent)
+        return {"total": total, "ce": ce, "reconstruction": rec_loss, "entropy": ent,
+                "n_labelled": torch.tensor(n_l), "n_unlabelled": torch.tensor(n_u)}
+
+
+def _check_batch(x: torch.Tensor, y: torch.Tensor, labelled: torch.Tensor) -> torch.Tensor:
+    b = x.shape[0]
+    labelled = torch.as_tensor(labelled, device=x.device)
+    if labelled.dtype != torch.bool:
+        raise TypeError(f"labelled must be a boolean mask, got dtype {labelled.dtype}")
+    if labelled.shape != (b,) or y.shape != (b,):
+        raise ValueError(f"labelled {tuple(labelled.shape)} and y {tuple(y.shape)} must both have "
+                         f"shape ({b},) to match the batch")
+    if labelled.any() and y[labelled].min() < 0:
+        raise ValueError("labelled samples have negative class indices; mark them unlabelled")
+    return labelled

@@ -1,0 +1,381 @@
+"""Training with the paper's semi-supervised loss: config, loop, callbacks, checkpoints.
+
+Each step draws a labelled batch (cycling the small labelled set, reshuffled every pass)
+and an unlabelled batch (cycling the unlabelled pool), concatenates them with a boolean
+``labelled`` mask and takes one Adam step on :class:`~invlab.losses.SemiSupervisedLoss`.
+The loop never plots: progress bars, widgets and live figures hang on callbacks.
+"""
+
+from __future__ import annotations
+
+import copy
+import math
+import time
+from dataclasses import asdict, dataclass, field, fields
+from pathlib import Path
+from typing import Any, Protocol
+
+import torch
+import torch.nn as nn
+from tqdm.auto import tqdm
+
+from .data import SemiSupervisedData, load_mnist
+from .inverse import check_input
+from .io import ensure_writable_dir, load_torch, save_json, save_torch
+from .losses import SemiSupervisedLoss
+from .models import create_model
+
+CHECKPOINT = "checkpoint.pt"
+METRICS = "metrics.json"
+_FORMAT = 1
+
+
+def default_lr(model: str) -> float:
+    """Adam learning rate of the paper (§3): 0.01 for SmallCNN, 0.01/3 for ResNets and
+    LargeCNN. ``bird10-cnn`` gets 0.001 (not given in the paper: an assumption)."""
+    if model.startswith("small"):
+        return 0.01
+    if model.startswith("bird10"):
+        return 1e-3
+    return 0.01 / 3
+
+
+@dataclass
+class TrainConfig:
+    """Everything that defines a training run (overridable by keyword).
+
+    ``steps`` counts optimiser steps; ``epochs``, when given, overrides it with
+    ceil(epochs · n_unlabelled / unlabelled_batch), one epoch being a pass over the
+    unlabelled pool. ``lr=None`` takes :func:`default_lr`.
+    """
+
+    model: str = "smallcnn-mean"
+    dataset: str = "mnist"
+    labels_per_class: int = 5
+    alpha: float = 0.7
+    beta: float = 0.2
+    seed: int = 0
+    steps: int = 1000
+    epochs: float | None = None
+    labelled_batch: int = 50
+    unlabelled_batch: int = 100
+    lr: float | None = None
+    schedule: str = "constant"  # or "cosine": cosine decay to 0 over the run
+    reconstruction: str = "mse"
+    reduce_dims: str = "mean"
+    eval_every: int = 250
+    val_size: int = 10_000
+    device: str = "auto"
+
+    # Fields that may differ when resuming (a longer run, another machine).
+    RESUMABLE_CHANGES = ("steps", "epochs", "eval_every", "device")
+
+    def __post_init__(self):
+        SemiSupervisedLoss(self.alpha, self.beta, self.reconstruction, self.reduce_dims)  # validates
+        for name in ("labels_per_class", "labelled_batch", "eval_every"):
+            if getattr(self, name) < 1:
+                raise ValueError(f"{name} must be at least 1, got {getattr(self, name)}")
+        if self.unlabelled_batch < 0:
+            raise ValueError(f"unlabelled_batch must be >= 0, got {self.unlabelled_batch}")
+        if self.epochs is None and self.steps < 1:
+            raise ValueError(f"steps must be at least 1, got {self.steps}")
+        if self.epochs is not None and self.epochs <= 0:
+            raise ValueError(f"epochs must be positive, got {self.epochs}")
+        if self.schedule not in ("constant", "cosine"):
+            raise ValueError(f"schedule must be 'constant' or 'cosine', got {self.schedule!r}")
+        if self.device not in ("auto", "cpu", "cuda") and not self.device.startswith("cuda:"):
+            raise ValueError(f"device must be auto, cpu or cuda, got {self.device!r}")
+
+    @property
+    def learning_rate(self) -> float:
+        return self.lr if self.lr is not None else default_lr(self.model)
+
+    def total_steps(self, n_unlabelled: int) -> int:
+        if self.epochs is None:
+            return self.steps
+        return max(1, math.ceil(self.epochs * n_unlabelled / max(self.unlabelled_batch, 1)))
+
+    def to_dict(self) -> dict[str, Any]:
+        return asdict(self)
+
+
+def resolve_device(name: str) -> torch.device:
+    if name == "auto":
+        return torch.device("cuda" if torch.cuda.is_available() else "cpu")
+    if name.startswith("cuda") and not torch.cuda.is_available():
+        raise RuntimeError("--device cuda was asked for but no CUDA GPU is available; use --device cpu or auto")
+    return torch.device(name)
+
+
+def build_data(config: TrainConfig) -> SemiSupervisedData:
+    """The dataset named by ``config.dataset`` with the config's label draw."""
+    if config.dataset == "mnist":
+        return load_mnist(config.labels_per_class, config.seed, config.val_size)
+    raise ValueError(f"unknown dataset {config.dataset!r}; available: mnist")
+
+
+class CyclingSampler:
+    """Endless stream of indices over ``n`` items, reshuffled at every pass, seeded."""
+
+    def __init__(self, n: int, seed: int):
+        if n < 1:
+            raise ValueError("cannot sample from an empty set")
+        self.n = n
+        self.gen = torch.Generator().manual_seed(seed)
+        self.perm = torch.randperm(n, generator=self.gen)
+        self.pos = 0
+
+    def next(self, k: int) -> torch.Tensor:
+        out = []
+        while k > 0:
+            if self.pos == self.n:
+                self.perm, self.pos = torch.randperm(self.n, generator=self.gen), 0
+            take = min(k, self.n - self.pos)
+            out.append(self.perm[self.pos:self.pos + take])
+            self.pos += take
+            k -= take
+        return torch.cat(out) if out else torch.empty(0, dtype=torch.long)
+
+    def state_dict(self) -> dict:
+        return {"gen": self.gen.get_state(), "perm": self.perm, "pos": self.pos}
+
+    def load_state_dict(self, state: dict) -> None:
+        self.gen.set_state(state["gen"])
+        self.perm, self.pos = state["perm"], int(state["pos"])
+
+
+@torch.no_grad()
+def accuracy(model: nn.Module, x: torch.Tensor, y: torch.Tensor, batch_size: int = 1000) -> float:
+    """Top-1 accuracy (%) of ``model`` on (x, y), evaluated in eval mode."""
+    was_training = model.training
+    model.eval()
+    device = next(model.parameters()).device
+    correct = 0
+    for i in range(0, len(x), batch_size):
+        logits = model(x[i:i + batch_size].to(device))
+        correct += (logits.argmax(1).cpu() == y[i:i + batch_size]).sum().item()
+    model.train(was_training)
+    return 100.0 * correct / len(x)
+
+
+class Callback(Protocol):
+    """Hooks called by :func:`train`; implement any subset (missing ones are skipped).
+
+    ``on_step(trainer, step, losses)`` after every optimiser step (losses: floats);
+    ``on_eval(trainer, record)`` after each evaluation (record: the history entry);
+    ``on_end(trainer, result)`` once at the end. Set ``trainer.stop = True`` to stop early.
+    """
+
+
+@dataclass
+class TrainResult:
+    config: dict
+    history: list[dict]
+    test_accuracy: float  # of the model with the best validation accuracy
+    final_test_accuracy: float
+    best_val_accuracy: float
+    best_step: int
+    steps_done: int
+    wall_time_s: float
+    device: str
+    data: dict = field(default_factory=dict)
+    model: nn.Module | None = field(default=None, repr=False)  # the selected (best-validation) model
+
+    def to_dict(self) -> dict:
+        """JSON-ready fields (everything but the model)."""
+        return {f.name: getattr(self, f.name) for f in fields(self) if f.name != "model"}
+
+
+class Trainer:
+    """Holds the model, optimiser, samplers and history of one run (see :func:`train`)."""
+
+    def __init__(self, config: TrainConfig, data: SemiSupervisedData | None = None,
+                 model: nn.Module | None = None):
+        self.config = config
+        self.data = data if data is not None else build_data(config)
+        self.device = resolve_device(config.device)
+        torch.manual_seed(config.seed)
+        if model is None:
+            in_channels = self.data.x_train.shape[1]
+            model = create_model(config.model, num_classes=self.data.num_classes, in_channels=in_channels)
+        self.model = model.to(self.device)
+        check_input(self.model, self.data.x_train[:2].to(self.device))
+        self.loss_fn = SemiSupervisedLoss(config.alpha, config.beta, config.reconstruction, config.reduce_dims)
+        self.optimizer = torch.optim.Adam(self.model.parameters(), lr=config.learning_rate)
+        self.total_steps = config.total_steps(len(self.data.x_train))
+        self.scheduler = torch.optim.lr_scheduler.LambdaLR(self.optimizer, self._lr_factor)
+        self.labelled_sampler = CyclingSampler(len(self.data.labelled), config.seed + 1)
+        self.unlabelled_sampler = CyclingSampler(len(self.data.x_train), config.seed + 2)
+        self.step = 0
+        self.history: list[dict] = []
+        self.best_val, self.best_step, self.best_state = -1.0, 0, None
+        self.stop = False
+        self._sums: dict[str, float] = {}
+
+    def _lr_factor(self, step: int) -> float:
+        if self.config.schedule == "cosine":
+            return 0.5 * (1 + math.cos(math.pi * min(step, self.total_steps) / self.total_steps))
+        return 1.0
+
+    def batch(self) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
+        """Next mixed batch: labelled first, then unlabelled. Returns x, y, labelled mask."""
+        d, c = self.data, self.config
+        li = d.labelled[self.labelled_sampler.next(c.labelled_batch)]
+        ui = self.unlabelled_sampler.next(c.unlabelled_batch)
+        idx = torch.cat([li, ui])
+        mask = torch.zeros(len(idx), dtype=torch.bool)
+        mask[:len(li)] = True
+        y = d.y_train[idx].clone()
+        y[~mask] = -1  # unlabelled: the label is never looked at
+        return d.x_train[idx].to(self.device), y.to(self.device), mask.to(self.device)
+
+    def train_step(self) -> dict[str, float]:
+        self.model.train()
+        x, y, mask = self.batch()
+        out = self.loss_fn(self.model, x, y, mask)
+        self.optimizer.zero_grad(set_to_none=True)
+        out["total"].backward()
+        self.optimizer.step()
+        self.scheduler.step()
+        self.step += 1
+        losses = {k: out[k].item() for k in ("total", "ce", "reconstruction", "entropy")}
+        if not math.isfinite(losses["total"]):
+            raise FloatingPointError(
+                f"the loss became {losses['total']} at step {self.step} ({losses}); lower the "
+                "learning rate (--lr) or use --reduce-dims mean")
+        return losses
+
+    def evaluate(self, with_test: bool = True) -> dict:
+        n = max(1, self._sums.pop("_n", 1))
+        record = {"step": self.step, **{k: v / n for k, v in self._sums.items()},
+                  "lr": self.optimizer.param_groups[0]["lr"],
+                  "val_accuracy": accuracy(self.model, self.data.x_val, self.data.y_val)}
+        if with_test:  # tracked for learning curves only; never used for selection
+            record["test_accuracy"] = accuracy(self.model, self.data.x_test, self.data.y_test)
+        self._sums = {}
+        if record["val_accuracy"] > self.best_val:
+            self.best_val, self.best_step = record["val_accuracy"], self.step
+            self.best_state = copy.deepcopy(self.model.state_dict())
+        self.history.append(record)
+        return record
+
+    # -- checkpoints -------------------------------------------------------------------
+    def state_dict(self) -> dict:
+        return {
+            "format": _FORMAT, "config": self.config.to_dict(), "step": self.step,
+            "model": self.model.state_dict(), "optimizer": self.optimizer.state_dict(),
+            "scheduler": self.scheduler.state_dict(), "history": self.history,
+            "best_val": self.best_val, "best_step": self.best_step, "best_state": self.best_state,
+            "samplers": [self.labelled_sampler.state_dict(), self.unlabelled_sampler.state_dict()],
+            "torch_rng": torch.get_rng_state(), "sums": self._sums,
+        }
+
+    def load_state_dict(self, state: dict, source: str = "checkpoint") -> None:
+        if state.get("format") != _FORMAT:
+            raise ValueError(f"{source} has format {state.get('format')!r}, expected {_FORMAT}: "
+                             "it was written by another invlab version; start a new run")
+        mine, theirs = self.config.to_dict(), state["config"]
+        diff = {k: (theirs.get(k), mine[k]) for k in mine
+                if k not in TrainConfig.RESUMABLE_CHANGES and theirs.get(k) != mine[k]}
+        if diff:
+            detail = ", ".join(f"{k}: checkpoint {a!r} vs now {b!r}" for k, (a, b) in diff.items())
+            raise ValueError(f"cannot resume from {source}: the run settings differ ({detail}). "
+                             "Resume with the same settings, or use a new --out folder")
+        self.model.load_state_dict(state["model"])
+        self.optimizer.load_state_dict(state["optimizer"])
+        self.scheduler.load_state_dict(state["scheduler"])
+        self.step, self.history = state["step"], state["history"]
+        self.best_val, self.best_step, self.best_state = state["best_val"], state["best_step"], state["best_state"]
+        self.labelled_sampler.load_state_dict(state["samplers"][0])
+        self.unlabelled_sampler.load_state_dict(state["samplers"][1])
+        torch.set_rng_state(state["torch_rng"])
+        self._sums = state["sums"]
+
+    def save_checkpoint(self, path: str | Path) -> Path:
+        return save_torch(self.state_dict(), path)
+
+    def load_checkpoint(self, path: str | Path) -> None:
+        try:
+            state = load_torch(path)
+        except Exception as err:
+            raise ValueError(f"cannot read checkpoint {path} ({type(err).__name__}: {err}); "
+                             "it is corrupt or not an invlab checkpoint: use a new --out folder") from err
+        self.load_state_dict(state, str(path))
+
+    # -- the loop ------------------------------------------------------------------------
+    def run(self, callbacks=(), progress: bool = True, checkpoint_path: str | Path | None = None,
+            checkpoint_every: int | None = None) -> TrainResult:
+        """Train up to ``total_steps`` (continuing from ``self.step``) and return the result."""
+        t0 = time.perf_counter()
+        every = self.config.eval_every
+        checkpoint_every = checkpoint_every or every
+        bar = tqdm(total=self.total_steps, initial=self.step, disable=not progress,
+                   desc=f"{self.config.model} a={self.config.alpha} b={self.config.beta}", unit="step")
+        while self.step < self.total_steps and not self.stop:
+            losses = self.train_step()
+            for k, v in losses.items():
+                self._sums[k] = self._sums.get(k, 0.0) + v
+            self._sums["_n"] = self._sums.get("_n", 0) + 1
+            _call(callbacks, "on_step", self, self.step, losses)
+            if self.step % every == 0 or self.step == self.total_steps:
+                record = self.evaluate()
+                bar.set_postfix(loss=f"{record['total']:.3f}", val=f"{record['val_accuracy']:.2f}%")
+                _call(callbacks, "on_eval", self, record)
+            if checkpoint_path is not None and (self.step % checkpoint_every == 0 or self.step == self.total_steps):
+                self.save_checkpoint(checkpoint_path)
+            bar.update(1)
+        bar.close()
+        if not self.history or self.history[-1]["step"] != self.step:
+            self.evaluate()
+        result = self.result(time.perf_counter() - t0)
+        _call(callbacks, "on_end", self, result)
+        return result
+
+    def result(self, wall_time_s: float) -> TrainResult:
+        final_test = self.history[-1].get("test_accuracy")
+        if final_test is None:
+            final_test = accuracy(self.model, self.data.x_test, self.data.y_test)
+        best_model = copy.deepcopy(self.model)
+        best_model.load_state_dict(self.best_state)
+        return TrainResult(
+            config=self.config.to_dict(), history=self.history,
+            test_accuracy=accuracy(best_model, self.data.x_test, self.data.y_test),
+            final_test_accuracy=final_test, best_val_accuracy=self.best_val, best_step=self.best_step,
+            steps_done=self.step, wall_time_s=wall_time_s, device=str(self.device),
+            data=self.data.summary(), model=best_model)
+
+
+def _call(callbacks, hook: str, *args) -> None:
+    for cb in callbacks:
+        fn = getattr(cb, hook, None)
+        if fn is not None:
+            fn(*args)
+
+
+def train(config: TrainConfig, data: SemiSupervisedData | None = None, callbacks=(),
+          out_dir: str | Path | None = None, resume: bool = False, progress: bool = True) -> TrainResult:
+    """Train ``config.model`` with the paper's loss; return the history and accuracies.
+
+    With ``out_dir``: checks it is writable before any work, writes ``checkpoint.pt``
+    every ``eval_every`` steps and ``metrics.json`` at the end, both atomically. With
+    ``resume=True`` an existing checkpoint there is continued (its settings must match).
+    Model selection: ``test_accuracy`` is that of the step with the best validation
+    accuracy; the test set never steers training.
+    """
+    ckpt = None
+    if out_dir is not None:
+        out_dir = ensure_writable_dir(out_dir)
+        ckpt = out_dir / CHECKPOINT
+    trainer = Trainer(config, data)
+    if resume:
+        if ckpt is None or not ckpt.exists():
+            raise FileNotFoundError(f"--resume: no checkpoint at {ckpt}; drop --resume to start a new run")
+        trainer.load_checkpoint(ckpt)
+    result = trainer.run(callbacks, progress=progress, checkpoint_path=ckpt)
+    if out_dir is not None:
+        save_json(result.to_dict(), out_dir / METRICS)
+    return result
+
+
+__all__ = ["Callback", "CyclingSampler", "TrainConfig", "TrainResult", "Trainer", "accuracy",
+           "build_data", "default_lr", "resolve_device", "train"]
