@@ -199,7 +199,7 @@ class Trainer:
             in_channels = self.data.x_train.shape[1]
             model = create_model(config.model, num_classes=self.data.num_classes, in_channels=in_channels)
         self.model = model.to(self.device)
-        check_input(self.model, self.data.x_train[:2].to(self.device))
+        self._check_fit()
         self.loss_fn = SemiSupervisedLoss(config.alpha, config.beta, config.reconstruction, config.reduce_dims)
         self.optimizer = torch.optim.Adam(self.model.parameters(), lr=config.learning_rate)
         self.total_steps = config.total_steps(len(self.data.x_train))
@@ -211,6 +211,20 @@ class Trainer:
         self.best_val, self.best_step, self.best_state = -1.0, 0, None
         self.stop = False
         self._sums: dict[str, float] = {}
+
+    def _check_fit(self) -> None:
+        """Fail early, with the shapes in the message, if the data does not fit the model."""
+        x = self.data.x_train[:2].to(self.device)
+        check_input(self.model, x)
+        try:
+            with torch.no_grad():
+                out = self.model(x)
+        except RuntimeError as err:
+            raise ValueError(f"inputs of shape {tuple(x.shape[1:])} do not fit model {self.config.model!r} "
+                             f"({str(err).splitlines()[0]}); check the dataset and the model's input size") from err
+        if out.shape != (len(x), self.data.num_classes):
+            raise ValueError(f"model {self.config.model!r} returns shape {tuple(out.shape)} for a batch of "
+                             f"{len(x)}, expected ({len(x)}, {self.data.num_classes}) logits")
 
     def _lr_factor(self, step: int) -> float:
         if self.config.schedule == "cosine":

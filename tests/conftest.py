@@ -1,0 +1,108 @@
+"""Shared fixtures: deterministic, CPU, offline, tiny."""
+
+from __future__ import annotations
+
+import pytest
+import torch
+import torch.nn as nn
+
+from invlab.data import SemiSupervisedData
+
+
+@pytest.fixture(autouse=True)
+def _seed():
+    torch.manual_seed(0)
+    yield
+
+
+class TinyMLP(nn.Module):
+    input_ndim = 4
+    in_channels = 1
+
+    def __init__(self, side=5, classes=3):
+        super().__init__()
+        self.net = nn.Sequential(nn.Flatten(), nn.Linear(side * side, 7), nn.LeakyReLU(0.1),
+                                 nn.Linear(7, 6), nn.ReLU(), nn.Linear(6, classes))
+
+    def forward(self, x):
+        return self.net(x)
+
+
+class TinyCNN(nn.Module):
+    input_ndim = 4
+    in_channels = 1
+
+    def __init__(self, pool="max", classes=3):
+        super().__init__()
+        p = nn.MaxPool2d(2) if pool == "max" else nn.AvgPool2d(2)
+        self.net = nn.Sequential(nn.Conv2d(1, 3, 3, padding=1), nn.ReLU(), p,
+                                 nn.Conv2d(3, 4, 3), nn.ReLU(), nn.Flatten(), nn.Linear(4 * 2 * 2, classes))
+
+    def forward(self, x):
+        return self.net(x)
+
+
+class TinyCNN1d(nn.Module):
+    input_ndim = 3
+    in_channels = 2
+
+    def __init__(self, classes=3):
+        super().__init__()
+        self.net = nn.Sequential(nn.Conv1d(2, 3, 4, stride=2), nn.ReLU(), nn.MaxPool1d(2, 1),
+                                 nn.Conv1d(3, 3, 3), nn.ReLU(), nn.Flatten(), nn.Linear(3 * 4, classes))
+
+    def forward(self, x):
+        return self.net(x)
+
+
+def tiny_models():
+    """(name, model, input) triples in float64 for oracle tests."""
+    from invlab.models import ResNet
+
+    res = ResNet(blocks=1, width=2, num_classes=3)
+    return [
+        ("mlp", TinyMLP(), torch.randn(3, 1, 5, 5)),
+        ("cnn-max", TinyCNN("max"), torch.randn(3, 1, 8, 8)),
+        ("cnn-mean", TinyCNN("mean"), torch.randn(3, 1, 8, 8)),
+        ("resnet", res, torch.randn(3, 1, 8, 8)),
+        ("cnn1d", TinyCNN1d(), torch.randn(3, 2, 16)),
+    ]
+
+
+def synthetic_task(n_train=300, n_val=100, n_test=100, per_class=3, noise=0.3, seed=0) -> SemiSupervisedData:
+    """A tiny 10-class 28x28 task: one random prototype per class plus noise."""
+    g = torch.Generator().manual_seed(seed)
+    protos = torch.rand(10, 1, 28, 28, generator=g)
+
+    def draw(n):
+        y = torch.arange(n) % 10
+        x = (protos[y] + noise * torch.randn(n, 1, 28, 28, generator=g)).clamp(0, 1)
+        return x, y
+
+    (xt, yt), (xv, yv), (xs, ys) = draw(n_train), draw(n_val), draw(n_test)
+    from invlab.data import labelled_split
+
+    return SemiSupervisedData(xt, yt, labelled_split(yt, per_class, seed), xv, yv, xs, ys, 10, "synthetic")
+
+
+@pytest.fixture
+def task():
+    return synthetic_task()
+
+
+@pytest.fixture
+def fake_mnist_root(tmp_path, monkeypatch):
+    """A data folder holding a correctly shaped random mnist.pt, so the CLI runs offline."""
+    from invlab.io import save_torch
+
+    g = torch.Generator().manual_seed(0)
+    arrays = {
+        "train_images": torch.randint(0, 256, (60_000, 28, 28), dtype=torch.uint8, generator=g),
+        "train_targets": torch.arange(60_000) % 10,
+        "test_images": torch.randint(0, 256, (10_000, 28, 28), dtype=torch.uint8, generator=g),
+        "test_targets": torch.arange(10_000) % 10,
+    }
+    root = tmp_path / "data"
+    save_torch(arrays, root / "mnist.pt")
+    monkeypatch.setenv("INVLAB_DATA", str(root))
+    return root

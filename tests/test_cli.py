@@ -1,0 +1,62 @@
+"""The command line, end to end on a stand-in MNIST file (offline, small)."""
+
+import json
+
+import pytest
+
+from invlab.cli import main
+
+
+def test_train_writes_metrics_checkpoint_and_figures(fake_mnist_root, tmp_path, capsys):
+    out = tmp_path / "run"
+    code = main(["train", "--model", "smallcnn-mean", "--labels", "50", "--alpha", "0.7", "--beta", "0.2",
+                 "--seed", "0", "--steps", "4", "--eval-every", "2", "--val-size", "200",
+                 "--labelled-batch", "10", "--unlabelled-batch", "10", "--out", str(out), "--no-progress"])
+    assert code == 0
+    metrics = json.loads((out / "metrics.json").read_text())
+    assert set(metrics) >= {"test_accuracy", "history", "config", "best_val_accuracy", "wall_time_s"}
+    assert metrics["config"]["labels_per_class"] == 5 and metrics["data"]["labelled"] == 50
+    assert [r["step"] for r in metrics["history"]] == [2, 4]
+    assert 0 <= metrics["test_accuracy"] <= 100
+    for name in ("checkpoint.pt", "reconstructions.png", "learning_curves.html"):
+        assert (out / name).stat().st_size > 0
+    assert (out / "reconstructions.png").read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
+    assert "test accuracy" in capsys.readouterr().out
+    assert not [p for p in out.iterdir() if p.name.endswith(".tmp")]
+
+
+@pytest.mark.parametrize("args,match", [
+    (["--labels", "55"], "multiple of 10"),
+    (["--labels", "0"], "multiple of 10"),
+    (["--alpha", "1.5"], r"alpha must lie in \[0, 1\]"),
+    (["--beta", "-0.1"], r"beta must lie in \[0, 1\]"),
+    (["--model", "vgg"], "Known models: bird10-cnn"),
+    (["--labels", "60000"], "labels per class were asked for"),
+])
+def test_bad_arguments_give_clear_errors(fake_mnist_root, tmp_path, capsys, args, match):
+    code = main(["train", "--steps", "1", "--out", str(tmp_path / "run"), "--no-progress", *args])
+    assert code == 2
+    import re
+
+    assert re.search(match, capsys.readouterr().err)
+    assert not (tmp_path / "run" / "metrics.json").exists()
+
+
+def test_unwritable_out(fake_mnist_root, tmp_path, capsys):
+    (tmp_path / "f").write_text("")
+    assert main(["train", "--steps", "1", "--out", str(tmp_path / "f" / "run"), "--no-progress"]) == 2
+    assert "cannot write to output folder" in capsys.readouterr().err
+
+
+def test_models_and_help(capsys):
+    assert main(["models"]) == 0
+    assert "smallcnn-mean" in capsys.readouterr().out
+    with pytest.raises(SystemExit) as exit_:
+        main(["train", "--help"])
+    assert exit_.value.code == 0
+    assert "eq. 10" in capsys.readouterr().out
+
+
+def test_data_fetch_uses_existing_file(fake_mnist_root, capsys):
+    assert main(["data", "fetch", "mnist"]) == 0
+    assert "mnist.pt" in capsys.readouterr().out

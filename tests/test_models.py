@@ -1,0 +1,62 @@
+"""Every registered model: shapes, gradients, no NaN, no batch norm, invertible."""
+
+import pytest
+import torch
+import torch.nn as nn
+
+from invlab import SemiSupervisedLoss, create_model, list_models, reconstruct
+from invlab.models import TABLE2_MODELS, LocalWinnerTakesAll
+
+
+def sample_input(model, batch=2):
+    if model.input_ndim == 3:
+        return torch.randn(batch, 1, model.segment_length)
+    return torch.rand(batch, 1, 28, 28)
+
+
+def test_registry_holds_the_paper_models():
+    assert set(TABLE2_MODELS) | {"bird10-cnn"} == set(list_models())
+    assert len(TABLE2_MODELS) == 12
+
+
+@pytest.mark.parametrize("name", list_models())
+def test_model_contract(name):
+    model = create_model(name)
+    x = sample_input(model)
+    logits = model(x)
+    assert logits.shape == (2, 10) and torch.isfinite(logits).all()
+    assert not any(isinstance(m, (nn.modules.batchnorm._BatchNorm, nn.GroupNorm, nn.LayerNorm))
+                   for m in model.modules())
+    rec = reconstruct(model, x)
+    assert rec.shape == x.shape and torch.isfinite(rec).all()
+    y = torch.tensor([3, -1])
+    out = SemiSupervisedLoss(0.5, 0.5)(model, x, y, torch.tensor([True, False]))
+    out["total"].backward()
+    missing = [n for n, p in model.named_parameters() if p.grad is None or not torch.isfinite(p.grad).all()]
+    assert not missing
+    assert sum(p.grad.abs().sum() > 0 for p in model.parameters()) == len(list(model.parameters()))
+
+
+def test_unknown_model_lists_known_names():
+    with pytest.raises(ValueError, match="smallcnn-mean"):
+        create_model("smallcnn-average")
+
+
+def test_bird10_segment_length_and_shapes():
+    model = create_model("bird10-cnn", segment_length=8000)
+    assert model(torch.randn(3, 1, 8000)).shape == (3, 10)
+    with pytest.raises(ValueError, match="too short"):
+        create_model("bird10-cnn", segment_length=2000)
+
+
+def test_channels_and_classes():
+    model = create_model("resnet3-16-max", num_classes=4, in_channels=3)
+    assert model(torch.rand(2, 3, 16, 16)).shape == (2, 4)
+
+
+def test_local_winner_takes_all():
+    z = torch.tensor([[[1.0], [3.0], [-2.0], [-5.0]]])  # (1, 4, 1): groups (1, 3) and (-2, -5)
+    out = LocalWinnerTakesAll(2)(z)
+    assert out.flatten().tolist() == [0.0, 3.0, -2.0, 0.0]
+    with pytest.raises(ValueError, match="groups"):
+        LocalWinnerTakesAll(3)(z)
