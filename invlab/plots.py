@@ -71,3 +71,78 @@ def learning_curves(history: list[dict], title: str = "", fig: go.Figure | None 
 def save_figure_html(fig: go.Figure, path: str | os.PathLike) -> Path:
     """Atomically write a self-contained HTML file (plotly.js embedded: works offline)."""
     return atomic_write(path, lambda p: fig.write_html(p, include_plotlyjs=True, full_html=True))
+
+
+def image_rows(rows: dict[str, torch.Tensor], title: str = "", signed: bool = False,
+               fig: go.Figure | None = None) -> go.Figure:
+    """One labelled row of images per entry: ``rows[label]`` is (B, 1, H, W).
+
+    ``signed=False``: each image min-max scaled to [0, 1], grey scale (pictures,
+    reconstructions). ``signed=True``: a shared symmetric red-blue scale centred on 0
+    (templates, whose sign matters). With ``fig`` the heatmaps are updated in place.
+    """
+    labels = list(rows)
+    grids = []
+    for label in labels:
+        imgs = rows[label].detach().float().cpu()
+        if imgs.ndim != 4 or imgs.shape[1] != 1:
+            raise ValueError(f"row {label!r}: expected (B, 1, H, W) images, got {tuple(imgs.shape)}")
+        if signed:
+            grid = make_grid(imgs, nrow=len(imgs), padding=1, pad_value=0.0)[0]
+        else:
+            grid = make_grid(imgs, nrow=len(imgs), padding=1, normalize=True, scale_each=True, pad_value=1.0)[0]
+        grids.append(grid.numpy())
+    if fig is None:
+        fig = make_subplots(rows=len(labels), cols=1, subplot_titles=labels, vertical_spacing=0.06)
+        for i, grid in enumerate(grids, start=1):
+            if signed:
+                lim = max(float(abs(g).max()) for g in grids) or 1.0
+                heat = go.Heatmap(z=grid, colorscale="RdBu_r", zmid=0, zmin=-lim, zmax=lim, showscale=i == 1)
+            else:
+                heat = go.Heatmap(z=grid, colorscale="gray", zmin=0, zmax=1, showscale=False)
+            fig.add_trace(heat, row=i, col=1)
+            fig.update_yaxes(autorange="reversed", scaleanchor=f"x{i if i > 1 else ''}", showticklabels=False, row=i, col=1)
+            fig.update_xaxes(showticklabels=False, row=i, col=1)
+        per_row = 520 * grids[0].shape[0] / max(grids[0].shape[1], 1) + 40
+        fig.update_layout(title=title, height=int(min(260, max(90, per_row)) * len(labels) + 60),
+                          margin=dict(l=10, r=10, t=60, b=10), template="plotly_white")
+    else:
+        for trace, grid in zip(fig.data, grids):
+            trace.z = grid
+    return fig
+
+
+def region_figure(xs: torch.Tensor, ys: torch.Tensor, ids: torch.Tensor, title: str = "") -> go.Figure:
+    """Regions of a 2-D input space: ``ids`` (len(ys), len(xs)) region labels on the grid."""
+    n = int(ids.max()) + 1
+    shuffled = torch.randperm(n, generator=torch.Generator().manual_seed(0))[ids]  # neighbours differ
+    fig = go.Figure(go.Heatmap(x=xs.tolist(), y=ys.tolist(), z=shuffled.numpy(), colorscale="Turbo",
+                               showscale=False, hovertemplate="x1=%{x:.2f}<br>x2=%{y:.2f}<extra></extra>"))
+    fig.update_layout(title=title or f"{n} affine regions", height=420, width=460,
+                      xaxis_title="x1", yaxis_title="x2", template="plotly_white")
+    fig.update_yaxes(scaleanchor="x")
+    return fig
+
+
+def signals_figure(panels: dict[str, dict[str, torch.Tensor]], title: str = "", cols: int = 2) -> go.Figure:
+    """Small multiples of 1-D signals: ``panels[panel_title][curve_name]`` is a (D,) tensor."""
+    names = list(panels)
+    rows = (len(names) + cols - 1) // cols
+    fig = make_subplots(rows=rows, cols=cols, subplot_titles=names)
+    palette = ["#444444", "#1f77b4", "#d62728", "#2ca02c"]
+    for k, name in enumerate(names):
+        for j, (curve, values) in enumerate(panels[name].items()):
+            fig.add_trace(go.Scatter(y=values.detach().cpu().tolist(), name=curve, legendgroup=curve,
+                                     showlegend=k == 0, mode="lines",
+                                     line=dict(color=palette[j % len(palette)], dash="dot" if j == 2 else None)),
+                          row=k // cols + 1, col=k % cols + 1)
+    fig.update_layout(title=title, height=230 * rows + 80, template="plotly_white")
+    return fig
+
+
+def bar_chart(values: dict[str, float], title: str = "", yaxis: str = "") -> go.Figure:
+    """Bars, one per entry (e.g. reconstruction error per model)."""
+    fig = go.Figure(go.Bar(x=list(values), y=list(values.values()),
+                           text=[f"{v:.3g}" for v in values.values()], textposition="outside"))
+    fig.update_layout(title=title, yaxis_title=yaxis, height=380, template="plotly_white")
+    return fig

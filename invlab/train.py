@@ -339,8 +339,8 @@ class Trainer:
                 self.save_checkpoint(checkpoint_path)
             bar.update(1)
         bar.close()
-        if not self.history or self.history[-1]["step"] != self.step:
-            self.evaluate()
+        if not self.history or self.history[-1]["step"] != self.step:  # stopped between evaluations
+            _call(callbacks, "on_eval", self, self.evaluate())
         result = self.result(time.perf_counter() - t0)
         _call(callbacks, "on_end", self, result)
         return result
@@ -357,6 +357,24 @@ class Trainer:
             final_test_accuracy=final_test, best_val_accuracy=self.best_val, best_step=self.best_step,
             steps_done=self.step, wall_time_s=wall_time_s, device=str(self.device),
             data=self.data.summary(), model=best_model)
+
+
+def load_model(checkpoint: str | Path, best: bool = True, device: str = "cpu") -> nn.Module:
+    """The model stored in a checkpoint written by :func:`train` (``invlab train``).
+
+    ``best=True`` gives the weights of the step with the best validation accuracy, else
+    the last step's. The network is rebuilt from the checkpoint's config; eval mode.
+    """
+    try:
+        state = load_torch(checkpoint, map_location=device)
+    except Exception as err:
+        raise ValueError(f"cannot read checkpoint {checkpoint} ({type(err).__name__}: {err})") from err
+    config = state["config"]
+    in_channels = next(v for k, v in state["model"].items() if k.endswith("weight")).shape[1]
+    model = create_model(config["model"], in_channels=in_channels,
+                         num_classes=next(reversed(state["model"].values())).shape[0])
+    model.load_state_dict(state["best_state"] if best and state.get("best_state") else state["model"])
+    return model.to(device).eval()
 
 
 def _call(callbacks, hook: str, *args) -> None:
@@ -392,4 +410,4 @@ def train(config: TrainConfig, data: SemiSupervisedData | None = None, callbacks
 
 
 __all__ = ["Callback", "CyclingSampler", "TrainConfig", "TrainResult", "Trainer", "accuracy",
-           "build_data", "default_lr", "resolve_device", "train"]
+           "build_data", "default_lr", "load_model", "resolve_device", "train"]

@@ -7,7 +7,7 @@ import os
 import torch
 
 from .mnist import data_dir, fetch_mnist, load_mnist_arrays
-from .splits import SemiSupervisedData, labelled_split
+from .splits import SemiSupervisedData, labelled_split, subset
 
 
 def load_mnist(labels_per_class: int = 5, seed: int = 0, val_size: int = 10_000,
@@ -34,5 +34,5 @@ def load_mnist(labels_per_class: int = 5, seed: int = 0, val_size: int = 10_000,
         num_classes=10, name="mnist")
 
 
-__all__ = ["SemiSupervisedData", "data_dir", "fetch_mnist", "labelled_split", "load_mnist",
+__all__ = ["SemiSupervisedData", "data_dir", "fetch_mnist", "labelled_split", "load_mnist", "subset",
            "load_mnist_arrays"]
