@@ -1,0 +1,91 @@
+"""Spline regions, template alignment, figures and the training widget (headless)."""
+
+import plotly.graph_objects as go
+import pytest
+import torch
+import torch.nn as nn
+
+from invlab.plots import bar_chart, image_rows, learning_curves, reconstruction_grid, region_figure, signals_figure
+from invlab.spline import region_ids, template_alignment
+from conftest import synthetic_task
+
+
+def test_region_ids_of_a_single_relu():
+    net = nn.Sequential(nn.Linear(2, 1), nn.ReLU(), nn.Linear(1, 2)).double()
+    with torch.no_grad():
+        net[0].weight.copy_(torch.tensor([[1.0, 0.0]]))
+        net[0].bias.zero_()
+    pts = torch.tensor([[-1.0, 0.0], [-2.0, 3.0], [1.0, 0.0], [2.0, -1.0]], dtype=torch.float64)
+    ids = region_ids(net, pts)
+    assert ids[0] == ids[1] and ids[2] == ids[3] and ids[0] != ids[2]
+
+
+def test_template_alignment_with_optimal_templates():
+    from invlab.theory import optimal_templates
+
+    x = torch.randn(2, 6, dtype=torch.float64)
+    x = x / x.norm(dim=1, keepdim=True)
+    y = torch.tensor([0, 2])
+    A = torch.stack([optimal_templates(x[i], int(y[i]), 3) for i in range(2)])
+    out = template_alignment(A, x, y)
+    torch.testing.assert_close(out["true"], torch.ones(2, dtype=torch.float64))
+    torch.testing.assert_close(out["others"], -torch.ones(2, dtype=torch.float64))
+
+
+def test_reconstruction_grid_pairs_rows():
+    x = torch.zeros(5, 1, 4, 4)
+    rec = torch.ones(5, 1, 4, 4)
+    grid = reconstruction_grid(x, rec, nrow=3)
+    assert grid.shape == (3, 4 * (4 + 2) + 2, 3 * (4 + 2) + 2)  # 4 rows (2 pairs) of 3 images
+    with pytest.raises(ValueError, match="same|one shape"):
+        reconstruction_grid(x, rec[:2])
+
+
+def test_figures_are_built_and_updated():
+    history = [{"step": 10, "total": 1.0, "ce": 0.5, "reconstruction": 0.3, "entropy": 0.2,
+                "val_accuracy": 50.0, "test_accuracy": 49.0}]
+    fig = go.FigureWidget(learning_curves([]))
+    learning_curves(history, fig=fig)
+    val = next(t for t in fig.data if t.name == "val_accuracy")
+    assert list(val.x) == [10] and list(val.y) == [50.0]
+    rows = image_rows({"a": torch.rand(3, 1, 5, 5), "b": torch.randn(3, 1, 5, 5)}, signed=True)
+    assert len(rows.data) == 2 and rows.data[0].z.shape == (7, 19)
+    with pytest.raises(ValueError, match="B, 1, H, W"):
+        image_rows({"bad": torch.rand(3, 5, 5)})
+    assert len(region_figure(torch.arange(3.0), torch.arange(2.0), torch.tensor([[0, 1, 1], [2, 2, 0]])).data) == 1
+    assert len(signals_figure({"p": {"x": torch.ones(4), "y": torch.zeros(4)}}).data) == 2
+    assert list(bar_chart({"a": 1.0, "b": 2.0}).data[0].y) == [1.0, 2.0]
+
+
+def test_training_app_trains_stops_and_continues():
+    from invlab.widgets import TrainingApp
+
+    task = synthetic_task()
+    app = TrainingApp(lambda lpc, seed: task, steps=4, eval_every=2, labelled_batch=10, unlabelled_batch=10,
+                      background=False)
+    app.widget()
+    app.alpha.value = 0.5
+    app.train_button.click()
+    assert app.trainer.step == 4 and app.trainer.config.alpha == 0.5
+    val = next(t for t in app.curves.data if t.name == "val_accuracy")
+    assert list(val.x) == [2, 4]
+    assert app.recs.data[1].z is not None and "done at step 4" in app.status.value
+    app.steps.value = 6
+    app.train_button.click()  # same settings, more steps: continues
+    assert app.trainer.step == 6 and len(app.trainer.history) == 3
+    app.beta.value = 0.9
+    app.train_button.click()  # new settings: a new run
+    assert app.trainer.step == 6 and app.trainer.history[0]["step"] == 2 and app.trainer.config.beta == 0.9
+
+
+def test_training_app_shows_errors():
+    from invlab.widgets import TrainingApp
+
+    def broken(lpc, seed):
+        raise ValueError("no data here")
+
+    app = TrainingApp(broken, background=False)
+    app.train_button.click()
+    assert "error" in app.status.value and "no data here" in app.status.value
+    with pytest.raises(ValueError, match="no data here"):
+        app.wait()
