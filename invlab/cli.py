@@ -53,7 +53,7 @@ def _parser() -> argparse.ArgumentParser:
     data = sub.add_parser("data", help="fetch datasets").add_subparsers(dest="data_command", required=True)
     f = data.add_parser("fetch", help="download and verify a dataset into the data folder")
     f.add_argument("name", choices=["mnist"])
-    f.add_argument("--root", default=None, help="data folder (default $INVLAB_DATA or ./data)")
+    f.add_argument("--root", default=None, help="data folder (default $INVLAB_DATA, else the checkout's data/, else ~/.cache/invlab)")
     sub.add_parser("models", help="list the available networks")
     return p
 

@@ -12,7 +12,7 @@ Sources, in order:
 
 Everything is stored in ``mnist.pt`` as uint8 images (N, 28, 28) and int64 labels, the
 official training order with the classic pickle's train+valid concatenated. The data
-folder is ``$INVLAB_DATA`` or ``./data``.
+folder is given by :func:`data_dir`.
 """
 
 from __future__ import annotations
@@ -42,8 +42,17 @@ N_TRAIN, N_TEST = 60_000, 10_000
 
 
 def data_dir(root: str | os.PathLike | None = None) -> Path:
-    """The data folder: ``root``, else ``$INVLAB_DATA``, else ``./data``."""
-    return Path(root if root is not None else os.environ.get("INVLAB_DATA", "data"))
+    """The data folder: ``root``, else ``$INVLAB_DATA``, else the checkout's ``data/``
+    (when invlab runs from a source checkout, whatever the working directory, so that
+    notebooks and the CLI share one copy), else ``~/.cache/invlab``."""
+    if root is not None:
+        return Path(root)
+    if os.environ.get("INVLAB_DATA"):
+        return Path(os.environ["INVLAB_DATA"])
+    checkout = Path(__file__).resolve().parents[2]
+    if (checkout / "pyproject.toml").is_file() and (checkout / "data").is_dir():
+        return checkout / "data"
+    return Path.home() / ".cache" / "invlab"
 
 
 class _NumpyOnlyUnpickler(pickle.Unpickler):

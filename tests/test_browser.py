@@ -1,0 +1,153 @@
+"""Notebook 6 in a real browser: JupyterLab on loopback, driven by headless Chromium.
+
+Opens the notebook, runs every cell, moves the α slider, sets more steps, presses Train and
+checks that the live accuracy curve grows, that no widget shows an error, and saves a
+screenshot to ``test-artifacts/``. Chromium is Debian's (``.ci/run`` installs it); where it is
+missing outside CI the test is skipped with the reason.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import shutil
+import socket
+import subprocess
+import sys
+import time
+import urllib.request
+from pathlib import Path
+
+import pytest
+
+ROOT = Path(__file__).resolve().parents[1]
+NOTEBOOK = "notebooks/06_train_with_sliders.ipynb"
+CHROMIUM = shutil.which("chromium") or shutil.which("chromium-browser")
+ARTIFACTS = ROOT / "test-artifacts"
+
+playwright = pytest.importorskip("playwright.sync_api")
+if CHROMIUM is None:
+    if os.environ.get("CI"):
+        raise RuntimeError("CI must have Debian's chromium installed (see .ci/run)")
+    pytest.skip("Debian's chromium is not installed (apt-get install chromium)", allow_module_level=True)
+
+pytestmark = pytest.mark.slow
+
+
+def _free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+@pytest.fixture
+def jupyterlab(tmp_path):
+    """JupyterLab on loopback serving a copy of the notebook (the committed file stays clean)."""
+    port, token = _free_port(), "invlab-browser-test"
+    served = tmp_path / "served"
+    served.mkdir()
+    shutil.copy(ROOT / NOTEBOOK, served)
+    env = {**os.environ, "JUPYTER_RUNTIME_DIR": str(tmp_path / "runtime")}
+    cmd = [sys.executable, "-m", "jupyterlab", "--no-browser", "--ip=127.0.0.1", f"--port={port}",
+           f"--IdentityProvider.token={token}", f"--ServerApp.root_dir={served}", "--ServerApp.open_browser=False", "--allow-root",
+           "--LabApp.news_url=", "--LabApp.check_for_updates_class=jupyterlab.NeverCheckForUpdate"]
+    log = open(tmp_path / "jupyterlab.log", "w")
+    proc = subprocess.Popen(cmd, cwd=served, env=env, stdout=log, stderr=subprocess.STDOUT)
+    base = f"http://127.0.0.1:{port}"
+    try:
+        deadline = time.time() + 90
+        while True:
+            try:
+                with urllib.request.urlopen(f"{base}/api/status?token={token}", timeout=2) as r:
+                    json.load(r)
+                break
+            except OSError:
+                if time.time() > deadline or proc.poll() is not None:
+                    raise RuntimeError(f"JupyterLab did not start: {(tmp_path / 'jupyterlab.log').read_text()[-2000:]}")
+                time.sleep(0.5)
+        yield base, token
+    finally:
+        proc.terminate()
+        try:
+            proc.wait(timeout=20)
+        except subprocess.TimeoutExpired:
+            proc.kill()
+        log.close()
+
+
+def _val_points(page) -> int:
+    return page.evaluate("""() => {
+        const gd = Array.from(document.querySelectorAll('.js-plotly-plot'))
+            .find(g => g.layout && g.layout.title && String(g.layout.title.text).includes('live training'));
+        if (!gd) return -1;
+        const t = gd.data.find(t => t.name === 'val_accuracy');
+        return t && t.x ? t.x.length : 0;
+    }""")
+
+
+def _run_all_cells(page, tries: int = 6) -> None:
+    """Run > Run All Cells, again if the kernel was not ready to take it (nothing started)."""
+    started = ("() => Array.from(document.querySelectorAll('.jp-CodeCell .jp-InputArea-prompt'))"
+               ".some(p => /\\[(\\*|\\d+)\\]/.test(p.textContent))")
+    for _ in range(tries):
+        page.locator(".lm-MenuBar-itemLabel", has_text="Run").first.click()
+        page.locator(".lm-Menu-item", has_text="Run All Cells").first.click()
+        try:
+            page.wait_for_function(started, timeout=15_000)
+            return
+        except playwright.Error:
+            page.keyboard.press("Escape")
+    raise AssertionError("Run All Cells never started the notebook")
+
+
+def test_notebook6_in_chromium(jupyterlab):
+    base, token = jupyterlab
+    ARTIFACTS.mkdir(exist_ok=True)
+    with playwright.sync_playwright() as p:
+        browser = p.chromium.launch(executable_path=CHROMIUM, args=[
+            "--no-sandbox", "--disable-gpu", "--disable-quic", "--no-first-run", "--disable-background-networking",
+            "--disable-component-update", "--disable-sync", "--disable-dev-shm-usage"])
+        page = browser.new_page(viewport={"width": 1400, "height": 1000})
+        errors: list[str] = []
+        page.on("pageerror", lambda e: errors.append(str(e)))
+        try:
+            page.goto(f"{base}/lab/tree/{Path(NOTEBOOK).name}?token={token}", timeout=120_000)
+            page.wait_for_selector(".jp-Notebook .jp-Cell", timeout=120_000)
+            page.wait_for_selector(".jp-Notebook-ExecutionIndicator[data-status='idle']", timeout=120_000)
+            select_kernel = page.locator(".jp-Dialog button", has_text="Select")
+            if select_kernel.count():  # first start on a fresh profile asks which kernel
+                select_kernel.first.click()
+            _run_all_cells(page)
+            # The notebook's own cells train twice (30 + 60 steps); wait for the last one.
+            train_button = page.locator(".widget-button", has_text="Train").first
+            train_button.wait_for(timeout=180_000)
+            page.wait_for_function("() => Array.from(document.querySelectorAll('.jp-CodeCell .jp-InputArea-prompt'))"
+                                   ".every(p => /^\\[\\d+\\]:$/.test(p.textContent.trim()))", timeout=300_000)
+            before = _val_points(page)
+            # 60 steps evaluated every 10, plus one point where the notebook pressed Stop.
+            assert 6 <= before <= 7, f"the notebook's own runs left {before} validation points"
+            # Move the α slider with the keyboard, ask for 90 steps, press Train.
+            handle = page.locator(".widget-slider", has_text="α").first.locator(".noUi-handle").first
+            handle.focus()
+            page.keyboard.press("ArrowLeft")
+            steps_box = page.locator(".widget-text", has_text="steps").first.locator("input")
+            steps_box.fill("90")
+            steps_box.press("Enter")
+            train_button.click()
+            page.wait_for_function("() => Array.from(document.querySelectorAll('.widget-html-content'))"
+                                   ".some(e => e.textContent.includes('done at step 90'))", timeout=300_000)
+            after = _val_points(page)
+            news = page.locator(".jp-toast-button", has_text="No")
+            if news.count():
+                news.first.click()
+            page.locator(".js-plotly-plot").first.scroll_into_view_if_needed()
+            page.screenshot(path=str(ARTIFACTS / "notebook6-chromium.png"))
+            status = " ".join(page.locator(".widget-html-content").all_inner_texts())
+            assert after == 9 > before, (before, after)
+            assert "error" not in status.lower(), status
+            assert page.locator("text=Error displaying widget").count() == 0
+            assert page.locator(".jp-OutputArea-output[data-mime-type='application/vnd.jupyter.stderr']:has-text('Traceback')").count() == 0
+            assert not errors, errors
+        finally:
+            page.screenshot(path=str(ARTIFACTS / "notebook6-last.png"))
+            browser.close()
