@@ -30,8 +30,12 @@ def _parser() -> argparse.ArgumentParser:
                        epilog=EPILOG, formatter_class=argparse.RawDescriptionHelpFormatter)
     d = TrainConfig()
     t.add_argument("--model", default=d.model, metavar="NAME", help=f"network (see `invlab models`; default {d.model})")
-    t.add_argument("--dataset", default=d.dataset, choices=["mnist"], help="dataset (default mnist)")
-    t.add_argument("--labels", type=int, default=50, help="labelled training examples in total, split evenly over the classes (default 50 = 5 per class)")
+    t.add_argument("--dataset", default=d.dataset, choices=["mnist", "bird10"],
+                   help="mnist, or bird10 (real recordings under --data-root / data/bird10, else a synthetic stand-in)")
+    t.add_argument("--data-root", default=None, metavar="DIR", help="dataset folder (default: the data folder)")
+    t.add_argument("--labels", default=None, metavar="N|all",
+                   help="labelled training examples in total, split evenly over the classes, or 'all' "
+                        "(default: 50 = 5 per class on mnist, all on bird10)")
     t.add_argument("--alpha", type=float, default=d.alpha, help=f"weight of the supervised cross-entropy, in [0, 1] (default {d.alpha})")
     t.add_argument("--beta", type=float, default=d.beta, help=f"reconstruction share of the unsupervised part, in [0, 1] (default {d.beta})")
     t.add_argument("--seed", type=int, default=d.seed, help="seed of the label draw, initialisation and batches (default 0)")
@@ -59,32 +63,47 @@ def _parser() -> argparse.ArgumentParser:
 
 
 def _train(args) -> int:
-    from .plots import learning_curves, save_figure_html, save_reconstruction_figure
+    import torch
+
+    from .inverse import reconstruct
+    from .plots import learning_curves, save_figure_html, save_reconstruction_figure, waveform_rows
 
     classes = 10
-    if args.labels < 1 or args.labels % classes:
-        raise ValueError(f"--labels {args.labels}: use a positive multiple of {classes} (the labelled set is class-balanced)")
+    labels = args.labels if args.labels is not None else ("50" if args.dataset == "mnist" else "all")
+    if labels == "all":
+        per_class = None
+    else:
+        n = int(labels) if labels.lstrip("-").isdigit() else -1
+        if n < 1 or n % classes:
+            raise ValueError(f"--labels {labels}: use a positive multiple of {classes} (the labelled set is "
+                             "class-balanced) or 'all'")
+        per_class = n // classes
     if args.model not in list_models():
         raise ValueError(f"unknown model {args.model!r}. Known models: {', '.join(list_models())}")
     config = TrainConfig(
-        model=args.model, dataset=args.dataset, labels_per_class=args.labels // classes,
+        model=args.model, dataset=args.dataset, labels_per_class=per_class, data_root=args.data_root,
         alpha=args.alpha, beta=args.beta, seed=args.seed, steps=args.steps, epochs=args.epochs,
         labelled_batch=args.labelled_batch, unlabelled_batch=args.unlabelled_batch, lr=args.lr,
         schedule=args.schedule, reconstruction=args.reconstruction, reduce_dims=args.reduce_dims,
         eval_every=args.eval_every, val_size=args.val_size, device=args.device)
     out = Path(args.out)
     result = train(config, out_dir=out, resume=args.resume, progress=not args.no_progress)
-    from .data import load_mnist  # already cached by train()
-
-    x_test = load_mnist(config.labels_per_class, config.seed, config.val_size).x_test[:16]
-    save_reconstruction_figure(result.model, x_test, out / "reconstructions.png")
-    save_figure_html(learning_curves(result.history, title=f"{config.model}, alpha={config.alpha}, beta={config.beta}"),
+    data, dataset = result.data_ref, result.data["dataset"]
+    if len(data.x_test.shape) == 4:
+        figure = save_reconstruction_figure(result.model, data.x_test[:16], out / "reconstructions.png")
+    else:
+        x = data.x_test[torch.linspace(0, len(data.x_test) - 1, 6).long()]
+        rec = reconstruct(result.model.eval(), x, create_graph=False)
+        figure = save_figure_html(waveform_rows(x, rec, title=f"{dataset}: test segments and reconstructions"),
+                                  out / "reconstructions.html")
+    save_figure_html(learning_curves(result.history, title=f"{dataset}, {config.model}, alpha={config.alpha}, beta={config.beta}"),
                      out / "learning_curves.html")
-    print(f"test accuracy {result.test_accuracy:.2f}% (model selected at step {result.best_step} "
-          f"on validation accuracy {result.best_val_accuracy:.2f}%; last step {result.final_test_accuracy:.2f}%) "
-          f"in {result.wall_time_s:.0f} s on {result.device}")
-    print(f"wrote {out / 'metrics.json'}, {out / 'checkpoint.pt'}, {out / 'reconstructions.png'}, "
-          f"{out / 'learning_curves.html'}")
+    per_recording = result.extra.get("test_recording_accuracy")
+    print(f"[{dataset}] test accuracy {result.test_accuracy:.2f}% (model selected at step {result.best_step} "
+          f"on validation accuracy {result.best_val_accuracy:.2f}%; last step {result.final_test_accuracy:.2f}%)"
+          + (f", per recording {per_recording:.2f}%" if per_recording is not None else "")
+          + f" in {result.wall_time_s:.0f} s on {result.device}")
+    print(f"wrote {out / 'metrics.json'}, {out / 'checkpoint.pt'}, {figure}, {out / 'learning_curves.html'}")
     return 0
 
 

@@ -146,3 +146,30 @@ def bar_chart(values: dict[str, float], title: str = "", yaxis: str = "") -> go.
                            text=[f"{v:.3g}" for v in values.values()], textposition="outside"))
     fig.update_layout(title=title, yaxis_title=yaxis, height=380, template="plotly_white")
     return fig
+
+
+def waveform_rows(x: torch.Tensor, rec: torch.Tensor, sample_rate: int = 44_100, title: str = "",
+                  fig: go.Figure | None = None, max_points: int = 2000) -> go.Figure:
+    """Segments (B, 1, T) and their reconstructions, one row per segment, each curve scaled
+    to unit peak (the inverse's scale is arbitrary). Long segments are decimated for display."""
+    if x.shape != rec.shape or x.ndim != 3:
+        raise ValueError(f"need two (B, 1, T) tensors of one shape, got {tuple(x.shape)} and {tuple(rec.shape)}")
+    step = max(1, x.shape[-1] // max_points)
+    t = (torch.arange(0, x.shape[-1], step) / sample_rate).tolist()
+
+    def unit(v):
+        v = v[0, ::step].detach().float().cpu()
+        return (v / v.abs().max().clamp(min=1e-12)).tolist()
+
+    if fig is None:
+        fig = make_subplots(rows=len(x), cols=1, shared_xaxes=True, vertical_spacing=0.02)
+        for i in range(len(x)):
+            fig.add_trace(go.Scatter(x=t, y=[], name="segment", line=dict(color="#444", width=1),
+                                     showlegend=i == 0, legendgroup="x"), row=i + 1, col=1)
+            fig.add_trace(go.Scatter(x=t, y=[], name="reconstruction (df/dx)ᵀf(x)", line=dict(color="#d62728", width=1),
+                                     opacity=0.8, showlegend=i == 0, legendgroup="r"), row=i + 1, col=1)
+        fig.update_xaxes(title_text="time (s)", row=len(x), col=1)
+        fig.update_layout(title=title, height=110 * len(x) + 120, template="plotly_white")
+    for i in range(len(x)):
+        fig.data[2 * i].y, fig.data[2 * i + 1].y = unit(x[i]), unit(rec[i])
+    return fig

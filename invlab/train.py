@@ -19,7 +19,7 @@ import torch
 import torch.nn as nn
 from tqdm.auto import tqdm
 
-from .data import SemiSupervisedData, load_mnist
+from .data import SemiSupervisedData, load_bird10, load_mnist
 from .inverse import check_input
 from .io import ensure_writable_dir, load_torch, save_json, save_torch
 from .losses import SemiSupervisedLoss
@@ -50,8 +50,8 @@ class TrainConfig:
     """
 
     model: str = "smallcnn-mean"
-    dataset: str = "mnist"
-    labels_per_class: int = 5
+    dataset: str = "mnist"  # or "bird10" (real recordings under data_root, else synthetic)
+    labels_per_class: int | None = 5  # None: every training example labelled (Bird10's setting)
     alpha: float = 0.7
     beta: float = 0.2
     seed: int = 0
@@ -65,6 +65,7 @@ class TrainConfig:
     reduce_dims: str = "mean"
     eval_every: int = 250
     val_size: int = 10_000
+    data_root: str | None = None
     device: str = "auto"
 
     # Fields that may differ when resuming (a longer run, another machine).
@@ -72,7 +73,9 @@ class TrainConfig:
 
     def __post_init__(self):
         SemiSupervisedLoss(self.alpha, self.beta, self.reconstruction, self.reduce_dims)  # validates
-        for name in ("labels_per_class", "labelled_batch", "eval_every"):
+        if self.labels_per_class is not None and self.labels_per_class < 1:
+            raise ValueError(f"labels_per_class must be at least 1 (or None for all), got {self.labels_per_class}")
+        for name in ("labelled_batch", "eval_every"):
             if getattr(self, name) < 1:
                 raise ValueError(f"{name} must be at least 1, got {getattr(self, name)}")
         if self.unlabelled_batch < 0:
@@ -110,8 +113,12 @@ def resolve_device(name: str) -> torch.device:
 def build_data(config: TrainConfig) -> SemiSupervisedData:
     """The dataset named by ``config.dataset`` with the config's label draw."""
     if config.dataset == "mnist":
-        return load_mnist(config.labels_per_class, config.seed, config.val_size)
-    raise ValueError(f"unknown dataset {config.dataset!r}; available: mnist")
+        if config.labels_per_class is None:
+            raise ValueError("MNIST needs a number of labels per class (the task is semi-supervised)")
+        return load_mnist(config.labels_per_class, config.seed, config.val_size, root=config.data_root)
+    if config.dataset == "bird10":
+        return load_bird10(config.data_root, seed=config.seed, labels_per_class=config.labels_per_class)
+    raise ValueError(f"unknown dataset {config.dataset!r}; available: mnist, bird10")
 
 
 class CyclingSampler:
@@ -144,20 +151,6 @@ class CyclingSampler:
         self.perm, self.pos = state["perm"], int(state["pos"])
 
 
-@torch.no_grad()
-def accuracy(model: nn.Module, x: torch.Tensor, y: torch.Tensor, batch_size: int = 1000) -> float:
-    """Top-1 accuracy (%) of ``model`` on (x, y), evaluated in eval mode."""
-    was_training = model.training
-    model.eval()
-    device = next(model.parameters()).device
-    correct = 0
-    for i in range(0, len(x), batch_size):
-        logits = model(x[i:i + batch_size].to(device))
-        correct += (logits.argmax(1).cpu() == y[i:i + batch_size]).sum().item()
-    model.train(was_training)
-    return 100.0 * correct / len(x)
-
-
 class Callback(Protocol):
     """Hooks called by :func:`train`; implement any subset (missing ones are skipped).
 
@@ -165,6 +158,43 @@ class Callback(Protocol):
     ``on_eval(trainer, record)`` after each evaluation (record: the history entry);
     ``on_end(trainer, result)`` once at the end. Set ``trainer.stop = True`` to stop early.
     """
+
+
+@torch.no_grad()
+def predictions(model: nn.Module, x, index: torch.Tensor | None = None, batch_size: int = 1000) -> torch.Tensor:
+    """Predicted classes of ``model`` (eval mode) on x[index] (all of x by default).
+
+    x is a tensor or :class:`~invlab.data.audio.Segments`; batches are gathered one at a
+    time, so a large audio split is never materialised whole. Returns (len(index),) int64.
+    """
+    was_training = model.training
+    model.eval()
+    device = next(model.parameters()).device
+    n = len(x) if index is None else len(index)
+    out = []
+    for i in range(0, n, batch_size):
+        batch = x[i:i + batch_size] if index is None else x[index[i:i + batch_size]]
+        out.append(model(batch.to(device)).argmax(1).cpu())  # Segments.to gathers the windows
+    model.train(was_training)
+    return torch.cat(out) if out else torch.empty(0, dtype=torch.long)
+
+
+def accuracy(model: nn.Module, x, y: torch.Tensor, index: torch.Tensor | None = None,
+             batch_size: int = 1000) -> float:
+    """Top-1 accuracy (%) of ``model`` on (x[index], y[index]), evaluated in eval mode."""
+    pred = predictions(model, x, index, batch_size)
+    target = y if index is None else y[index]
+    return 100.0 * (pred == target).sum().item() / max(len(target), 1)
+
+
+def vote_accuracy(pred: torch.Tensor, y: torch.Tensor, groups: torch.Tensor) -> float:
+    """Per-recording accuracy (%): each group's majority prediction against its label."""
+    correct = 0
+    ids = groups.unique()
+    for g in ids:
+        members = groups == g
+        correct += int(torch.bincount(pred[members]).argmax() == y[members][0])
+    return 100.0 * correct / len(ids)
 
 
 @dataclass
@@ -179,11 +209,13 @@ class TrainResult:
     wall_time_s: float
     device: str
     data: dict = field(default_factory=dict)
+    extra: dict = field(default_factory=dict)  # labelled-train accuracy, per-recording accuracies
     model: nn.Module | None = field(default=None, repr=False)  # the selected (best-validation) model
+    data_ref: SemiSupervisedData | None = field(default=None, repr=False)  # the data it was trained on
 
     def to_dict(self) -> dict:
-        """JSON-ready fields (everything but the model)."""
-        return {f.name: getattr(self, f.name) for f in fields(self) if f.name != "model"}
+        """JSON-ready fields (everything but the model and the data)."""
+        return {f.name: getattr(self, f.name) for f in fields(self) if f.name not in ("model", "data_ref")}
 
 
 class Trainer:
@@ -196,8 +228,9 @@ class Trainer:
         self.device = resolve_device(config.device)
         torch.manual_seed(config.seed)
         if model is None:
-            in_channels = self.data.x_train.shape[1]
-            model = create_model(config.model, num_classes=self.data.num_classes, in_channels=in_channels)
+            shape = self.data.x_train.shape  # (N, C, *D)
+            extra = {"segment_length": shape[2]} if len(shape) == 3 else {}
+            model = create_model(config.model, num_classes=self.data.num_classes, in_channels=shape[1], **extra)
         self.model = model.to(self.device)
         self._check_fit()
         self.loss_fn = SemiSupervisedLoss(config.alpha, config.beta, config.reconstruction, config.reduce_dims)
@@ -351,12 +384,17 @@ class Trainer:
             final_test = accuracy(self.model, self.data.x_test, self.data.y_test)
         best_model = copy.deepcopy(self.model)
         best_model.load_state_dict(self.best_state)
+        d = self.data
+        extra = {"labelled_train_accuracy": accuracy(best_model, d.x_train, d.y_train, index=d.labelled)}
+        for split, x, y, groups in (("val", d.x_val, d.y_val, d.groups_val), ("test", d.x_test, d.y_test, d.groups_test)):
+            if groups is not None:
+                extra[f"{split}_recording_accuracy"] = vote_accuracy(predictions(best_model, x), y, groups)
         return TrainResult(
             config=self.config.to_dict(), history=self.history,
             test_accuracy=accuracy(best_model, self.data.x_test, self.data.y_test),
             final_test_accuracy=final_test, best_val_accuracy=self.best_val, best_step=self.best_step,
             steps_done=self.step, wall_time_s=wall_time_s, device=str(self.device),
-            data=self.data.summary(), model=best_model)
+            data=self.data.summary(), extra=extra, model=best_model, data_ref=self.data)
 
 
 def load_model(checkpoint: str | Path, best: bool = True, device: str = "cpu") -> nn.Module:
@@ -410,4 +448,5 @@ def train(config: TrainConfig, data: SemiSupervisedData | None = None, callbacks
 
 
 __all__ = ["Callback", "CyclingSampler", "TrainConfig", "TrainResult", "Trainer", "accuracy",
-           "build_data", "default_lr", "load_model", "resolve_device", "train"]
+           "build_data", "default_lr", "load_model", "predictions", "resolve_device", "train",
+           "vote_accuracy"]

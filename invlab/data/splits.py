@@ -55,6 +55,10 @@ class SemiSupervisedData:
     y_test: torch.Tensor
     num_classes: int
     name: str
+    #: recording id of each validation / test segment (audio), for per-recording votes
+    groups_val: torch.Tensor | None = None
+    groups_test: torch.Tensor | None = None
+    class_names: list[str] | None = None
 
     @property
     def x_labelled(self) -> torch.Tensor:
@@ -74,5 +78,9 @@ def subset(data: SemiSupervisedData, n_val: int | None = None, n_test: int | Non
     (faster evaluation for demos and notebooks; the training part is unchanged)."""
     from dataclasses import replace
 
+    def cut(groups, n):
+        return None if groups is None else groups[:n]
+
     return replace(data, x_val=data.x_val[:n_val], y_val=data.y_val[:n_val],
-                   x_test=data.x_test[:n_test], y_test=data.y_test[:n_test])
+                   x_test=data.x_test[:n_test], y_test=data.y_test[:n_test],
+                   groups_val=cut(data.groups_val, n_val), groups_test=cut(data.groups_test, n_test))
