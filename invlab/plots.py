@@ -48,13 +48,13 @@ def save_reconstruction_figure(model: nn.Module, x: torch.Tensor, path: str | os
 
 
 def learning_curves(history: list[dict], title: str = "", fig: go.Figure | None = None) -> go.Figure:
-    """Loss components (left) and validation / test accuracy (right) against the step.
+    """Loss components (left) and train (when recorded) / validation / test accuracy (right).
 
     ``history`` is :attr:`TrainResult.history`. With ``fig`` (e.g. a FigureWidget made by
     this function), its traces are updated in place instead of building a new figure.
     """
     steps = [r["step"] for r in history]
-    series = [(k, 1) for k in LOSS_KEYS] + [("val_accuracy", 2), ("test_accuracy", 2)]
+    series = [(k, 1) for k in LOSS_KEYS] + [("train_accuracy", 2), ("val_accuracy", 2), ("test_accuracy", 2)]
     if fig is None:
         fig = make_subplots(rows=1, cols=2, subplot_titles=("loss components", "accuracy (%)"))
         for key, col in series:

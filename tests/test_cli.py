@@ -60,3 +60,25 @@ def test_models_and_help(capsys):
 def test_data_fetch_uses_existing_file(fake_mnist_root, capsys):
     assert main(["data", "fetch", "mnist"]) == 0
     assert "mnist.pt" in capsys.readouterr().out
+
+
+def test_train_bird10_on_a_recordings_folder(tmp_path, capsys):
+    import numpy as np
+    import soundfile
+
+    root = tmp_path / "birds"
+    for c, name in enumerate(["owl", "wren"]):
+        (root / name).mkdir(parents=True)
+        for k in range(3):
+            t = np.arange(int(0.71 * 44_100)) / 44_100
+            soundfile.write(root / name / f"r{k}.flac", 0.3 * np.sin(2 * np.pi * (500 + 700 * c + 20 * k) * t), 44_100)
+    out = tmp_path / "run"
+    code = main(["train", "--dataset", "bird10", "--data-root", str(root), "--model", "bird10-cnn", "--steps", "3",
+                 "--eval-every", "3", "--labelled-batch", "4", "--unlabelled-batch", "4", "--out", str(out), "--no-progress"])
+    assert code == 0
+    metrics = json.loads((out / "metrics.json").read_text())
+    assert metrics["data"]["dataset"] == "bird10" and metrics["config"]["labels_per_class"] is None
+    assert metrics["data"]["train"] == 2 * 5  # one training recording per class, 5 windows of 0.5 s in 0.71 s
+    assert set(metrics["extra"]) == {"labelled_train_accuracy", "val_recording_accuracy", "test_recording_accuracy"}
+    assert (out / "reconstructions.html").stat().st_size > 0
+    assert "[bird10] test accuracy" in capsys.readouterr().out

@@ -14,6 +14,7 @@ baseline stays well below 100 %.
 
 from __future__ import annotations
 
+import functools
 import math
 from dataclasses import dataclass
 
@@ -128,7 +129,9 @@ def synthetic_recording(species: int, seed: int, sample_rate: int = 44_100, seco
     return Recording(wave.float(), sample_rate, species, f"{sp.name}/seed{seed}")
 
 
-def synthetic_bird10(recordings_per_species: int = 12, sample_rate: int = 44_100, seed: int = 0) -> list[Recording]:
-    """The synthetic data set: ``recordings_per_species`` recordings of each of the 10 species."""
-    return [synthetic_recording(s, seed * 1000 + k, sample_rate)
-            for s in range(len(SPECIES)) for k in range(recordings_per_species)]
+@functools.lru_cache(maxsize=2)
+def synthetic_bird10(recordings_per_species: int = 12, sample_rate: int = 44_100, seed: int = 0) -> tuple[Recording, ...]:
+    """The synthetic data set: ``recordings_per_species`` recordings of each of the 10 species
+    (cached: the same arguments return the same, read-only, recordings)."""
+    return tuple(synthetic_recording(s, seed * 1000 + k, sample_rate)
+            for s in range(len(SPECIES)) for k in range(recordings_per_species))
