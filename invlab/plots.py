@@ -173,3 +173,28 @@ def waveform_rows(x: torch.Tensor, rec: torch.Tensor, sample_rate: int = 44_100,
     for i in range(len(x)):
         fig.data[2 * i].y, fig.data[2 * i + 1].y = unit(x[i]), unit(rec[i])
     return fig
+
+
+def audio_views(segments: torch.Tensor, labels: list[str], sample_rate: int = 44_100, n_fft: int = 1024) -> go.Figure:
+    """One row per segment: waveform (left) and log-power spectrogram (right, torchaudio).
+
+    segments: (S, 1, T); labels: S row titles (e.g. species names).
+    """
+    import torchaudio.transforms as AT
+
+    spec = AT.AmplitudeToDB(top_db=80)(AT.Spectrogram(n_fft=n_fft, hop_length=n_fft // 4)(segments[:, 0].float().cpu()))
+    freqs = (torch.arange(spec.shape[1]) * sample_rate / n_fft / 1000).tolist()  # kHz
+    times = (torch.arange(spec.shape[2]) * (n_fft // 4) / sample_rate).tolist()
+    step = max(1, segments.shape[-1] // 2000)
+    t = (torch.arange(0, segments.shape[-1], step) / sample_rate).tolist()
+    titles = [x for lab in labels for x in (f"{lab}: waveform", "spectrogram (dB)")]
+    fig = make_subplots(rows=len(labels), cols=2, subplot_titles=titles, horizontal_spacing=0.06,
+                        vertical_spacing=0.4 / max(len(labels), 1))
+    for i in range(len(labels)):
+        fig.add_trace(go.Scatter(x=t, y=segments[i, 0, ::step].tolist(), line=dict(width=1, color="#444"),
+                                 showlegend=False), row=i + 1, col=1)
+        fig.add_trace(go.Heatmap(x=times, y=freqs, z=spec[i].numpy(), colorscale="Viridis", showscale=False),
+                      row=i + 1, col=2)
+        fig.update_yaxes(title_text="kHz", row=i + 1, col=2)
+    fig.update_layout(height=170 * len(labels) + 80, template="plotly_white", margin=dict(t=60))
+    return fig

@@ -17,7 +17,7 @@ import torch
 
 from .data import SemiSupervisedData
 from .inverse import reconstruct
-from .plots import image_rows, learning_curves
+from .plots import image_rows, learning_curves, waveform_rows
 from .train import TrainConfig, Trainer
 
 
@@ -38,9 +38,17 @@ class LiveFigures:
         with self.curves.batch_update():
             learning_curves(trainer.history, fig=self.curves)
         with self.recs.batch_update():
-            image_rows({"input": self.preview, "reconstruction (df/dx)ᵀf(x)": rec}, fig=self.recs)
+            preview_figure(self.preview, rec, fig=self.recs)
         self.status.value = (f"step {record['step']}/{trainer.total_steps} · loss {record['total']:.3f} · "
                              f"validation accuracy {record['val_accuracy']:.1f} %")
+
+
+def preview_figure(x: torch.Tensor, rec: torch.Tensor, fig: go.Figure | None = None) -> go.Figure:
+    """Inputs and reconstructions: image rows for (B, 1, H, W), waveforms for (B, 1, T)."""
+    if x.ndim == 3:
+        return waveform_rows(x, rec, title="validation segments and their reconstructions", fig=fig)
+    return image_rows({"input": x, "reconstruction (df/dx)ᵀf(x)": rec},
+                      title="validation digits and their reconstructions", fig=fig)
 
 
 def _reconstructions(model, x):
@@ -74,7 +82,9 @@ class TrainingApp:
         style = {"description_width": "110px"}
         self.alpha = W.FloatSlider(value=self.base_config.alpha, min=0, max=1, step=0.05, description="α (supervised)", style=style)
         self.beta = W.FloatSlider(value=self.base_config.beta, min=0, max=1, step=0.05, description="β (reconstruction)", style=style)
-        self.labels = W.IntSlider(value=self.base_config.labels_per_class, min=1, max=50, description="labels / class", style=style)
+        all_labels = self.base_config.labels_per_class is None  # e.g. Bird10: every segment labelled
+        self.labels = W.IntSlider(value=5 if all_labels else self.base_config.labels_per_class, min=1, max=50,
+                                  description="labels / class", style=style, disabled=all_labels)
         self.model = W.Dropdown(options=list(models), value=models[0], description="model", style=style)
         self.steps = W.IntText(value=steps, description="steps", style=style)
         self.train_button = W.Button(description="Train", button_style="success", icon="play")
@@ -94,8 +104,9 @@ class TrainingApp:
     # -- state ---------------------------------------------------------------------------
     def config(self) -> TrainConfig:
         """The run the widgets currently describe."""
+        labels = None if self.labels.disabled else self.labels.value
         return replace(self.base_config, model=self.model.value, alpha=self.alpha.value,
-                       beta=self.beta.value, labels_per_class=self.labels.value, steps=self.steps.value)
+                       beta=self.beta.value, labels_per_class=labels, steps=self.steps.value)
 
     @property
     def running(self) -> bool:
@@ -113,10 +124,11 @@ class TrainingApp:
         else:
             self.trainer = Trainer(config, self.data)
             learning_curves([], fig=self.curves)
-        preview = self.data.x_val[: self.n_preview]
+        n = len(self.data.x_val)
+        picks = torch.linspace(0, n - 1, min(self.n_preview, n)).long()  # spread over the split
+        preview = self.data.x_val[picks].to("cpu")
         if self.recs is None:
-            self.recs = go.FigureWidget(image_rows({"input": preview, "reconstruction (df/dx)ᵀf(x)": preview},
-                                                   title="validation digits and their reconstructions"))
+            self.recs = go.FigureWidget(preview_figure(preview, preview))
         self.callback = LiveFigures(self.curves, self.recs, preview, self.status, self._stop.is_set)
         return self.trainer
 
