@@ -69,7 +69,7 @@ def check_input(model: nn.Module, x: torch.Tensor) -> None:
 
 
 def forward_inverse(model: nn.Module, x: torch.Tensor, create_graph: bool | None = None,
-                    check: bool = True) -> tuple[torch.Tensor, torch.Tensor]:
+                    check: bool = True, method: str = "autograd") -> tuple[torch.Tensor, torch.Tensor]:
     """Logits f(x) and reconstruction (df/dx)^T f(x) from one forward and one backward pass.
 
     Args:
@@ -79,6 +79,9 @@ def forward_inverse(model: nn.Module, x: torch.Tensor, create_graph: bool | None
             be differentiated with respect to the parameters (needed inside a loss).
             Default: ``torch.is_grad_enabled()`` at the call.
         check: validate the model and the input first.
+        method: ``"autograd"`` — ``torch.autograd.grad`` with the logits as ``grad_outputs``;
+            ``"func"`` — ``torch.func.vjp``. Both are exact and give the same values and
+            parameter gradients; ``benchmarks/step_cost.py`` times them.
 
     Returns:
         ``(logits, rec)``: logits (B, C) and rec (B, *D), rec[n] = A[x_n]^T f(x_n).
@@ -89,11 +92,17 @@ def forward_inverse(model: nn.Module, x: torch.Tensor, create_graph: bool | None
     if create_graph is None:
         create_graph = torch.is_grad_enabled()
     with torch.enable_grad():
-        xg = x if x.requires_grad else x.detach().requires_grad_(True)
-        logits = model(xg)  # (B, C)
-        # VJP with the logits as cotangent; with create_graph the cotangent stays in the
-        # graph too, so d rec / d theta flows through both A[x] and f(x).
-        (rec,) = torch.autograd.grad(logits, xg, grad_outputs=logits, create_graph=create_graph)
+        if method == "func":
+            logits, vjp_fn = torch.func.vjp(model, x)  # (B, C); parameters stay in the outer graph
+            (rec,) = vjp_fn(logits)
+        elif method == "autograd":
+            xg = x if x.requires_grad else x.detach().requires_grad_(True)
+            logits = model(xg)  # (B, C)
+            # VJP with the logits as cotangent; with create_graph the cotangent stays in the
+            # graph too, so d rec / d theta flows through both A[x] and f(x).
+            (rec,) = torch.autograd.grad(logits, xg, grad_outputs=logits, create_graph=create_graph)
+        else:
+            raise ValueError(f"method must be 'autograd' or 'func', got {method!r}")
     if not create_graph:
         logits, rec = logits.detach(), rec.detach()
     return logits, rec  # (B, C), (B, *D)

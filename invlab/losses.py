@@ -106,6 +106,7 @@ class SemiSupervisedLoss:
     reconstruction: str = "mse"
     reduce_dims: str = "mean"
     report_unweighted: bool = True
+    method: str = "autograd"  # how (df/dx)^T f is computed, see invlab.inverse.forward_inverse
 
     def __post_init__(self):
         self.alpha = _check_unit("alpha", self.alpha)
@@ -137,7 +138,7 @@ class SemiSupervisedLoss:
         check_input(model, x)
         labelled = _check_batch(x, y, labelled)
         if self.needs_reconstruction:
-            logits, rec = forward_inverse(model, x, create_graph=True, check=False)
+            logits, rec = forward_inverse(model, x, create_graph=True, check=False, method=self.method)
             rec_loss = reconstruction_loss(rec, x, self.reconstruction, self.reduce_dims)
         else:  # R has zero weight: no double backward; report R without a graph.
             logits = model(x)

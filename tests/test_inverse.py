@@ -114,3 +114,17 @@ def test_batchnorm_in_training_mode_is_refused():
 def test_bad_inputs_are_refused(x, match):
     with pytest.raises((TypeError, ValueError), match=match):
         reconstruct(TinyCNN(), x)
+
+
+def test_func_and_autograd_methods_agree_including_parameter_gradients():
+    model = TinyCNN().double()
+    x = torch.randn(3, 1, 8, 8, dtype=torch.float64)
+    grads = {}
+    for method in ("autograd", "func"):
+        logits, rec = forward_inverse(model, x, method=method)
+        loss = (rec - x).pow(2).sum() + logits.pow(2).sum()
+        grads[method] = torch.autograd.grad(loss, list(model.parameters()))
+    for a, b in zip(grads["autograd"], grads["func"]):
+        torch.testing.assert_close(a, b)
+    with pytest.raises(ValueError, match="method"):
+        forward_inverse(model, x, method="finite-differences")
