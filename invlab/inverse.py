@@ -25,8 +25,6 @@ import math
 import torch
 import torch.nn as nn
 
-_BATCH_NORMS = (nn.modules.batchnorm._BatchNorm, nn.GroupNorm, nn.SyncBatchNorm)
-
 
 def check_model(model: nn.Module) -> None:
     """Refuse a model whose forward pass mixes the samples of a batch.
