@@ -20,8 +20,6 @@ layer that mixes samples (batch norm in training mode) breaks this, so it is ref
 
 from __future__ import annotations
 
-import math
-
 import torch
 import torch.nn as nn
 
@@ -149,8 +147,3 @@ def templates(model: nn.Module, x: torch.Tensor) -> tuple[torch.Tensor, torch.Te
     A = rows.transpose(0, 1).contiguous()  # (B, C, *D)
     b = logits.detach() - (A * x.detach().unsqueeze(1)).flatten(2).sum(-1)  # (B, C)
     return A, b
-
-
-def input_dims(x: torch.Tensor) -> int:
-    """Number of input dimensions D per sample, prod(x.shape[1:])."""
-    return math.prod(x.shape[1:])

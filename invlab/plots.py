@@ -94,9 +94,9 @@ def image_rows(rows: dict[str, torch.Tensor], title: str = "", signed: bool = Fa
         grids.append(grid.numpy())
     if fig is None:
         fig = make_subplots(rows=len(labels), cols=1, subplot_titles=labels, vertical_spacing=0.06)
+        lim = max(float(abs(g).max()) for g in grids) or 1.0  # one symmetric scale for signed rows
         for i, grid in enumerate(grids, start=1):
             if signed:
-                lim = max(float(abs(g).max()) for g in grids) or 1.0
                 heat = go.Heatmap(z=grid, colorscale="RdBu_r", zmid=0, zmin=-lim, zmax=lim, showscale=i == 1)
             else:
                 heat = go.Heatmap(z=grid, colorscale="gray", zmin=0, zmax=1, showscale=False)

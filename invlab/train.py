@@ -256,13 +256,13 @@ class Trainer:
                 "learning rate (--lr) or use --reduce-dims mean")
         return losses
 
-    def evaluate(self, with_test: bool = True) -> dict:
+    def evaluate(self) -> dict:
         n = max(1, self._sums.pop("_n", 1))
         record = {"step": self.step, **{k: v / n for k, v in self._sums.items()},
                   "lr": self.optimizer.param_groups[0]["lr"],
-                  "val_accuracy": accuracy(self.model, self.data.x_val, self.data.y_val)}
-        if with_test:  # tracked for learning curves only; never used for selection
-            record["test_accuracy"] = accuracy(self.model, self.data.x_test, self.data.y_test)
+                  "val_accuracy": accuracy(self.model, self.data.x_val, self.data.y_val),
+                  # tracked for learning curves and the final report; never used for selection
+                  "test_accuracy": accuracy(self.model, self.data.x_test, self.data.y_test)}
         self._sums = {}
         if record["val_accuracy"] > self.best_val:
             self.best_val, self.best_step = record["val_accuracy"], self.step
@@ -343,9 +343,8 @@ class Trainer:
         return result
 
     def result(self, wall_time_s: float) -> TrainResult:
-        final_test = self.history[-1].get("test_accuracy")
-        if final_test is None:
-            final_test = accuracy(self.model, self.data.x_test, self.data.y_test)
+        # The best state was snapshotted at an evaluation, whose record holds its test accuracy.
+        best_test = next(r["test_accuracy"] for r in self.history if r["step"] == self.best_step)
         best_model = copy.deepcopy(self.model)
         best_model.load_state_dict(self.best_state)
         d = self.data
@@ -355,8 +354,7 @@ class Trainer:
                 extra[f"{split}_recording_accuracy"] = vote_accuracy(predictions(best_model, x), y, groups)
         return TrainResult(
             config=self.config.to_dict(), history=self.history,
-            test_accuracy=accuracy(best_model, self.data.x_test, self.data.y_test),
-            final_test_accuracy=final_test, best_val_accuracy=self.best_val, best_step=self.best_step,
+            test_accuracy=best_test, final_test_accuracy=self.history[-1]["test_accuracy"], best_val_accuracy=self.best_val, best_step=self.best_step,
             steps_done=self.step, wall_time_s=wall_time_s, device=str(self.device),
             data=self.data.summary(), extra=extra, model=best_model, data_ref=self.data)
 

@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import os
 
-import torch
 
 from .audio import Recording, Segments, load_recordings, read_audio, segment_starts, split_by_recording
 from .bird10 import load_bird10

@@ -103,7 +103,9 @@ class Segments:
     @classmethod
     def from_recordings(cls, recordings: list[Recording], window: int, hop: int):
         """Segments of every recording, their labels (N,) and recording ids (N,)."""
-        audio = torch.cat([r.waveform for r in recordings]) if recordings else torch.empty(0)
+        if not recordings:
+            raise ValueError("no recordings to segment (is a split empty?)")
+        audio = torch.cat([r.waveform for r in recordings])
         starts, labels, groups, offset = [], [], [], 0
         for i, rec in enumerate(recordings):
             s = segment_starts(len(rec.waveform), window, hop)
@@ -114,8 +116,7 @@ class Segments:
             labels.append(torch.full((len(s),), rec.label))
             groups.append(torch.full((len(s),), i))
             offset += len(rec.waveform)
-        cat = (lambda ts: torch.cat(ts)) if recordings else (lambda ts: torch.empty(0, dtype=torch.long))
-        return cls(audio, cat(starts), window), cat(labels), cat(groups)
+        return cls(audio, torch.cat(starts), window), torch.cat(labels), torch.cat(groups)
 
     def __len__(self) -> int:
         return len(self.starts)

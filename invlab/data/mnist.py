@@ -18,7 +18,7 @@ folder is given by :func:`data_dir`.
 from __future__ import annotations
 
 import gzip
-import io
+import importlib
 import os
 import pickle
 import shutil
@@ -64,9 +64,8 @@ class _NumpyOnlyUnpickler(pickle.Unpickler):
     }
 
     def find_class(self, module, name):
-        if (module, name) in self.ALLOWED:
-            module = module.replace("numpy.core.", "numpy._core.")
-            return getattr(sys.modules.get(module) or __import__(module, fromlist=[name]), name)
+        if (module, name) in self.ALLOWED:  # numpy 2 moved numpy.core to numpy._core
+            return getattr(importlib.import_module(module.replace("numpy.core.", "numpy._core.")), name)
         raise pickle.UnpicklingError(f"refusing to load {module}.{name} from the MNIST pickle")
 
 
