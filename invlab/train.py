@@ -68,9 +68,10 @@ class TrainConfig:
     val_size: int = 10_000
     data_root: str | None = None
     device: str = "auto"
+    log_unweighted: bool = True  # compute R for the logs even when its weight is 0 (one extra pass)
 
-    # Fields that may differ when resuming (a longer run, another machine).
-    RESUMABLE_CHANGES = ("steps", "epochs", "eval_every", "device")
+    # Fields that may differ when resuming (a longer run, another machine, quieter logs).
+    RESUMABLE_CHANGES = ("steps", "epochs", "eval_every", "device", "log_unweighted")
 
     def __post_init__(self):
         SemiSupervisedLoss(self.alpha, self.beta, self.reconstruction, self.reduce_dims)  # validates
@@ -197,7 +198,8 @@ class Trainer:
             model = create_model(config.model, num_classes=self.data.num_classes, in_channels=shape[1], **extra)
         self.model = model.to(self.device)
         self._check_fit()
-        self.loss_fn = SemiSupervisedLoss(config.alpha, config.beta, config.reconstruction, config.reduce_dims)
+        self.loss_fn = SemiSupervisedLoss(config.alpha, config.beta, config.reconstruction, config.reduce_dims,
+                                          report_unweighted=config.log_unweighted)
         self.optimizer = torch.optim.Adam(self.model.parameters(), lr=config.learning_rate)
         self.total_steps = config.total_steps(len(self.data.x_train))
         self.scheduler = torch.optim.lr_scheduler.LambdaLR(self.optimizer, self._lr_factor)

@@ -2,6 +2,7 @@
 
 import importlib.util
 import json
+import sys
 from pathlib import Path
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -10,6 +11,7 @@ ROOT = Path(__file__).resolve().parents[1]
 def _load(name):
     spec = importlib.util.spec_from_file_location(name, ROOT / "benchmarks" / f"{name}.py")
     module = importlib.util.module_from_spec(spec)
+    sys.modules[name] = module  # dataclasses look their module up there
     spec.loader.exec_module(module)
     return module
 
@@ -38,3 +40,35 @@ def test_step_cost_tiny(tmp_path):
     row = json.loads(out.read_text())["rows"][0]
     assert row["model"] == "smallcnn-mean" and row["ratio_inverse-autograd"] > 0
     assert set(row["runs"]) == {"supervised", "inverse-autograd", "inverse-func"}
+
+
+def test_table2_reproduction_tiny(tmp_path, fake_mnist_root):
+    """Every part runs, writes the contracted JSON fields, and a second call reuses the cached runs."""
+    table2 = _load("table2")
+    args = ["--models", "smallcnn-mean", "--seeds", "0", "--steps", "2", "--eval-every", "1",
+            "--grid-seeds", "0", "--grid-steps", "1", "--grid-eval-every", "1", "--val-size", "20",
+            "--grid-alphas", "0.7", "--grid-betas", "0.2", "0.5",
+            "--labelled-batch", "4", "--unlabelled-batch", "4", "--device", "cpu",
+            "--runs-dir", str(tmp_path / "runs"), "--out", str(tmp_path / "table2.json"),
+            "--grid-out", str(tmp_path / "grid.json"), "--figures", str(tmp_path / "fig")]
+    assert table2.main(args + ["--parts", "table2", "sup1000", "ablations", "grid"]) == 0
+    out = json.loads((tmp_path / "table2.json").read_text())
+    assert {"models", "command", "commit", "date"} <= set(out)
+    assert set(out["models"]) == {"smallcnn-mean", "smallcnn-mean/sup1000", "smallcnn-mean/supervised-50",
+                                  "smallcnn-mean/entropy-only", "smallcnn-mean/reconstruction-only"}
+    main = out["models"]["smallcnn-mean"]
+    assert (main["alpha"], main["beta"], main["steps"], main["paper"]) == (0.7, 0.2, 2, 99.07)
+    assert len(main["test_accuracies"]) == 1 and {"mean", "std", "wall_time_s", "hardware"} <= set(main)
+    assert out["models"]["smallcnn-mean/sup1000"]["labels"] == 1000
+    assert (out["models"]["smallcnn-mean/entropy-only"]["beta"], out["models"]["smallcnn-mean/reconstruction-only"]["beta"]) == (0.0, 1.0)
+    grid = json.loads((tmp_path / "grid.json").read_text())
+    assert set(grid["cells"]) == {"0.7,0.2", "0.7,0.5"} and grid["selected_on_validation"]["alpha"] == 0.7
+    assert "Not run by this command" in (tmp_path / "table2.md").read_text()
+    for name in ("table2_accuracy", "table2_curves", "ab_grid"):
+        assert (tmp_path / "fig" / f"{name}.html").stat().st_size > 0
+    cached = len(list((tmp_path / "runs").iterdir()))
+    assert cached == 5 + 2
+    before = (tmp_path / "table2.json").stat().st_mtime_ns
+    assert table2.main(args + ["--parts", "ablations"]) == 0  # all cached: no new run files
+    assert len(list((tmp_path / "runs").iterdir())) == cached
+    assert (tmp_path / "table2.json").stat().st_mtime_ns != before

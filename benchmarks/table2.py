@@ -1,0 +1,367 @@
+"""Reproduction of the paper's Table 2 (MNIST, 50 labels), its ablations and (alpha, beta) grid.
+
+Parts (``--parts``, any subset):
+
+* ``table2`` — every topology of ``--models`` with the paper's (alpha, beta) for it, 50
+  labels (5 per class), one run per seed (each seed: a new label draw, initialisation and
+  batch order);
+* ``sup1000`` — the paper's "Sup1000" column: the same network, alpha = 1, 1000 labels;
+* ``ablations`` — on ``smallcnn-mean``, 50 labels: supervised only (alpha = 1),
+  entropy only (beta = 0) and reconstruction only (beta = 1), at the paper's alpha = 0.7;
+* ``grid`` — the paper's search {0.3, ..., 0.7} x {0.2, 0.3, 0.5} for ``smallcnn-mean``.
+
+Every run keeps the step with the best validation accuracy (the last 10 000 training
+images); its test accuracy is reported, the test set never selects anything. Each
+finished run is cached as JSON under ``--runs-dir`` (keyed by its full config), so an
+interrupted study resumes where it stopped and the parts share runs. Outputs:
+
+* ``results/table2.json`` (+ ``.md``): ``{"models": {name: {alpha, beta, test_accuracies,
+  mean, std, steps, wall_time_s, hardware, ...}}, "command", "commit", "date"}`` with
+  ablations and Sup1000 as further entries (``smallcnn-mean/sup1000``, ...);
+* ``results/ab_grid.json`` (+ ``.md``) for the grid;
+* plotly figures under ``docs/figures/``: accuracy per model against the paper, learning
+  curves of the smallcnn-mean variants, grid heat maps.
+
+    python benchmarks/table2.py --parts table2 sup1000 ablations --models smallcnn-mean --seeds 0 1 2 3 4
+    python benchmarks/table2.py --parts grid --grid-seeds 0 1 2 --grid-steps 300 --jobs 2
+"""
+
+from __future__ import annotations
+
+import argparse
+import hashlib
+import multiprocessing
+import json
+import os
+import sys
+import time
+from concurrent.futures import ProcessPoolExecutor
+from dataclasses import dataclass, replace
+from pathlib import Path
+
+PAPER = {  # model: (test % with 50 labels, (alpha, beta), Sup1000 test %) — Table 2
+    "smallcnn-mean": (99.07, (0.7, 0.2), 94.9), "smallcnn-max": (98.63, (0.7, 0.2), 95.0),
+    "smallucnn": (98.85, (0.5, 0.2), 96.0), "largecnn-mean": (98.63, (0.6, 0.5), 94.7),
+    "largecnn-max": (98.79, (0.7, 0.5), 94.8), "largeucnn": (98.23, (0.5, 0.5), 96.1),
+    "resnet2-32-mean": (99.11, (0.7, 0.2), 95.5), "resnet2-32-max": (99.14, (0.7, 0.2), 94.9),
+    "uresnet2-32": (98.84, (0.7, 0.2), 95.6), "resnet3-16-mean": (98.67, (0.7, 0.2), 95.4),
+    "resnet3-16-max": (98.56, (0.5, 0.5), 94.8), "uresnet3-16": (98.7, (0.7, 0.2), 95.5),
+}
+PARTS = ("table2", "sup1000", "ablations", "grid")
+GRID_ALPHAS, GRID_BETAS = (0.3, 0.4, 0.5, 0.6, 0.7), (0.2, 0.3, 0.5)
+ABLATION_MODEL = "smallcnn-mean"
+
+
+@dataclass(frozen=True)
+class Entry:
+    """One row of a results table: a model and loss setting, run once per seed."""
+
+    name: str
+    model: str
+    alpha: float
+    beta: float
+    labels: int = 50
+    steps: int = 1000
+    part: str = "table2"
+
+
+def is_heavy(model: str) -> bool:
+    return not model.startswith("small")
+
+
+def plan(args) -> list[Entry]:
+    """The entries of the requested parts."""
+    def steps(model):
+        return args.heavy_steps if is_heavy(model) and args.heavy_steps else args.steps
+
+    out = []
+    if "table2" in args.parts:
+        out += [Entry(m, m, *PAPER[m][1], steps=steps(m)) for m in args.models]
+    if "sup1000" in args.parts:
+        out += [Entry(f"{m}/sup1000", m, 1.0, 0.0, labels=1000, steps=steps(m), part="sup1000") for m in args.models]
+    if "ablations" in args.parts:
+        m, (a, _) = ABLATION_MODEL, PAPER[ABLATION_MODEL][1]
+        out += [Entry(f"{m}/supervised-50", m, 1.0, 0.0, steps=args.steps, part="ablations"),
+                Entry(f"{m}/entropy-only", m, a, 0.0, steps=args.steps, part="ablations"),
+                Entry(f"{m}/reconstruction-only", m, a, 1.0, steps=args.steps, part="ablations")]
+    if "grid" in args.parts:
+        out += [Entry(f"{ABLATION_MODEL}/grid-{a}-{b}", ABLATION_MODEL, a, b, steps=args.grid_steps, part="grid")
+                for a in args.grid_alphas for b in args.grid_betas]
+    return out
+
+
+def config_for(entry: Entry, seed: int, args):
+    """The training config of one (entry, seed) run: the recipe of the command line."""
+    from invlab.train import TrainConfig
+
+    supervised = entry.alpha == 1.0
+    return TrainConfig(
+        model=entry.model, labels_per_class=entry.labels // 10, alpha=entry.alpha, beta=entry.beta, seed=seed,
+        steps=entry.steps, lr=args.lr, schedule=args.schedule, reduce_dims=args.reduce_dims,
+        labelled_batch=args.labelled_batch,
+        # alpha = 1 ignores unlabelled samples: leave them out of the batch (same gradient, 1/3 of the cost)
+        unlabelled_batch=0 if supervised else args.unlabelled_batch,
+        eval_every=args.grid_eval_every if entry.part == "grid" else args.eval_every,
+        val_size=args.val_size, data_root=args.data_root, device=args.device, log_unweighted=False)
+
+
+def run_key(config) -> str:
+    blob = json.dumps({k: v for k, v in config.to_dict().items() if k not in ("device", "log_unweighted")},
+                      sort_keys=True)
+    return hashlib.sha1(blob.encode()).hexdigest()[:12]
+
+
+class _Clock:
+    """Callback: seconds since the start of the run, in every history record."""
+
+    def __init__(self):
+        self.t0 = time.perf_counter()
+
+    def on_eval(self, trainer, record):
+        record["elapsed_s"] = time.perf_counter() - self.t0
+
+
+def run_one(config, path: str, threads: int | None) -> dict:
+    """Train one run and cache its result (without the model) at ``path``."""
+    import torch
+
+    from invlab.io import save_json
+    from invlab.studies import hardware
+    from invlab.train import Trainer, resolve_device
+
+    if threads:
+        torch.set_num_threads(threads)
+    result = Trainer(config).run([_Clock()], progress=False)
+    out = result.to_dict()
+    out["hardware"] = hardware(str(resolve_device(config.device)))
+    out["threads"] = torch.get_num_threads()
+    save_json(out, path)
+    return out
+
+
+def run_all(entries: list[Entry], args) -> dict[tuple[str, int], dict]:
+    """Run (or read from the cache) every (entry, seed); returns results by (name, seed)."""
+    runs_dir = Path(args.runs_dir)
+    runs_dir.mkdir(parents=True, exist_ok=True)
+    todo, results = [], {}
+    for e in entries:
+        for seed in (args.grid_seeds if e.part == "grid" else args.seeds):
+            config = config_for(e, seed, args)
+            path = runs_dir / f"{e.name.replace('/', '_')}-seed{seed}-{run_key(config)}.json"
+            if path.exists():
+                results[(e.name, seed)] = json.loads(path.read_text())
+            else:
+                todo.append((e.name, seed, config, path))
+    print(f"{len(results)} runs cached, {len(todo)} to train", flush=True)
+    t0 = time.perf_counter()
+
+    def done(name, seed, res):
+        results[(name, seed)] = res
+        print(f"{name} seed {seed}: test {res['test_accuracy']:.2f} % (val {res['best_val_accuracy']:.2f} % at "
+              f"step {res['best_step']}) in {res['wall_time_s']:.0f} s [{time.perf_counter() - t0:.0f} s]", flush=True)
+
+    if args.jobs > 1 and len(todo) > 1:
+        threads = max(1, (os.cpu_count() or 1) // args.jobs)
+        with ProcessPoolExecutor(args.jobs, mp_context=multiprocessing.get_context("spawn")) as pool:
+            futures = {pool.submit(run_one, c, str(p), threads): (n, s) for n, s, c, p in todo}
+            for fut in futures:  # submission order; all run concurrently
+                done(*futures[fut], fut.result())
+    else:
+        for name, seed, config, path in todo:
+            done(name, seed, run_one(config, str(path), None))
+    return results
+
+
+def summarise(entries: list[Entry], results: dict, args) -> dict[str, dict]:
+    from invlab.studies import mean_std
+
+    rows = {}
+    for e in entries:
+        seeds = args.grid_seeds if e.part == "grid" else args.seeds
+        runs = [results[(e.name, s)] for s in seeds]
+        test = [r["test_accuracy"] for r in runs]
+        val = [r["best_val_accuracy"] for r in runs]
+        paper = PAPER[e.model]
+        rows[e.name] = {
+            "model": e.model, "part": e.part, "alpha": e.alpha, "beta": e.beta, "labels": e.labels,
+            "seeds": list(seeds), "test_accuracies": test, "mean": mean_std(test)[0], "std": mean_std(test)[1],
+            "val_accuracies": val, "val_mean": mean_std(val)[0], "val_std": mean_std(val)[1],
+            "best_steps": [r["best_step"] for r in runs], "steps": e.steps,
+            "wall_time_s": sum(r["wall_time_s"] for r in runs),
+            "wall_time_s_per_run": mean_std([r["wall_time_s"] for r in runs])[0],
+            "hardware": runs[0]["hardware"], "threads_per_run": runs[0].get("threads"),
+            "reduced_budget": e.steps < args.steps,
+            "paper": paper[2] if e.part == "sup1000" else (paper[0] if e.part == "table2" else None),
+            "time_to_99_s": _time_to(runs, 99.0),
+            "curve": _mean_curve(runs),
+        }
+    return rows
+
+
+def _time_to(runs: list[dict], target: float) -> list[float | None]:
+    """Per run: seconds until the first evaluation with test accuracy >= target (None: never)."""
+    return [next((h["elapsed_s"] for h in r["history"] if h["test_accuracy"] >= target), None) for r in runs]
+
+
+def _mean_curve(runs: list[dict]) -> dict[str, list[float]]:
+    """Validation and test accuracy per evaluation step, averaged over seeds."""
+    steps = [h["step"] for h in runs[0]["history"]]
+    curve = {"step": steps}
+    for key in ("val_accuracy", "test_accuracy"):
+        curve[key] = [sum(r["history"][i][key] for r in runs) / len(runs) for i in range(len(steps))]
+    return curve
+
+
+def recipe(args) -> dict:
+    return {"lr": args.lr, "schedule": args.schedule, "reduce_dims": args.reduce_dims,
+            "labelled_batch": args.labelled_batch, "unlabelled_batch": args.unlabelled_batch,
+            "unlabelled_batch_when_alpha_is_1": 0, "eval_every": args.eval_every, "val_size": args.val_size,
+            "optimizer": "Adam"}
+
+
+def table_markdown(out: dict) -> str:
+    rows = out["models"]
+    lines = ["| entry | (α, β) | labels | steps | test (%) mean ± std | validation (%) | paper (%) | seeds | hardware |",
+             "|---|---|---|---|---|---|---|---|---|"]
+    for name, r in rows.items():
+        paper = "" if r["paper"] is None else f"{r['paper']:.2f}"
+        budget = f"{r['steps']}" + (" (reduced)" if r["reduced_budget"] else "")
+        lines.append(f"| {name} | ({r['alpha']}, {r['beta']}) | {r['labels']} | {budget} | "
+                     f"{r['mean']:.2f} ± {r['std']:.2f} | {r['val_mean']:.2f} ± {r['val_std']:.2f} | {paper} | "
+                     f"{len(r['seeds'])} | {r['hardware']} |")
+    missing = [m for m in PAPER if m not in rows]
+    if missing:
+        lines += ["", "Not run by this command: " + ", ".join(missing) + "."]
+    lines += ["", f"Command: `{out['command']}` · commit {out['commit']} · {out['date']} · recipe {out['recipe']}", ""]
+    return "\n".join(lines)
+
+
+def grid_markdown(out: dict) -> str:
+    cells, alphas, betas = out["cells"], out["alphas"], out["betas"]
+    lines = ["Validation / test accuracy (%) of `smallcnn-mean`, mean over seeds "
+             f"{out['seeds']}, {out['steps']} steps.", "", "| α \\ β | " + " | ".join(map(str, betas)) + " |",
+             "|---|" + "---|" * len(betas)]
+    for a in alphas:
+        row = [cells[f"{a},{b}"] for b in betas]
+        lines.append(f"| {a} | " + " | ".join(f"{c['val_mean']:.2f} / {c['mean']:.2f} ± {c['std']:.2f}" for c in row) + " |")
+    best = out["selected_on_validation"]
+    lines += ["", f"Selected on validation: α = {best['alpha']}, β = {best['beta']} (test {best['test']:.2f} %).",
+              f"Command: `{out['command']}` · commit {out['commit']} · {out['hardware']} · {out['date']}", ""]
+    return "\n".join(lines)
+
+
+def figures(rows: dict, grid: dict | None, fig_dir: Path) -> list[Path]:
+    import plotly.graph_objects as go
+    from plotly.subplots import make_subplots
+
+    from invlab.plots import save_figure_html
+
+    written = []
+    table = {n: r for n, r in rows.items() if r["part"] in ("table2", "sup1000", "ablations")}
+    if table:
+        names = list(table)
+        fig = go.Figure()
+        fig.add_trace(go.Bar(x=names, y=[table[n]["mean"] for n in names], name="invlab (mean ± std over seeds)",
+                             error_y={"type": "data", "array": [table[n]["std"] for n in names]}))
+        fig.add_trace(go.Scatter(x=names, y=[table[n]["paper"] for n in names], mode="markers", name="paper",
+                                 marker={"symbol": "diamond", "size": 11}))
+        low = min(min(r["test_accuracies"]) for r in table.values())
+        fig.update_layout(title="MNIST test accuracy per model and setting (model chosen on validation)",
+                          yaxis={"title": "test accuracy (%)", "range": [max(0, low - 3), 100]},
+                          template="plotly_white", height=450)
+        written.append(save_figure_html(fig, fig_dir / "table2_accuracy.html"))
+
+        fig = make_subplots(rows=1, cols=2, subplot_titles=("validation accuracy (%)", "test accuracy (%)"))
+        for name, r in table.items():
+            for col, key in ((1, "val_accuracy"), (2, "test_accuracy")):
+                fig.add_trace(go.Scatter(x=r["curve"]["step"], y=r["curve"][key], mode="lines+markers", name=name,
+                                         legendgroup=name, showlegend=col == 1), row=1, col=col)
+        fig.update_xaxes(title_text="step")
+        fig.update_layout(title="Learning curves, mean over seeds", template="plotly_white", height=450)
+        written.append(save_figure_html(fig, fig_dir / "table2_curves.html"))
+    if grid:
+        fig = make_subplots(rows=1, cols=2, subplot_titles=("validation accuracy (%)", "test accuracy (%)"))
+        for col, key in ((1, "val_mean"), (2, "mean")):
+            z = [[grid["cells"][f"{a},{b}"][key] for b in grid["betas"]] for a in grid["alphas"]]
+            fig.add_trace(go.Heatmap(z=z, x=[str(b) for b in grid["betas"]], y=[str(a) for a in grid["alphas"]],
+                                     text=[[f"{v:.2f}" for v in row] for row in z], texttemplate="%{text}",
+                                     colorscale="Viridis", showscale=col == 2), row=1, col=col)
+        fig.update_xaxes(title_text="β")
+        fig.update_yaxes(title_text="α")
+        fig.update_layout(title=f"(α, β) grid, smallcnn-mean, mean over seeds {grid['seeds']}, {grid['steps']} steps",
+                          template="plotly_white", height=420)
+        written.append(save_figure_html(fig, fig_dir / "ab_grid.html"))
+    return written
+
+
+def parse_args(argv=None):
+    p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    p.add_argument("--parts", nargs="+", choices=PARTS, default=["table2", "sup1000", "ablations"])
+    p.add_argument("--models", nargs="+", default=list(PAPER), choices=list(PAPER), metavar="MODEL",
+                   help="Table 2 / Sup1000 topologies (default: all 12)")
+    p.add_argument("--seeds", type=int, nargs="+", default=[0, 1, 2, 3, 4])
+    p.add_argument("--steps", type=int, default=1000, help="optimiser steps per run (the full budget)")
+    p.add_argument("--heavy-steps", type=int, default=None,
+                   help="reduced budget for LargeCNN and ResNets (marked 'reduced' in the table)")
+    p.add_argument("--grid-seeds", type=int, nargs="+", default=[0, 1, 2])
+    p.add_argument("--grid-steps", type=int, default=1000)
+    p.add_argument("--grid-alphas", type=float, nargs="+", default=list(GRID_ALPHAS))
+    p.add_argument("--grid-betas", type=float, nargs="+", default=list(GRID_BETAS))
+    p.add_argument("--grid-eval-every", type=int, default=250)
+    # the recipe
+    p.add_argument("--lr", type=float, default=None, help="Adam learning rate (default: the paper's per model)")
+    p.add_argument("--schedule", choices=["constant", "cosine"], default="constant")
+    p.add_argument("--reduce-dims", choices=["mean", "sum"], default="mean")
+    p.add_argument("--labelled-batch", type=int, default=50)
+    p.add_argument("--unlabelled-batch", type=int, default=100)
+    p.add_argument("--eval-every", type=int, default=250)
+    p.add_argument("--val-size", type=int, default=10_000)
+    # plumbing
+    p.add_argument("--jobs", type=int, default=1, help="runs in parallel (processes), sharing the CPU cores")
+    p.add_argument("--device", default="auto")
+    p.add_argument("--data-root", default=None)
+    p.add_argument("--runs-dir", default="runs/table2", help="cache of finished runs")
+    p.add_argument("--out", default="results/table2.json")
+    p.add_argument("--grid-out", default="results/ab_grid.json")
+    p.add_argument("--figures", default="docs/figures", help="folder of the HTML figures")
+    args = p.parse_args(argv)
+    if args.jobs < 1:
+        p.error("--jobs must be at least 1")
+    return args
+
+
+def main(argv=None) -> int:
+    from invlab.io import atomic_write, save_json
+    from invlab.studies import provenance
+
+    args = parse_args(argv)
+    entries = plan(args)
+    t0 = time.perf_counter()
+    results = run_all(entries, args)
+    rows = summarise(entries, results, args)
+    prov = provenance(device=args.device)
+    table_rows = {n: r for n, r in rows.items() if r["part"] != "grid"}
+    grid = None
+    if table_rows:
+        out = {"models": table_rows, "recipe": recipe(args), **prov, "wall_time_s": time.perf_counter() - t0}
+        save_json(out, args.out)
+        atomic_write(Path(args.out).with_suffix(".md"), lambda p: p.write_text(table_markdown(out)))
+        print(table_markdown(out))
+    grid_rows = [r for r in rows.values() if r["part"] == "grid"]
+    if grid_rows:
+        cells = {f"{r['alpha']},{r['beta']}": r for r in grid_rows}
+        best = max(grid_rows, key=lambda r: r["val_mean"])
+        grid = {"model": ABLATION_MODEL, "seeds": args.grid_seeds, "steps": args.grid_steps,
+                "alphas": args.grid_alphas, "betas": args.grid_betas, "cells": cells,
+                "selected_on_validation": {"alpha": best["alpha"], "beta": best["beta"], "test": best["mean"]},
+                "recipe": recipe(args), **prov}
+        save_json(grid, args.grid_out)
+        atomic_write(Path(args.grid_out).with_suffix(".md"), lambda p: p.write_text(grid_markdown(grid)))
+        print(grid_markdown(grid))
+    for path in figures(rows, grid, Path(args.figures)):
+        print(f"wrote {path}")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
