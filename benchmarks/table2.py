@@ -97,7 +97,8 @@ def config_for(entry: Entry, seed: int, args):
     supervised = entry.alpha == 1.0
     return TrainConfig(
         model=entry.model, labels_per_class=entry.labels // 10, alpha=entry.alpha, beta=entry.beta, seed=seed,
-        steps=entry.steps, lr=args.lr, schedule=args.schedule, reduce_dims=args.reduce_dims,
+        steps=entry.steps, lr=args.lr, schedule=args.schedule, reconstruction=args.reconstruction,
+        reduce_dims=args.reduce_dims,
         labelled_batch=args.labelled_batch,
         # alpha = 1 ignores unlabelled samples: leave them out of the batch (same gradient, 1/3 of the cost)
         unlabelled_batch=0 if supervised else args.unlabelled_batch,
@@ -213,7 +214,8 @@ def _mean_curve(runs: list[dict]) -> dict[str, list[float]]:
 
 
 def recipe(args) -> dict:
-    return {"lr": args.lr, "schedule": args.schedule, "reduce_dims": args.reduce_dims,
+    return {"lr": args.lr, "schedule": args.schedule, "reconstruction": args.reconstruction,
+            "reduce_dims": args.reduce_dims,
             "labelled_batch": args.labelled_batch, "unlabelled_batch": args.unlabelled_batch,
             "unlabelled_batch_when_alpha_is_1": 0, "eval_every": args.eval_every, "val_size": args.val_size,
             "optimizer": "Adam"}
@@ -311,6 +313,7 @@ def parse_args(argv=None):
     # the recipe
     p.add_argument("--lr", type=float, default=None, help="Adam learning rate (default: the paper's per model)")
     p.add_argument("--schedule", choices=["constant", "cosine"], default="constant")
+    p.add_argument("--reconstruction", choices=["mse", "cosine"], default="mse")
     p.add_argument("--reduce-dims", choices=["mean", "sum"], default="mean")
     p.add_argument("--labelled-batch", type=int, default=50)
     p.add_argument("--unlabelled-batch", type=int, default=100)
