@@ -346,7 +346,9 @@ def main(argv=None) -> int:
     table_rows = {n: r for n, r in rows.items() if r["part"] != "grid"}
     grid = None
     if table_rows:
-        out = {"models": table_rows, "recipe": recipe(args), **prov, "wall_time_s": time.perf_counter() - t0}
+        out = {"models": table_rows, "recipe": recipe(args), **prov,
+               "train_time_s_total": sum(r["wall_time_s"] for r in table_rows.values()),
+               "this_call_s": time.perf_counter() - t0}
         save_json(out, args.out)
         atomic_write(Path(args.out).with_suffix(".md"), lambda p: p.write_text(table_markdown(out)))
         print(table_markdown(out))
