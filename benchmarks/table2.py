@@ -256,7 +256,10 @@ def figures(rows: dict, grid: dict | None, fig_dir: Path) -> list[Path]:
     import plotly.graph_objects as go
     from plotly.subplots import make_subplots
 
-    from invlab.plots import save_figure_html
+    from invlab.io import atomic_write
+
+    def save_figure_html(fig, path: Path) -> Path:  # plotly.js from its CDN: keeps the repository light
+        return atomic_write(path, lambda p: fig.write_html(p, include_plotlyjs="cdn", full_html=True))
 
     written = []
     table = {n: r for n, r in rows.items() if r["part"] in ("table2", "sup1000", "ablations")}
