@@ -33,6 +33,7 @@ import hashlib
 import multiprocessing
 import json
 import os
+import statistics
 import sys
 import time
 from concurrent.futures import ProcessPoolExecutor
@@ -194,6 +195,8 @@ def summarise(entries: list[Entry], results: dict, args) -> dict[str, dict]:
             "reduced_budget": e.steps < args.steps,
             "paper": paper[2] if e.part == "sup1000" else (paper[0] if e.part == "table2" else None),
             "time_to_99_s": _time_to(runs, 99.0),
+            "time_to_selected_s": [next(h["elapsed_s"] for h in r["history"] if h["step"] == r["best_step"])
+                                   for r in runs],
             "curve": _mean_curve(runs),
         }
     return rows
@@ -223,18 +226,19 @@ def recipe(args) -> dict:
 
 def table_markdown(out: dict) -> str:
     rows = out["models"]
-    lines = ["| entry | (α, β) | labels | steps | test (%) mean ± std | validation (%) | paper (%) | seeds | hardware |",
-             "|---|---|---|---|---|---|---|---|---|"]
+    lines = ["| entry | (α, β) | labels | steps | test (%) mean ± std | validation (%) | paper (%) | seeds | "
+             "time to the selected step (s) | hardware |", "|---|---|---|---|---|---|---|---|---|---|"]
     for name, r in rows.items():
         paper = "" if r["paper"] is None else f"{r['paper']:.2f}"
         budget = f"{r['steps']}" + (" (reduced)" if r["reduced_budget"] else "")
         lines.append(f"| {name} | ({r['alpha']}, {r['beta']}) | {r['labels']} | {budget} | "
                      f"{r['mean']:.2f} ± {r['std']:.2f} | {r['val_mean']:.2f} ± {r['val_std']:.2f} | {paper} | "
-                     f"{len(r['seeds'])} | {r['hardware']} |")
+                     f"{len(r['seeds'])} | {statistics.fmean(r['time_to_selected_s']):.0f} | {r['hardware']} "
+                     f"({r['threads_per_run']} thread{'s' if r['threads_per_run'] != 1 else ''} per run) |")
     missing = [m for m in PAPER if m not in rows]
     if missing:
         lines += ["", "Not run by this command: " + ", ".join(missing) + "."]
-    lines += ["", f"Command: `{out['command']}` · commit {out['commit']} · {out['date']} · recipe {out['recipe']}", ""]
+    lines += ["", f"Command: `{out['command']}` · commit {out['commit']} · {out['date']} · recipe: " + ", ".join(f"{k} {v}" for k, v in out["recipe"].items()), ""]
     return "\n".join(lines)
 
 
