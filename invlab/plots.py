@@ -68,9 +68,10 @@ def learning_curves(history: list[dict], title: str = "", fig: go.Figure | None 
     return fig
 
 
-def save_figure_html(fig: go.Figure, path: str | os.PathLike) -> Path:
-    """Atomically write a self-contained HTML file (plotly.js embedded: works offline)."""
-    return atomic_write(path, lambda p: fig.write_html(p, include_plotlyjs=True, full_html=True))
+def save_figure_html(fig: go.Figure, path: str | os.PathLike, plotlyjs: bool | str = True) -> Path:
+    """Atomically write an HTML file. ``plotlyjs=True`` embeds plotly.js (works offline,
+    ~4.7 MB); ``"cdn"`` loads it from its CDN (a few kB, for figures kept in git)."""
+    return atomic_write(path, lambda p: fig.write_html(p, include_plotlyjs=plotlyjs, full_html=True))
 
 
 def image_rows(rows: dict[str, torch.Tensor], title: str = "", signed: bool = False,
