@@ -262,9 +262,6 @@ def figures(rows: dict, grid: dict | None, fig_dir: Path) -> list[Path]:
 
     from invlab.plots import save_figure_html
 
-    def save(fig, path: Path) -> Path:  # plotly.js from its CDN: keeps the repository light
-        return save_figure_html(fig, path, plotlyjs="cdn")
-
     written = []
     table = {n: r for n, r in rows.items() if r["part"] in ("table2", "sup1000", "ablations")}
     if table:
@@ -278,7 +275,7 @@ def figures(rows: dict, grid: dict | None, fig_dir: Path) -> list[Path]:
         fig.update_layout(title="MNIST test accuracy per model and setting (model chosen on validation)",
                           yaxis={"title": "test accuracy (%)", "range": [max(0, low - 3), 100]},
                           template="plotly_white", height=450)
-        written.append(save(fig, fig_dir / "table2_accuracy.html"))
+        written.append(save_figure_html(fig, fig_dir / "table2_accuracy.html", plotlyjs="cdn"))  # light files for git
 
         fig = make_subplots(rows=1, cols=2, subplot_titles=("validation accuracy (%)", "test accuracy (%)"))
         for name, r in table.items():
@@ -287,7 +284,7 @@ def figures(rows: dict, grid: dict | None, fig_dir: Path) -> list[Path]:
                                          legendgroup=name, showlegend=col == 1), row=1, col=col)
         fig.update_xaxes(title_text="step")
         fig.update_layout(title="Learning curves, mean over seeds", template="plotly_white", height=450)
-        written.append(save(fig, fig_dir / "table2_curves.html"))
+        written.append(save_figure_html(fig, fig_dir / "table2_curves.html", plotlyjs="cdn"))
     if grid:
         fig = make_subplots(rows=1, cols=2, subplot_titles=("validation accuracy (%)", "test accuracy (%)"))
         for col, key in ((1, "val_mean"), (2, "mean")):
@@ -299,7 +296,7 @@ def figures(rows: dict, grid: dict | None, fig_dir: Path) -> list[Path]:
         fig.update_yaxes(title_text="α")
         fig.update_layout(title=f"(α, β) grid, smallcnn-mean, mean over seeds {grid['seeds']}, {grid['steps']} steps",
                           template="plotly_white", height=420)
-        written.append(save(fig, fig_dir / "ab_grid.html"))
+        written.append(save_figure_html(fig, fig_dir / "ab_grid.html", plotlyjs="cdn"))
     return written
 
 
