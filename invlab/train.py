@@ -20,15 +20,18 @@ import torch.nn as nn
 from tqdm.auto import tqdm
 
 from .data import SemiSupervisedData, load_bird10, load_mnist
+from .data.preprocess import Preprocess, check_preprocess, preprocess_data
 from .evaluate import accuracy, predictions, vote_accuracy
 from .inverse import check_input
 from .io import ensure_writable_dir, load_torch, save_json, save_torch
 from .losses import SemiSupervisedLoss
 from .models import create_model
+from .models.registry import INITS
 
 CHECKPOINT = "checkpoint.pt"
 METRICS = "metrics.json"
 _FORMAT = 1
+SCHEDULES = ("constant", "cosine", "step", "invsqrt")
 
 
 def default_lr(model: str) -> float:
@@ -48,6 +51,20 @@ class TrainConfig:
     ``steps`` counts optimiser steps; ``epochs``, when given, overrides it with
     ceil(epochs · n_unlabelled / unlabelled_batch), one epoch being a pass over the
     unlabelled pool. ``lr=None`` takes :func:`default_lr`.
+
+    Learning-rate schedules (factor applied to ``lr`` at step t of T):
+
+    * ``"constant"`` — 1;
+    * ``"cosine"`` — (1 + cos(pi t / T)) / 2, down to 0 at the end;
+    * ``"step"`` — ``lr_decay`` ** (number of ``milestones`` (fractions of T) passed),
+      e.g. ÷5 at 50 % and 75 % of the run, as the first author's later code did at
+      epochs 60, 120, 160;
+    * ``"invsqrt"`` — 1 / sqrt(1 + t / E), E the steps of one epoch (one pass over the
+      unlabelled pool): lr / sqrt(epoch), another of the author's choices.
+
+    The input preprocessing (``preprocess``), biases (``bias``) and initialisation
+    (``init``) are recorded in the checkpoint, so :func:`load_model` rebuilds the same
+    network and hands back the same input transform.
     """
 
     model: str = "smallcnn-mean"
@@ -60,8 +77,14 @@ class TrainConfig:
     epochs: float | None = None
     labelled_batch: int = 50
     unlabelled_batch: int = 100
+    balanced: bool = False  # labelled batches drawn class-balanced (labelled_batch / C per class)
     lr: float | None = None
-    schedule: str = "constant"  # or "cosine": cosine decay to 0 over the run
+    schedule: str = "constant"  # see SCHEDULES
+    milestones: tuple[float, ...] = (0.5, 0.75)  # "step" schedule: fractions of the run
+    lr_decay: float = 0.2  # "step" schedule: the rate is multiplied by this at each milestone
+    preprocess: str = "none"  # per-example input transform, see invlab.data.preprocess
+    bias: bool | None = None  # None: the model's own choice; False: no biases anywhere
+    init: str = "default"  # or "xavier"
     reconstruction: str = "mse"
     reduce_dims: str = "mean"
     eval_every: int = 250
@@ -70,7 +93,8 @@ class TrainConfig:
     device: str = "auto"
     log_unweighted: bool = True  # compute R for the logs even when its weight is 0 (one extra pass)
 
-    # Fields that may differ when resuming (a longer run, another machine, quieter logs).
+    # Fields that may differ when resuming (a longer run, another machine, quieter logs);
+    # a schedule tied to the run's length (cosine, step) then stretches from the resumed step on.
     RESUMABLE_CHANGES = ("steps", "epochs", "eval_every", "device", "log_unweighted")
 
     def __post_init__(self):
@@ -86,8 +110,18 @@ class TrainConfig:
             raise ValueError(f"steps must be at least 1, got {self.steps}")
         if self.epochs is not None and self.epochs <= 0:
             raise ValueError(f"epochs must be positive, got {self.epochs}")
-        if self.schedule not in ("constant", "cosine"):
-            raise ValueError(f"schedule must be 'constant' or 'cosine', got {self.schedule!r}")
+        if self.schedule not in SCHEDULES:
+            raise ValueError(f"schedule must be one of {', '.join(SCHEDULES)}, got {self.schedule!r}")
+        self.milestones = tuple(float(m) for m in self.milestones)
+        if any(not 0 < m < 1 for m in self.milestones) or list(self.milestones) != sorted(self.milestones):
+            raise ValueError(f"milestones must be increasing fractions of the run in (0, 1), got {self.milestones}")
+        if not 0 < self.lr_decay <= 1:
+            raise ValueError(f"lr_decay must lie in (0, 1], got {self.lr_decay}")
+        if self.lr is not None and not self.lr > 0:
+            raise ValueError(f"lr must be positive, got {self.lr}")
+        check_preprocess(self.preprocess)
+        if self.init not in INITS:
+            raise ValueError(f"init must be one of {', '.join(INITS)}, got {self.init!r}")
         if self.device not in ("auto", "cpu", "cuda") and not self.device.startswith("cuda:"):
             raise ValueError(f"device must be auto, cpu or cuda, got {self.device!r}")
 
@@ -153,6 +187,49 @@ class CyclingSampler:
         self.perm, self.pos = state["perm"], int(state["pos"])
 
 
+class BalancedSampler:
+    """Class-balanced stream of indices into a labelled set with labels ``targets`` (n,).
+
+    Each batch of k takes k // C examples of every class (each class cycled and
+    reshuffled on its own) and the k % C remaining ones from classes taken in a
+    reshuffled rotation, so that over a few batches every class is drawn equally often.
+    Indices are positions in ``targets``, like :class:`CyclingSampler`'s.
+    """
+
+    def __init__(self, targets: torch.Tensor, seed: int):
+        targets = torch.as_tensor(targets)
+        self.classes = targets.unique()
+        self.members = [(targets == c).nonzero().flatten() for c in self.classes]
+        self.per_class = [CyclingSampler(len(m), seed + 1000 * i) for i, m in enumerate(self.members)]
+        self.rotation = CyclingSampler(len(self.classes), seed + 999)
+
+    def next(self, k: int) -> torch.Tensor:
+        counts = [k // len(self.classes)] * len(self.classes)
+        for c in self.rotation.next(k % len(self.classes)).tolist():
+            counts[c] += 1
+        return torch.cat([m[s.next(n)] for m, s, n in zip(self.members, self.per_class, counts)])
+
+    def state_dict(self) -> dict:
+        return {"per_class": [s.state_dict() for s in self.per_class], "rotation": self.rotation.state_dict()}
+
+    def load_state_dict(self, state: dict) -> None:
+        for s, st in zip(self.per_class, state["per_class"]):
+            s.load_state_dict(st)
+        self.rotation.load_state_dict(state["rotation"])
+
+
+def lr_factor(config: TrainConfig, step: int, total_steps: int, steps_per_epoch: int) -> float:
+    """Factor applied to the learning rate at ``step`` of ``total_steps`` (see TrainConfig)."""
+    t = min(step, total_steps)
+    if config.schedule == "cosine":
+        return 0.5 * (1 + math.cos(math.pi * t / total_steps))
+    if config.schedule == "step":
+        return config.lr_decay ** sum(t >= m * total_steps for m in config.milestones)
+    if config.schedule == "invsqrt":
+        return 1 / math.sqrt(1 + t / steps_per_epoch)
+    return 1.0
+
+
 class Callback(Protocol):
     """Hooks called by :func:`train`; implement any subset (missing ones are skipped).
 
@@ -189,26 +266,35 @@ class Trainer:
     def __init__(self, config: TrainConfig, data: SemiSupervisedData | None = None,
                  model: nn.Module | None = None):
         self.config = config
-        self.data = data if data is not None else build_data(config)
+        # The data arrive as loaded; the run's preprocessing applies to every split.
+        self.data = preprocess_data(data if data is not None else build_data(config), config.preprocess)
         self.device = resolve_device(config.device)
         torch.manual_seed(config.seed)
         if model is None:
             shape = self.data.x_train.shape  # (N, C, *D)
             extra = {"segment_length": shape[2]} if len(shape) == 3 else {}
-            model = create_model(config.model, num_classes=self.data.num_classes, in_channels=shape[1], **extra)
+            model = create_model(config.model, num_classes=self.data.num_classes, in_channels=shape[1],
+                                 bias=config.bias, init=config.init, **extra)
         self.model = model.to(self.device)
+        # Images in channels-last layout: faster oneDNN convolutions on CPU, same maths.
+        self.memory_format = torch.channels_last if self.model.input_ndim == 4 else torch.contiguous_format
+        self.model.to(memory_format=self.memory_format)
         self._check_fit()
         self.loss_fn = SemiSupervisedLoss(config.alpha, config.beta, config.reconstruction, config.reduce_dims,
                                           report_unweighted=config.log_unweighted)
-        self.optimizer = torch.optim.Adam(self.model.parameters(), lr=config.learning_rate)
+        self.params = [p for p in self.model.parameters() if p.requires_grad]
+        self.optimizer = torch.optim.Adam(self.params, lr=config.learning_rate)
         self.total_steps = config.total_steps(len(self.data.x_train))
+        self.steps_per_epoch = max(1, math.ceil(len(self.data.x_train) / max(config.unlabelled_batch, 1)))
         self.scheduler = torch.optim.lr_scheduler.LambdaLR(self.optimizer, self._lr_factor)
-        self.labelled_sampler = CyclingSampler(len(self.data.labelled), config.seed + 1)
+        self.labelled_sampler = (BalancedSampler(self.data.y_labelled, config.seed + 1) if config.balanced
+                                 else CyclingSampler(len(self.data.labelled), config.seed + 1))
         self.unlabelled_sampler = CyclingSampler(len(self.data.x_train), config.seed + 2)
         self.step = 0
         self.history: list[dict] = []
         self.best_val, self.best_step, self.best_state = -1.0, 0, None
         self.stop = False
+        self.eval_time_s = 0.0  # seconds spent evaluating in this process (see TrainResult.extra)
         self._sums: dict[str, float] = {}
 
     def _check_fit(self) -> None:
@@ -226,9 +312,7 @@ class Trainer:
                              f"{len(x)}, expected ({len(x)}, {self.data.num_classes}) logits")
 
     def _lr_factor(self, step: int) -> float:
-        if self.config.schedule == "cosine":
-            return 0.5 * (1 + math.cos(math.pi * min(step, self.total_steps) / self.total_steps))
-        return 1.0
+        return lr_factor(self.config, step, self.total_steps, self.steps_per_epoch)
 
     def batch(self) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
         """Next mixed batch: labelled first, then unlabelled. Returns x, y, labelled mask."""
@@ -240,14 +324,17 @@ class Trainer:
         mask[:len(li)] = True
         y = d.y_train[idx].clone()
         y[~mask] = -1  # unlabelled: the label is never looked at
-        return d.x_train[idx].to(self.device), y.to(self.device), mask.to(self.device)
+        x = d.x_train[idx].to(self.device).contiguous(memory_format=self.memory_format)
+        return x, y.to(self.device), mask.to(self.device)
 
     def train_step(self) -> dict[str, float]:
         self.model.train()
         x, y, mask = self.batch()
         out = self.loss_fn(self.model, x, y, mask)
         self.optimizer.zero_grad(set_to_none=True)
-        out["total"].backward()
+        # Gradients for the parameters only: the inverse made x a graph input, and its
+        # gradient (a transposed convolution through the first layer) is never used.
+        torch.autograd.backward(out["total"], inputs=self.params)
         self.optimizer.step()
         self.scheduler.step()
         self.step += 1
@@ -260,11 +347,13 @@ class Trainer:
 
     def evaluate(self) -> dict:
         n = max(1, self._sums.pop("_n", 1))
+        t0 = time.perf_counter()
         record = {"step": self.step, **{k: v / n for k, v in self._sums.items()},
                   "lr": self.optimizer.param_groups[0]["lr"],
                   "val_accuracy": accuracy(self.model, self.data.x_val, self.data.y_val),
                   # tracked for learning curves and the final report; never used for selection
                   "test_accuracy": accuracy(self.model, self.data.x_test, self.data.y_test)}
+        self.eval_time_s += time.perf_counter() - t0  # kept out of the history (deterministic)
         self._sums = {}
         if record["val_accuracy"] > self.best_val:
             self.best_val, self.best_step = record["val_accuracy"], self.step
@@ -287,7 +376,7 @@ class Trainer:
         if state.get("format") != _FORMAT:
             raise ValueError(f"{source} has format {state.get('format')!r}, expected {_FORMAT}: "
                              "it was written by another invlab version; start a new run")
-        mine, theirs = self.config.to_dict(), state["config"]
+        mine, theirs = self.config.to_dict(), {**TrainConfig().to_dict(), **state["config"]}
         diff = {k: (theirs.get(k), mine[k]) for k in mine
                 if k not in TrainConfig.RESUMABLE_CHANGES and theirs.get(k) != mine[k]}
         if diff:
@@ -350,7 +439,8 @@ class Trainer:
         best_model = copy.deepcopy(self.model)
         best_model.load_state_dict(self.best_state)
         d = self.data
-        extra = {"labelled_train_accuracy": accuracy(best_model, d.x_train, d.y_train, index=d.labelled)}
+        extra = {"labelled_train_accuracy": accuracy(best_model, d.x_train, d.y_train, index=d.labelled),
+                 "eval_time_s": self.eval_time_s}
         for split, x, y, groups in (("val", d.x_val, d.y_val, d.groups_val), ("test", d.x_test, d.y_test, d.groups_test)):
             if groups is not None:
                 extra[f"{split}_recording_accuracy"] = vote_accuracy(predictions(best_model, x), y, groups)
@@ -366,6 +456,10 @@ def load_model(checkpoint: str | Path, best: bool = True, device: str = "cpu") -
 
     ``best=True`` gives the weights of the step with the best validation accuracy, else
     the last step's. The network is rebuilt from the checkpoint's config; eval mode.
+
+    The run's input preprocessing comes with it as ``model.preprocess`` (a
+    :class:`~invlab.data.preprocess.Preprocess`): apply it to raw inputs before the
+    model, ``model(model.preprocess(x))``, exactly as training, validation and test did.
     """
     try:
         state = load_torch(checkpoint, map_location=device)
@@ -373,9 +467,10 @@ def load_model(checkpoint: str | Path, best: bool = True, device: str = "cpu") -
         raise ValueError(f"cannot read checkpoint {checkpoint} ({type(err).__name__}: {err})") from err
     config = state["config"]
     in_channels = next(v for k, v in state["model"].items() if k.endswith("weight")).shape[1]
-    model = create_model(config["model"], in_channels=in_channels,
+    model = create_model(config["model"], in_channels=in_channels, bias=config.get("bias"),
                          num_classes=next(reversed(state["model"].values())).shape[0])
     model.load_state_dict(state["best_state"] if best and state.get("best_state") else state["model"])
+    model.preprocess = Preprocess(config.get("preprocess", "none"))
     return model.to(device).eval()
 
 
@@ -411,6 +506,6 @@ def train(config: TrainConfig, data: SemiSupervisedData | None = None, callbacks
     return result
 
 
-__all__ = ["Callback", "CyclingSampler", "TrainConfig", "TrainResult", "Trainer", "accuracy",
-           "build_data", "default_lr", "load_model", "predictions", "resolve_device", "train",
+__all__ = ["BalancedSampler", "Callback", "CyclingSampler", "SCHEDULES", "TrainConfig", "TrainResult", "Trainer", "accuracy",
+           "build_data", "default_lr", "load_model", "lr_factor", "predictions", "resolve_device", "train",
            "vote_accuracy"]

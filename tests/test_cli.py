@@ -79,6 +79,7 @@ def test_train_bird10_on_a_recordings_folder(tmp_path, capsys):
     metrics = json.loads((out / "metrics.json").read_text())
     assert metrics["data"]["dataset"] == "bird10" and metrics["config"]["labels_per_class"] is None
     assert metrics["data"]["train"] == 2 * 5  # one training recording per class, 5 windows of 0.5 s in 0.71 s
-    assert set(metrics["extra"]) == {"labelled_train_accuracy", "val_recording_accuracy", "test_recording_accuracy"}
+    assert set(metrics["extra"]) == {"labelled_train_accuracy", "val_recording_accuracy", "test_recording_accuracy",
+                                     "eval_time_s"}
     assert (out / "reconstructions.html").stat().st_size > 0
     assert "[bird10] test accuracy" in capsys.readouterr().out

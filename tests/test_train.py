@@ -106,7 +106,7 @@ def test_cycling_sampler_visits_everything_each_pass():
 
 @pytest.mark.parametrize("kw,match", [
     (dict(alpha=2.0), "alpha"), (dict(beta=-0.5), "beta"), (dict(steps=0), "steps"),
-    (dict(labels_per_class=0), "labels_per_class"), (dict(schedule="step"), "schedule"),
+    (dict(labels_per_class=0), "labels_per_class"), (dict(schedule="linear"), "schedule"),
     (dict(device="tpu"), "device"),
 ])
 def test_bad_config(kw, match):

@@ -8,6 +8,7 @@ import os
 from .audio import Recording, Segments, load_recordings, read_audio, segment_starts, split_by_recording
 from .bird10 import load_bird10
 from .mnist import data_dir, fetch_mnist, load_mnist_arrays
+from .preprocess import PREPROCESSING, Preprocess, preprocess, preprocess_data
 from .splits import SemiSupervisedData, labelled_split, subset
 
 
@@ -35,6 +36,6 @@ def load_mnist(labels_per_class: int = 5, seed: int = 0, val_size: int = 10_000,
         num_classes=10, name="mnist")
 
 
-__all__ = ["Recording", "Segments", "load_bird10", "load_recordings", "read_audio", "segment_starts",
+__all__ = ["PREPROCESSING", "Preprocess", "preprocess", "preprocess_data", "Recording", "Segments", "load_bird10", "load_recordings", "read_audio", "segment_starts",
            "split_by_recording", "SemiSupervisedData", "data_dir", "fetch_mnist", "labelled_split", "load_mnist", "subset",
            "load_mnist_arrays"]

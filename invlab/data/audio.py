@@ -94,11 +94,17 @@ class Segments:
 
     ``segments[idx]`` with an index tensor or list gathers those windows into a float32
     tensor; a slice gives a lighter ``Segments`` view; ``.to(device)`` materialises all.
+    ``transform``, when given, is applied to every gathered batch (per-example
+    preprocessing, see :mod:`invlab.data.preprocess`).
     """
 
-    def __init__(self, audio: torch.Tensor, starts: torch.Tensor, window: int):
-        self.audio, self.starts, self.window = audio, starts, window
+    def __init__(self, audio: torch.Tensor, starts: torch.Tensor, window: int, transform=None):
+        self.audio, self.starts, self.window, self.transform = audio, starts, window, transform
         self._offsets = torch.arange(window)
+
+    def with_transform(self, transform) -> "Segments":
+        """The same windows, with ``transform`` applied to each gathered batch."""
+        return Segments(self.audio, self.starts, self.window, transform)
 
     @classmethod
     def from_recordings(cls, recordings: list[Recording], window: int, hop: int):
@@ -127,9 +133,10 @@ class Segments:
 
     def __getitem__(self, idx):
         if isinstance(idx, slice):
-            return Segments(self.audio, self.starts[idx], self.window)
+            return Segments(self.audio, self.starts[idx], self.window, self.transform)
         starts = self.starts[torch.as_tensor(idx)]
-        return self.audio[starts.reshape(-1, 1) + self._offsets].reshape(*starts.shape, 1, self.window)
+        batch = self.audio[starts.reshape(-1, 1) + self._offsets].reshape(*starts.shape, 1, self.window)
+        return batch if self.transform is None else self.transform(batch)
 
     def to(self, *args, **kwargs) -> torch.Tensor:
         return self[torch.arange(len(self))].to(*args, **kwargs)

@@ -26,7 +26,7 @@ class Bird10CNN(nn.Module):
     input_ndim = 3
 
     def __init__(self, num_classes=10, in_channels=1, segment_length=22050, filters=42,
-                 hidden=32, dropout=0.5):
+                 hidden=32, dropout=0.5, bias=True):
         super().__init__()
         t = _conv_out(_conv_out(_conv_out(segment_length, 1024, 512), 4, 2), 3, 2)
         if t < 1:
@@ -36,13 +36,13 @@ class Bird10CNN(nn.Module):
         self.in_channels = in_channels
         self.segment_length = segment_length
         self.features = nn.Sequential(
-            nn.Conv1d(in_channels, filters, 1024, stride=512), nn.ReLU(),
+            nn.Conv1d(in_channels, filters, 1024, stride=512, bias=bias), nn.ReLU(),
             nn.MaxPool1d(4, 2),
-            nn.Conv1d(filters, filters, 3, stride=2), nn.ReLU(),
+            nn.Conv1d(filters, filters, 3, stride=2, bias=bias), nn.ReLU(),
         )
         self.classifier = nn.Sequential(
-            nn.Linear(filters * t, hidden), nn.ReLU(), nn.Dropout(dropout),
-            nn.Linear(hidden, num_classes),
+            nn.Linear(filters * t, hidden, bias=bias), nn.ReLU(), nn.Dropout(dropout),
+            nn.Linear(hidden, num_classes, bias=bias),
         )
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:

@@ -21,7 +21,7 @@ import torch
 import torch.nn as nn
 
 from .layers import activation, pool2d
-from .registry import register_model
+from .registry import bias_free, register_model
 
 
 class SmallCNN(nn.Module):
@@ -88,6 +88,7 @@ def smallcnn_max(**kw):
 
 
 @register_model("smallucnn")
+@bias_free
 def smallucnn(**kw):
     return SmallCNN(pool="mean", act="lwta", bias=False, **kw)
 
@@ -103,5 +104,6 @@ def largecnn_max(**kw):
 
 
 @register_model("largeucnn")
+@bias_free
 def largeucnn(**kw):
     return LargeCNN(pool="mean", act="lwta", bias=False, **kw)

@@ -25,7 +25,7 @@ import torch
 import torch.nn as nn
 
 from .layers import activation, pool2d
-from .registry import register_model
+from .registry import bias_free, register_model
 
 
 class ResidualBlock(nn.Module):
@@ -77,8 +77,8 @@ def _register_resnet(blocks: int, width: int) -> None:
     tag = f"{blocks}-{width}"
     register_model(f"resnet{tag}-mean")(lambda **kw: ResNet(blocks, width, pool="mean", **kw))
     register_model(f"resnet{tag}-max")(lambda **kw: ResNet(blocks, width, pool="max", **kw))
-    register_model(f"uresnet{tag}")(
-        lambda **kw: ResNet(blocks, width, pool="mean", act="lwta", bias=False, **kw))
+    register_model(f"uresnet{tag}")(bias_free(
+        lambda **kw: ResNet(blocks, width, pool="mean", act="lwta", bias=False, **kw)))
 
 
 _register_resnet(2, 32)
