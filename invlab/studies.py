@@ -1,15 +1,29 @@
 """Helpers for multi-seed studies: provenance (command, commit, hardware, date), mean ± std,
-and a callback that tracks training accuracy for learning curves."""
+a callback that tracks training accuracy for learning curves, and resumable runs.
+
+A study is a list of runs, each a :class:`~invlab.train.TrainConfig` and a folder.
+:func:`run_resumable` trains one of them so that it survives the end of a session: the
+checkpoint in its folder is rewritten at every evaluation, an unfinished run is continued
+from it, and a finished one is read back from its ``result.json``. :func:`run_many`
+spreads runs over processes (one thread each by default), so that the same command,
+run again in a later session, carries on where the last one stopped.
+"""
 
 from __future__ import annotations
 
 import datetime as _dt
+import json
+import multiprocessing
 import os
 import platform
 import shlex
 import statistics
 import subprocess
 import sys
+import time
+from concurrent.futures import ProcessPoolExecutor, as_completed
+from pathlib import Path
+from typing import Callable
 
 import torch
 
@@ -57,3 +71,91 @@ class TrainAccuracyProbe:
             g = torch.Generator().manual_seed(self.seed)
             self.index = labelled[torch.randperm(len(labelled), generator=g)[: self.max_examples]]
         record["train_accuracy"] = accuracy(trainer.model, trainer.data.x_train, trainer.data.y_train, self.index)
+
+
+RESULT = "result.json"
+
+
+class Clock:
+    """Callback: ``elapsed_s``, seconds of training and evaluation since the run began
+    (summed over resumed sessions), in every history record."""
+
+    def __init__(self, trainer: Trainer):
+        self.offset = trainer.elapsed_s
+        self.t0 = time.perf_counter()
+
+    def now(self) -> float:
+        return self.offset + time.perf_counter() - self.t0
+
+    def on_eval(self, trainer: Trainer, record: dict) -> None:
+        trainer.elapsed_s = record["elapsed_s"] = self.now()
+
+
+def run_resumable(config, run_dir: str | os.PathLike, threads: int | None = None, data=None) -> dict:
+    """Train ``config`` in ``run_dir``, resuming from its checkpoint; return the result dict.
+
+    ``run_dir`` holds ``checkpoint.pt`` (rewritten atomically at every evaluation) and,
+    once the run is finished, ``result.json`` (the :class:`~invlab.train.TrainResult`
+    fields, plus ``hardware``, ``threads`` and ``resumed_from`` — the steps done before
+    this call). A finished run is read back, not retrained; an interrupted one continues
+    from its last checkpoint and gives the same numbers as an uninterrupted run.
+    """
+    from .io import save_json
+    from .train import CHECKPOINT, resolve_device
+
+    run_dir = Path(run_dir)
+    if (run_dir / RESULT).exists():
+        return json.loads((run_dir / RESULT).read_text())
+    if threads:
+        torch.set_num_threads(threads)
+    run_dir.mkdir(parents=True, exist_ok=True)
+    trainer = Trainer(config, data)
+    if (run_dir / CHECKPOINT).exists():
+        trainer.load_checkpoint(run_dir / CHECKPOINT)
+    resumed_from = trainer.step
+    result = trainer.run([Clock(trainer)], progress=False, checkpoint_path=run_dir / CHECKPOINT)
+    out = result.to_dict()
+    out.update(hardware=hardware(str(resolve_device(config.device))), threads=torch.get_num_threads(),
+               resumed_from=resumed_from, elapsed_s=trainer.elapsed_s)
+    save_json(out, run_dir / RESULT)
+    return out
+
+
+def run_many(runs: list[tuple[object, str | os.PathLike]], jobs: int = 1,
+             on_done: Callable[[int, dict], None] | None = None) -> list[dict]:
+    """Run every ``(config, run_dir)`` with :func:`run_resumable`; results in input order.
+
+    ``jobs > 1`` runs that many at a time in separate processes, the CPU cores shared
+    between them (one thread each on a 2-core machine with ``jobs=2``). ``on_done(i,
+    result)`` is called as each run ends (finished runs read back count too).
+    """
+    results: list[dict | None] = [None] * len(runs)
+
+    def done(i, res):
+        results[i] = res
+        if on_done is not None:
+            on_done(i, res)
+
+    todo = []
+    for i, (config, run_dir) in enumerate(runs):
+        if (Path(run_dir) / RESULT).exists():
+            done(i, json.loads((Path(run_dir) / RESULT).read_text()))
+        else:
+            todo.append(i)
+    if jobs > 1 and len(todo) > 1:
+        threads = max(1, (os.cpu_count() or 1) // jobs)
+        with ProcessPoolExecutor(jobs, mp_context=multiprocessing.get_context("spawn")) as pool:
+            futures = {pool.submit(run_resumable, runs[i][0], str(runs[i][1]), threads): i for i in todo}
+            for fut in as_completed(futures):
+                done(futures[fut], fut.result())
+    else:
+        for i in todo:
+            done(i, run_resumable(runs[i][0], runs[i][1]))
+    return results  # type: ignore[return-value]
+
+
+def test_selected(result: dict) -> tuple[float, int]:
+    """The paper's protocol, for comparison only: the best test accuracy over the run's
+    evaluations and its step. It reads the test set to choose, so it is biased upwards."""
+    best = max(result["history"], key=lambda r: r["test_accuracy"])
+    return best["test_accuracy"], best["step"]

@@ -9,6 +9,8 @@ The loop never plots: progress bars, widgets and live figures hang on callbacks.
 from __future__ import annotations
 
 import copy
+import hashlib
+import json
 import math
 import time
 from dataclasses import asdict, dataclass, field, fields
@@ -295,6 +297,7 @@ class Trainer:
         self.best_val, self.best_step, self.best_state = -1.0, 0, None
         self.stop = False
         self.eval_time_s = 0.0  # seconds spent evaluating in this process (see TrainResult.extra)
+        self.elapsed_s = 0.0  # wall time of the run over all its sessions, kept by studies.Clock
         self._sums: dict[str, float] = {}
 
     def _check_fit(self) -> None:
@@ -369,7 +372,7 @@ class Trainer:
             "scheduler": self.scheduler.state_dict(), "history": self.history,
             "best_val": self.best_val, "best_step": self.best_step, "best_state": self.best_state,
             "samplers": [self.labelled_sampler.state_dict(), self.unlabelled_sampler.state_dict()],
-            "torch_rng": torch.get_rng_state(), "sums": self._sums,
+            "torch_rng": torch.get_rng_state(), "sums": self._sums, "elapsed_s": self.elapsed_s,
         }
 
     def load_state_dict(self, state: dict, source: str = "checkpoint") -> None:
@@ -392,6 +395,7 @@ class Trainer:
         self.unlabelled_sampler.load_state_dict(state["samplers"][1])
         torch.set_rng_state(state["torch_rng"])
         self._sums = state["sums"]
+        self.elapsed_s = state.get("elapsed_s", 0.0)
 
     def save_checkpoint(self, path: str | Path) -> Path:
         return save_torch(self.state_dict(), path)
@@ -474,6 +478,14 @@ def load_model(checkpoint: str | Path, best: bool = True, device: str = "cpu") -
     return model.to(device).eval()
 
 
+def run_key(config: TrainConfig) -> str:
+    """Short hash of everything in ``config`` that shapes a run's numbers (not the device,
+    nor whether unweighted terms are logged): the name of a cached or resumable run."""
+    blob = json.dumps({k: v for k, v in config.to_dict().items() if k not in ("device", "log_unweighted")},
+                      sort_keys=True)
+    return hashlib.sha1(blob.encode()).hexdigest()[:12]
+
+
 def _call(callbacks, hook: str, *args) -> None:
     for cb in callbacks:
         fn = getattr(cb, hook, None)
@@ -507,5 +519,5 @@ def train(config: TrainConfig, data: SemiSupervisedData | None = None, callbacks
 
 
 __all__ = ["BalancedSampler", "Callback", "CyclingSampler", "SCHEDULES", "TrainConfig", "TrainResult", "Trainer", "accuracy",
-           "build_data", "default_lr", "load_model", "lr_factor", "predictions", "resolve_device", "train",
+           "build_data", "default_lr", "load_model", "lr_factor", "run_key", "predictions", "resolve_device", "train",
            "vote_accuracy"]
