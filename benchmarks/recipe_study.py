@@ -24,7 +24,6 @@ from __future__ import annotations
 import argparse
 import sys
 import time
-from dataclasses import replace
 from pathlib import Path
 
 BASE = dict(model="smallcnn-mean", labels_per_class=5, alpha=0.7, beta=0.2, lr=0.01, schedule="cosine",
@@ -68,11 +67,11 @@ def config_for(arm: str, seed: int, args):
 
 
 def summarise(arm: str, runs: list[dict], seeds: list[int]) -> dict:
-    from invlab.studies import mean_std, test_selected
+    from invlab.studies import best_test_epoch, mean_std
 
     test = [r["test_accuracy"] for r in runs]
     val = [r["best_val_accuracy"] for r in runs]
-    paper = [test_selected(r)[0] for r in runs]
+    paper = [best_test_epoch(r)[0] for r in runs]
     steps = [h["step"] for h in runs[0]["history"]]
     return {
         "description": ARMS[arm][0], "overrides": ARMS[arm][1], "steps": runs[0]["config"]["steps"],

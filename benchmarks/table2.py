@@ -12,8 +12,10 @@ Parts (``--parts``, any subset):
 
 Every run keeps the step with the best validation accuracy (the last 10 000 training
 images); its test accuracy is reported, the test set never selects anything. Each
-finished run is cached as JSON under ``--runs-dir`` (keyed by its full config), so an
-interrupted study resumes where it stopped and the parts share runs. Outputs:
+run has its own folder under ``--runs-dir`` (keyed by its full config) with a checkpoint
+rewritten at every evaluation, so the same command run again — in a later session — reads
+finished runs back and continues unfinished ones from their last checkpoint; the parts
+share runs. Outputs:
 
 * ``results/table2.json`` (+ ``.md``): ``{"models": {name: {alpha, beta, test_accuracies,
   mean, std, steps, wall_time_s, hardware, ...}}, "command", "commit", "date"}`` with
@@ -29,15 +31,10 @@ interrupted study resumes where it stopped and the parts share runs. Outputs:
 from __future__ import annotations
 
 import argparse
-import hashlib
-import multiprocessing
-import json
-import os
 import statistics
 import sys
 import time
-from concurrent.futures import ProcessPoolExecutor
-from dataclasses import dataclass, replace
+from dataclasses import dataclass
 from pathlib import Path
 
 PAPER = {  # model: (test % with 50 labels, (alpha, beta), Sup1000 test %) — Table 2
@@ -98,8 +95,9 @@ def config_for(entry: Entry, seed: int, args):
     supervised = entry.alpha == 1.0
     return TrainConfig(
         model=entry.model, labels_per_class=entry.labels // 10, alpha=entry.alpha, beta=entry.beta, seed=seed,
-        steps=entry.steps, lr=args.lr, schedule=args.schedule, reconstruction=args.reconstruction,
-        reduce_dims=args.reduce_dims,
+        steps=entry.steps, lr=args.lr, schedule=args.schedule, milestones=tuple(args.milestones),
+        lr_decay=args.lr_decay, reconstruction=args.reconstruction, reduce_dims=args.reduce_dims,
+        preprocess=args.preprocess, bias=args.bias, init=args.init, balanced=args.balanced,
         labelled_batch=args.labelled_batch,
         # alpha = 1 ignores unlabelled samples: leave them out of the batch (same gradient, 1/3 of the cost)
         unlabelled_batch=0 if supervised else args.unlabelled_batch,
@@ -107,71 +105,28 @@ def config_for(entry: Entry, seed: int, args):
         val_size=args.val_size, data_root=args.data_root, device=args.device, log_unweighted=False)
 
 
-def run_key(config) -> str:
-    blob = json.dumps({k: v for k, v in config.to_dict().items() if k not in ("device", "log_unweighted")},
-                      sort_keys=True)
-    return hashlib.sha1(blob.encode()).hexdigest()[:12]
-
-
-class _Clock:
-    """Callback: seconds since the start of the run, in every history record."""
-
-    def __init__(self):
-        self.t0 = time.perf_counter()
-
-    def on_eval(self, trainer, record):
-        record["elapsed_s"] = time.perf_counter() - self.t0
-
-
-def run_one(config, path: str, threads: int | None) -> dict:
-    """Train one run and cache its result (without the model) at ``path``."""
-    import torch
-
-    from invlab.io import save_json
-    from invlab.studies import hardware
-    from invlab.train import Trainer, resolve_device
-
-    if threads:
-        torch.set_num_threads(threads)
-    result = Trainer(config).run([_Clock()], progress=False)
-    out = result.to_dict()
-    out["hardware"] = hardware(str(resolve_device(config.device)))
-    out["threads"] = torch.get_num_threads()
-    save_json(out, path)
-    return out
-
-
 def run_all(entries: list[Entry], args) -> dict[tuple[str, int], dict]:
-    """Run (or read from the cache) every (entry, seed); returns results by (name, seed)."""
-    runs_dir = Path(args.runs_dir)
-    runs_dir.mkdir(parents=True, exist_ok=True)
-    todo, results = [], {}
+    """Run every (entry, seed), each in its own resumable folder under ``--runs-dir``
+    (finished runs are read back, unfinished ones continue from their last checkpoint);
+    returns results by (name, seed)."""
+    from invlab.studies import run_many
+    from invlab.train import run_key
+
+    runs, keys = [], []
     for e in entries:
         for seed in (args.grid_seeds if e.part == "grid" else args.seeds):
             config = config_for(e, seed, args)
-            path = runs_dir / f"{e.name.replace('/', '_')}-seed{seed}-{run_key(config)}.json"
-            if path.exists():
-                results[(e.name, seed)] = json.loads(path.read_text())
-            else:
-                todo.append((e.name, seed, config, path))
-    print(f"{len(results)} runs cached, {len(todo)} to train", flush=True)
+            runs.append((config, Path(args.runs_dir) / f"{e.name.replace('/', '_')}-seed{seed}-{run_key(config)}"))
+            keys.append((e.name, seed))
     t0 = time.perf_counter()
 
-    def done(name, seed, res):
-        results[(name, seed)] = res
+    def done(i, res):
+        name, seed = keys[i]
         print(f"{name} seed {seed}: test {res['test_accuracy']:.2f} % (val {res['best_val_accuracy']:.2f} % at "
               f"step {res['best_step']}) in {res['wall_time_s']:.0f} s [{time.perf_counter() - t0:.0f} s]", flush=True)
 
-    if args.jobs > 1 and len(todo) > 1:
-        threads = max(1, (os.cpu_count() or 1) // args.jobs)
-        with ProcessPoolExecutor(args.jobs, mp_context=multiprocessing.get_context("spawn")) as pool:
-            futures = {pool.submit(run_one, c, str(p), threads): (n, s) for n, s, c, p in todo}
-            for fut in futures:  # submission order; all run concurrently
-                done(*futures[fut], fut.result())
-    else:
-        for name, seed, config, path in todo:
-            done(name, seed, run_one(config, str(path), None))
-    return results
+    results = run_many(runs, args.jobs, on_done=done)
+    return dict(zip(keys, results))
 
 
 def summarise(entries: list[Entry], results: dict, args) -> dict[str, dict]:
@@ -218,7 +173,9 @@ def _mean_curve(runs: list[dict]) -> dict[str, list[float]]:
 
 def recipe(args) -> dict:
     return {"lr": args.lr, "schedule": args.schedule, "reconstruction": args.reconstruction,
-            "reduce_dims": args.reduce_dims,
+            "reduce_dims": args.reduce_dims, "preprocess": args.preprocess, "bias": args.bias, "init": args.init,
+            "balanced": args.balanced, **({"milestones": args.milestones, "lr_decay": args.lr_decay}
+                                          if args.schedule == "step" else {}),
             "labelled_batch": args.labelled_batch, "unlabelled_batch": args.unlabelled_batch,
             "unlabelled_batch_when_alpha_is_1": 0, "eval_every": args.eval_every, "val_size": args.val_size,
             "optimizer": "Adam"}
@@ -316,7 +273,14 @@ def parse_args(argv=None):
     p.add_argument("--grid-eval-every", type=int, default=250)
     # the recipe
     p.add_argument("--lr", type=float, default=None, help="Adam learning rate (default: the paper's per model)")
-    p.add_argument("--schedule", choices=["constant", "cosine"], default="constant")
+    p.add_argument("--schedule", choices=["constant", "cosine", "step", "invsqrt"], default="constant")
+    p.add_argument("--milestones", type=float, nargs="+", default=[0.5, 0.75], help="step schedule: fractions of the run")
+    p.add_argument("--lr-decay", type=float, default=0.2, help="step schedule: factor at each milestone")
+    p.add_argument("--preprocess", choices=["none", "center-maxabs", "standardize"], default="none")
+    p.add_argument("--bias", action=argparse.BooleanOptionalAction, default=None,
+                   help="biases (default: each model's own; --no-bias removes them everywhere)")
+    p.add_argument("--init", choices=["default", "xavier"], default="default")
+    p.add_argument("--balanced", action="store_true", help="class-balanced labelled batches")
     p.add_argument("--reconstruction", choices=["mse", "cosine"], default="mse")
     p.add_argument("--reduce-dims", choices=["mean", "sum"], default="mean")
     p.add_argument("--labelled-batch", type=int, default=50)
@@ -327,7 +291,8 @@ def parse_args(argv=None):
     p.add_argument("--jobs", type=int, default=1, help="runs in parallel (processes), sharing the CPU cores")
     p.add_argument("--device", default="auto")
     p.add_argument("--data-root", default=None)
-    p.add_argument("--runs-dir", default="runs/table2", help="cache of finished runs")
+    p.add_argument("--runs-dir", default="runs/table2",
+                   help="one resumable folder per run (checkpoint, then result): rerun the command to continue")
     p.add_argument("--out", default="results/table2.json")
     p.add_argument("--grid-out", default="results/ab_grid.json")
     p.add_argument("--figures", default="docs/figures", help="folder of the HTML figures")

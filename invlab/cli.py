@@ -6,9 +6,10 @@ import argparse
 import sys
 from pathlib import Path
 
-from .data import fetch_mnist
+from .data import PREPROCESSING, fetch_mnist
 from .models import list_models
-from .train import TrainConfig, train
+from .models.registry import INITS
+from .train import SCHEDULES, TrainConfig, train
 
 EPILOG = """\
 example (the paper's SmallCNN with 50 labels, 5 per class):
@@ -42,9 +43,27 @@ def _parser() -> argparse.ArgumentParser:
     t.add_argument("--steps", type=int, default=d.steps, help=f"optimiser steps (default {d.steps})")
     t.add_argument("--epochs", type=float, default=None, help="passes over the unlabelled pool; overrides --steps")
     t.add_argument("--lr", type=float, default=None, help="Adam learning rate (default: the paper's, 0.01 SmallCNN, 0.01/3 others)")
-    t.add_argument("--schedule", default=d.schedule, choices=["constant", "cosine"], help="learning-rate schedule")
-    t.add_argument("--labelled-batch", type=int, default=d.labelled_batch, help=f"labelled samples per step (default {d.labelled_batch})")
-    t.add_argument("--unlabelled-batch", type=int, default=d.unlabelled_batch, help=f"unlabelled samples per step (default {d.unlabelled_batch})")
+    t.add_argument("--schedule", default=d.schedule, choices=list(SCHEDULES),
+                   help="learning-rate schedule: constant, cosine (decay to 0), step (x LR_DECAY at each of "
+                        "MILESTONES), invsqrt (lr / sqrt(1 + epoch)) (default %(default)s)")
+    t.add_argument("--milestones", type=float, nargs="+", default=list(d.milestones), metavar="FRACTION",
+                   help="step schedule: fractions of the run where the rate drops (default %(default)s)")
+    t.add_argument("--lr-decay", type=float, default=d.lr_decay,
+                   help="step schedule: factor applied at each milestone (default %(default)s)")
+    t.add_argument("--labelled-batch", type=int, default=d.labelled_batch,
+                   help="labelled samples per step, cycling the labelled set (default %(default)s)")
+    t.add_argument("--unlabelled-batch", type=int, default=d.unlabelled_batch,
+                   help="unlabelled samples per step, cycling the unlabelled pool (default %(default)s)")
+    t.add_argument("--balanced", action="store_true",
+                   help="draw labelled batches class-balanced (LABELLED_BATCH / classes of each class)")
+    t.add_argument("--preprocess", default=d.preprocess, choices=list(PREPROCESSING),
+                   help="per-example input transform for train, validation and test: none, center-maxabs "
+                        "(centre, divide by max |x|), standardize (zero mean, unit variance) (default %(default)s)")
+    t.add_argument("--bias", action=argparse.BooleanOptionalAction, default=None,
+                   help="biases in every layer (default: the model's own; the inhibitor 'U' models have none); "
+                        "--no-bias makes f(x) = A[x]x exactly")
+    t.add_argument("--init", default=d.init, choices=list(INITS),
+                   help="weight initialisation: default (PyTorch's) or xavier (uniform, zero biases) (default %(default)s)")
     t.add_argument("--reconstruction", default=d.reconstruction, choices=["mse", "cosine"], help="reconstruction loss R")
     t.add_argument("--reduce-dims", default=d.reduce_dims, choices=["mean", "sum"], help="average or sum R over input pixels")
     t.add_argument("--eval-every", type=int, default=d.eval_every, help=f"steps between evaluations and checkpoints (default {d.eval_every})")
@@ -83,8 +102,9 @@ def _train(args) -> int:
     config = TrainConfig(
         model=args.model, dataset=args.dataset, labels_per_class=per_class, data_root=args.data_root,
         alpha=args.alpha, beta=args.beta, seed=args.seed, steps=args.steps, epochs=args.epochs,
-        labelled_batch=args.labelled_batch, unlabelled_batch=args.unlabelled_batch, lr=args.lr,
-        schedule=args.schedule, reconstruction=args.reconstruction, reduce_dims=args.reduce_dims,
+        labelled_batch=args.labelled_batch, unlabelled_batch=args.unlabelled_batch, balanced=args.balanced, lr=args.lr,
+        schedule=args.schedule, milestones=tuple(args.milestones), lr_decay=args.lr_decay,
+        preprocess=args.preprocess, bias=args.bias, init=args.init, reconstruction=args.reconstruction, reduce_dims=args.reduce_dims,
         eval_every=args.eval_every, val_size=args.val_size, device=args.device)
     out = Path(args.out)
     result = train(config, out_dir=out, resume=args.resume, progress=not args.no_progress)

@@ -154,7 +154,7 @@ def run_many(runs: list[tuple[object, str | os.PathLike]], jobs: int = 1,
     return results  # type: ignore[return-value]
 
 
-def test_selected(result: dict) -> tuple[float, int]:
+def best_test_epoch(result: dict) -> tuple[float, int]:
     """The paper's protocol, for comparison only: the best test accuracy over the run's
     evaluations and its step. It reads the test set to choose, so it is biased upwards."""
     best = max(result["history"], key=lambda r: r["test_accuracy"])

@@ -25,6 +25,24 @@ def test_train_writes_metrics_checkpoint_and_figures(fake_mnist_root, tmp_path, 
     assert not [p for p in out.iterdir() if p.name.endswith(".tmp")]
 
 
+def test_train_protocol_options(fake_mnist_root, tmp_path):
+    out = tmp_path / "run"
+    code = main(["train", "--steps", "2", "--eval-every", "2", "--val-size", "200", "--labelled-batch", "20",
+                 "--unlabelled-batch", "10", "--balanced", "--preprocess", "center-maxabs", "--no-bias",
+                 "--init", "xavier", "--schedule", "step", "--milestones", "0.5", "--lr-decay", "0.1",
+                 "--out", str(out), "--no-progress"])
+    assert code == 0
+    config = json.loads((out / "metrics.json").read_text())["config"]
+    assert {k: config[k] for k in ("preprocess", "bias", "init", "schedule", "milestones", "lr_decay", "balanced",
+                                   "labelled_batch", "unlabelled_batch")} == {
+        "preprocess": "center-maxabs", "bias": False, "init": "xavier", "schedule": "step", "milestones": [0.5],
+        "lr_decay": 0.1, "balanced": True, "labelled_batch": 20, "unlabelled_batch": 10}
+    from invlab.train import load_model
+    model = load_model(out / "checkpoint.pt")
+    assert model.preprocess.kind == "center-maxabs"
+    assert not [n for n, _ in model.named_parameters() if n.endswith("bias")]
+
+
 @pytest.mark.parametrize("args,match", [
     (["--labels", "55"], "multiple of 10"),
     (["--labels", "0"], "multiple of 10"),
@@ -32,6 +50,8 @@ def test_train_writes_metrics_checkpoint_and_figures(fake_mnist_root, tmp_path, 
     (["--beta", "-0.1"], r"beta must lie in \[0, 1\]"),
     (["--model", "vgg"], "Known models: bird10-cnn"),
     (["--labels", "60000"], "labels per class were asked for"),
+    (["--model", "smallucnn", "--bias"], "no biases by definition"),
+    (["--milestones", "0.9", "0.2"], "milestones must be increasing"),
 ])
 def test_bad_arguments_give_clear_errors(fake_mnist_root, tmp_path, capsys, args, match):
     code = main(["train", "--steps", "1", "--out", str(tmp_path / "run"), "--no-progress", *args])

@@ -32,7 +32,7 @@ class Bird10CNN(nn.Module):
         if t < 1:
             raise ValueError(
                 f"segment_length={segment_length} is too short for bird10-cnn "
-                "(kernel 1024, stride 512, pool 4/2, kernel 3 stride 2): use at least 3584 samples")
+                "(kernel 1024, stride 512, pool 4/2, kernel 3 stride 2): use at least 4608 samples")
         self.in_channels = in_channels
         self.segment_length = segment_length
         self.features = nn.Sequential(
