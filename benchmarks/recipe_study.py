@@ -37,6 +37,8 @@ ARMS = {
     "base-5k": ("baseline recipe, 5000 steps (10 passes)", dict(steps=5000)),
     "base-20k": ("baseline recipe, 20 000 steps (40 passes)", dict(steps=20_000, eval_every=1000)),
     # one change at a time, 2000 steps
+    "balance-2k": ("class-balance term beside the entropy, λ = 1 (mutual information; not in the paper)",
+                   dict(steps=2000, balance=1.0)),
     "maxabs-2k": ("inputs centred and divided by their maximum absolute value, per image (author's code)",
                   dict(steps=2000, preprocess="center-maxabs")),
     "nobias-xavier-2k": ("no biases anywhere (f(x) = A[x]x) and Xavier-uniform initialisation (author's code)",

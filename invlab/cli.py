@@ -39,6 +39,10 @@ def _parser() -> argparse.ArgumentParser:
                         "(default: 50 = 5 per class on mnist, all on bird10)")
     t.add_argument("--alpha", type=float, default=d.alpha, help=f"weight of the supervised cross-entropy, in [0, 1] (default {d.alpha})")
     t.add_argument("--beta", type=float, default=d.beta, help=f"reconstruction share of the unsupervised part, in [0, 1] (default {d.beta})")
+    t.add_argument("--balance", type=float, default=d.balance,
+                   help="weight of a class-balance term beside the entropy, log C - H(mean prediction) over the "
+                        "unlabelled samples (not in the paper; 0 = the paper's loss; 1 = mutual information) "
+                        "(default %(default)s)")
     t.add_argument("--seed", type=int, default=d.seed, help="seed of the label draw, initialisation and batches (default 0)")
     t.add_argument("--steps", type=int, default=d.steps, help=f"optimiser steps (default {d.steps})")
     t.add_argument("--epochs", type=float, default=None, help="passes over the unlabelled pool; overrides --steps")
@@ -101,7 +105,7 @@ def _train(args) -> int:
         raise ValueError(f"unknown model {args.model!r}. Known models: {', '.join(list_models())}")
     config = TrainConfig(
         model=args.model, dataset=args.dataset, labels_per_class=per_class, data_root=args.data_root,
-        alpha=args.alpha, beta=args.beta, seed=args.seed, steps=args.steps, epochs=args.epochs,
+        alpha=args.alpha, beta=args.beta, balance=args.balance, seed=args.seed, steps=args.steps, epochs=args.epochs,
         labelled_batch=args.labelled_batch, unlabelled_batch=args.unlabelled_batch, balanced=args.balanced, lr=args.lr,
         schedule=args.schedule, milestones=tuple(args.milestones), lr_decay=args.lr_decay,
         preprocess=args.preprocess, bias=args.bias, init=args.init, reconstruction=args.reconstruction, reduce_dims=args.reduce_dims,

@@ -10,6 +10,7 @@ CE applies to labelled samples only, R to every sample, E to unlabelled samples 
 
 from __future__ import annotations
 
+import math
 from dataclasses import dataclass
 
 import torch
@@ -63,6 +64,17 @@ def entropy_loss(logits: torch.Tensor, reduction: str = "mean") -> torch.Tensor:
     return _reduce(-(logp.exp() * logp).sum(1), reduction)
 
 
+def marginal_entropy(logits: torch.Tensor) -> torch.Tensor:
+    """Entropy of the batch-mean prediction, H(p̄) with p̄ = mean_n softmax(f(x_n)), in nats.
+
+    logits (B, C) -> scalar in [0, log C]. Maximising it keeps the predicted classes of a
+    batch spread out; minus the mean per-sample entropy it is the batch estimate of the
+    mutual information between inputs and predicted classes (Krause et al. 2010, RIM).
+    """
+    p_mean = F.softmax(logits, dim=1).mean(0)  # (C,)
+    return -(p_mean * torch.log(p_mean.clamp_min(1e-12))).sum()
+
+
 def _reduce(per_sample: torch.Tensor, reduction: str) -> torch.Tensor:
     if reduction == "mean":
         return per_sample.mean()
@@ -99,6 +111,16 @@ class SemiSupervisedLoss:
         reduce_dims: ``"mean"`` or ``"sum"`` of the squared error over input dimensions.
         report_unweighted: when R has zero weight (alpha = 1 or beta = 0), still compute
             it without a graph for the logs (one extra backward pass); if False it is NaN.
+        balance: weight lambda >= 0 of a class-balance term beside the entropy, not in the
+            paper (0, the default, is eq. 10 exactly). The entropy term becomes
+            (1 - beta)·(n_U/B)·[E + lambda·(log C - H(p̄))]
+            with H(p̄) the entropy of the mean prediction over the unlabelled samples
+            (:func:`marginal_entropy`). Entropy minimisation alone lets one class absorb
+            the cluster of another (all the unlabelled 9s predicted as 4s, say): confident
+            and wrong costs it nothing. The balance term charges a batch whose predictions
+            pile onto few classes; with lambda = 1 the unsupervised term is log C minus the
+            mutual information between inputs and predicted classes. It assumes the classes
+            of the unlabelled data are roughly balanced.
     """
 
     alpha: float = 0.7
@@ -107,10 +129,13 @@ class SemiSupervisedLoss:
     reduce_dims: str = "mean"
     report_unweighted: bool = True
     method: str = "autograd"  # how (df/dx)^T f is computed, see invlab.inverse.forward_inverse
+    balance: float = 0.0
 
     def __post_init__(self):
         self.alpha = _check_unit("alpha", self.alpha)
         self.beta = _check_unit("beta", self.beta)
+        if not self.balance >= 0:
+            raise ValueError(f"balance must be >= 0, got {self.balance}")
         if self.reconstruction not in ("mse", "cosine"):
             raise ValueError(f"reconstruction must be 'mse' or 'cosine', got {self.reconstruction!r}")
         if self.reduce_dims not in ("mean", "sum"):
@@ -130,7 +155,8 @@ class SemiSupervisedLoss:
 
         Returns:
             dict of scalars: ``total`` (differentiable), ``ce``, ``reconstruction``,
-            ``entropy`` (group means as above), and the counts ``n_labelled``,
+            ``entropy`` (group means as above), ``imbalance`` (log C - H(p̄) over the
+            unlabelled samples, reported whatever ``balance`` is), and the counts ``n_labelled``,
             ``n_unlabelled``. Only the terms with non-zero weight are differentiable;
             the others are reported detached.
         """
@@ -152,9 +178,12 @@ class SemiSupervisedLoss:
         zero = logits.new_zeros(())
         ce = F.cross_entropy(logits[labelled], y[labelled]) if n_l else zero
         ent = entropy_loss(logits[~labelled]) if n_u else zero
+        # log C - H(p̄) >= 0: zero when the unlabelled predictions are spread evenly over the classes
+        imbalance = math.log(logits.shape[1]) - marginal_entropy(logits[~labelled]) if n_u else zero
         r_term = self.beta * rec_loss if self.needs_reconstruction else 0.0
-        total = self.alpha * (n_l / b) * ce + (1 - self.alpha) * (r_term + (1 - self.beta) * (n_u / b) * ent)
-        return {"total": total, "ce": ce, "reconstruction": rec_loss, "entropy": ent,
+        unsup = ent + self.balance * imbalance if self.balance else ent
+        total = self.alpha * (n_l / b) * ce + (1 - self.alpha) * (r_term + (1 - self.beta) * (n_u / b) * unsup)
+        return {"total": total, "ce": ce, "reconstruction": rec_loss, "entropy": ent, "imbalance": imbalance,
                 "n_labelled": torch.tensor(n_l), "n_unlabelled": torch.tensor(n_u)}
 
 

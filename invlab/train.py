@@ -74,6 +74,7 @@ class TrainConfig:
     labels_per_class: int | None = 5  # None: every training example labelled (Bird10's setting)
     alpha: float = 0.7
     beta: float = 0.2
+    balance: float = 0.0  # class-balance weight beside the entropy (0: the paper's eq. 10), see SemiSupervisedLoss
     seed: int = 0
     steps: int = 1000
     epochs: float | None = None
@@ -100,7 +101,7 @@ class TrainConfig:
     RESUMABLE_CHANGES = ("steps", "epochs", "eval_every", "device", "log_unweighted")
 
     def __post_init__(self):
-        SemiSupervisedLoss(self.alpha, self.beta, self.reconstruction, self.reduce_dims)  # validates
+        SemiSupervisedLoss(self.alpha, self.beta, self.reconstruction, self.reduce_dims, balance=self.balance)  # validates
         if self.labels_per_class is not None and self.labels_per_class < 1:
             raise ValueError(f"labels_per_class must be at least 1 (or None for all), got {self.labels_per_class}")
         for name in ("labelled_batch", "eval_every"):
@@ -283,7 +284,7 @@ class Trainer:
         self.model.to(memory_format=self.memory_format)
         self._check_fit()
         self.loss_fn = SemiSupervisedLoss(config.alpha, config.beta, config.reconstruction, config.reduce_dims,
-                                          report_unweighted=config.log_unweighted)
+                                          report_unweighted=config.log_unweighted, balance=config.balance)
         self.params = [p for p in self.model.parameters() if p.requires_grad]
         self.optimizer = torch.optim.Adam(self.params, lr=config.learning_rate)
         self.total_steps = config.total_steps(len(self.data.x_train))
@@ -341,7 +342,7 @@ class Trainer:
         self.optimizer.step()
         self.scheduler.step()
         self.step += 1
-        losses = {k: out[k].item() for k in ("total", "ce", "reconstruction", "entropy")}
+        losses = {k: out[k].item() for k in ("total", "ce", "reconstruction", "entropy", "imbalance")}
         if not math.isfinite(losses["total"]):
             raise FloatingPointError(
                 f"the loss became {losses['total']} at step {self.step} ({losses}); lower the "
@@ -480,9 +481,14 @@ def load_model(checkpoint: str | Path, best: bool = True, device: str = "cpu") -
 
 def run_key(config: TrainConfig) -> str:
     """Short hash of everything in ``config`` that shapes a run's numbers (not the device,
-    nor whether unweighted terms are logged): the name of a cached or resumable run."""
-    blob = json.dumps({k: v for k, v in config.to_dict().items() if k not in ("device", "log_unweighted")},
-                      sort_keys=True)
+    nor whether unweighted terms are logged): the name of a cached or resumable run.
+
+    Only the fields that differ from :class:`TrainConfig`'s defaults enter the hash, so a
+    new option added with a default that keeps the old behaviour leaves existing keys
+    (and the runs cached under them) valid."""
+    defaults = TrainConfig().to_dict()
+    blob = json.dumps({k: v for k, v in config.to_dict().items()
+                       if k not in ("device", "log_unweighted") and v != defaults[k]}, sort_keys=True)
     return hashlib.sha1(blob.encode()).hexdigest()[:12]
 
 

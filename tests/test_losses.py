@@ -4,6 +4,7 @@ import math
 
 import pytest
 import torch
+import torch.nn as nn
 import torch.nn.functional as F
 from torch.autograd.functional import jacobian
 
@@ -98,3 +99,27 @@ def test_bad_mask_and_labels():
         loss(model, x, torch.tensor([-1, 1]), torch.tensor([True, False]))
     with pytest.raises(ValueError, match="shape"):
         loss(model, x, torch.tensor([0, 1, 2]), torch.tensor([True, False, True]))
+
+
+def test_marginal_entropy_and_balance_term():
+    from invlab.losses import marginal_entropy
+
+    even = torch.eye(4) * 20  # four confident predictions, one per class
+    piled = torch.zeros(4, 4)
+    piled[:, 0] = 20  # four confident predictions of class 0
+    assert marginal_entropy(even).item() == pytest.approx(math.log(4), abs=1e-6)
+    assert marginal_entropy(piled).item() == pytest.approx(0.0, abs=1e-6)
+    # both have ~0 per-sample entropy: only the balance term tells them apart
+    model = nn.Sequential(nn.Flatten(), nn.Linear(4, 4, bias=False)).double()
+    x, y = torch.eye(4, dtype=torch.float64).view(4, 1, 2, 2), torch.full((4,), -1)
+    mask = torch.zeros(4, dtype=torch.bool)
+    plain = SemiSupervisedLoss(0.7, 0.2, report_unweighted=False)
+    balanced = SemiSupervisedLoss(0.7, 0.2, report_unweighted=False, balance=1.0)
+    with torch.no_grad():
+        model[1].weight.copy_(piled.T.double())  # logits = x W^T = piled
+        a, b = plain(model, x, y, mask), balanced(model, x, y, mask)
+    assert a["imbalance"].item() == pytest.approx(math.log(4), abs=1e-5)
+    # (1 - alpha)(1 - beta)(n_U/B) * balance * (log C - H(p̄)) on top of the paper's loss
+    assert (b["total"] - a["total"]).item() == pytest.approx(0.3 * 0.8 * 1.0 * math.log(4), rel=1e-5)
+    with pytest.raises(ValueError, match="balance must be >= 0"):
+        SemiSupervisedLoss(balance=-1.0)

@@ -86,7 +86,7 @@ def test_callbacks_and_early_stop(task):
 
     result = train(TrainConfig(steps=10, **FAST), data=task, callbacks=[Stopper()], progress=False)
     assert result.steps_done == 2
-    assert seen[0] == ("step", 1, ["ce", "entropy", "reconstruction", "total"])
+    assert seen[0] == ("step", 1, ["ce", "entropy", "imbalance", "reconstruction", "total"])
     assert seen[-1] == ("end", 2)
 
 
