@@ -1,19 +1,25 @@
-"""Cost of the inversion loss: time per training step and peak memory, against a
+"""Cost of the inversion loss: time per training step (and peak memory), against a
 supervised step on the same batch and model.
 
-For every model: a batch of ``--batch`` inputs (``--labelled`` of them labelled), one Adam
-step of
+For every model, one Adam step of :class:`invlab.train.Trainer` on a mixed batch of
+``--batch`` samples (``--labelled`` of them labelled) in each *mode*:
 
 * ``supervised`` — cross-entropy only (alpha = 1): one forward and one backward pass;
-* ``inverse-autograd`` — the full loss of eq. 10 with (df/dx)^T f(x) from
-  ``torch.autograd.grad(create_graph=True)``;
-* ``inverse-func`` — the same loss with ``torch.func.vjp``.
+* ``inverse-autograd`` — the full loss of eq. 10, (df/dx)^T f(x) from
+  ``torch.autograd.grad(create_graph=True)``: the training loop's default;
+* ``inverse-func`` — the same loss with ``torch.func.vjp``;
+* ``inverse-before`` — the step as invlab took it before its CPU tuning (autograd,
+  contiguous NCHW tensors, ``loss.backward()`` also computing the unused gradient with
+  respect to the input): the "before" of the steps-per-second comparison.
 
-Each (model, mode) runs in its own subprocess (so that the peak resident memory, or the
-CUDA peak, belongs to it alone): ``--warmup`` steps, then the median of ``--repeat`` timed
-steps. Ratios are medians from the same invocation.
+Timing is done in **one process per model, the modes interleaved** (one step of each in
+turn), so that a load change on a shared machine hits every mode alike; ``--warmup``
+rounds are dropped (the allocator's and oneDNN's first steps), then ``--repeat`` rounds
+give the median and interquartile range per mode, and steps per second. Peak memory
+(``--memory``) is measured apart, one subprocess per mode, since a process's peak
+resident size cannot be split between modes.
 
-    python benchmarks/step_cost.py --models smallcnn-mean --repeat 20
+    python benchmarks/step_cost.py --models smallcnn-mean --threads 1 --repeat 40
 """
 
 from __future__ import annotations
@@ -27,48 +33,86 @@ import sys
 import time
 from pathlib import Path
 
-MODES = ("supervised", "inverse-autograd", "inverse-func")
+MODES = ("supervised", "inverse-autograd", "inverse-func", "inverse-before")
 
 
-def measure(model_name: str, mode: str, batch: int, labelled: int, warmup: int, repeat: int, device: str) -> dict:
+def make_trainer(model_name: str, mode: str, batch: int, labelled: int, device: str):
+    """A Trainer whose every step is a ``batch``-sample step of ``mode`` on random inputs."""
     import torch
 
-    from invlab import SemiSupervisedLoss, create_model
+    from invlab.data import SemiSupervisedData
+    from invlab.models import create_model
+    from invlab.train import TrainConfig, Trainer
 
-    torch.manual_seed(0)
-    dev = torch.device("cuda" if device == "auto" and torch.cuda.is_available() else ("cpu" if device == "auto" else device))
-    model = create_model(model_name).to(dev)
-    shape = (1, model.segment_length) if model.input_ndim == 3 else (1, 28, 28)
-    x = torch.rand(batch, *shape, device=dev)
-    y = torch.randint(0, 10, (batch,), device=dev)
-    mask = torch.arange(batch, device=dev) < labelled
-    if mode == "supervised":
-        loss_fn = SemiSupervisedLoss(1.0, 0.0, report_unweighted=False)
-    else:
-        loss_fn = SemiSupervisedLoss(0.7, 0.2, method=mode.split("-")[1])
-    opt = torch.optim.Adam(model.parameters(), lr=1e-4)
+    probe = create_model(model_name)
+    shape = (1, probe.segment_length) if probe.input_ndim == 3 else (1, 28, 28)
+    g = torch.Generator().manual_seed(0)
+    n = max(batch, 20)
+    x = torch.rand(n, *shape, generator=g)
+    y = torch.arange(n) % 10
+    data = SemiSupervisedData(x, y, torch.arange(labelled), x[:10], y[:10], x[:10], y[:10], 10, "random")
+    supervised = mode == "supervised"
+    config = TrainConfig(model=model_name, alpha=1.0 if supervised else 0.7, beta=0.0 if supervised else 0.2,
+                         labelled_batch=labelled, unlabelled_batch=batch - labelled, lr=1e-4, steps=10**9,
+                         log_unweighted=False, device=device, inverse_method="func" if mode == "inverse-func" else "autograd")
+    trainer = Trainer(config, data)
+    if mode == "inverse-before":
+        trainer.model.to(memory_format=torch.contiguous_format)
+        trainer.memory_format = torch.contiguous_format
+    return trainer
 
-    def step():
-        opt.zero_grad(set_to_none=True)
-        loss_fn(model, x, y, mask)["total"].backward()
-        opt.step()
-        if dev.type == "cuda":
-            torch.cuda.synchronize()
 
-    for _ in range(warmup):
-        step()
-    if dev.type == "cuda":
+def step_fn(trainer, mode: str):
+    """One training step of ``mode``; ``inverse-before`` replays the former loop's step."""
+    if mode != "inverse-before":
+        return trainer.train_step
+
+    def before():
+        trainer.model.train()
+        x, y, mask = trainer.batch()
+        out = trainer.loss_fn(trainer.model, x, y, mask)
+        trainer.optimizer.zero_grad(set_to_none=True)
+        out["total"].backward()  # also d total / d x: a wasted transposed convolution
+        trainer.optimizer.step()
+    return before
+
+
+def time_interleaved(model_name: str, batch: int, labelled: int, warmup: int, repeat: int, device: str) -> dict:
+    import torch
+
+    trainers = {m: make_trainer(model_name, m, batch, labelled, device) for m in MODES}
+    steps = {m: step_fn(trainers[m], m) for m in MODES}
+    sync = torch.cuda.synchronize if trainers["supervised"].device.type == "cuda" else (lambda: None)
+    times = {m: [] for m in MODES}
+    for r in range(warmup + repeat):
+        for m in MODES:
+            sync()
+            t0 = time.perf_counter()
+            steps[m]()
+            sync()
+            if r >= warmup:
+                times[m].append(time.perf_counter() - t0)
+    out = {}
+    for m, ts in times.items():
+        q1, med, q3 = statistics.quantiles(ts, n=4) if len(ts) > 1 else (ts[0],) * 3
+        out[m] = {"median_s": statistics.median(ts), "q1_s": q1, "q3_s": q3, "steps_per_s": 1 / statistics.median(ts),
+                  "times_s": ts}
+    return {"modes": out, "device": str(trainers["supervised"].device), "threads": torch.get_num_threads()}
+
+
+def peak_memory(model_name: str, mode: str, batch: int, labelled: int, device: str) -> dict:
+    import torch
+
+    trainer = make_trainer(model_name, mode, batch, labelled, device)
+    step = step_fn(trainer, mode)
+    if trainer.device.type == "cuda":
         torch.cuda.reset_peak_memory_stats()
-    times = []
-    for _ in range(repeat):
-        t0 = time.perf_counter()
+    for _ in range(3):
         step()
-        times.append(time.perf_counter() - t0)
-    peak = (torch.cuda.max_memory_allocated() if dev.type == "cuda"
+    peak = (torch.cuda.max_memory_allocated() if trainer.device.type == "cuda"
             else resource.getrusage(resource.RUSAGE_SELF).ru_maxrss * 1024)
-    return {"model": model_name, "mode": mode, "median_s": statistics.median(times), "times_s": times,
-            "peak_memory_mb": peak / 2**20, "memory_kind": "cuda peak allocated" if dev.type == "cuda" else "peak RSS",
-            "device": str(dev)}
+    return {"peak_memory_mb": peak / 2**20,
+            "memory_kind": "cuda peak allocated" if trainer.device.type == "cuda" else "peak RSS"}
 
 
 def main(argv=None) -> int:
@@ -78,52 +122,73 @@ def main(argv=None) -> int:
     p.add_argument("--models", nargs="+", default=[*TABLE2_MODELS, "bird10-cnn"])
     p.add_argument("--batch", type=int, default=150)
     p.add_argument("--labelled", type=int, default=50)
-    p.add_argument("--warmup", type=int, default=3)
-    p.add_argument("--repeat", type=int, default=10)
+    p.add_argument("--warmup", type=int, default=5, help="interleaved rounds dropped before timing")
+    p.add_argument("--repeat", type=int, default=30, help="interleaved rounds timed")
+    p.add_argument("--threads", type=int, default=None, help="torch threads (default: torch's choice)")
+    p.add_argument("--memory", action=argparse.BooleanOptionalAction, default=True,
+                   help="also measure peak memory per mode (one subprocess each)")
     p.add_argument("--device", default="auto")
     p.add_argument("--out", default="results/step_cost.json")
     p.add_argument("--single", nargs=2, metavar=("MODEL", "MODE"), help=argparse.SUPPRESS)
     args = p.parse_args(argv)
+    import torch
+
+    if args.threads:
+        torch.set_num_threads(args.threads)
     if args.single:
-        print(json.dumps(measure(*args.single, args.batch, args.labelled, args.warmup, args.repeat, args.device)))
+        print(json.dumps(peak_memory(*args.single, args.batch, args.labelled, args.device)))
         return 0
 
-    from invlab.io import save_json
+    from invlab.io import atomic_write, save_json
     from invlab.studies import provenance
 
     rows = []
     for name in args.models:
-        runs = {}
+        timing = time_interleaved(name, args.batch, args.labelled, args.warmup, args.repeat, args.device)
+        runs = timing["modes"]
         for mode in MODES:
-            cmd = [sys.executable, __file__, "--single", name, mode, "--batch", str(args.batch), "--labelled",
-                   str(args.labelled), "--warmup", str(args.warmup), "--repeat", str(args.repeat), "--device", args.device]
-            runs[mode] = json.loads(subprocess.run(cmd, check=True, capture_output=True, text=True).stdout.splitlines()[-1])
+            runs[mode]["device"] = timing["device"]
+            if args.memory:
+                cmd = [sys.executable, __file__, "--single", name, mode, "--batch", str(args.batch),
+                       "--labelled", str(args.labelled), "--device", args.device,
+                       *(["--threads", str(args.threads)] if args.threads else [])]
+                res = subprocess.run(cmd, check=True, capture_output=True, text=True)
+                runs[mode].update(json.loads(res.stdout.splitlines()[-1]))
         sup = runs["supervised"]["median_s"]
-        best = min(MODES[1:], key=lambda m: runs[m]["median_s"])
-        row = {"model": name, "runs": runs, "fastest_inverse": best,
-               **{f"ratio_{m}": runs[m]["median_s"] / sup for m in MODES[1:]}}
+        inverse = ("inverse-autograd", "inverse-func")
+        row = {"model": name, "runs": runs, "threads": timing["threads"],
+               "fastest_inverse": min(inverse, key=lambda m: runs[m]["median_s"]),
+               **{f"ratio_{m}": runs[m]["median_s"] / sup for m in MODES[1:]},
+               "speedup_vs_before": runs["inverse-before"]["median_s"] / runs["inverse-autograd"]["median_s"]}
         rows.append(row)
-        print(f"{name:18s} supervised {sup * 1e3:8.1f} ms | " + " | ".join(
-            f"{m} {runs[m]['median_s'] * 1e3:8.1f} ms ({row['ratio_' + m]:.2f}x, {runs[m]['peak_memory_mb']:.0f} MB)"
-            for m in MODES[1:]), flush=True)
+        print(f"{name:18s} " + " | ".join(f"{m} {runs[m]['median_s'] * 1e3:.1f} ms" for m in MODES), flush=True)
     out = {"batch": args.batch, "labelled": args.labelled, "repeat": args.repeat, "warmup": args.warmup,
+           "threads": rows[0]["threads"] if rows else None, "interleaved": True,
            "rows": rows, **provenance(device=rows[0]["runs"]["supervised"]["device"] if rows else "cpu")}
     save_json(out, args.out)
-    Path(args.out).with_suffix(".md").write_text(markdown(out))
+    atomic_write(Path(args.out).with_suffix(".md"), lambda path: path.write_text(markdown(out)))
     print(markdown(out))
     return 0
 
 
+def _cell(run: dict) -> str:
+    return f"{run['median_s'] * 1e3:.1f} [{run['q1_s'] * 1e3:.1f}–{run['q3_s'] * 1e3:.1f}]"
+
+
 def markdown(out: dict) -> str:
-    lines = [f"Time per training step (median of {out['repeat']} after {out['warmup']} warm-up steps), batch "
-             f"{out['batch']} with {out['labelled']} labelled; ratio = inversion-loss step / supervised step.", "",
-             "| model | supervised (ms) | inverse, autograd (ms) | ratio | inverse, torch.func (ms) | ratio | "
-             "peak memory sup. / inv. (MB) |", "|---|---|---|---|---|---|---|"]
+    lines = [f"Time per training step in ms, median [interquartile range] of {out['repeat']} interleaved rounds "
+             f"after {out['warmup']} warm-up rounds; batch {out['batch']} with {out['labelled']} labelled, "
+             f"{out['threads']} thread(s). Ratio = inversion-loss step / supervised step; steps/s of the default "
+             "inversion step before and after the CPU tuning.", "",
+             "| model | supervised | inverse, autograd (default) | ratio | inverse, torch.func | ratio | "
+             "before tuning | steps/s before → after | peak memory sup. / inv. (MB) |",
+             "|---|---|---|---|---|---|---|---|---|"]
     for r in out["rows"]:
-        s, a, f = (r["runs"][m] for m in MODES)
-        lines.append(f"| {r['model']} | {s['median_s'] * 1e3:.1f} | {a['median_s'] * 1e3:.1f} | "
-                     f"{r['ratio_inverse-autograd']:.2f} | {f['median_s'] * 1e3:.1f} | {r['ratio_inverse-func']:.2f} | "
-                     f"{s['peak_memory_mb']:.0f} / {min(a['peak_memory_mb'], f['peak_memory_mb']):.0f} |")
+        s, a, f, b = (r["runs"][m] for m in MODES)
+        mem = (f"{s['peak_memory_mb']:.0f} / {a['peak_memory_mb']:.0f}" if "peak_memory_mb" in s else "not measured")
+        lines.append(f"| {r['model']} | {_cell(s)} | {_cell(a)} | {r['ratio_inverse-autograd']:.2f} | {_cell(f)} | "
+                     f"{r['ratio_inverse-func']:.2f} | {_cell(b)} | {b['steps_per_s']:.2f} → {a['steps_per_s']:.2f} "
+                     f"(×{r['speedup_vs_before']:.2f}) | {mem} |")
     lines += ["", f"Command: `{out['command']}` · commit {out['commit']} · {out['hardware']} · {out['date']}.", ""]
     return "\n".join(lines)
 

@@ -90,6 +90,7 @@ class TrainConfig:
     init: str = "default"  # or "xavier"
     reconstruction: str = "mse"
     reduce_dims: str = "mean"
+    inverse_method: str = "autograd"  # or "func": how (df/dx)^T f is computed (benchmarks/step_cost.py)
     eval_every: int = 250
     val_size: int = 10_000
     data_root: str | None = None
@@ -98,7 +99,7 @@ class TrainConfig:
 
     # Fields that may differ when resuming (a longer run, another machine, quieter logs);
     # a schedule tied to the run's length (cosine, step) then stretches from the resumed step on.
-    RESUMABLE_CHANGES = ("steps", "epochs", "eval_every", "device", "log_unweighted")
+    RESUMABLE_CHANGES = ("steps", "epochs", "eval_every", "device", "log_unweighted", "inverse_method")
 
     def __post_init__(self):
         SemiSupervisedLoss(self.alpha, self.beta, self.reconstruction, self.reduce_dims, balance=self.balance)  # validates
@@ -123,6 +124,8 @@ class TrainConfig:
         if self.lr is not None and not self.lr > 0:
             raise ValueError(f"lr must be positive, got {self.lr}")
         check_preprocess(self.preprocess)
+        if self.inverse_method not in ("autograd", "func"):
+            raise ValueError(f"inverse_method must be 'autograd' or 'func', got {self.inverse_method!r}")
         if self.init not in INITS:
             raise ValueError(f"init must be one of {', '.join(INITS)}, got {self.init!r}")
         if self.device not in ("auto", "cpu", "cuda") and not self.device.startswith("cuda:"):
@@ -284,7 +287,8 @@ class Trainer:
         self.model.to(memory_format=self.memory_format)
         self._check_fit()
         self.loss_fn = SemiSupervisedLoss(config.alpha, config.beta, config.reconstruction, config.reduce_dims,
-                                          report_unweighted=config.log_unweighted, balance=config.balance)
+                                          report_unweighted=config.log_unweighted, balance=config.balance,
+                                          method=config.inverse_method)
         self.params = [p for p in self.model.parameters() if p.requires_grad]
         self.optimizer = torch.optim.Adam(self.params, lr=config.learning_rate)
         self.total_steps = config.total_steps(len(self.data.x_train))

@@ -36,10 +36,15 @@ def test_step_cost_tiny(tmp_path):
     bench = _load("step_cost")
     out = tmp_path / "cost.json"
     assert bench.main(["--models", "smallcnn-mean", "--batch", "6", "--labelled", "2", "--warmup", "1",
-                       "--repeat", "2", "--out", str(out)]) == 0
-    row = json.loads(out.read_text())["rows"][0]
-    assert row["model"] == "smallcnn-mean" and row["ratio_inverse-autograd"] > 0
-    assert set(row["runs"]) == {"supervised", "inverse-autograd", "inverse-func"}
+                       "--repeat", "3", "--threads", "1", "--out", str(out)]) == 0
+    result = json.loads(out.read_text())
+    row = result["rows"][0]
+    assert row["model"] == "smallcnn-mean" and row["ratio_inverse-autograd"] > 0 and row["speedup_vs_before"] > 0
+    assert set(row["runs"]) == {"supervised", "inverse-autograd", "inverse-func", "inverse-before"}
+    for run in row["runs"].values():
+        assert len(run["times_s"]) == 3 and run["q1_s"] <= run["median_s"] <= run["q3_s"]
+        assert run["peak_memory_mb"] > 0
+    assert result["interleaved"] and result["threads"] == 1 and "steps/s before → after" in (tmp_path / "cost.md").read_text()
 
 
 def test_table2_reproduction_tiny(tmp_path, fake_mnist_root):
