@@ -9,7 +9,7 @@ from pathlib import Path
 from .data import PREPROCESSING, fetch_mnist
 from .models import list_models
 from .models.registry import INITS
-from .train import SCHEDULES, TrainConfig, train
+from .train import RECOMMENDED, SCHEDULES, TrainConfig, train
 
 EPILOG = """\
 example (the paper's SmallCNN with 50 labels, 5 per class):
@@ -29,24 +29,26 @@ def _parser() -> argparse.ArgumentParser:
                        description="Train on MNIST with a few labels; writes OUT/metrics.json, "
                                    "OUT/checkpoint.pt, OUT/reconstructions.png, OUT/learning_curves.html.",
                        epilog=EPILOG, formatter_class=argparse.RawDescriptionHelpFormatter)
-    d = TrainConfig()
-    t.add_argument("--model", default=d.model, metavar="NAME", help=f"network (see `invlab models`; default {d.model})")
+    d = TrainConfig(**RECOMMENDED)  # the CLI's defaults are the recommended recipe
+    t.add_argument("--model", default=d.model, metavar="NAME", help="network (see `invlab models`) (default %(default)s)")
     t.add_argument("--dataset", default=d.dataset, choices=["mnist", "bird10"],
-                   help="mnist, or bird10 (real recordings under --data-root / data/bird10, else a synthetic stand-in)")
+                   help="mnist, or bird10 (real recordings under --data-root / data/bird10, else a synthetic "
+                        "stand-in) (default %(default)s)")
     t.add_argument("--data-root", default=None, metavar="DIR", help="dataset folder (default: the data folder)")
     t.add_argument("--labels", default=None, metavar="N|all",
                    help="labelled training examples in total, split evenly over the classes, or 'all' "
                         "(default: 50 = 5 per class on mnist, all on bird10)")
-    t.add_argument("--alpha", type=float, default=d.alpha, help=f"weight of the supervised cross-entropy, in [0, 1] (default {d.alpha})")
-    t.add_argument("--beta", type=float, default=d.beta, help=f"reconstruction share of the unsupervised part, in [0, 1] (default {d.beta})")
+    t.add_argument("--alpha", type=float, default=d.alpha, help="weight of the supervised cross-entropy, in [0, 1] (default %(default)s)")
+    t.add_argument("--beta", type=float, default=d.beta, help="reconstruction share of the unsupervised part, in [0, 1] (default %(default)s)")
     t.add_argument("--balance", type=float, default=d.balance,
                    help="weight of a class-balance term beside the entropy, log C - H(mean prediction) over the "
                         "unlabelled samples (not in the paper; 0 = the paper's loss; 1 = mutual information) "
                         "(default %(default)s)")
-    t.add_argument("--seed", type=int, default=d.seed, help="seed of the label draw, initialisation and batches (default 0)")
-    t.add_argument("--steps", type=int, default=d.steps, help=f"optimiser steps (default {d.steps})")
+    t.add_argument("--seed", type=int, default=d.seed, help="seed of the label draw, initialisation and batches (default %(default)s)")
+    t.add_argument("--steps", type=int, default=d.steps, help="optimiser steps (default %(default)s)")
     t.add_argument("--epochs", type=float, default=None, help="passes over the unlabelled pool; overrides --steps")
-    t.add_argument("--lr", type=float, default=None, help="Adam learning rate (default: the paper's, 0.01 SmallCNN, 0.01/3 others)")
+    t.add_argument("--lr", type=float, default=None, help="Adam learning rate (default: the paper's, 0.01 for SmallCNN, "
+                                                          "0.01/3 for LargeCNN and ResNets, 0.001 for bird10-cnn)")
     t.add_argument("--schedule", default=d.schedule, choices=list(SCHEDULES),
                    help="learning-rate schedule: constant, cosine (decay to 0), step (x LR_DECAY at each of "
                         "MILESTONES), invsqrt (lr / sqrt(1 + epoch)) (default %(default)s)")
@@ -58,30 +60,38 @@ def _parser() -> argparse.ArgumentParser:
                    help="labelled samples per step, cycling the labelled set (default %(default)s)")
     t.add_argument("--unlabelled-batch", type=int, default=d.unlabelled_batch,
                    help="unlabelled samples per step, cycling the unlabelled pool (default %(default)s)")
-    t.add_argument("--balanced", action="store_true",
-                   help="draw labelled batches class-balanced (LABELLED_BATCH / classes of each class)")
+    t.add_argument("--balanced", action=argparse.BooleanOptionalAction, default=d.balanced,
+                   help="draw labelled batches class-balanced (LABELLED_BATCH / classes of each class) "
+                        "(default %(default)s)")
     t.add_argument("--preprocess", default=d.preprocess, choices=list(PREPROCESSING),
                    help="per-example input transform for train, validation and test: none, center-maxabs "
                         "(centre, divide by max |x|), standardize (zero mean, unit variance) (default %(default)s)")
-    t.add_argument("--bias", action=argparse.BooleanOptionalAction, default=None,
+    t.add_argument("--bias", action=argparse.BooleanOptionalAction, default=d.bias,
                    help="biases in every layer (default: the model's own; the inhibitor 'U' models have none); "
                         "--no-bias makes f(x) = A[x]x exactly")
     t.add_argument("--init", default=d.init, choices=list(INITS),
                    help="weight initialisation: default (PyTorch's) or xavier (uniform, zero biases) (default %(default)s)")
-    t.add_argument("--reconstruction", default=d.reconstruction, choices=["mse", "cosine"], help="reconstruction loss R")
-    t.add_argument("--reduce-dims", default=d.reduce_dims, choices=["mean", "sum"], help="average or sum R over input pixels")
-    t.add_argument("--eval-every", type=int, default=d.eval_every, help=f"steps between evaluations and checkpoints (default {d.eval_every})")
-    t.add_argument("--val-size", type=int, default=d.val_size, help="validation images carved from the training set")
-    t.add_argument("--device", default="auto", choices=["auto", "cpu", "cuda"], help="auto uses a CUDA GPU when there is one")
+    t.add_argument("--reconstruction", default=d.reconstruction, choices=["mse", "cosine"],
+                   help="reconstruction loss R (default %(default)s)")
+    t.add_argument("--reduce-dims", default=d.reduce_dims, choices=["mean", "sum"],
+                   help="average or sum R over input pixels (default %(default)s)")
+    t.add_argument("--eval-every", type=int, default=d.eval_every,
+                   help="steps between evaluations and checkpoints (default %(default)s)")
+    t.add_argument("--val-size", type=int, default=d.val_size,
+                   help="validation images carved from the training set (default %(default)s)")
+    t.add_argument("--device", default="auto", choices=["auto", "cpu", "cuda"],
+                   help="auto uses a CUDA GPU when there is one (default %(default)s)")
     t.add_argument("--out", required=True, metavar="DIR", help="output folder")
-    t.add_argument("--resume", action="store_true", help="continue from DIR/checkpoint.pt")
+    t.add_argument("--resume", action="store_true", help="continue the run in DIR from DIR/checkpoint.pt")
+    t.add_argument("--overwrite", action="store_true", help="replace a run that DIR already holds")
     t.add_argument("--no-progress", action="store_true", help="no progress bar")
 
     data = sub.add_parser("data", help="fetch datasets").add_subparsers(dest="data_command", required=True)
     f = data.add_parser("fetch", help="download and verify a dataset into the data folder")
     f.add_argument("name", choices=["mnist"])
     f.add_argument("--root", default=None, help="data folder (default $INVLAB_DATA, else the checkout's data/, else ~/.cache/invlab)")
-    sub.add_parser("models", help="list the available networks")
+    f.add_argument("--force", action="store_true", help="rebuild the cache from its verified source (a corrupt cache)")
+    sub.add_parser("models", help="list the available networks: topology, pooling, parameters, input shape")
     return p
 
 
@@ -111,7 +121,7 @@ def _train(args) -> int:
         preprocess=args.preprocess, bias=args.bias, init=args.init, reconstruction=args.reconstruction, reduce_dims=args.reduce_dims,
         eval_every=args.eval_every, val_size=args.val_size, device=args.device)
     out = Path(args.out)
-    result = train(config, out_dir=out, resume=args.resume, progress=not args.no_progress)
+    result = train(config, out_dir=out, resume=args.resume, overwrite=args.overwrite, progress=not args.no_progress)
     data, dataset = result.data_ref, result.data["dataset"]
     if len(data.x_test.shape) == 4:
         figure = save_reconstruction_figure(result.model, data.x_test[:16], out / "reconstructions.png")
@@ -131,18 +141,41 @@ def _train(args) -> int:
     return 0
 
 
+def models_table() -> str:
+    """One line per registered network: name, topology, pooling, nonlinearity, biases,
+    parameter count and input shape (C, H, W) or (C, T)."""
+    import torch.nn as nn
+
+    from .models import create_model
+    from .models.layers import LocalWinnerTakesAll
+
+    lines = []
+    for name in list_models():
+        model = create_model(name)
+        mods = list(model.modules())
+        pool = ("max" if any(isinstance(m, (nn.MaxPool1d, nn.MaxPool2d)) for m in mods) else
+                "mean" if any(isinstance(m, nn.AvgPool2d) for m in mods) else "global mean")
+        act = "inhibitor (LWTA)" if any(isinstance(m, LocalWinnerTakesAll) for m in mods) else "ReLU"
+        bias = "biases" if any(n.endswith("bias") for n, _ in model.named_parameters()) else "no biases"
+        n_params = sum(p.numel() for p in model.parameters())
+        shape = (model.in_channels, model.segment_length) if model.input_ndim == 3 else (model.in_channels, 28, 28)
+        lines.append(f"{name:16s} {type(model).__name__:9s} pool {pool:11s} {act:16s} {bias:9s} "
+                     f"{n_params:>10,d} parameters  input {shape}")
+    return "\n".join(lines)
+
+
 def main(argv: list[str] | None = None) -> int:
     args = _parser().parse_args(argv)
     try:
         if args.command == "train":
             return _train(args)
         if args.command == "data":
-            print(fetch_mnist(args.root))
+            print(fetch_mnist(args.root, force=args.force))
             return 0
         if args.command == "models":
-            print("\n".join(list_models()))
+            print(models_table())
             return 0
-    except (ValueError, TypeError, FileNotFoundError, PermissionError, RuntimeError) as err:
+    except (ValueError, TypeError, FileNotFoundError, FileExistsError, PermissionError, RuntimeError) as err:
         print(f"invlab: error: {err}", file=sys.stderr)
         return 2
     return 1

@@ -70,3 +70,17 @@ def ensure_writable_dir(path: str | os.PathLike) -> Path:
             f"cannot write to output folder {str(path)!r} ({err.strerror or err}); "
             "choose another folder with --out or fix its permissions") from err
     return path
+
+
+def check_writable_target(path: str | os.PathLike) -> Path:
+    """Check, without creating anything, that folder ``path`` could be created and written:
+    it, or its nearest existing ancestor, must be a writable folder."""
+    path = Path(path)
+    probe = path
+    while not probe.exists() and probe != probe.parent:
+        probe = probe.parent
+    if not probe.is_dir() or not os.access(probe, os.W_OK | os.X_OK):
+        why = "is not a folder" if not probe.is_dir() else "is not writable"
+        raise PermissionError(f"cannot write to output folder {str(path)!r} ({str(probe)!r} {why}); "
+                              "choose another folder with --out or fix its permissions")
+    return path

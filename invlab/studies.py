@@ -11,15 +11,11 @@ run again in a later session, carries on where the last one stopped.
 
 from __future__ import annotations
 
-import datetime as _dt
 import json
 import multiprocessing
 import os
 import platform
-import shlex
 import statistics
-import subprocess
-import sys
 import time
 from concurrent.futures import ProcessPoolExecutor, as_completed
 from pathlib import Path
@@ -31,18 +27,15 @@ from .train import Trainer, accuracy
 
 
 def provenance(argv: list[str] | None = None, device: str = "cpu") -> dict:
-    """Command line, git commit, hardware and UTC date of a run, for results files."""
-    argv = sys.argv if argv is None else argv
-    try:
-        commit = subprocess.run(["git", "rev-parse", "--short", "HEAD"], capture_output=True, text=True,
-                                check=True).stdout.strip()
-        dirty = subprocess.run(["git", "status", "--porcelain", "--untracked-files=no"], capture_output=True,
-                               text=True).stdout.strip()
-        commit += "+uncommitted" if dirty else ""
-    except (OSError, subprocess.CalledProcessError):
-        commit = "unknown"
-    return {"command": " ".join(shlex.quote(a) for a in argv), "commit": commit,
-            "hardware": hardware(device), "date": _dt.datetime.now(_dt.timezone.utc).strftime("%Y-%m-%d")}
+    """Command line, git commit, hardware and UTC date of a results file (top-level keys,
+    kept for the results tables), plus the full :func:`invlab.provenance.provenance`
+    object under ``"provenance"``."""
+    from .provenance import provenance as full
+
+    prov = full(argv, device)
+    commit = prov["commit"] + ("+uncommitted" if prov["dirty"] else "")
+    return {"command": prov["command"], "commit": commit, "hardware": hardware(device),
+            "date": prov["date"][:10], "provenance": prov}
 
 
 def hardware(device: str = "cpu") -> str:

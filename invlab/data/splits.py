@@ -26,13 +26,16 @@ def labelled_split(targets: torch.Tensor, per_class: int, seed: int,
     targets = torch.as_tensor(targets)
     num_classes = int(targets.max()) + 1 if num_classes is None else num_classes
     gen = torch.Generator().manual_seed(seed)
+    counts = torch.bincount(targets, minlength=num_classes)[:num_classes]
+    smallest = int(counts.argmin())
+    if counts[smallest] < per_class:
+        n_min = int(counts[smallest])
+        raise ValueError(f"{per_class} labels per class were asked for ({per_class * num_classes} in total), but "
+                         f"the smallest class, {smallest}, has only {n_min} examples in the training pool: "
+                         f"ask for at most {n_min} per class, i.e. --labels {n_min * num_classes}")
     picks = []
     for c in range(num_classes):
         idx = (targets == c).nonzero().flatten()
-        if len(idx) < per_class:
-            raise ValueError(f"class {c} has {len(idx)} examples in the training pool but "
-                             f"{per_class} labels per class were asked for; ask for at most "
-                             f"{int(torch.bincount(targets, minlength=num_classes).min())}")
         picks.append(idx[torch.randperm(len(idx), generator=gen)[:per_class]])
     return torch.cat(picks)
 

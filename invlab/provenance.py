@@ -1,0 +1,64 @@
+"""Provenance of a result: how it was made, written beside every number invlab saves.
+
+:func:`provenance` gives the command line, the git commit (and whether the working tree
+had uncommitted changes), the versions of invlab, torch and Python, the torch thread
+count, the device (CPU model or GPU name) and the UTC date. ``metrics.json`` of every
+training run and every results JSON of the benchmarks carry it as ``"provenance"``.
+"""
+
+from __future__ import annotations
+
+import datetime as _dt
+import os
+import platform
+import shlex
+import subprocess
+import sys
+from pathlib import Path
+
+import torch
+
+_REPO = Path(__file__).resolve().parents[1]
+
+
+def _git(*args: str) -> str | None:
+    try:
+        res = subprocess.run(["git", *args], capture_output=True, text=True, cwd=_REPO, timeout=10)
+    except (OSError, subprocess.SubprocessError):
+        return None
+    return res.stdout.strip() if res.returncode == 0 else None
+
+
+def cpu_model() -> str:
+    """The CPU's model name (from /proc/cpuinfo on Linux, else platform's guess)."""
+    try:
+        for line in Path("/proc/cpuinfo").read_text().splitlines():
+            if line.startswith("model name"):
+                return line.split(":", 1)[1].strip()
+    except OSError:
+        pass
+    return platform.processor() or platform.machine()
+
+
+def device_name(device: str | torch.device = "cpu") -> str:
+    """GPU name for a CUDA device, else the CPU model with its core count."""
+    if str(device).startswith("cuda") and torch.cuda.is_available():
+        return torch.cuda.get_device_name(torch.device(device))
+    return f"{cpu_model()} ({os.cpu_count()} cores)"
+
+
+def provenance(argv: list[str] | None = None, device: str | torch.device = "cpu") -> dict:
+    """How a result was made: ``command`` (argv, shell-quoted), ``commit``, ``dirty``,
+    ``invlab``, ``torch``, ``python``, ``threads``, ``device``, ``date`` (UTC, ISO 8601)."""
+    from . import __version__
+
+    argv = sys.argv if argv is None else argv
+    commit = _git("rev-parse", "--short", "HEAD")
+    dirty = bool(_git("status", "--porcelain", "--untracked-files=no")) if commit else None
+    return {
+        "command": " ".join(shlex.quote(str(a)) for a in argv),
+        "commit": commit or "unknown", "dirty": dirty,
+        "invlab": __version__, "torch": torch.__version__, "python": platform.python_version(),
+        "threads": torch.get_num_threads(), "device": device_name(device),
+        "date": _dt.datetime.now(_dt.timezone.utc).isoformat(timespec="seconds"),
+    }
