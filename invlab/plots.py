@@ -102,8 +102,10 @@ def image_rows(rows: dict[str, torch.Tensor], title: str = "", signed: bool = Fa
             else:
                 heat = go.Heatmap(z=grid, colorscale="gray", zmin=0, zmax=1, showscale=False)
             fig.add_trace(heat, row=i, col=1)
-            fig.update_yaxes(autorange="reversed", scaleanchor=f"x{i if i > 1 else ''}", showticklabels=False, row=i, col=1)
-            fig.update_xaxes(showticklabels=False, row=i, col=1)
+            # pictures, not charts: no grid lines or zero lines drawn over the digits
+            fig.update_yaxes(autorange="reversed", scaleanchor=f"x{i if i > 1 else ''}", showticklabels=False,
+                             showgrid=False, zeroline=False, row=i, col=1)
+            fig.update_xaxes(showticklabels=False, showgrid=False, zeroline=False, row=i, col=1)
         per_row = 520 * grids[0].shape[0] / max(grids[0].shape[1], 1) + 40
         fig.update_layout(title=title, height=int(min(260, max(90, per_row)) * len(labels) + 60),
                           margin=dict(l=10, r=10, t=60, b=10), template="plotly_white")

@@ -59,6 +59,9 @@ def _reconstructions(model, x):
     return rec
 
 
+SLIDER_LABEL_WIDTH = "150px"
+
+
 class TrainingApp:
     """Sliders and buttons that train a network live.
 
@@ -79,7 +82,7 @@ class TrainingApp:
                  **config):
         self.make_data, self.seed, self.background = make_data, seed, background
         self.base_config = TrainConfig(model=models[0], steps=steps, eval_every=eval_every, seed=seed, **config)
-        style = {"description_width": "110px"}
+        style = {"description_width": SLIDER_LABEL_WIDTH}  # wide enough for "β (reconstruction)"
         self.alpha = W.FloatSlider(value=self.base_config.alpha, min=0, max=1, step=0.05, description="α (supervised)", style=style)
         self.beta = W.FloatSlider(value=self.base_config.beta, min=0, max=1, step=0.05, description="β (reconstruction)", style=style)
         all_labels = self.base_config.labels_per_class is None  # e.g. Bird10: every segment labelled

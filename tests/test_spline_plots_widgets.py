@@ -89,3 +89,20 @@ def test_training_app_shows_errors():
     assert "error" in app.status.value and "no data here" in app.status.value
     with pytest.raises(ValueError, match="no data here"):
         app.wait()
+
+
+def test_image_rows_draw_no_grid_lines_over_the_digits():
+    fig = image_rows({"a": torch.rand(3, 1, 6, 6), "b": torch.rand(3, 1, 6, 6)}, signed=False)
+    axes = [fig.layout[k] for k in fig.layout if k.startswith(("xaxis", "yaxis"))]
+    assert len(axes) == 4 and all(a.showgrid is False and a.zeroline is False for a in axes)
+
+
+def test_slider_labels_fit():
+    """Every slider description fits its label width (about 8 px per character at the default font)."""
+    from invlab.widgets import SLIDER_LABEL_WIDTH, TrainingApp
+
+    app = TrainingApp(lambda per_class, seed: synthetic_task(), steps=1, background=False)
+    width = int(SLIDER_LABEL_WIDTH.removesuffix("px"))
+    for w in (app.alpha, app.beta, app.labels, app.model, app.steps):
+        assert w.style.description_width == SLIDER_LABEL_WIDTH
+        assert 8 * len(w.description) <= width, w.description
