@@ -39,6 +39,19 @@ ARMS = {
     # one change at a time, 2000 steps
     "balance-2k": ("class-balance term beside the entropy, λ = 1 (mutual information; not in the paper)",
                    dict(steps=2000, balance=1.0)),
+    # one change at a time from the best so far (the balance term), 2000 steps
+    "balance-maxabs-2k": ("balance term + inputs centred and divided by their maximum absolute value, per image",
+                          dict(steps=2000, balance=1.0, preprocess="center-maxabs")),
+    "balance-nobias-xavier-2k": ("balance term + no biases and Xavier-uniform initialisation",
+                                 dict(steps=2000, balance=1.0, bias=False, init="xavier")),
+    "balance-beta05-2k": ("balance term + larger reconstruction share, β = 0.5", dict(steps=2000, balance=1.0, beta=0.5)),
+    "balance-step-2k": ("balance term + step schedule (÷5 at 50 % and 75 %) instead of cosine",
+                        dict(steps=2000, balance=1.0, schedule="step")),
+    "balance-lb20-balanced-2k": ("balance term + 20 labelled (2 per class, class-balanced) + 130 unlabelled per step",
+                                 dict(steps=2000, balance=1.0, labelled_batch=20, unlabelled_batch=130, balanced=True)),
+    "balance-5k": ("balance term, 5000 steps", dict(steps=5000, balance=1.0)),
+    "balance-20k": ("balance term, 20 000 steps", dict(steps=20_000, balance=1.0, eval_every=1000)),
+    # one change at a time from the paper's loss, 2000 steps
     "maxabs-2k": ("inputs centred and divided by their maximum absolute value, per image (author's code)",
                   dict(steps=2000, preprocess="center-maxabs")),
     "nobias-xavier-2k": ("no biases anywhere (f(x) = A[x]x) and Xavier-uniform initialisation (author's code)",

@@ -1,9 +1,13 @@
-"""Notebook 6 in a real browser: JupyterLab on loopback, driven by headless Chromium.
+"""Notebooks in a real browser: JupyterLab on loopback, driven by headless Chromium.
 
-Opens the notebook, runs every cell, moves the α slider, sets more steps, presses Train and
-checks that the live accuracy curve grows, that no widget shows an error, and saves a
-screenshot to ``test-artifacts/``. Chromium is Debian's (``.ci/run`` installs it); where it is
-missing outside CI the test is skipped with the reason.
+* Notebook 6: runs every cell, moves the α slider, sets more steps, presses Train and
+  checks that the live accuracy curve grows.
+* Notebook 0 (the explorer): runs every cell, draws a stroke with the mouse on the canvas
+  and checks that the prediction and the reconstruction image changed.
+
+Both check that no widget shows an error and save screenshots to ``test-artifacts/``.
+Chromium is Debian's (``.ci/run`` installs it); where it is missing outside CI the tests
+are skipped with the reason.
 """
 
 from __future__ import annotations
@@ -22,6 +26,7 @@ import pytest
 
 ROOT = Path(__file__).resolve().parents[1]
 NOTEBOOK = "notebooks/06_train_with_sliders.ipynb"
+EXPLORER = "notebooks/00_explore.ipynb"
 CHROMIUM = shutil.which("chromium") or shutil.which("chromium-browser")
 ARTIFACTS = ROOT / "test-artifacts"
 
@@ -46,7 +51,8 @@ def jupyterlab(tmp_path):
     port, token = _free_port(), "invlab-browser-test"
     served = tmp_path / "served"
     served.mkdir()
-    shutil.copy(ROOT / NOTEBOOK, served)
+    for notebook in (NOTEBOOK, EXPLORER):
+        shutil.copy(ROOT / notebook, served)
     env = {**os.environ, "JUPYTER_RUNTIME_DIR": str(tmp_path / "runtime")}
     cmd = [sys.executable, "-m", "jupyterlab", "--no-browser", "--ip=127.0.0.1", f"--port={port}",
            f"--IdentityProvider.token={token}", f"--ServerApp.root_dir={served}", "--ServerApp.open_browser=False", "--allow-root",
@@ -100,29 +106,100 @@ def _run_all_cells(page, tries: int = 6) -> None:
     raise AssertionError("Run All Cells never started the notebook")
 
 
+def _launch(p):
+    return p.chromium.launch(executable_path=CHROMIUM, args=[
+        "--no-sandbox", "--disable-gpu", "--disable-quic", "--no-first-run", "--disable-background-networking",
+        "--disable-component-update", "--disable-sync", "--disable-dev-shm-usage"])
+
+
+def _open_and_run(page, base, token, notebook) -> None:
+    page.goto(f"{base}/lab/tree/{Path(notebook).name}?token={token}", timeout=120_000)
+    page.wait_for_selector(".jp-Notebook .jp-Cell", timeout=120_000)
+    page.wait_for_selector(".jp-Notebook-ExecutionIndicator[data-status='idle']", timeout=120_000)
+    select_kernel = page.locator(".jp-Dialog button", has_text="Select")
+    if select_kernel.count():  # first start on a fresh profile asks which kernel
+        select_kernel.first.click()
+    _run_all_cells(page)
+
+
+def _wait_all_cells_done(page, timeout=300_000) -> None:
+    page.wait_for_function("() => Array.from(document.querySelectorAll('.jp-CodeCell .jp-InputArea-prompt'))"
+                           ".every(p => /^\\[\\d+\\]:$/.test(p.textContent.trim()))", timeout=timeout)
+
+
+def _no_errors_shown(page, errors) -> None:
+    assert page.locator("text=Error displaying widget").count() == 0
+    assert page.locator(".jp-OutputArea-output[data-mime-type='application/vnd.jupyter.stderr']:has-text('Traceback')").count() == 0
+    assert not errors, errors
+
+
+def _plot_data(page, title_part: str):
+    """The data arrays of the plotly figure whose title contains ``title_part``."""
+    return page.evaluate("""(part) => {
+        const gd = Array.from(document.querySelectorAll('.js-plotly-plot'))
+            .find(g => g.layout && g.layout.title && String(g.layout.title.text).includes(part));
+        if (!gd) return null;
+        return gd.data.map(t => JSON.stringify(t.y !== undefined && t.type === 'bar' ? t.y : t.z));
+    }""", title_part)
+
+
+def test_explorer_draw_in_chromium(jupyterlab):
+    base, token = jupyterlab
+    ARTIFACTS.mkdir(exist_ok=True)
+    with playwright.sync_playwright() as p:
+        browser = _launch(p)
+        page = browser.new_page(viewport={"width": 1400, "height": 1100})
+        errors: list[str] = []
+        page.on("pageerror", lambda e: errors.append(str(e)))
+        try:
+            _open_and_run(page, base, token, EXPLORER)
+            _wait_all_cells_done(page)
+            canvas = page.locator(".jp-OutputArea canvas").first
+            canvas.wait_for(timeout=60_000)
+            canvas.scroll_into_view_if_needed()
+            probs_before = _plot_data(page, "class probabilities")
+            images_before = _plot_data(page, "input and its reconstruction")
+            assert probs_before and images_before, "the explorer's figures are not shown"
+            box = canvas.bounding_box()
+            x0, y0 = box["x"] + box["width"] * 0.5, box["y"] + box["height"] * 0.15
+            page.mouse.move(x0, y0)
+            page.mouse.down()
+            for k in range(1, 13):  # a vertical stroke down the middle: a "1"
+                page.mouse.move(x0, y0 + box["height"] * 0.7 * k / 12, steps=2)
+            page.mouse.up()
+            page.wait_for_function("() => Array.from(document.querySelectorAll('.widget-html-content'))"
+                                   ".some(e => e.textContent.includes('your drawing'))", timeout=60_000)
+            page.wait_for_function("""([part, before]) => {
+                const gd = Array.from(document.querySelectorAll('.js-plotly-plot'))
+                    .find(g => g.layout && g.layout.title && String(g.layout.title.text).includes(part));
+                return gd && JSON.stringify(gd.data[0].y) !== before;
+            }""", arg=["class probabilities", probs_before[0]], timeout=60_000)
+            probs_after = _plot_data(page, "class probabilities")
+            images_after = _plot_data(page, "input and its reconstruction")
+            page.screenshot(path=str(ARTIFACTS / "explorer-chromium.png"), full_page=True)
+            assert probs_after[0] != probs_before[0], "the prediction did not change after drawing"
+            assert images_after[0] != images_before[0], "the input image did not change after drawing"
+            assert images_after[1] != images_before[1], "the reconstruction did not change after drawing"
+            _no_errors_shown(page, errors)
+        finally:
+            page.screenshot(path=str(ARTIFACTS / "explorer-last.png"))
+            browser.close()
+
+
 def test_notebook6_in_chromium(jupyterlab):
     base, token = jupyterlab
     ARTIFACTS.mkdir(exist_ok=True)
     with playwright.sync_playwright() as p:
-        browser = p.chromium.launch(executable_path=CHROMIUM, args=[
-            "--no-sandbox", "--disable-gpu", "--disable-quic", "--no-first-run", "--disable-background-networking",
-            "--disable-component-update", "--disable-sync", "--disable-dev-shm-usage"])
+        browser = _launch(p)
         page = browser.new_page(viewport={"width": 1400, "height": 1000})
         errors: list[str] = []
         page.on("pageerror", lambda e: errors.append(str(e)))
         try:
-            page.goto(f"{base}/lab/tree/{Path(NOTEBOOK).name}?token={token}", timeout=120_000)
-            page.wait_for_selector(".jp-Notebook .jp-Cell", timeout=120_000)
-            page.wait_for_selector(".jp-Notebook-ExecutionIndicator[data-status='idle']", timeout=120_000)
-            select_kernel = page.locator(".jp-Dialog button", has_text="Select")
-            if select_kernel.count():  # first start on a fresh profile asks which kernel
-                select_kernel.first.click()
-            _run_all_cells(page)
+            _open_and_run(page, base, token, NOTEBOOK)
             # The notebook's own cells train twice (30 + 60 steps); wait for the last one.
             train_button = page.locator(".widget-button", has_text="Train").first
             train_button.wait_for(timeout=180_000)
-            page.wait_for_function("() => Array.from(document.querySelectorAll('.jp-CodeCell .jp-InputArea-prompt'))"
-                                   ".every(p => /^\\[\\d+\\]:$/.test(p.textContent.trim()))", timeout=300_000)
+            _wait_all_cells_done(page)
             before = _val_points(page)
             # 60 steps evaluated every 10, plus one point where the notebook pressed Stop.
             assert 6 <= before <= 7, f"the notebook's own runs left {before} validation points"
@@ -145,9 +222,7 @@ def test_notebook6_in_chromium(jupyterlab):
             status = " ".join(page.locator(".widget-html-content").all_inner_texts())
             assert after == 9 > before, (before, after)
             assert "error" not in status.lower(), status
-            assert page.locator("text=Error displaying widget").count() == 0
-            assert page.locator(".jp-OutputArea-output[data-mime-type='application/vnd.jupyter.stderr']:has-text('Traceback')").count() == 0
-            assert not errors, errors
+            _no_errors_shown(page, errors)
         finally:
             page.screenshot(path=str(ARTIFACTS / "notebook6-last.png"))
             browser.close()

@@ -1,0 +1,81 @@
+"""The explorer: the decomposition it shows, the drawing pipeline, and the app headless."""
+
+import numpy as np
+import pytest
+import torch
+
+from invlab import create_model, reconstruct
+from invlab.explain import Brush, add_noise, explain, ink_to_digit, model_input
+from invlab.data import Preprocess
+
+
+def test_explanation_decomposes_the_reconstruction():
+    torch.manual_seed(0)
+    model = create_model("smallcnn-mean").double().eval()
+    x = torch.rand(1, 1, 28, 28, dtype=torch.float64)
+    ex = explain(model, x)
+    assert torch.allclose(ex.logits, model(x)[0])
+    assert torch.allclose(ex.reconstruction, reconstruct(model, x, create_graph=False)[0])
+    assert torch.allclose(ex.contributions.sum(0), ex.reconstruction)
+    assert ex.shares.sum().item() == pytest.approx(1.0)
+    assert torch.allclose(ex.probs.sum(), torch.tensor(1.0, dtype=torch.float64))
+    assert ex.templates.shape == (10, 1, 28, 28) and ex.prediction == int(model(x).argmax())
+    with pytest.raises(ValueError, match="one input"):
+        explain(model, torch.rand(2, 1, 28, 28, dtype=torch.float64))
+
+
+def test_ink_is_framed_like_mnist():
+    ink = np.zeros((280, 280), dtype=np.float32)
+    ink[20:120, 200:240] = 1.0  # a tall bar drawn in the top-right corner
+    digit = ink_to_digit(ink)
+    assert digit.shape == (1, 28, 28) and 0 <= digit.min() and digit.max() <= 1
+    rows, cols = (digit[0] > 0).any(1).nonzero(), (digit[0] > 0).any(0).nonzero()
+    assert rows.max() - rows.min() + 1 == 20  # the long side fits the 20-pixel box
+    mass = digit[0].sum()
+    cy = (digit[0].sum(1) * torch.arange(28)).sum() / mass
+    cx = (digit[0].sum(0) * torch.arange(28)).sum() / mass
+    assert abs(cy - 13.5) <= 1 and abs(cx - 13.5) <= 1  # centred by mass
+    assert torch.equal(ink_to_digit(np.zeros((280, 280))), torch.zeros(1, 28, 28))
+
+
+def test_brush_strokes():
+    brush = Brush(size=100, radius=5)
+    brush.stroke([(10, 50), (90, 50)])
+    assert brush.ink[50, 10:91].min() == 1.0 and brush.ink[50 + 8, 50] == 0.0 and brush.ink[5, 5] == 0.0
+    brush.clear()
+    assert brush.ink.max() == 0
+
+
+def test_noise_and_preprocessing():
+    x = torch.zeros(1, 1, 4, 4)
+    assert torch.equal(add_noise(x, 0.0), x) and not torch.equal(add_noise(x, 0.3), x)
+    assert torch.equal(add_noise(x, 0.3, seed=1), add_noise(x, 0.3, seed=1))
+    model = create_model("smallcnn-mean")
+    assert model_input(model, x) is x
+    model.preprocess = Preprocess("standardize")
+    y = torch.rand(1, 1, 4, 4)
+    assert torch.allclose(model_input(model, y).mean(), torch.tensor(0.0), atol=1e-6)
+
+
+def test_explorer_app_headless():
+    from invlab.explorer import ExplorerApp
+
+    torch.manual_seed(0)
+    model = create_model("smallcnn-mean").eval()
+    images = torch.rand(5, 1, 28, 28)
+    app = ExplorerApp(model, images, checkpoints=[])
+    first = list(app.probs_fig.data[0].y)
+    assert sum(first) == pytest.approx(1.0, abs=1e-5) and "test digit 0" in app.status.value
+    app.index.value = 3  # picking a test digit updates every view
+    assert torch.equal(app.raw_input(), images[3:4]) and "test digit 3" in app.status.value
+    rec_before = np.array(app.images_fig.data[1].z)
+    app.stroke([(140, 40), (140, 240)])  # a vertical bar: a drawn "1"
+    assert app.source == "drawing" and "your drawing" in app.status.value
+    assert list(app.probs_fig.data[0].y) != first
+    assert not np.array_equal(np.array(app.images_fig.data[1].z), rec_before)
+    assert sum(app.shares_fig.data[0].y) == pytest.approx(1.0, abs=1e-4)
+    before = np.array(app.images_fig.data[0].z)
+    app.noise.value = 0.5  # noise changes the input shown
+    assert not np.array_equal(np.array(app.images_fig.data[0].z), before)
+    app.clear()
+    assert app.source == "test digit" and app.brush.ink.max() == 0
