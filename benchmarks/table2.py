@@ -340,7 +340,7 @@ def main(argv=None) -> int:
         grid = {"model": ABLATION_MODEL, "seeds": args.grid_seeds, "steps": args.grid_steps,
                 "alphas": args.grid_alphas, "betas": args.grid_betas, "cells": cells,
                 "selected_on_validation": {"alpha": best["alpha"], "beta": best["beta"], "test": best["mean"]},
-                "recipe": recipe(args), **prov}
+                "recipe": {**recipe(args), "eval_every": args.grid_eval_every}, **prov}
         save_json(grid, args.grid_out)
         atomic_write(Path(args.grid_out).with_suffix(".md"), lambda p: p.write_text(grid_markdown(grid)))
         print(grid_markdown(grid))
