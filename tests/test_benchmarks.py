@@ -77,3 +77,34 @@ def test_table2_reproduction_tiny(tmp_path, fake_mnist_root):
     assert table2.main(args + ["--parts", "ablations"]) == 0  # all cached: no new run files
     assert len(list((tmp_path / "runs").iterdir())) == cached
     assert (tmp_path / "table2.json").stat().st_mtime_ns != before
+
+
+def test_recipe_study_tiny_resumes_and_reports(tmp_path, fake_mnist_root):
+    """Two arms, one draw, a tiny budget: results, the test-selected comparison column, and a
+    second call that reads every finished run back instead of training it again."""
+    study = _load("recipe_study")
+    args = ["--arms", "base-2k", "balance-2k", "--seeds", "0", "--steps", "2", "--eval-every", "1",
+            "--val-size", "20", "--device", "cpu", "--runs-dir", str(tmp_path / "runs"),
+            "--out", str(tmp_path / "study.json"), "--figure", str(tmp_path / "curves.html")]
+    assert study.main(args) == 0
+    out = json.loads((tmp_path / "study.json").read_text())
+    arm = out["arms"]["balance-2k"]
+    assert arm["config"]["balance"] == 1.0 and arm["steps"] == 2 and len(arm["test_accuracies"]) == 1
+    assert arm["test_selected_accuracies"][0] >= arm["test_accuracies"][0]  # best test evaluation >= selected
+    assert {"command", "commit", "date", "provenance"} <= set(out)
+    assert "test-selected" in (tmp_path / "study.md").read_text()
+    results = sorted((tmp_path / "runs").glob("*/result.json"))
+    stamps = [p.stat().st_mtime_ns for p in results]
+    assert len(results) == 2 and study.main(args) == 0
+    assert [p.stat().st_mtime_ns for p in results] == stamps  # read back, not retrained
+
+
+def test_confusion_tiny(tmp_path, fake_mnist_root):
+    from invlab.train import TrainConfig, train
+
+    train(TrainConfig(steps=2, eval_every=2, val_size=30, labelled_batch=10, unlabelled_batch=10),
+          out_dir=tmp_path / "run", progress=False)
+    bench = _load("confusion")
+    assert bench.main([str(tmp_path / "run"), "--out", str(tmp_path / "conf.json")]) == 0
+    run = json.loads((tmp_path / "conf.json").read_text())["runs"][0]
+    assert sum(map(sum, run["matrix"])) == 30 and len(run["most_confused"]) == 5
