@@ -59,9 +59,9 @@ class ExplorerApp:
         style = {"description_width": "110px"}
         self.index = W.IntSlider(value=0, min=0, max=len(test_images) - 1, description="test digit", style=style)
         self.noise = W.FloatSlider(value=0.0, min=0.0, max=1.0, step=0.05, description="noise σ", style=style)
-        options = [(model_label, None)] + [(str(p), p) for p in (checkpoints if checkpoints is not None
-                                                                   else list_checkpoints())]
-        self.checkpoint = W.Dropdown(options=options, value=None, description="checkpoint", style=style,
+        paths = checkpoints if checkpoints is not None else list_checkpoints()
+        options = [(model_label, "")] + [(str(p), str(p)) for p in paths]  # "": the model given
+        self.checkpoint = W.Dropdown(options=options, value="", description="checkpoint", style=style,
                                      layout=W.Layout(width="420px"))
         self.status = W.HTML()
         self.index.observe(lambda _: self._pick_test_digit(), names="value")
@@ -136,8 +136,8 @@ class ExplorerApp:
         self.source = "test digit"
         self.update()
 
-    def _select(self, path) -> None:
-        if path is None or self.load is None:
+    def _select(self, path: str) -> None:
+        if not path or self.load is None:
             return
         try:
             self.model = self.load(path).eval()

@@ -79,3 +79,18 @@ def test_explorer_app_headless():
     assert not np.array_equal(np.array(app.images_fig.data[0].z), before)
     app.clear()
     assert app.source == "test digit" and app.brush.ink.max() == 0
+
+
+def test_explorer_loads_a_selected_checkpoint(task, tmp_path):
+    from invlab.explorer import ExplorerApp
+    from invlab.train import TrainConfig, load_model, train
+
+    train(TrainConfig(steps=2, eval_every=2, labelled_batch=10, unlabelled_batch=10, val_size=100), data=task,
+          out_dir=tmp_path / "run", progress=False)
+    app = ExplorerApp(create_model("smallcnn-mean").eval(), task.x_test[:3], checkpoints=[tmp_path / "run" / "checkpoint.pt"],
+                      load=load_model, model_label="untrained")
+    assert app.checkpoint.label == "untrained"
+    before = list(app.probs_fig.data[0].y)
+    app.checkpoint.value = str(tmp_path / "run" / "checkpoint.pt")
+    assert list(app.probs_fig.data[0].y) != before
+    assert hasattr(app.model, "preprocess")
