@@ -50,6 +50,16 @@ ARMS = {
     "balance-lb20-balanced-2k": ("balance term + 20 labelled (2 per class, class-balanced) + 130 unlabelled per step",
                                  dict(steps=2000, balance=1.0, labelled_batch=20, unlabelled_batch=130, balanced=True)),
     "balance-5k": ("balance term, 5000 steps", dict(steps=5000, balance=1.0)),
+    # the next step of the greedy search: from balance + center-maxabs
+    "balance-maxabs-nobias-xavier-2k": ("balance + center-maxabs + no biases and Xavier initialisation",
+                                        dict(steps=2000, balance=1.0, preprocess="center-maxabs", bias=False,
+                                             init="xavier")),
+    "balance-maxabs-beta05-2k": ("balance + center-maxabs + larger reconstruction share, β = 0.5",
+                                 dict(steps=2000, balance=1.0, preprocess="center-maxabs", beta=0.5)),
+    "balance-maxabs-5k": ("balance + center-maxabs, 5000 steps", dict(steps=5000, balance=1.0,
+                                                                       preprocess="center-maxabs")),
+    "balance-maxabs-20k": ("balance + center-maxabs, 20 000 steps",
+                           dict(steps=20_000, balance=1.0, preprocess="center-maxabs", eval_every=1000)),
     "balance-20k": ("balance term, 20 000 steps", dict(steps=20_000, balance=1.0, eval_every=1000)),
     # one change at a time from the paper's loss, 2000 steps
     "maxabs-2k": ("inputs centred and divided by their maximum absolute value, per image (author's code)",
