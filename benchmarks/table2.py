@@ -88,6 +88,17 @@ def plan(args) -> list[Entry]:
     return out
 
 
+def seeds_for(entry: Entry, args) -> list[int]:
+    """Label draws of an entry: ``--grid-seeds`` for the grid, ``--seeds`` for the main
+    row (``smallcnn-mean`` with 50 labels), ``--other-seeds`` (default: ``--seeds``) for
+    the others."""
+    if entry.part == "grid":
+        return args.grid_seeds
+    if entry.part == "table2" and entry.model == ABLATION_MODEL:
+        return args.seeds
+    return args.other_seeds if args.other_seeds is not None else args.seeds
+
+
 def config_for(entry: Entry, seed: int, args):
     """The training config of one (entry, seed) run: the recipe of the command line."""
     from invlab.train import TrainConfig
@@ -116,7 +127,7 @@ def run_all(entries: list[Entry], args) -> dict[tuple[str, int], dict]:
 
     runs, keys = [], []
     for e in entries:
-        for seed in (args.grid_seeds if e.part == "grid" else args.seeds):
+        for seed in seeds_for(e, args):
             config = config_for(e, seed, args)
             runs.append((config, Path(args.runs_dir) / f"{e.name.replace('/', '_')}-seed{seed}-{run_key(config)}"))
             keys.append((e.name, seed))
@@ -136,7 +147,7 @@ def summarise(entries: list[Entry], results: dict, args) -> dict[str, dict]:
 
     rows = {}
     for e in entries:
-        seeds = args.grid_seeds if e.part == "grid" else args.seeds
+        seeds = seeds_for(e, args)
         runs = [results[(e.name, s)] for s in seeds]
         test = [r["test_accuracy"] for r in runs]
         val = [r["best_val_accuracy"] for r in runs]
@@ -271,6 +282,8 @@ def parse_args(argv=None):
     p.add_argument("--models", nargs="+", default=list(PAPER), choices=list(PAPER), metavar="MODEL",
                    help="Table 2 / Sup1000 topologies (default: all 12)")
     p.add_argument("--seeds", type=int, nargs="+", default=[0, 1, 2, 3, 4])
+    p.add_argument("--other-seeds", type=int, nargs="+", default=None,
+                   help="label draws of every entry but smallcnn-mean's main row (default: --seeds)")
     p.add_argument("--steps", type=int, default=1000, help="optimiser steps per run (the full budget)")
     p.add_argument("--heavy-steps", type=int, default=None,
                    help="reduced budget for LargeCNN and ResNets (marked 'reduced' in the table)")
