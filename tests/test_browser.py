@@ -12,6 +12,7 @@ are skipped with the reason.
 
 from __future__ import annotations
 
+import contextlib
 import json
 import os
 import shutil
@@ -143,86 +144,84 @@ def _plot_data(page, title_part: str):
     }""", title_part)
 
 
-def test_explorer_draw_in_chromium(jupyterlab):
-    base, token = jupyterlab
+@contextlib.contextmanager
+def _browser_page(name: str, height: int):
+    """A Chromium page collecting page errors; a last screenshot ``name-last.png`` whatever happens."""
     ARTIFACTS.mkdir(exist_ok=True)
     with playwright.sync_playwright() as p:
         browser = _launch(p)
-        page = browser.new_page(viewport={"width": 1400, "height": 1100})
+        page = browser.new_page(viewport={"width": 1400, "height": height})
         errors: list[str] = []
         page.on("pageerror", lambda e: errors.append(str(e)))
         try:
-            _open_and_run(page, base, token, EXPLORER)
-            _wait_all_cells_done(page)
-            canvas = page.locator(".jp-OutputArea canvas").first
-            canvas.wait_for(timeout=60_000)
-            canvas.scroll_into_view_if_needed()
-            probs_before = _plot_data(page, "class probabilities")
-            images_before = _plot_data(page, "input and its reconstruction")
-            assert probs_before and images_before, "the explorer's figures are not shown"
-            box = canvas.bounding_box()
-            x0, y0 = box["x"] + box["width"] * 0.5, box["y"] + box["height"] * 0.15
-            page.mouse.move(x0, y0)
-            page.mouse.down()
-            for k in range(1, 13):  # a vertical stroke down the middle: a "1"
-                page.mouse.move(x0, y0 + box["height"] * 0.7 * k / 12, steps=2)
-            page.mouse.up()
-            page.wait_for_function("() => Array.from(document.querySelectorAll('.widget-html-content'))"
-                                   ".some(e => e.textContent.includes('your drawing'))", timeout=60_000)
-            page.wait_for_function("""([part, before]) => {
-                const gd = Array.from(document.querySelectorAll('.js-plotly-plot'))
-                    .find(g => g.layout && g.layout.title && String(g.layout.title.text).includes(part));
-                return gd && JSON.stringify(gd.data[0].y) !== before;
-            }""", arg=["class probabilities", probs_before[0]], timeout=60_000)
-            probs_after = _plot_data(page, "class probabilities")
-            images_after = _plot_data(page, "input and its reconstruction")
-            page.screenshot(path=str(ARTIFACTS / "explorer-chromium.png"), full_page=True)
-            assert probs_after[0] != probs_before[0], "the prediction did not change after drawing"
-            assert images_after[0] != images_before[0], "the input image did not change after drawing"
-            assert images_after[1] != images_before[1], "the reconstruction did not change after drawing"
-            _no_errors_shown(page, errors)
+            yield page, errors
         finally:
-            page.screenshot(path=str(ARTIFACTS / "explorer-last.png"))
+            page.screenshot(path=str(ARTIFACTS / f"{name}-last.png"))
             browser.close()
+
+
+def test_explorer_draw_in_chromium(jupyterlab):
+    base, token = jupyterlab
+    with _browser_page("explorer", 1100) as (page, errors):
+        _open_and_run(page, base, token, EXPLORER)
+        _wait_all_cells_done(page)
+        canvas = page.locator(".jp-OutputArea canvas").first
+        canvas.wait_for(timeout=60_000)
+        canvas.scroll_into_view_if_needed()
+        probs_before = _plot_data(page, "class probabilities")
+        images_before = _plot_data(page, "input and its reconstruction")
+        assert probs_before and images_before, "the explorer's figures are not shown"
+        box = canvas.bounding_box()
+        x0, y0 = box["x"] + box["width"] * 0.5, box["y"] + box["height"] * 0.15
+        page.mouse.move(x0, y0)
+        page.mouse.down()
+        for k in range(1, 13):  # a vertical stroke down the middle: a "1"
+            page.mouse.move(x0, y0 + box["height"] * 0.7 * k / 12, steps=2)
+        page.mouse.up()
+        page.wait_for_function("() => Array.from(document.querySelectorAll('.widget-html-content'))"
+                               ".some(e => e.textContent.includes('your drawing'))", timeout=60_000)
+        page.wait_for_function("""([part, before]) => {
+            const gd = Array.from(document.querySelectorAll('.js-plotly-plot'))
+                .find(g => g.layout && g.layout.title && String(g.layout.title.text).includes(part));
+            return gd && JSON.stringify(gd.data[0].y) !== before;
+        }""", arg=["class probabilities", probs_before[0]], timeout=60_000)
+        probs_after = _plot_data(page, "class probabilities")
+        images_after = _plot_data(page, "input and its reconstruction")
+        page.screenshot(path=str(ARTIFACTS / "explorer-chromium.png"), full_page=True)
+        assert probs_after[0] != probs_before[0], "the prediction did not change after drawing"
+        assert images_after[0] != images_before[0], "the input image did not change after drawing"
+        assert images_after[1] != images_before[1], "the reconstruction did not change after drawing"
+        _no_errors_shown(page, errors)
 
 
 def test_notebook6_in_chromium(jupyterlab):
     base, token = jupyterlab
-    ARTIFACTS.mkdir(exist_ok=True)
-    with playwright.sync_playwright() as p:
-        browser = _launch(p)
-        page = browser.new_page(viewport={"width": 1400, "height": 1000})
-        errors: list[str] = []
-        page.on("pageerror", lambda e: errors.append(str(e)))
-        try:
-            _open_and_run(page, base, token, NOTEBOOK)
-            # The notebook's own cells train twice (30 + 60 steps); wait for the last one.
-            train_button = page.locator(".widget-button", has_text="Train").first
-            train_button.wait_for(timeout=180_000)
-            _wait_all_cells_done(page)
-            before = _val_points(page)
-            # 60 steps evaluated every 10, plus one point where the notebook pressed Stop.
-            assert 6 <= before <= 7, f"the notebook's own runs left {before} validation points"
-            # Move the α slider with the keyboard, ask for 90 steps, press Train.
-            handle = page.locator(".widget-slider", has_text="α").first.locator(".noUi-handle").first
-            handle.focus()
-            page.keyboard.press("ArrowLeft")
-            steps_box = page.locator(".widget-text", has_text="steps").first.locator("input")
-            steps_box.fill("90")
-            steps_box.press("Enter")
-            train_button.click()
-            page.wait_for_function("() => Array.from(document.querySelectorAll('.widget-html-content'))"
-                                   ".some(e => e.textContent.includes('done at step 90'))", timeout=300_000)
-            after = _val_points(page)
-            news = page.locator(".jp-toast-button", has_text="No")
-            if news.count():
-                news.first.click()
-            page.locator(".js-plotly-plot").first.scroll_into_view_if_needed()
-            page.screenshot(path=str(ARTIFACTS / "notebook6-chromium.png"))
-            status = " ".join(page.locator(".widget-html-content").all_inner_texts())
-            assert after == 9 > before, (before, after)
-            assert "error" not in status.lower(), status
-            _no_errors_shown(page, errors)
-        finally:
-            page.screenshot(path=str(ARTIFACTS / "notebook6-last.png"))
-            browser.close()
+    with _browser_page("notebook6", 1000) as (page, errors):
+        _open_and_run(page, base, token, NOTEBOOK)
+        # The notebook's own cells train twice (30 + 60 steps); wait for the last one.
+        train_button = page.locator(".widget-button", has_text="Train").first
+        train_button.wait_for(timeout=180_000)
+        _wait_all_cells_done(page)
+        before = _val_points(page)
+        # 60 steps evaluated every 10, plus one point where the notebook pressed Stop.
+        assert 6 <= before <= 7, f"the notebook's own runs left {before} validation points"
+        # Move the α slider with the keyboard, ask for 90 steps, press Train.
+        handle = page.locator(".widget-slider", has_text="α").first.locator(".noUi-handle").first
+        handle.focus()
+        page.keyboard.press("ArrowLeft")
+        steps_box = page.locator(".widget-text", has_text="steps").first.locator("input")
+        steps_box.fill("90")
+        steps_box.press("Enter")
+        train_button.click()
+        page.wait_for_function("() => Array.from(document.querySelectorAll('.widget-html-content'))"
+                               ".some(e => e.textContent.includes('done at step 90'))", timeout=300_000)
+        after = _val_points(page)
+        news = page.locator(".jp-toast-button", has_text="No")
+        if news.count():
+            news.first.click()
+        page.locator(".js-plotly-plot").first.scroll_into_view_if_needed()
+        page.screenshot(path=str(ARTIFACTS / "notebook6-chromium.png"))
+        status = " ".join(page.locator(".widget-html-content").all_inner_texts())
+        assert after == 9 > before, (before, after)
+        assert "error" not in status.lower(), status
+        _no_errors_shown(page, errors)
