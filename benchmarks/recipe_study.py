@@ -56,6 +56,12 @@ ARMS = {
                                              init="xavier")),
     "balance-maxabs-beta05-2k": ("balance + center-maxabs + larger reconstruction share, β = 0.5",
                                  dict(steps=2000, balance=1.0, preprocess="center-maxabs", beta=0.5)),
+    "balance-maxabs-step-2k": ("balance + center-maxabs + step schedule (÷5 at 50 % and 75 %) instead of cosine",
+                               dict(steps=2000, balance=1.0, preprocess="center-maxabs", schedule="step")),
+    "balance-maxabs-lb20-balanced-2k": ("balance + center-maxabs + 20 labelled (2 per class, class-balanced) "
+                                        "+ 130 unlabelled per step",
+                                        dict(steps=2000, balance=1.0, preprocess="center-maxabs", labelled_batch=20,
+                                             unlabelled_batch=130, balanced=True)),
     "balance-maxabs-5k": ("balance + center-maxabs, 5000 steps", dict(steps=5000, balance=1.0,
                                                                        preprocess="center-maxabs")),
     "balance-maxabs-20k": ("balance + center-maxabs, 20 000 steps",
