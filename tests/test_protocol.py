@@ -201,3 +201,23 @@ def test_resumable_run_equals_uninterrupted(task, tmp_path):
     assert again == json.loads((tmp_path / "cut" / "result.json").read_text())
     best, step = best_test_epoch(full)
     assert best == max(r["test_accuracy"] for r in full["history"]) and step in (3, 6)
+
+
+def test_tuned_step_gives_the_same_gradients_as_a_plain_backward(task):
+    """Gradients for the parameters only, channels-last images: the same maths as
+    loss.backward() on contiguous tensors (benchmarks/step_cost.py's "before")."""
+    cfg = TrainConfig(steps=2, **FAST)
+    tuned, plain = Trainer(cfg, task), Trainer(cfg, task)
+    plain.model.to(memory_format=torch.contiguous_format)
+    plain.memory_format = torch.contiguous_format
+    grads = []
+    for trainer, tuned_path in ((tuned, True), (plain, False)):
+        x, y, mask = trainer.batch()
+        total = trainer.loss_fn(trainer.model, x, y, mask)["total"]
+        if tuned_path:
+            torch.autograd.backward(total, inputs=trainer.params)  # as Trainer.train_step does
+        else:
+            total.backward()
+        grads.append([p.grad for p in trainer.model.parameters()])
+    for a, b in zip(*grads):
+        assert torch.allclose(a, b, rtol=1e-4, atol=1e-7)
