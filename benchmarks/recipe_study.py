@@ -92,9 +92,8 @@ def config_for(arm: str, seed: int, args):
         overrides["steps"] = args.steps
     if args.eval_every is not None:
         overrides["eval_every"] = args.eval_every
-    config = TrainConfig(**{**BASE, **overrides}, seed=seed, device=args.device, val_size=args.val_size,
-                         data_root=args.data_root)
-    return config
+    return TrainConfig(**{**BASE, **overrides}, seed=seed, device=args.device, val_size=args.val_size,
+                       data_root=args.data_root)
 
 
 def summarise(arm: str, runs: list[dict], seeds: list[int]) -> dict:

@@ -48,6 +48,7 @@ class ExplorerApp:
         self.model, self.test_images, self.load = model.eval(), test_images, load
         self.brush = Brush()
         self.source = "test digit"  # or "drawing"
+        self._last: tuple[float, float] | None = None  # last mouse point of the stroke being drawn
         self._moves = 0
         self.canvas = Canvas(width=CANVAS_SIZE, height=CANVAS_SIZE, layout=W.Layout(border="1px solid #888"))
         self._clear_canvas()
@@ -164,10 +165,9 @@ class ExplorerApp:
         self._last, self._moves = (x, y), 0
 
     def _move(self, x, y) -> None:
-        last = getattr(self, "_last", None)
-        if last is None:
+        if self._last is None:
             return
-        self._line(*last, x, y)
+        self._line(*self._last, x, y)
         self.brush.move(x, y)
         self._last = (x, y)
         self._moves += 1
@@ -175,7 +175,7 @@ class ExplorerApp:
             self.update()
 
     def _up(self, x, y) -> None:
-        if getattr(self, "_last", None) is not None:
+        if self._last is not None:
             self._move(x, y)
         self._last = None
         self.brush.end()

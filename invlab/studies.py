@@ -132,7 +132,7 @@ def run_many(runs: list[tuple[object, str | os.PathLike]], jobs: int = 1,
     todo = []
     for i, (config, run_dir) in enumerate(runs):
         if (Path(run_dir) / RESULT).exists():
-            done(i, json.loads((Path(run_dir) / RESULT).read_text()))
+            done(i, run_resumable(config, run_dir))  # finished: read back
         else:
             todo.append(i)
     if jobs > 1 and len(todo) > 1:

@@ -296,7 +296,8 @@ class Trainer:
                                  bias=config.bias, init=config.init, **extra)
         self.model = model.to(self.device)
         # Images in channels-last layout: faster oneDNN convolutions on CPU, same maths.
-        self.memory_format = torch.channels_last if self.model.input_ndim == 4 else torch.contiguous_format
+        self.memory_format = (torch.channels_last if getattr(self.model, "input_ndim", None) == 4
+                              else torch.contiguous_format)
         self.model.to(memory_format=self.memory_format)
         self._check_fit()
         self.loss_fn = SemiSupervisedLoss(config.alpha, config.beta, config.reconstruction, config.reduce_dims,

@@ -31,6 +31,7 @@ def test_ink_is_framed_like_mnist():
     assert digit.shape == (1, 28, 28) and 0 <= digit.min() and digit.max() <= 1
     rows, cols = (digit[0] > 0).any(1).nonzero(), (digit[0] > 0).any(0).nonzero()
     assert rows.max() - rows.min() + 1 == 20  # the long side fits the 20-pixel box
+    assert cols.max() - cols.min() + 1 == 8  # the aspect ratio (100 x 40) is kept
     mass = digit[0].sum()
     cy = (digit[0].sum(1) * torch.arange(28)).sum() / mass
     cx = (digit[0].sum(0) * torch.arange(28)).sum() / mass

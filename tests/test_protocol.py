@@ -94,7 +94,8 @@ def test_bias_free_net_is_linear_on_its_region():
     x = torch.rand(3, 1, 28, 28, dtype=torch.float64)
     _, b = templates(model, x)
     assert b.abs().max() < 1e-10
-    assert create_model("smallcnn-mean").double()(x).sub(0).abs().max() > 0  # with biases b[x] is not 0
+    _, b_default = templates(create_model("smallcnn-mean").double(), x)
+    assert b_default.abs().max() > 1e-3  # with PyTorch's initialisation the biases give b[x] != 0
     _, b_bias = templates(create_model("smallcnn-mean", init="xavier").double(), x)
     assert b_bias.abs().max() < 1e-10  # Xavier zeroes the biases at initialisation
 

@@ -16,9 +16,10 @@ ROOT = Path(__file__).resolve().parents[1]
 DOCS = [ROOT / "README.md", ROOT / "docs" / "RESULTS.md"]
 PERCENT = re.compile(r"(?<![\w.])(\d{1,3}\.\d{1,2}) ?%")
 PAIR = re.compile(r"(?<![\w.])(\d{1,3}\.\d{1,2}) ± (\d{1,3}\.\d{1,2})")
-# Lines about numbers that are not results of ours: the paper's (Table 2 and the
-# comparisons it quotes) and the targets set for this project.
-PAPER_MARKERS = ("paper", "Paper", "Improved GAN", "Ladder", "target")
+# Lines about numbers that are not results of ours: the published comparisons the paper
+# quotes and the targets set for this project. (The paper's own Table 2 numbers are in the
+# results files, beside ours, under "paper".)
+PAPER_MARKERS = ("Improved GAN", "Ladder", "target", "≥")
 # Per-evaluation curves and raw timings hold thousands of numbers: a quoted result must
 # match a summary field, not whatever evaluation happens to share its digits.
 SKIP_KEYS = {"history", "curve", "times_s", "per_seed_val"}
@@ -56,8 +57,8 @@ def test_quoted_accuracies_come_from_results_files(doc):
     known = _known()
     missing = []
     for lineno, line in enumerate(doc.read_text().splitlines(), 1):
-        if any(m in line for m in PAPER_MARKERS) and "invlab" not in line:
-            continue  # a line about the paper's own numbers
+        if any(m in line for m in PAPER_MARKERS):
+            continue  # a line about numbers that are not results of ours
         for m in PAIR.finditer(line):
             for text in m.groups():
                 if not _matches(text, known):
