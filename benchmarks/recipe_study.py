@@ -165,7 +165,11 @@ def parse_args(argv=None):
     p.add_argument("--data-root", default=None)
     p.add_argument("--runs-dir", default="runs/recipe_study", help="one resumable folder per run")
     p.add_argument("--out", default="results/recipe_study.json")
-    p.add_argument("--figure", default="docs/figures/recipe_study_curves.html")
+    p.add_argument("--figure", default="docs/figures/recipe_study_curves.html", help="'' for none")
+    p.add_argument("--report-only", action="store_true",
+                   help="train nothing: report the runs already finished under --runs-dir")
+    p.add_argument("--keep-going", action="store_true",
+                   help="a run that fails (diverges) is reported and left out; the others carry on")
     args = p.parse_args(argv)
     if args.jobs < 1:
         p.error("--jobs must be at least 1")
@@ -174,8 +178,7 @@ def parse_args(argv=None):
 
 def main(argv=None) -> int:
     from invlab.io import atomic_write, save_json
-    from invlab.plots import save_figure_html
-    from invlab.studies import provenance, run_many
+    from invlab.studies import provenance, run_many, runs_hardware
     from invlab.train import run_key
 
     args = parse_args(argv)
@@ -192,13 +195,24 @@ def main(argv=None) -> int:
         print(f"{arm} seed {seed}: test {res['test_accuracy']:.2f} % (val {res['best_val_accuracy']:.2f} % at step "
               f"{res['best_step']}) [{time.perf_counter() - t0:.0f} s]", flush=True)
 
-    results = run_many(runs, args.jobs, on_done=done)
-    by_arm = {arm: [results[i] for i, k in enumerate(keys) if k[0] == arm] for arm in args.arms}
-    out = {"model": BASE["model"], "labels": 50, "arms": {a: summarise(a, rs, args.seeds) for a, rs in by_arm.items()},
-           "baseline": BASE, **provenance(device=args.device)}
+    results = run_many(runs, args.jobs, on_done=done, train=not args.report_only, keep_going=args.keep_going)
+    arms = {}
+    for arm in args.arms:
+        finished = [(k[1], results[i]) for i, k in enumerate(keys) if k[0] == arm and results[i] is not None]
+        if finished:
+            arms[arm] = summarise(arm, [r for _, r in finished], [s for s, _ in finished])
+    if not arms:
+        print("no finished run to report", file=sys.stderr)
+        return 1
+    # the machine(s) the runs were made on, which need not be the one writing the report
+    out = {"model": BASE["model"], "labels": 50, "arms": arms, "baseline": BASE,
+           **provenance(device=args.device), "hardware": runs_hardware(results)}
     save_json(out, args.out)
     atomic_write(Path(args.out).with_suffix(".md"), lambda p: p.write_text(markdown(out)))
-    save_figure_html(figure(out), args.figure, plotlyjs="cdn")
+    if args.figure:
+        from invlab.plots import save_figure_html
+
+        save_figure_html(figure(out), args.figure, plotlyjs="cdn")
     print(markdown(out))
     return 0
 

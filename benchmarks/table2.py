@@ -118,19 +118,28 @@ def config_for(entry: Entry, seed: int, args):
         val_size=args.val_size, data_root=args.data_root, device=args.device, log_unweighted=False)
 
 
-def run_all(entries: list[Entry], args) -> dict[tuple[str, int], dict]:
+def run_all(entries: list[Entry], args) -> dict[tuple[str, int], dict | None]:
     """Run every (entry, seed), each in its own resumable folder under ``--runs-dir``
     (finished runs are read back, unfinished ones continue from their last checkpoint);
-    returns results by (name, seed)."""
+    returns results by (name, seed), ``None`` for a run not finished (``--report-only``)
+    or failed (``--keep-going``).
+
+    Runs start draw by draw (every entry's first seed, then every entry's second, ...),
+    the heavy models first within a draw: a study cut short still covers every entry,
+    and the long runs do not trail at the end."""
     from invlab.studies import run_many
     from invlab.train import run_key
 
-    runs, keys = [], []
+    planned = []
     for e in entries:
-        for seed in seeds_for(e, args):
-            config = config_for(e, seed, args)
-            runs.append((config, Path(args.runs_dir) / f"{e.name.replace('/', '_')}-seed{seed}-{run_key(config)}"))
-            keys.append((e.name, seed))
+        for k, seed in enumerate(seeds_for(e, args)):
+            planned.append((k, not is_heavy(e.model), e, seed))
+    planned.sort(key=lambda t: t[:2])  # stable: entry order kept within a draw
+    runs, keys = [], []
+    for _, _, e, seed in planned:
+        config = config_for(e, seed, args)
+        runs.append((config, Path(args.runs_dir) / f"{e.name.replace('/', '_')}-seed{seed}-{run_key(config)}"))
+        keys.append((e.name, seed))
     t0 = time.perf_counter()
 
     def done(i, res):
@@ -138,7 +147,7 @@ def run_all(entries: list[Entry], args) -> dict[tuple[str, int], dict]:
         print(f"{name} seed {seed}: test {res['test_accuracy']:.2f} % (val {res['best_val_accuracy']:.2f} % at "
               f"step {res['best_step']}) in {res['wall_time_s']:.0f} s [{time.perf_counter() - t0:.0f} s]", flush=True)
 
-    results = run_many(runs, args.jobs, on_done=done)
+    results = run_many(runs, args.jobs, on_done=done, train=not args.report_only, keep_going=args.keep_going)
     return dict(zip(keys, results))
 
 
@@ -147,14 +156,18 @@ def summarise(entries: list[Entry], results: dict, args) -> dict[str, dict]:
 
     rows = {}
     for e in entries:
-        seeds = seeds_for(e, args)
+        planned = seeds_for(e, args)
+        seeds = [s for s in planned if results.get((e.name, s)) is not None]
+        if not seeds:  # nothing finished (--report-only) or every run failed (--keep-going)
+            continue
         runs = [results[(e.name, s)] for s in seeds]
         test = [r["test_accuracy"] for r in runs]
         val = [r["best_val_accuracy"] for r in runs]
         paper = PAPER[e.model]
         rows[e.name] = {
             "model": e.model, "part": e.part, "alpha": e.alpha, "beta": e.beta, "labels": e.labels,
-            "seeds": list(seeds), "test_accuracies": test, "mean": mean_std(test)[0], "std": mean_std(test)[1],
+            "seeds": list(seeds), "missing_seeds": [s for s in planned if s not in seeds],
+            "test_accuracies": test, "mean": mean_std(test)[0], "std": mean_std(test)[1],
             "val_accuracies": val, "val_mean": mean_std(val)[0], "val_std": mean_std(val)[1],
             # the paper's protocol (best test evaluation of each draw): test-selected, comparison only
             "test_selected_accuracies": [best_test_epoch(r)[0] for r in runs],
@@ -189,7 +202,8 @@ def _mean_curve(runs: list[dict]) -> dict[str, list[float]]:
 
 
 def recipe(args) -> dict:
-    return {"lr": args.lr, "schedule": args.schedule, "reconstruction": args.reconstruction,
+    return {"lr": args.lr if args.lr is not None else "the paper's per model: 0.01 SmallCNNs, 0.01/3 the others",
+            "schedule": args.schedule, "reconstruction": args.reconstruction,
             "reduce_dims": args.reduce_dims, "preprocess": args.preprocess, "bias": args.bias, "init": args.init,
             "balanced": args.balanced, "balance": args.balance, **({"milestones": args.milestones, "lr_decay": args.lr_decay}
                                           if args.schedule == "step" else {}),
@@ -209,13 +223,19 @@ def table_markdown(out: dict) -> str:
         lines.append(f"| {name} | ({r['alpha']}, {r['beta']}) | {r['labels']} | {budget} | "
                      f"{r['mean']:.2f} ± {r['std']:.2f} | {r['val_mean']:.2f} ± {r['val_std']:.2f} | {paper} | "
                      f"{r['test_selected_mean']:.2f} | "
-                     f"{len(r['seeds'])} | {statistics.fmean(r['time_to_selected_s']):.0f} | {r['hardware']} "
+                     f"{len(r['seeds'])}{_missing(r)} | {statistics.fmean(r['time_to_selected_s']):.0f} | {r['hardware']} "
                      f"({r['threads_per_run']} thread{'s' if r['threads_per_run'] != 1 else ''} per run) |")
     missing = [m for m in PAPER if m not in rows]
     if missing:
         lines += ["", "Not run by this command: " + ", ".join(missing) + "."]
     lines += ["", f"Command: `{out['command']}` · commit {out['commit']} · {out['date']} · recipe: " + ", ".join(f"{k} {v}" for k, v in out["recipe"].items()), ""]
     return "\n".join(lines)
+
+
+def _missing(row: dict) -> str:
+    """Table note for draws planned but not finished (a report of a study under way)."""
+    missing = row.get("missing_seeds") or []
+    return f" of {len(row['seeds']) + len(missing)} (not finished: {', '.join(map(str, missing))})" if missing else ""
 
 
 def grid_markdown(out: dict) -> str:
@@ -321,6 +341,12 @@ def parse_args(argv=None):
     p.add_argument("--out", default="results/table2.json")
     p.add_argument("--grid-out", default="results/ab_grid.json")
     p.add_argument("--figures", default="docs/figures", help="folder of the HTML figures")
+    p.add_argument("--no-figures", action="store_true", help="write no figures (a machine without plotly)")
+    p.add_argument("--report-only", action="store_true",
+                   help="train nothing: tables of the runs already finished under --runs-dir (a study under way, "
+                        "or runs made elsewhere); entries without a finished run are left out")
+    p.add_argument("--keep-going", action="store_true",
+                   help="a run that fails (diverges) is reported and left out; the others carry on")
     args = p.parse_args(argv)
     if args.jobs < 1:
         p.error("--jobs must be at least 1")
@@ -329,14 +355,18 @@ def parse_args(argv=None):
 
 def main(argv=None) -> int:
     from invlab.io import atomic_write, save_json
-    from invlab.studies import provenance
+    from invlab.studies import provenance, runs_hardware
 
     args = parse_args(argv)
     entries = plan(args)
     t0 = time.perf_counter()
     results = run_all(entries, args)
     rows = summarise(entries, results, args)
-    prov = provenance(device=args.device)
+    if not rows:
+        print("no finished run to report", file=sys.stderr)
+        return 1
+    # the machine(s) the runs were made on, which need not be the one writing the report
+    prov = {**provenance(device=args.device), "hardware": runs_hardware(list(results.values()))}
     table_rows = {n: r for n, r in rows.items() if r["part"] != "grid"}
     grid = None
     if table_rows:
@@ -347,6 +377,10 @@ def main(argv=None) -> int:
         atomic_write(Path(args.out).with_suffix(".md"), lambda p: p.write_text(table_markdown(out)))
         print(table_markdown(out))
     grid_rows = [r for r in rows.values() if r["part"] == "grid"]
+    if grid_rows and len(grid_rows) < len(args.grid_alphas) * len(args.grid_betas):
+        print(f"grid: {len(grid_rows)} cells finished of {len(args.grid_alphas) * len(args.grid_betas)}; "
+              "no grid table until every cell has a finished run", file=sys.stderr)
+        grid_rows = []
     if grid_rows:
         cells = {f"{r['alpha']},{r['beta']}": r for r in grid_rows}
         best = max(grid_rows, key=lambda r: r["val_mean"])
@@ -357,8 +391,9 @@ def main(argv=None) -> int:
         save_json(grid, args.grid_out)
         atomic_write(Path(args.grid_out).with_suffix(".md"), lambda p: p.write_text(grid_markdown(grid)))
         print(grid_markdown(grid))
-    for path in figures(rows, grid, Path(args.figures)):
-        print(f"wrote {path}")
+    if not args.no_figures:
+        for path in figures(rows, grid, Path(args.figures)):
+            print(f"wrote {path}")
     return 0
 
 

@@ -115,12 +115,19 @@ def run_resumable(config, run_dir: str | os.PathLike, threads: int | None = None
 
 
 def run_many(runs: list[tuple[object, str | os.PathLike]], jobs: int = 1,
-             on_done: Callable[[int, dict], None] | None = None) -> list[dict]:
+             on_done: Callable[[int, dict], None] | None = None, train: bool = True,
+             keep_going: bool = False) -> list[dict | None]:
     """Run every ``(config, run_dir)`` with :func:`run_resumable`; results in input order.
 
     ``jobs > 1`` runs that many at a time in separate processes, the CPU cores shared
-    between them (one thread each on a 2-core machine with ``jobs=2``). ``on_done(i,
-    result)`` is called as each run ends (finished runs read back count too).
+    between them (one thread each on a 2-core machine with ``jobs=2``), started in the
+    order given. ``on_done(i, result)`` is called as each run ends (finished runs read
+    back count too).
+
+    ``train=False`` only reads finished runs back (a report of a study still under way,
+    or of runs made elsewhere): unfinished ones give ``None``. ``keep_going=True`` turns
+    a run that fails (a diverged loss, say) into ``None`` and a printed reason, instead of
+    stopping the study; the others carry on.
     """
     results: list[dict | None] = [None] * len(runs)
 
@@ -129,22 +136,43 @@ def run_many(runs: list[tuple[object, str | os.PathLike]], jobs: int = 1,
         if on_done is not None:
             on_done(i, res)
 
+    def failed(i, err):
+        if not keep_going:
+            raise err
+        print(f"run {runs[i][1]} failed: {type(err).__name__}: {err}", flush=True)
+
     todo = []
     for i, (config, run_dir) in enumerate(runs):
         if (Path(run_dir) / RESULT).exists():
             done(i, run_resumable(config, run_dir))  # finished: read back
-        else:
+        elif train:
             todo.append(i)
     if jobs > 1 and len(todo) > 1:
         threads = max(1, (os.cpu_count() or 1) // jobs)
         with ProcessPoolExecutor(jobs, mp_context=multiprocessing.get_context("spawn")) as pool:
             futures = {pool.submit(run_resumable, runs[i][0], str(runs[i][1]), threads): i for i in todo}
             for fut in as_completed(futures):
-                done(futures[fut], fut.result())
+                try:
+                    res = fut.result()
+                except Exception as err:  # noqa: BLE001 - reported, or re-raised without keep_going
+                    failed(futures[fut], err)
+                else:
+                    done(futures[fut], res)
     else:
         for i in todo:
-            done(i, run_resumable(runs[i][0], runs[i][1]))
-    return results  # type: ignore[return-value]
+            try:
+                res = run_resumable(runs[i][0], runs[i][1])
+            except Exception as err:  # noqa: BLE001
+                failed(i, err)
+            else:
+                done(i, res)
+    return results
+
+
+def runs_hardware(results: list[dict | None]) -> str:
+    """Where a study's runs were made: their distinct ``hardware`` strings, joined."""
+    seen = dict.fromkeys(r["hardware"] for r in results if r is not None and "hardware" in r)
+    return " + ".join(seen) if seen else "none finished"
 
 
 def best_test_epoch(result: dict) -> tuple[float, int]:

@@ -360,7 +360,9 @@ class Trainer:
         self.optimizer.step()
         self.scheduler.step()
         self.step += 1
-        losses = {k: out[k].item() for k in ("total", "ce", "reconstruction", "entropy", "imbalance")}
+        keys = ("total", "ce", "reconstruction", "entropy", "imbalance")
+        # one device-to-host copy for all five (each .item() would wait for the GPU)
+        losses = dict(zip(keys, torch.stack([out[k].detach().float() for k in keys]).tolist()))
         if not math.isfinite(losses["total"]):
             raise FloatingPointError(
                 f"the loss became {losses['total']} at step {self.step} ({losses}); lower the "
