@@ -206,7 +206,7 @@ def main(argv=None) -> int:
         return 1
     # the machine(s) the runs were made on, which need not be the one writing the report
     out = {"model": BASE["model"], "labels": 50, "arms": arms, "baseline": BASE,
-           **provenance(device=args.device), "hardware": runs_hardware(results)}
+           **provenance(device=args.device), "hardware": runs_hardware(results), "report_only": args.report_only}
     save_json(out, args.out)
     atomic_write(Path(args.out).with_suffix(".md"), lambda p: p.write_text(markdown(out)))
     if args.figure:

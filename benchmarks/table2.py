@@ -371,6 +371,8 @@ def main(argv=None) -> int:
     grid = None
     if table_rows:
         out = {"models": table_rows, "recipe": recipe(args), **prov,
+               # --report-only: the provenance describes the report; each row's hardware, the runs
+               "report_only": args.report_only,
                "train_time_s_total": sum(r["wall_time_s"] for r in table_rows.values()),
                "this_call_s": time.perf_counter() - t0}
         save_json(out, args.out)

@@ -104,6 +104,87 @@ def forward_inverse(model: nn.Module, x: torch.Tensor, create_graph: bool | None
     return logits, rec  # (B, C), (B, *D)
 
 
+INPUT = "input"  # the name of x itself in :func:`layer_reconstructions`
+
+
+def forward_layer_reconstructions(model: nn.Module, x: torch.Tensor, layers, create_graph: bool | None = None,
+                                  check: bool = True) -> tuple[torch.Tensor, dict[str, tuple[torch.Tensor, torch.Tensor]]]:
+    """Logits f(x) and, for every named layer, (rec, z) from one forward and one backward pass.
+
+    For a layer whose output is z = z^(l)(x) (paper eq. 12),
+
+        rec^(l) = (df/dz^(l))^T f(x),
+
+    the inverse of the part of the network above that layer, applied to the logits. The
+    logits' vector-Jacobian product with themselves is taken with respect to x and every
+    z^(l) at once: one backward pass gives all of them. ``"input"`` names x itself
+    (rec^(0) is :func:`reconstruct`'s). For a network without biases above the layer,
+    f = (df/dz^(l)) z^(l) exactly, so rec^(l) = A_l^T A_l z^(l).
+
+    Args:
+        model: piecewise-affine network mapping (B, *D) to logits (B, C).
+        x: input batch.
+        layers: names from ``model.named_modules()`` (each module must run once per
+            forward pass and return one tensor), or ``"input"``.
+        create_graph: keep the graph, so that rec and z can be differentiated with respect
+            to the parameters (inside a loss). Default: ``torch.is_grad_enabled()``.
+
+    Returns:
+        ``(logits, {name: (rec, z)})``: logits (B, C); rec and z with the shape of the
+        layer's output, z^(l) as computed in this forward pass (x for ``"input"``).
+    """
+    names = list(dict.fromkeys(layers))
+    if not names:
+        raise ValueError("layers is empty: name at least one module (model.named_modules()) or 'input'")
+    modules = dict(model.named_modules())
+    unknown = [n for n in names if n != INPUT and n not in modules]
+    if unknown:
+        known = [INPUT] + [n for n in modules if n]
+        raise ValueError(f"unknown layer(s) {unknown} for {type(model).__name__}; available: {', '.join(known)}")
+    if check:
+        check_model(model)
+        check_input(model, x)
+    if create_graph is None:
+        create_graph = torch.is_grad_enabled()
+    captured: dict[str, torch.Tensor] = {}
+
+    def capture(name):
+        def hook(module, inputs, output):
+            if name in captured:
+                raise RuntimeError(f"module {name!r} ran twice in one forward pass: its output z is ambiguous; "
+                                   "name a module that runs once")
+            if not isinstance(output, torch.Tensor):
+                raise TypeError(f"module {name!r} returns {type(output).__name__}, not one tensor")
+            captured[name] = output
+        return hook
+
+    handles = [modules[n].register_forward_hook(capture(n)) for n in names if n != INPUT]
+    try:
+        with torch.enable_grad():
+            xg = x if x.requires_grad else x.detach().requires_grad_(True)
+            logits = model(xg)  # (B, C)
+            zs = [xg if n == INPUT else captured[n] for n in names]
+            recs = torch.autograd.grad(logits, zs, grad_outputs=logits, create_graph=create_graph)
+    finally:
+        for h in handles:
+            h.remove()
+    out = {n: (r, z) if create_graph else (r.detach(), z.detach()) for n, r, z in zip(names, recs, zs)}
+    return (logits if create_graph else logits.detach()), out
+
+
+def layer_reconstructions(model: nn.Module, x: torch.Tensor, layers,
+                          create_graph: bool | None = None) -> dict[str, tuple[torch.Tensor, torch.Tensor]]:
+    """Per-layer reconstructions (paper eqs. 11-12): ``{name: (rec, z)}``, rec = (df/dz)^T f(x)
+    for each layer output z named in ``layers`` (``"input"``: x itself), all from one
+    backward pass. See :func:`forward_layer_reconstructions`."""
+    return forward_layer_reconstructions(model, x, layers, create_graph)[1]
+
+
+def reconstructable_layers(model: nn.Module) -> list[str]:
+    """Names accepted by :func:`layer_reconstructions`: ``"input"`` and every leaf module."""
+    return [INPUT] + [n for n, m in model.named_modules() if n and not list(m.children())]
+
+
 def reconstruct(model: nn.Module, x: torch.Tensor, create_graph: bool | None = None) -> torch.Tensor:
     """Reconstruction f^{-1}(x) = (df/dx)^T f(x) (paper eqs. 5-7), same shape as ``x``.
 

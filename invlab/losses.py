@@ -180,11 +180,20 @@ class SemiSupervisedLoss:
         ent = entropy_loss(logits[~labelled]) if n_u else zero
         # log C - H(p̄) >= 0: zero when the unlabelled predictions are spread evenly over the classes
         imbalance = math.log(logits.shape[1]) - marginal_entropy(logits[~labelled]) if n_u else zero
-        r_term = self.beta * rec_loss if self.needs_reconstruction else 0.0
-        unsup = ent + self.balance * imbalance if self.balance else ent
-        total = self.alpha * (n_l / b) * ce + (1 - self.alpha) * (r_term + (1 - self.beta) * (n_u / b) * unsup)
+        total = eq10_total(self.alpha, self.beta, ce, rec_loss if self.needs_reconstruction else None, ent,
+                           imbalance, n_l / b, n_u / b, self.balance)
         return {"total": total, "ce": ce, "reconstruction": rec_loss, "entropy": ent, "imbalance": imbalance,
                 "n_labelled": torch.tensor(n_l), "n_unlabelled": torch.tensor(n_u)}
+
+
+def eq10_total(alpha, beta, ce, rec, ent, imbalance, share_l: float, share_u: float, balance: float = 0.0):
+    """Eq. 10 from its terms: alpha·share_l·ce + (1 - alpha)·[beta·rec + (1 - beta)·share_u·(ent + balance·imbalance)].
+
+    ``alpha`` and ``beta`` may be tensors (learned weights, :mod:`invlab.hyper`); ``rec``
+    None leaves the reconstruction term out (its weight is zero)."""
+    unsup = ent + balance * imbalance if balance else ent
+    r_term = beta * rec if rec is not None else 0.0
+    return alpha * share_l * ce + (1 - alpha) * (r_term + (1 - beta) * share_u * unsup)
 
 
 def _check_batch(x: torch.Tensor, y: torch.Tensor, labelled: torch.Tensor) -> torch.Tensor:
@@ -198,3 +207,71 @@ def _check_batch(x: torch.Tensor, y: torch.Tensor, labelled: torch.Tensor) -> to
     if labelled.any() and y[labelled].min() < 0:
         raise ValueError("labelled samples have negative class indices; mark them unlabelled")
     return labelled
+
+
+@dataclass
+class LayerwiseLoss:
+    """Reconstruction at every layer, the paper's eqs. 11-12 (its proposed extension):
+
+        total = alpha·(n_L/B)·ce + beta·(n_U/B)·[entropy + balance·imbalance] + sum_l gamma_l·R_l
+
+    with R_l = mean over the batch of ||(df/dz_l)^T f(x) - z_l||^2 averaged over the
+    dimensions of z_l (:func:`~invlab.inverse.layer_reconstructions`, one backward pass
+    for all layers). ``gammas`` maps layer names (``"input"`` for x itself, else names from
+    ``model.named_modules()``) to their weights. Targets z_l of hidden layers are the
+    layer's outputs themselves, kept in the graph as eq. 12 writes them.
+
+    Eq. 10 is the special case gammas = {"input": (1 - a)·b}, alpha = a,
+    beta = (1 - a)(1 - b): :meth:`from_eq10` builds it, adding hidden-layer terms.
+    """
+
+    alpha: float = 0.7
+    beta: float = 0.24
+    gammas: dict = None  # {layer name: weight}
+    balance: float = 0.0
+
+    def __post_init__(self):
+        self.gammas = dict(self.gammas or {})
+        for name, value in (("alpha", self.alpha), ("beta", self.beta), ("balance", self.balance),
+                            *((f"gamma[{k}]", v) for k, v in self.gammas.items())):
+            if not float(value) >= 0:
+                raise ValueError(f"{name} must be >= 0, got {value}")
+
+    @classmethod
+    def from_eq10(cls, alpha: float, beta: float, layers: dict | None = None, balance: float = 0.0):
+        """Eq. 10 with weights (alpha, beta), plus ``layers`` = {hidden layer: gamma}."""
+        alpha, beta = _check_unit("alpha", alpha), _check_unit("beta", beta)
+        extra = dict(layers or {})
+        if "input" in extra:
+            raise ValueError("eq. 10 already weighs the input's reconstruction by (1 - alpha)·beta; "
+                             "give hidden layers only")
+        return cls(alpha, (1 - alpha) * (1 - beta), {"input": (1 - alpha) * beta, **extra}, balance)
+
+    def __call__(self, model: nn.Module, x: torch.Tensor, y: torch.Tensor,
+                 labelled: torch.Tensor) -> dict[str, torch.Tensor]:
+        """The loss of ``model`` on the batch: ``total``, ``ce``, ``entropy``, ``imbalance``,
+        ``reconstruction`` (the input's R, NaN when not weighted) and ``R:<layer>`` for
+        every weighted layer. Arguments as :class:`SemiSupervisedLoss`'s."""
+        from .inverse import forward_layer_reconstructions
+
+        check_model(model)
+        check_input(model, x)
+        labelled = _check_batch(x, y, labelled)
+        layers = [k for k, v in self.gammas.items() if v > 0]
+        if layers:
+            logits, recs = forward_layer_reconstructions(model, x, layers, create_graph=True, check=False)
+        else:
+            logits, recs = model(x), {}
+        b, n_l = x.shape[0], int(labelled.sum())
+        n_u = b - n_l
+        zero = logits.new_zeros(())
+        ce = F.cross_entropy(logits[labelled], y[labelled]) if n_l else zero
+        ent = entropy_loss(logits[~labelled]) if n_u else zero
+        imbalance = math.log(logits.shape[1]) - marginal_entropy(logits[~labelled]) if n_u else zero
+        rs = {f"R:{k}": reconstruction_loss(rec, z) for k, (rec, z) in recs.items()}
+        total = self.alpha * (n_l / b) * ce + self.beta * (n_u / b) * (ent + self.balance * imbalance)
+        for k in layers:
+            total = total + self.gammas[k] * rs[f"R:{k}"]
+        return {"total": total, "ce": ce, "entropy": ent, "imbalance": imbalance,
+                "reconstruction": rs.get("R:input", logits.new_full((), float("nan"))), **rs,
+                "n_labelled": torch.tensor(n_l), "n_unlabelled": torch.tensor(n_u)}

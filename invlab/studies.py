@@ -41,7 +41,7 @@ def provenance(argv: list[str] | None = None, device: str = "cpu") -> dict:
 def hardware(device: str = "cpu") -> str:
     """A one-line description: CPU and core count, or the GPU's name."""
     if str(device).startswith("cuda") and torch.cuda.is_available():
-        return torch.cuda.get_device_name(0)
+        return f"{torch.cuda.get_device_name(0)}, torch {torch.__version__}"
     return f"{platform.machine()} CPU, {os.cpu_count()} cores, torch {torch.__version__.split('+')[0]}"
 
 

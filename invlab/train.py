@@ -9,6 +9,7 @@ The loop never plots: progress bars, widgets and live figures hang on callbacks.
 from __future__ import annotations
 
 import copy
+import dataclasses
 import hashlib
 import json
 import math
@@ -26,10 +27,12 @@ from .data.preprocess import Preprocess, check_preprocess, preprocess_data
 from .evaluate import accuracy, predictions, vote_accuracy
 from .inverse import check_input
 from .io import check_writable_target, ensure_writable_dir, load_torch, save_json, save_torch
-from .losses import SemiSupervisedLoss
+from .hyper import HyperWeights, holdout_split
+from .losses import LayerwiseLoss, SemiSupervisedLoss
 from .models import create_model
 from .models.registry import INITS
 from .provenance import provenance
+from .schedules import WeightSchedule
 
 CHECKPOINT = "checkpoint.pt"
 METRICS = "metrics.json"
@@ -80,8 +83,13 @@ class TrainConfig:
     model: str = "smallcnn-mean"
     dataset: str = "mnist"  # or "bird10" (real recordings under data_root, else synthetic)
     labels_per_class: int | None = 5  # None: every training example labelled (Bird10's setting)
-    alpha: float = 0.7
-    beta: float = 0.2
+    alpha: float | str = 0.7  # a number, or a schedule "START:END[:SHAPE][@FRACTION]" (invlab.schedules)
+    beta: float | str = 0.2
+    layers: dict = field(default_factory=dict)  # {hidden layer: gamma (number or schedule)}: eqs. 11-12 on top of eq. 10
+    learn_weights: bool = False  # alpha and beta learned by hypergradient (eqs. 14-15), see invlab.hyper
+    hyper_lr: float = 0.02  # Adam step on the weights' logits
+    hyper_every: int = 10  # a hypergradient step every this many training steps
+    hyper_holdout: int = 1  # labelled examples per class held out for the hypergradient's objective
     balance: float = 0.0  # class-balance weight beside the entropy (0: the paper's eq. 10), see SemiSupervisedLoss
     seed: int = 0
     steps: int = 1000
@@ -110,7 +118,25 @@ class TrainConfig:
     RESUMABLE_CHANGES = ("steps", "epochs", "eval_every", "device", "log_unweighted", "inverse_method")
 
     def __post_init__(self):
-        SemiSupervisedLoss(self.alpha, self.beta, self.reconstruction, self.reduce_dims, balance=self.balance)  # validates
+        schedules = self.schedules()  # validates the forms
+        for name in ("alpha", "beta"):
+            schedules[name].check_range(name)
+        for name, sched in schedules["layers"].items():
+            sched.check_range(f"the weight of layer {name!r}", high=None)
+        for a in (schedules["alpha"].start, schedules["alpha"].end):  # validates the rest
+            SemiSupervisedLoss(a, schedules["beta"].start, self.reconstruction, self.reduce_dims, balance=self.balance)
+        if "input" in self.layers:
+            raise ValueError("layers: the input's reconstruction is eq. 10's beta term; name hidden layers only")
+        if self.layers and (self.reconstruction, self.reduce_dims) != ("mse", "mean"):
+            raise ValueError("per-layer reconstruction (layers) uses the squared error averaged over each layer's "
+                             "dimensions: keep reconstruction='mse' and reduce_dims='mean'")
+        if self.learn_weights:
+            if not (schedules["alpha"].constant and schedules["beta"].constant):
+                raise ValueError("learn_weights starts from constant alpha and beta; give numbers, not schedules")
+            if not (0 < schedules["alpha"].start < 1 and 0 < schedules["beta"].start < 1):
+                raise ValueError("learn_weights needs alpha and beta strictly inside (0, 1) to start from")
+            if self.hyper_every < 1 or self.hyper_holdout < 1 or not self.hyper_lr > 0:
+                raise ValueError("hyper_every and hyper_holdout must be at least 1 and hyper_lr positive")
         if self.labels_per_class is not None and self.labels_per_class < 1:
             raise ValueError(f"labels_per_class must be at least 1 (or None for all), got {self.labels_per_class}")
         for name in ("labelled_batch", "eval_every"):
@@ -118,7 +144,7 @@ class TrainConfig:
                 raise ValueError(f"{name} must be at least 1, got {getattr(self, name)}")
         if self.unlabelled_batch < 0:
             raise ValueError(f"unlabelled_batch must be >= 0, got {self.unlabelled_batch}")
-        if self.unlabelled_batch == 0 and self.alpha < 1:
+        if self.unlabelled_batch == 0 and min(schedules["alpha"].start, schedules["alpha"].end) < 1:
             raise ValueError(f"unlabelled_batch is 0 but alpha = {self.alpha} < 1 gives the unlabelled terms a "
                              "weight: use a positive unlabelled batch, or alpha = 1 for supervised training")
         if self.val_size < 1:
@@ -143,6 +169,11 @@ class TrainConfig:
             raise ValueError(f"init must be one of {', '.join(INITS)}, got {self.init!r}")
         if self.device not in ("auto", "cpu", "cuda") and not self.device.startswith("cuda:"):
             raise ValueError(f"device must be auto, cpu or cuda, got {self.device!r}")
+
+    def schedules(self) -> dict:
+        """The loss weights as :class:`~invlab.schedules.WeightSchedule`: alpha, beta, layers."""
+        return {"alpha": WeightSchedule.parse(self.alpha), "beta": WeightSchedule.parse(self.beta),
+                "layers": {k: WeightSchedule.parse(v) for k, v in self.layers.items()}}
 
     @property
     def learning_rate(self) -> float:
@@ -300,9 +331,19 @@ class Trainer:
                               else torch.contiguous_format)
         self.model.to(memory_format=self.memory_format)
         self._check_fit()
-        self.loss_fn = SemiSupervisedLoss(config.alpha, config.beta, config.reconstruction, config.reduce_dims,
+        self.schedules = config.schedules()
+        self.holdout, self.hyper = None, None
+        if config.learn_weights:  # the hypergradient's objective: labelled examples the loss never sees
+            kept, held = holdout_split(self.data.labelled, self.data.y_labelled, config.hyper_holdout)
+            self.data = dataclasses.replace(self.data, labelled=kept)
+            self.holdout = (self.data.x_train[held].to(self.device).contiguous(memory_format=self.memory_format),
+                            self.data.y_train[held].to(self.device))
+        self.loss_fn = SemiSupervisedLoss(self.schedules["alpha"].start, self.schedules["beta"].start,
+                                          config.reconstruction, config.reduce_dims,
                                           report_unweighted=config.log_unweighted, balance=config.balance,
                                           method=config.inverse_method)
+        if config.learn_weights:
+            self.hyper = HyperWeights(self.loss_fn.alpha, self.loss_fn.beta, config.hyper_lr, self.loss_fn, self.device)
         self.params = [p for p in self.model.parameters() if p.requires_grad]
         self.optimizer = torch.optim.Adam(self.params, lr=config.learning_rate)
         self.total_steps = config.total_steps(len(self.data.x_train))
@@ -349,10 +390,30 @@ class Trainer:
         x = d.x_train[idx].to(self.device).contiguous(memory_format=self.memory_format)
         return x, y.to(self.device), mask.to(self.device)
 
+    def weights(self, step: int | None = None) -> tuple[float, float, dict[str, float]]:
+        """alpha, beta and the hidden layers' gammas used at ``step`` (default: the next one)."""
+        step = self.step if step is None else step
+        if self.hyper is not None:
+            alpha, beta = self.hyper.weights
+        else:
+            alpha = self.schedules["alpha"](step, self.total_steps)
+            beta = self.schedules["beta"](step, self.total_steps)
+        return alpha, beta, {k: sch(step, self.total_steps) for k, sch in self.schedules["layers"].items()}
+
+    def loss_at(self, step: int | None = None):
+        """The loss of ``step``: eq. 10 with that step's weights, plus eqs. 11-12's layer terms."""
+        alpha, beta, gammas = self.weights(step)
+        if gammas:
+            return LayerwiseLoss.from_eq10(alpha, beta, gammas, balance=self.config.balance)
+        self.loss_fn.alpha, self.loss_fn.beta = alpha, beta
+        return self.loss_fn
+
     def train_step(self) -> dict[str, float]:
         self.model.train()
         x, y, mask = self.batch()
-        out = self.loss_fn(self.model, x, y, mask)
+        if self.hyper is not None and self.step % self.config.hyper_every == 0:
+            self.hyper.step(self.model, (x, y, mask), self.holdout, inner_lr=self.optimizer.param_groups[0]["lr"])
+        out = self.loss_at()(self.model, x, y, mask)
         self.optimizer.zero_grad(set_to_none=True)
         # Gradients for the parameters only: the inverse made x a graph input, and its
         # gradient (a transposed convolution through the first layer) is never used.
@@ -360,7 +421,7 @@ class Trainer:
         self.optimizer.step()
         self.scheduler.step()
         self.step += 1
-        keys = ("total", "ce", "reconstruction", "entropy", "imbalance")
+        keys = ("total", "ce", "reconstruction", "entropy", "imbalance", *(k for k in out if k.startswith("R:")))
         # one device-to-host copy for all five (each .item() would wait for the GPU)
         losses = dict(zip(keys, torch.stack([out[k].detach().float() for k in keys]).tolist()))
         if not math.isfinite(losses["total"]):
@@ -372,8 +433,10 @@ class Trainer:
     def evaluate(self) -> dict:
         n = max(1, self._sums.pop("_n", 1))
         t0 = time.perf_counter()
+        alpha, beta, gammas = self.weights(max(self.step - 1, 0))  # those of the last step taken
         record = {"step": self.step, **{k: v / n for k, v in self._sums.items()},
-                  "lr": self.optimizer.param_groups[0]["lr"],
+                  "lr": self.optimizer.param_groups[0]["lr"], "alpha": alpha, "beta": beta,
+                  **{f"gamma:{k}": g for k, g in gammas.items()},
                   "val_accuracy": accuracy(self.model, self.data.x_val, self.data.y_val),
                   # tracked for learning curves and the final report; never used for selection
                   "test_accuracy": accuracy(self.model, self.data.x_test, self.data.y_test)}
@@ -394,6 +457,7 @@ class Trainer:
             "best_val": self.best_val, "best_step": self.best_step, "best_state": self.best_state,
             "samplers": [self.labelled_sampler.state_dict(), self.unlabelled_sampler.state_dict()],
             "torch_rng": torch.get_rng_state(), "sums": self._sums, "elapsed_s": self.elapsed_s,
+            **({"hyper": self.hyper.state_dict()} if self.hyper is not None else {}),
         }
 
     def load_state_dict(self, state: dict, source: str = "checkpoint") -> None:
@@ -417,6 +481,8 @@ class Trainer:
         torch.set_rng_state(state["torch_rng"])
         self._sums = state["sums"]
         self.elapsed_s = state.get("elapsed_s", 0.0)
+        if self.hyper is not None:
+            self.hyper.load_state_dict(state["hyper"])
 
     def save_checkpoint(self, path: str | Path) -> Path:
         return save_torch(self.state_dict(), path)

@@ -1,0 +1,186 @@
+"""The paper's proposed extensions (§4), measured on MNIST with 50 labels against eq. 10.
+
+Parts (``--parts``, any subset; each is merged into ``--out``, so parts can run apart):
+
+* ``per_layer`` — eqs. 11-12: the recipe plus reconstruction terms at hidden layers
+  (``--layer-gamma`` on each of ``--layers``), against the recipe alone;
+* ``schedules`` — eq. 13: "reconstruction first, then classification and entropy"
+  (alpha 0.3 -> 0.7 and beta 0.8 -> 0.2 over the first half of the run), against
+  constant (0.7, 0.2);
+* ``learned_weights`` — eqs. 14-15: alpha and beta learned by hypergradient from
+  (0.7, 0.2), against the constant (0.7, 0.2) of the recipe (the best fixed setting
+  chosen on validation so far: docs/RESULTS.md);
+* ``clustering`` — alpha = 0, no labels: reconstruction plus the mutual-information
+  clustering term, cluster accuracy and NMI on the test set, against k-means on raw
+  pixels (``invlab.cluster``).
+
+Every run of the first three uses the recipe (``invlab.train.RECOMMENDED``: cosine decay,
+center-maxabs, class-balance term, 2000 steps) on the same label draws, each resumable
+under ``--runs-dir``; the baseline's runs are those of ``benchmarks/recipe_study.py``'s
+``balance-maxabs-2k`` arm when they exist there (same config, same folder key).
+
+    python benchmarks/extensions.py --parts per_layer schedules learned_weights --seeds 0 1 2 --jobs 2
+    python benchmarks/extensions.py --parts clustering --seeds 0 1 2
+
+Output: ``results/extensions.json`` (+ ``.md``): for the first three parts
+``{"baseline": [per-seed test %], "variant": [...], "settings": {...}, ...}``.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import sys
+import time
+from pathlib import Path
+
+BASE = dict(model="smallcnn-mean", labels_per_class=5, alpha=0.7, beta=0.2, lr=0.01, schedule="cosine",
+            labelled_batch=50, unlabelled_batch=100, eval_every=250, log_unweighted=False, steps=2000,
+            balance=1.0, preprocess="center-maxabs")
+BASELINE_ARM = "balance-maxabs-2k"  # benchmarks/recipe_study.py's name for BASE
+PARTS = ("per_layer", "schedules", "learned_weights", "clustering")
+
+
+def variants(args) -> dict[str, tuple[str, dict]]:
+    """part: (what changes, overrides of BASE)."""
+    return {
+        "per_layer": (f"+ reconstruction at {', '.join(args.layers)} (gamma {args.layer_gamma} each; "
+                      f"the input's R keeps eq. 10's weight (1 - alpha)·beta = 0.06)",
+                      dict(layers={name: args.layer_gamma for name in args.layers})),
+        "schedules": ("reconstruction first: alpha 0.3 -> 0.7 and beta 0.8 -> 0.2, linear over the first half",
+                      dict(alpha="0.3:0.7:linear@0.5", beta="0.8:0.2:linear@0.5")),
+        "learned_weights": (f"alpha, beta learned by hypergradient from (0.7, 0.2), a step every {args.hyper_every}, "
+                            f"{args.hyper_holdout} labelled example(s) per class held out for its objective",
+                            dict(learn_weights=True, hyper_every=args.hyper_every, hyper_holdout=args.hyper_holdout)),
+    }
+
+
+def config(overrides: dict, seed: int, args):
+    from invlab.train import TrainConfig
+
+    extra = {"steps": args.steps, "eval_every": args.steps} if args.steps else {}
+    return TrainConfig(**{**BASE, **overrides, **extra}, seed=seed, device=args.device, data_root=args.data_root)
+
+
+def run_parts(args) -> dict:
+    from invlab.studies import best_test_epoch, run_many
+    from invlab.train import run_key
+
+    table = variants(args)
+    parts = [p for p in args.parts if p in table]
+    runs, keys = [], []
+    for seed in args.seeds:
+        base = config({}, seed, args)
+        recipe_dir = Path(args.recipe_runs_dir) / f"{BASELINE_ARM}-seed{seed}-{run_key(base)}"
+        runs.append((base, recipe_dir if recipe_dir.exists() else Path(args.runs_dir) / f"baseline-seed{seed}-{run_key(base)}"))
+        keys.append(("baseline", seed))
+        for part in parts:
+            cfg = config(table[part][1], seed, args)
+            runs.append((cfg, Path(args.runs_dir) / f"{part}-seed{seed}-{run_key(cfg)}"))
+            keys.append((part, seed))
+    t0 = time.perf_counter()
+
+    def done(i, res):
+        print(f"{keys[i][0]} seed {keys[i][1]}: test {res['test_accuracy']:.2f} % (val {res['best_val_accuracy']:.2f} "
+              f"% at step {res['best_step']}) [{time.perf_counter() - t0:.0f} s]", flush=True)
+
+    results = dict(zip(keys, run_many(runs, args.jobs, on_done=done, train=not args.report_only,
+                                      keep_going=args.keep_going)))
+    out = {}
+    for part in parts:
+        seeds = [s for s in args.seeds if results[("baseline", s)] is not None and results[(part, s)] is not None]
+        if not seeds:
+            continue
+        base = [results[("baseline", s)] for s in seeds]
+        var = [results[(part, s)] for s in seeds]
+        entry = {
+            "description": table[part][0], "settings": {**BASE, **table[part][1], **({"steps": args.steps} if args.steps else {})},
+            "seeds": seeds, "baseline": [r["test_accuracy"] for r in base], "variant": [r["test_accuracy"] for r in var],
+            "baseline_val": [r["best_val_accuracy"] for r in base], "variant_val": [r["best_val_accuracy"] for r in var],
+            "variant_test_selected": [best_test_epoch(r)[0] for r in var],
+            "variant_elapsed_s": [r.get("elapsed_s", r["wall_time_s"]) for r in var],
+            "baseline_elapsed_s": [r.get("elapsed_s", r["wall_time_s"]) for r in base],
+            "hardware": var[0]["hardware"],
+        }
+        if part == "learned_weights":
+            entry["trajectory"] = [{"step": [h["step"] for h in r["history"]], "alpha": [h["alpha"] for h in r["history"]],
+                                    "beta": [h["beta"] for h in r["history"]]} for r in var]
+        out[part] = entry
+    return out
+
+
+def markdown(out: dict) -> str:
+    from invlab.studies import mean_std
+
+    lines = ["| extension | change | draws | eq. 10 (recipe) test % | variant test % | difference (points) |",
+             "|---|---|---|---|---|---|"]
+    for part in ("per_layer", "schedules", "learned_weights"):
+        if part not in out:
+            continue
+        r = out[part]
+        b, v = mean_std(r["baseline"]), mean_std(r["variant"])
+        diff = [x - y for x, y in zip(r["variant"], r["baseline"])]
+        lines.append(f"| {part} | {r['description']} | {r['seeds']} | {b[0]:.2f} ± {b[1]:.2f} | {v[0]:.2f} ± {v[1]:.2f} | "
+                     f"{mean_std(diff)[0]:+.2f} ({' / '.join(f'{d:+.2f}' for d in diff)}) |")
+    if "clustering" in out:
+        c = out["clustering"]
+        acc, nmi, km = mean_std(c["cluster_accuracy"]), mean_std(c["nmi"]), mean_std(c["kmeans_accuracy"])
+        lines += ["", f"Clustering (alpha = 0, no labels), seeds {c['seeds']}: cluster accuracy {acc[0]:.2f} ± {acc[1]:.2f} %, "
+                  f"NMI {nmi[0]:.3f} ± {nmi[1]:.3f}; k-means on raw pixels {km[0]:.2f} ± {km[1]:.2f} % "
+                  f"(NMI {mean_std(c['kmeans_nmi'])[0]:.3f})."]
+    lines += ["", f"Command: `{out['command']}` · commit {out['commit']} · {out['hardware']} · {out['date']}", ""]
+    return "\n".join(lines)
+
+
+def parse_args(argv=None):
+    p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    p.add_argument("--parts", nargs="+", choices=PARTS, default=list(PARTS))
+    p.add_argument("--seeds", type=int, nargs="+", default=[0, 1, 2], help="label draws (clustering: seeds)")
+    p.add_argument("--layers", nargs="+", default=["features.2", "features.5"],
+                   help="hidden layers of smallcnn-mean reconstructed by per_layer (default: both pooling outputs)")
+    p.add_argument("--layer-gamma", type=float, default=0.06, help="weight of each hidden layer's R (per_layer)")
+    p.add_argument("--hyper-every", type=int, default=20)
+    p.add_argument("--hyper-holdout", type=int, default=1)
+    p.add_argument("--cluster-steps", type=int, default=2000)
+    p.add_argument("--cluster-beta", type=float, default=0.2, help="reconstruction share of the clustering loss")
+    p.add_argument("--steps", type=int, default=None, help="override every run's length (smoke runs only)")
+    p.add_argument("--jobs", type=int, default=1)
+    p.add_argument("--device", default="auto")
+    p.add_argument("--data-root", default=None)
+    p.add_argument("--runs-dir", default="runs/extensions")
+    p.add_argument("--recipe-runs-dir", default="runs/recipe_study",
+                   help="where benchmarks/recipe_study.py keeps the baseline's runs (read back when present)")
+    p.add_argument("--report-only", action="store_true", help="train nothing: report the finished runs")
+    p.add_argument("--keep-going", action="store_true", help="a failed run is reported and left out")
+    p.add_argument("--out", default="results/extensions.json")
+    args = p.parse_args(argv)
+    if args.jobs < 1:
+        p.error("--jobs must be at least 1")
+    return args
+
+
+def main(argv=None) -> int:
+    from invlab.io import atomic_write, save_json
+    from invlab.studies import provenance
+
+    args = parse_args(argv)
+    out_path = Path(args.out)
+    new = run_parts(args)
+    if "clustering" in args.parts:
+        from invlab.cluster import clustering_study
+
+        new["clustering"] = clustering_study(args.seeds, steps=args.steps or args.cluster_steps, beta=args.cluster_beta,
+                                             runs_dir=Path(args.runs_dir) / "clustering", device=args.device,
+                                             data_root=args.data_root, jobs=args.jobs)
+    # read the file again now: another part may have finished meanwhile (parts run apart)
+    out = json.loads(out_path.read_text()) if out_path.exists() else {}
+    out.update(new)
+    out.update(provenance(device=args.device))
+    save_json(out, out_path)
+    atomic_write(out_path.with_suffix(".md"), lambda p: p.write_text(markdown(out)))
+    print(markdown(out))
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
