@@ -1,0 +1,255 @@
+"""The paper's extensions: per-layer reconstruction, weight schedules, learned weights, clustering."""
+
+from __future__ import annotations
+
+import math
+
+import pytest
+import torch
+import torch.nn.functional as F
+from conftest import TinyCNN, tiny_models
+
+from invlab.cluster import ClusterConfig, cluster_accuracy, kmeans_baseline, nmi, train_clustering
+from invlab.hyper import HyperWeights, holdout_split
+from invlab.inverse import forward_layer_reconstructions, layer_reconstructions, reconstruct, reconstructable_layers
+from invlab.losses import LayerwiseLoss, SemiSupervisedLoss, reconstruction_loss
+from invlab.schedules import WeightSchedule, weight_arg
+from invlab.train import TrainConfig, Trainer
+
+
+def _separate_vjp(model, x, name):
+    """Reference: a forward pass of its own, the layer's output captured, one VJP for it alone."""
+    store = {}
+    handle = dict(model.named_modules())[name].register_forward_hook(lambda m, i, o: store.__setitem__("z", o))
+    logits = model(x)
+    handle.remove()
+    (rec,) = torch.autograd.grad(logits, store["z"], grad_outputs=logits)
+    return rec, store["z"]
+
+
+@pytest.mark.parametrize("name,model,x", [t for t in tiny_models() if t[0] in ("cnn-max", "cnn-mean", "resnet")])
+def test_layer_reconstructions_match_separate_vjps(name, model, x):
+    model, x = model.double(), x.double()
+    layers = [n for n in reconstructable_layers(model) if n != "input"]
+    recs = layer_reconstructions(model, x, ["input", *layers], create_graph=False)
+    torch.testing.assert_close(recs["input"][0], reconstruct(model, x, create_graph=False))
+    torch.testing.assert_close(recs["input"][1], x)
+    for layer in layers:
+        ref_rec, ref_z = _separate_vjp(model, x, layer)
+        torch.testing.assert_close(recs[layer][0], ref_rec, msg=f"rec of {layer}")
+        torch.testing.assert_close(recs[layer][1], ref_z, msg=f"z of {layer}")
+        assert recs[layer][0].shape == ref_z.shape
+
+
+def test_layer_reconstruction_of_a_bias_free_net_is_AtAz():
+    """Without biases above z, f = A z exactly, so rec = A^T A z (A = df/dz)."""
+    torch.manual_seed(1)
+    net = torch.nn.Sequential(torch.nn.Linear(6, 5, bias=False), torch.nn.ReLU(), torch.nn.Linear(5, 3, bias=False)).double()
+    net.input_ndim = None
+    x = torch.randn(4, 6, dtype=torch.float64)
+    rec, z = layer_reconstructions(net, x, ["1"], create_graph=False)["1"]
+    A = net[2].weight  # df/dz for z the ReLU's output
+    torch.testing.assert_close(rec, z @ A.T @ A)
+
+
+def test_layer_reconstructions_are_differentiable_in_one_backward_pass():
+    model, x = TinyCNN("mean").double(), torch.randn(3, 1, 8, 8, dtype=torch.float64)
+    calls = {"n": 0}
+    hook = model.net[0].register_full_backward_hook(lambda *a: calls.__setitem__("n", calls["n"] + 1))
+    logits, recs = forward_layer_reconstructions(model, x, ["input", "net.2", "net.4"], create_graph=True)
+    hook.remove()
+    assert calls["n"] == 1  # the first layer was back-propagated through once, for all three
+    loss = sum(reconstruction_loss(rec, z) for rec, z in recs.values())
+    grads = torch.autograd.grad(loss, list(model.parameters()))
+    assert all(torch.isfinite(g).all() and g.abs().sum() > 0 for g in grads)
+
+
+def test_layer_reconstructions_refuse_unknown_and_repeated_layers():
+    model, x = TinyCNN("mean"), torch.randn(2, 1, 8, 8)
+    with pytest.raises(ValueError, match="unknown layer.*available: input, net"):
+        layer_reconstructions(model, x, ["net.99"])
+    with pytest.raises(ValueError, match="layers is empty"):
+        layer_reconstructions(model, x, [])
+    relu = torch.nn.ReLU()
+    twice = torch.nn.Sequential(torch.nn.Flatten(), torch.nn.Linear(64, 8), relu, torch.nn.Linear(8, 8), relu,
+                                torch.nn.Linear(8, 3))
+    with pytest.raises(RuntimeError, match="ran twice"):
+        layer_reconstructions(twice, x, ["2"])
+
+
+def _batch(n=6, n_l=2, classes=3):
+    x = torch.randn(n, 1, 8, 8, dtype=torch.float64)
+    y = torch.randint(0, classes, (n,))
+    mask = torch.zeros(n, dtype=torch.bool)
+    mask[:n_l] = True
+    y[~mask] = -1
+    return x, y, mask
+
+
+@pytest.mark.parametrize("alpha,beta,balance", [(0.7, 0.2, 0.0), (0.5, 0.5, 1.0), (0.3, 0.9, 0.5)])
+def test_layerwise_loss_with_only_the_input_is_eq10(alpha, beta, balance):
+    model = TinyCNN("mean").double()
+    x, y, mask = _batch()
+    ref = SemiSupervisedLoss(alpha, beta, balance=balance)(model, x, y, mask)["total"]
+    mine = LayerwiseLoss.from_eq10(alpha, beta, balance=balance)(model, x, y, mask)["total"]
+    torch.testing.assert_close(mine, ref)
+    g_ref = torch.autograd.grad(ref, list(model.parameters()))
+    g_mine = torch.autograd.grad(mine, list(model.parameters()))
+    for a, b in zip(g_mine, g_ref):
+        torch.testing.assert_close(a, b)
+
+
+def test_layerwise_loss_adds_each_layer_term():
+    model = TinyCNN("mean").double()
+    x, y, mask = _batch()
+    base = LayerwiseLoss.from_eq10(0.7, 0.2)(model, x, y, mask)
+    out = LayerwiseLoss.from_eq10(0.7, 0.2, {"net.2": 0.3, "net.4": 0.1})(model, x, y, mask)
+    rec, z = _separate_vjp(model, x, "net.2")
+    r2 = (rec - z).pow(2).flatten(1).mean(1).mean()
+    torch.testing.assert_close(out["R:net.2"], r2)
+    torch.testing.assert_close(out["total"], base["total"] + 0.3 * r2 + 0.1 * out["R:net.4"])
+    with pytest.raises(ValueError, match="hidden layers only"):
+        LayerwiseLoss.from_eq10(0.7, 0.2, {"input": 1.0})
+    with pytest.raises(ValueError, match=">= 0"):
+        LayerwiseLoss(0.7, 0.2, {"net.2": -1})
+
+
+def test_weight_schedules():
+    lin = WeightSchedule.parse("0.3:0.7")
+    assert lin(0, 101) == pytest.approx(0.3) and lin(100, 101) == pytest.approx(0.7) and lin(50, 101) == pytest.approx(0.5)
+    cos = WeightSchedule.parse("0:1:cosine")
+    assert cos(25, 101) == pytest.approx((1 - math.cos(math.pi / 4)) / 2)
+    step = WeightSchedule.parse("0.8:0.2:step@0.25")
+    assert step(24, 101) == 0.8 and step(25, 101) == 0.2
+    half = WeightSchedule.parse("0.3:0.7:linear@0.5")
+    assert half(25, 101) == pytest.approx(0.5) and half(80, 101) == pytest.approx(0.7)
+    assert WeightSchedule.parse(0.4)(7, 10) == 0.4 and WeightSchedule.parse("0.4").constant
+    assert weight_arg("0.5") == 0.5 and weight_arg("0.3:0.7:cosine") == "0.3:0.7:cosine"
+    for bad, match in (("a:b", "cannot read"), ("0.1:0.2:zigzag", "unknown schedule shape"),
+                       ("0.1:0.2@1.5", "must lie in"), ("1:2:3:4", "cannot read")):
+        with pytest.raises(ValueError, match=match):
+            WeightSchedule.parse(bad)
+    with pytest.raises(ValueError, match="alpha must lie in"):
+        TrainConfig(alpha="0.5:1.2")
+
+
+def test_trainer_follows_the_schedules_and_layer_weights(task):
+    cfg = TrainConfig(steps=6, eval_every=2, labelled_batch=10, unlabelled_batch=10, alpha="0.3:0.7",
+                      beta="0.8:0.2:step", layers={"features.2": "0:0.1"}, device="cpu")
+    trainer = Trainer(cfg, task)
+    result = trainer.run(progress=False)
+    for record in result.history:  # the weights of the last step before each evaluation
+        t = record["step"] - 1
+        assert record["alpha"] == pytest.approx(0.3 + 0.4 * t / 5)
+        assert record["beta"] == (0.2 if t >= 2.5 else 0.8)
+        assert record["gamma:features.2"] == pytest.approx(0.1 * t / 5)
+        assert record["R:features.2"] > 0
+    with pytest.raises(ValueError, match="hidden layers only"):
+        TrainConfig(layers={"input": 0.1})
+    with pytest.raises(ValueError, match="reconstruction='mse'"):
+        TrainConfig(layers={"features.2": 0.1}, reconstruction="cosine")
+
+
+def test_holdout_split():
+    labelled = torch.arange(100, 130)
+    targets = torch.arange(30) % 10
+    kept, held = holdout_split(labelled, targets, 1)
+    assert len(held) == 10 and len(kept) == 20 and set(kept.tolist()).isdisjoint(held.tolist())
+    assert sorted((targets[held - 100]).tolist()) == list(range(10))
+    with pytest.raises(ValueError, match="leaves none to train on"):
+        holdout_split(labelled, targets, 3)
+
+
+def test_hypergradient_matches_finite_differences():
+    """Reference: plain autograd for the inner gradient, central differences in w, float64."""
+    torch.manual_seed(3)
+    model = TinyCNN("mean").double()
+    x, y, mask = _batch(8, 3)
+    xh, yh = torch.randn(4, 1, 8, 8, dtype=torch.float64), torch.tensor([0, 1, 2, 1])
+    hyper = HyperWeights(0.6, 0.4, lr=0.1, loss=SemiSupervisedLoss(0.6, 0.4, balance=0.5))
+    hyper.w.data = hyper.w.data.double()
+    inner_lr = 0.5
+    params = list(model.parameters())
+
+    def outer(w):
+        a, b = torch.sigmoid(w).tolist()
+        loss = SemiSupervisedLoss(a, b, balance=0.5)(model, x, y, mask)["total"]
+        g = torch.autograd.grad(loss, params)
+        updated = {n: p.detach() - inner_lr * gi for (n, p), gi in zip(model.named_parameters(), g)}
+        return F.cross_entropy(torch.func.functional_call(model, updated, (xh,)), yh).item()
+
+    w0 = hyper.w.detach().clone()
+    eps = 1e-5
+    fd = torch.tensor([(outer(w0 + eps * e) - outer(w0 - eps * e)) / (2 * eps)
+                       for e in torch.eye(2, dtype=torch.float64)], dtype=torch.float64)
+    hg = hyper.hypergradient(model, (x, y, mask), (xh, yh), inner_lr)
+    assert fd.abs().max() > 1e-6  # the check can fail
+    torch.testing.assert_close(hg, fd, rtol=1e-4, atol=1e-8)
+
+
+def test_learned_weights_train_resume_and_stay_in_range(task, tmp_path):
+    from invlab.studies import run_resumable
+
+    cfg = TrainConfig(steps=6, eval_every=3, labelled_batch=10, unlabelled_batch=10, learn_weights=True,
+                      hyper_every=2, hyper_lr=0.3, device="cpu")
+    trainer = Trainer(cfg, task)
+    assert len(trainer.data.labelled) == len(task.labelled) - 10 and trainer.holdout[1].tolist() == list(range(10))
+    full = run_resumable(cfg, tmp_path / "full", data=task)
+    alphas = [h["alpha"] for h in full["history"]]
+    assert all(0 < a < 1 for a in alphas) and alphas[-1] != 0.7  # moved, and stayed in (0, 1)
+    cut = Trainer(TrainConfig(**{**cfg.to_dict(), "steps": 3}), task)
+    cut.run(progress=False, checkpoint_path=tmp_path / "cut.pt")
+    resumed = Trainer(cfg, task)
+    resumed.load_checkpoint(tmp_path / "cut.pt")
+    assert resumed.hyper.weights == cut.hyper.weights
+    with pytest.raises(ValueError, match="strictly inside"):
+        TrainConfig(learn_weights=True, alpha=1.0)
+
+
+def test_cluster_scores():
+    target = torch.tensor([0, 0, 1, 1, 2, 2])
+    assert cluster_accuracy(torch.tensor([2, 2, 0, 0, 1, 1]), target) == 100.0  # a relabelling
+    assert cluster_accuracy(torch.tensor([0, 0, 0, 1, 1, 1]), target) == pytest.approx(100 * 4 / 6)
+    assert nmi(torch.tensor([2, 2, 0, 0, 1, 1]), target) == pytest.approx(1.0)
+    assert nmi(torch.tensor([0, 1, 0, 1]), torch.tensor([0, 0, 1, 1])) == pytest.approx(0.0)
+    # by hand: pred {0,0,1} vs target {0,1,1}: I = log(3)·... computed from the joint table
+    p = torch.tensor([0, 0, 1])
+    t = torch.tensor([0, 1, 1])
+    joint = torch.tensor([[1, 1], [0, 1]], dtype=torch.float64) / 3
+    pu, pv = joint.sum(1), joint.sum(0)
+    mi = sum(joint[i, j] * math.log(joint[i, j] / (pu[i] * pv[j])) for i in range(2) for j in range(2) if joint[i, j] > 0)
+    h = lambda q: -sum(v * math.log(v) for v in q if v > 0)  # noqa: E731
+    assert nmi(p, t) == pytest.approx(float(mi / ((h(pu) + h(pv)) / 2)))
+
+
+def test_kmeans_baseline_finds_separated_blobs():
+    g = torch.Generator().manual_seed(0)
+    centres = 5 * torch.randn(3, 1, 4, 4, generator=g)
+    y = torch.arange(90) % 3
+    x = centres[y] + 0.1 * torch.randn(90, 1, 4, 4, generator=g)
+    res = kmeans_baseline(x, x, y, k=3, seed=0)
+    assert res["accuracy"] == 100.0 and res["nmi"] == pytest.approx(1.0)
+
+
+def _squares(n, seed):
+    """10 classes, each a bright bar at its own place on a dim noisy background."""
+    g = torch.Generator().manual_seed(seed)
+    y = torch.arange(n) % 10
+    x = 0.1 * torch.rand(n, 1, 28, 28, generator=g)
+    for i, c in enumerate(y.tolist()):
+        r, k = divmod(c, 5)
+        x[i, 0, 2 + 12 * r: 12 + 12 * r, 1 + 5 * k: 6 + 5 * k] += 0.9
+    return x, y
+
+
+def test_clustering_uses_no_labels_and_scores_the_test_set():
+    from invlab.data import SemiSupervisedData
+
+    (xt, yt), (xs, ys) = _squares(200, 0), _squares(100, 1)
+    data = SemiSupervisedData(xt, yt, torch.arange(10), xs, ys, xs, ys, 10, "bars")
+    scrambled = SemiSupervisedData(xt, torch.randint(0, 10, (200,)), torch.arange(10), xs, ys, xs, ys, 10, "bars")
+    cfg = ClusterConfig(model="smallcnn-mean", steps=40, batch=50, device="cpu")
+    a = train_clustering(cfg, data, progress=False)
+    b = train_clustering(cfg, scrambled, progress=False)  # training labels must not matter
+    assert a["cluster_accuracy"] == b["cluster_accuracy"] and torch.equal(a["predictions"], b["predictions"])
+    assert sum(a["cluster_sizes"]) == 100 and a["cluster_accuracy"] >= 60  # chance: 10 %
