@@ -9,6 +9,7 @@ from pathlib import Path
 from .data import PREPROCESSING, fetch_mnist
 from .models import list_models
 from .models.registry import INITS
+from .schedules import weight_arg
 from .train import RECOMMENDED, SCHEDULES, TrainConfig, train
 
 EPILOG = """\
@@ -38,8 +39,25 @@ def _parser() -> argparse.ArgumentParser:
     t.add_argument("--labels", default=None, metavar="N|all",
                    help="labelled training examples in total, split evenly over the classes, or 'all' "
                         "(default: 50 = 5 per class on mnist, all on bird10)")
-    t.add_argument("--alpha", type=float, default=d.alpha, help="weight of the supervised cross-entropy, in [0, 1] (default %(default)s)")
-    t.add_argument("--beta", type=float, default=d.beta, help="reconstruction share of the unsupervised part, in [0, 1] (default %(default)s)")
+    t.add_argument("--alpha", type=weight_arg, default=d.alpha, metavar="WEIGHT",
+                   help="weight of the supervised cross-entropy, in [0, 1]; a number or a schedule over the run, "
+                        "START:END[:linear|cosine|step][@FRACTION], e.g. 0.3:0.7 (default %(default)s)")
+    t.add_argument("--beta", type=weight_arg, default=d.beta, metavar="WEIGHT",
+                   help="reconstruction share of the unsupervised part, in [0, 1]; a number or a schedule like "
+                        "--alpha's (default %(default)s)")
+    t.add_argument("--layer", action="append", default=[], metavar="NAME=GAMMA", dest="layers",
+                   help="reconstruction at a hidden layer too (paper eqs. 11-12), weight GAMMA (a number or a "
+                        "schedule); repeat for several layers; NAME from the model's named_modules(), e.g. "
+                        "--layer features.2=0.06 for smallcnn-mean's first pooling output")
+    t.add_argument("--learn-weights", action="store_true",
+                   help="learn alpha and beta by hypergradient through one update (paper eqs. 14-15), starting "
+                        "from --alpha and --beta; the objective is the cross-entropy of --hyper-holdout labelled "
+                        "examples per class kept out of the loss")
+    t.add_argument("--hyper-lr", type=float, default=d.hyper_lr, help="Adam step of the learned weights (default %(default)s)")
+    t.add_argument("--hyper-every", type=int, default=d.hyper_every,
+                   help="training steps between hypergradient steps (default %(default)s)")
+    t.add_argument("--hyper-holdout", type=int, default=d.hyper_holdout,
+                   help="labelled examples per class held out for the hypergradient (default %(default)s)")
     t.add_argument("--balance", type=float, default=d.balance,
                    help="weight of a class-balance term beside the entropy, log C - H(mean prediction) over the "
                         "unlabelled samples (not in the paper; 0 = the paper's loss; 1 = mutual information) "
@@ -95,6 +113,20 @@ def _parser() -> argparse.ArgumentParser:
     return p
 
 
+def _layers(items: list[str]) -> dict[str, float | str]:
+    """``--layer NAME=GAMMA`` options as {name: weight}."""
+    layers = {}
+    for item in items:
+        name, sep, value = item.partition("=")
+        if not sep or not name:
+            raise ValueError(f"--layer {item!r}: expected NAME=GAMMA, e.g. --layer features.2=0.06")
+        try:
+            layers[name] = weight_arg(value)
+        except argparse.ArgumentTypeError as err:
+            raise ValueError(f"--layer {item!r}: {err}") from None
+    return layers
+
+
 def _train(args) -> int:
     import torch
 
@@ -119,7 +151,9 @@ def _train(args) -> int:
         labelled_batch=args.labelled_batch, unlabelled_batch=args.unlabelled_batch, balanced=args.balanced, lr=args.lr,
         schedule=args.schedule, milestones=tuple(args.milestones), lr_decay=args.lr_decay,
         preprocess=args.preprocess, bias=args.bias, init=args.init, reconstruction=args.reconstruction, reduce_dims=args.reduce_dims,
-        eval_every=args.eval_every, val_size=args.val_size, device=args.device)
+        eval_every=args.eval_every, val_size=args.val_size, device=args.device, layers=_layers(args.layers),
+        learn_weights=args.learn_weights, hyper_lr=args.hyper_lr, hyper_every=args.hyper_every,
+        hyper_holdout=args.hyper_holdout)
     out = Path(args.out)
     result = train(config, out_dir=out, resume=args.resume, overwrite=args.overwrite, progress=not args.no_progress)
     data, dataset = result.data_ref, result.data["dataset"]

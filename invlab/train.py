@@ -361,7 +361,13 @@ class Trainer:
         self._sums: dict[str, float] = {}
 
     def _check_fit(self) -> None:
-        """Fail early, with the shapes in the message, if the data does not fit the model."""
+        """Fail early, with the shapes in the message, if the data does not fit the model
+        (or a layer named for per-layer reconstruction is not one of its modules)."""
+        modules = dict(self.model.named_modules())
+        unknown = [name for name in self.config.layers if name not in modules or not name]
+        if unknown:
+            raise ValueError(f"layers {unknown} are not modules of {self.config.model!r}; available: "
+                             f"{', '.join(n for n in modules if n)}")
         x = self.data.x_train[:2].to(self.device)
         check_input(self.model, x)
         try:
