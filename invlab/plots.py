@@ -201,3 +201,38 @@ def audio_views(segments: torch.Tensor, labels: list[str], sample_rate: int = 44
         fig.update_yaxes(title_text="kHz", row=i + 1, col=2)
     fig.update_layout(height=170 * len(labels) + 80, template="plotly_white", margin=dict(t=60))
     return fig
+
+
+def layer_rows(recs: dict[str, tuple[torch.Tensor, torch.Tensor]]) -> dict[str, torch.Tensor]:
+    """Rows for :func:`image_rows` from :func:`~invlab.inverse.layer_reconstructions`'s output:
+    for every layer, its output z and its reconstruction (df/dz)^T f, each averaged over
+    channels: (B, C, h, w) -> (B, 1, h, w). Layers without a spatial map are skipped."""
+    rows = {}
+    for name, (rec, z) in recs.items():
+        if z.ndim != 4:
+            continue
+        rows[f"{name}: z (mean over {z.shape[1]} channels)"] = z.mean(1, keepdim=True)
+        rows[f"{name}: (df/dz)ᵀ f"] = rec.mean(1, keepdim=True)
+    return rows
+
+
+def cluster_rows(x: torch.Tensor, clusters: torch.Tensor, per_cluster: int = 10) -> dict[str, torch.Tensor]:
+    """Rows for :func:`image_rows`: the first ``per_cluster`` images (B, 1, H, W) of every
+    non-empty cluster, labelled with the cluster id and size."""
+    rows = {}
+    for k in clusters.unique().tolist():
+        members = (clusters == k).nonzero().flatten()
+        rows[f"cluster {k} ({len(members)} images)"] = x[members[:per_cluster]]
+    return rows
+
+
+def weight_trajectories(histories: dict[str, list[dict]], keys=("alpha", "beta"), title: str = "") -> go.Figure:
+    """Loss weights (history records' ``keys``) against the step, one line per run and weight."""
+    fig = go.Figure()
+    for run, history in histories.items():
+        for key in keys:
+            fig.add_trace(go.Scatter(x=[h["step"] for h in history], y=[h[key] for h in history],
+                                     mode="lines+markers", name=f"{key}, {run}"))
+    fig.update_layout(title=title, xaxis_title="step", yaxis_title="weight", yaxis_range=[0, 1],
+                      template="plotly_white", height=380)
+    return fig
