@@ -1,4 +1,4 @@
-"""Command line: ``invlab train``, ``invlab data fetch mnist``, ``invlab models``."""
+"""Command line: ``invlab train``, ``invlab data fetch mnist``, ``invlab models``, ``invlab sweep``."""
 
 from __future__ import annotations
 
@@ -110,7 +110,56 @@ def _parser() -> argparse.ArgumentParser:
     f.add_argument("--root", default=None, help="data folder (default $INVLAB_DATA, else the checkout's data/, else ~/.cache/invlab)")
     f.add_argument("--force", action="store_true", help="rebuild the cache from its verified source (a corrupt cache)")
     sub.add_parser("models", help="list the available networks: topology, pooling, parameters, input shape")
+    _sweep_parser(sub)
     return p
+
+
+def _sweep_parser(sub) -> None:
+    """``invlab sweep create|work|report`` (see invlab.sweep)."""
+    from .sweep import DEFAULT_STORAGE, SPACES
+
+    sw = sub.add_parser("sweep", help="Optuna studies of many trainings: create once, run workers anywhere, report",
+                        description="A study in an Optuna storage (SQLite by default, PostgreSQL across hosts); "
+                                    "see invlab.sweep and the README's 'Scaling out'.")
+    verbs = sw.add_subparsers(dest="sweep_command", required=True)
+    common = argparse.ArgumentParser(add_help=False)
+    common.add_argument("--study", required=True, help="study name")
+    common.add_argument("--storage", default=None,
+                        help=f"Optuna storage URL (default {DEFAULT_STORAGE}; several hosts: "
+                             "postgresql+psycopg://USER@HOST/DB)")
+    c = verbs.add_parser("create", parents=[common], help="create the study once; a grid's points are enqueued")
+    c.add_argument("--space", required=True, help=f"{', '.join(SPACES)}, or a JSON/YAML space file")
+    c.add_argument("--steps", type=int, default=None, help="training budget of every trial (smoke runs)")
+    w = verbs.add_parser("work", parents=[common], help="run trials until the study is done (one worker per GPU)")
+    w.add_argument("--trials", type=int, default=None, help="stop after N trials here (required for a search)")
+    w.add_argument("--device", default="auto", help="auto, cpu, cuda or cuda:K (default %(default)s)")
+    w.add_argument("--steps", type=int, default=None, help="override every trial's training budget (recorded)")
+    w.add_argument("--runs-dir", default="runs/sweeps", help="trial folders, keyed by config (default %(default)s)")
+    w.add_argument("--heartbeat", type=int, default=60,
+                   help="seconds between a running trial's heartbeats; a trial silent for twice that is failed "
+                        "and retried from its checkpoint (default %(default)s)")
+    r = verbs.add_parser("report", parents=[common], help="tables (JSON, Markdown) and figures of the study")
+    r.add_argument("--out", default=None, help="results JSON (default results/sweep_<study>.json)")
+    r.add_argument("--figures", default=None, help="figure folder (default docs/figures/sweep_<study>)")
+
+
+def _sweep(args) -> int:
+    from . import sweep
+
+    if args.sweep_command == "create":
+        n = sweep.create(args.study, args.storage, args.space, steps=args.steps)
+        print(f"created study {args.study!r} in {sweep.storage_url(args.storage)}"
+              + (f" with {n} grid points enqueued" if n else " (a search: give workers --trials)"))
+    elif args.sweep_command == "work":
+        n = sweep.work(args.study, args.storage, trials=args.trials, device=args.device, steps=args.steps,
+                       runs_dir=args.runs_dir, heartbeat=args.heartbeat)
+        print(f"worker done: {n} trial(s) run here")
+    else:
+        out = args.out or f"results/sweep_{args.study}.json"
+        res = sweep.report(args.study, args.storage, out, args.figures or f"docs/figures/sweep_{args.study}")
+        print(sweep.markdown(res))
+        print(f"wrote {out}")
+    return 0
 
 
 def _layers(items: list[str]) -> dict[str, float | str]:
@@ -209,6 +258,8 @@ def main(argv: list[str] | None = None) -> int:
         if args.command == "models":
             print(models_table())
             return 0
+        if args.command == "sweep":
+            return _sweep(args)
     except (ValueError, TypeError, FileNotFoundError, FileExistsError, PermissionError, RuntimeError) as err:
         print(f"invlab: error: {err}", file=sys.stderr)
         return 2

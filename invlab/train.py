@@ -81,7 +81,7 @@ class TrainConfig:
     """
 
     model: str = "smallcnn-mean"
-    dataset: str = "mnist"  # or "bird10" (real recordings under data_root, else synthetic)
+    dataset: str = "mnist"  # or "bird10" (real recordings under data_root, else synthetic), or "synthetic" (smoke runs)
     labels_per_class: int | None = 5  # None: every training example labelled (Bird10's setting)
     alpha: float | str = 0.7  # a number, or a schedule "START:END[:SHAPE][@FRACTION]" (invlab.schedules)
     beta: float | str = 0.2
@@ -204,7 +204,11 @@ def build_data(config: TrainConfig) -> SemiSupervisedData:
         return load_mnist(config.labels_per_class, config.seed, config.val_size, root=config.data_root)
     if config.dataset == "bird10":
         return load_bird10(config.data_root, seed=config.seed, labels_per_class=config.labels_per_class)
-    raise ValueError(f"unknown dataset {config.dataset!r}; available: mnist, bird10")
+    if config.dataset == "synthetic":  # tiny stand-in for smoke runs and tests (invlab.data.synthetic)
+        from .data.synthetic import synthetic_digits
+
+        return synthetic_digits(config.labels_per_class or 5, config.seed, n_val=min(config.val_size, 200))
+    raise ValueError(f"unknown dataset {config.dataset!r}; available: mnist, bird10, synthetic")
 
 
 class CyclingSampler:

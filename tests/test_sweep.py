@@ -1,0 +1,160 @@
+"""invlab sweep against real databases: two worker processes, one killed mid-trial.
+
+The PostgreSQL test starts a server from Debian's ``postgresql`` package on 127.0.0.1 in a
+temporary folder (as the ``postgres`` user when run as root: initdb refuses root) and
+stops it at the end; it is skipped where PostgreSQL is not installed.
+"""
+
+from __future__ import annotations
+
+import glob
+import json
+import os
+import shutil
+import signal
+import socket
+import subprocess
+import sys
+import tempfile
+import time
+from collections import Counter
+from pathlib import Path
+
+import pytest
+
+optuna = pytest.importorskip("optuna")
+
+from invlab import sweep  # noqa: E402
+
+SPACE = {"base": {"dataset": "synthetic", "model": "smallcnn-mean", "steps": 80, "eval_every": 10,
+                  "labelled_batch": 10, "unlabelled_batch": 10, "val_size": 100, "log_unweighted": False},
+         "grid": {"alpha": [0.5, 0.7], "seed": [0, 1]}}
+
+
+def _worker(url, study, runs_dir, cwd):
+    cmd = [sys.executable, "-m", "invlab.cli", "sweep", "work", "--study", study, "--storage", url,
+           "--runs-dir", str(runs_dir), "--heartbeat", "1", "--device", "cpu"]
+    env = {**os.environ, "OMP_NUM_THREADS": "1"}
+    return subprocess.Popen(cmd, cwd=cwd, env=env, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
+
+
+def _trials(url, study):
+    storage = optuna.storages.RDBStorage(url)
+    try:
+        return optuna.load_study(study_name=study, storage=storage).get_trials()
+    finally:
+        storage.engine.dispose()
+
+
+def _kill_mid_trial(url, study, worker, timeout=120):
+    """Wait until ``worker`` runs a trial that has written a checkpoint, SIGKILL it; the trial's number."""
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        for t in _trials(url, study):
+            mine = str(t.user_attrs.get("worker", "")).endswith(f":{worker.pid}")
+            run_dir = t.user_attrs.get("run_dir")
+            if t.state.name == "RUNNING" and mine and run_dir and (Path(run_dir) / "checkpoint.pt").exists():
+                worker.send_signal(signal.SIGKILL)
+                worker.wait()
+                return t.number
+        if worker.poll() is not None:
+            raise AssertionError(f"worker ended before it could be killed: {worker.stdout.read()}")
+        time.sleep(0.05)
+    raise AssertionError("no trial of the first worker reached a checkpoint in time")
+
+
+def _study_with_a_killed_worker(url, tmp_path):
+    space = tmp_path / "tiny.json"
+    space.write_text(json.dumps(SPACE))
+    runs = tmp_path / "runs"
+    assert sweep.create("tiny", url, str(space)) == 4
+    with pytest.raises(ValueError, match="already exists"):
+        sweep.create("tiny", url, str(space))
+    first, second = _worker(url, "tiny", runs, tmp_path), _worker(url, "tiny", runs, tmp_path)
+    try:
+        killed = _kill_mid_trial(url, "tiny", first)
+        out, _ = second.communicate(timeout=300)
+        assert second.returncode == 0, out
+    finally:
+        for w in (first, second):
+            if w.poll() is None:
+                w.kill()
+                w.wait()
+            w.stdout.close()
+    trials = _trials(url, "tiny")
+    complete = [t for t in trials if t.state.name == "COMPLETE"]
+    # every grid point exactly once
+    assert Counter((t.params["alpha"], t.params["seed"]) for t in complete) == {(a, s): 1 for a in (0.5, 0.7) for s in (0, 1)}
+    # the killed trial was failed by its missing heartbeat, retried, and resumed from its checkpoint
+    assert next(t for t in trials if t.number == killed).state.name == "FAIL"
+    retry = next(t for t in complete if t.system_attrs.get("failed_trial") == killed)
+    result = json.loads((Path(retry.user_attrs["run_dir"]) / "result.json").read_text())
+    assert result["resumed_from"] > 0
+    # the report's numbers are the trials' numbers
+    rep = sweep.report("tiny", url, tmp_path / "report.json", figures=tmp_path / "figures")
+    for entry, row in rep["entries"].items():
+        mine = sorted((t.user_attrs["seed"], t.user_attrs["test_accuracy"]) for t in complete if t.user_attrs["entry"] == entry)
+        assert list(zip(row["seeds"], row["test_accuracies"])) == mine
+        assert row["mean"] == pytest.approx(sum(a for _, a in mine) / len(mine))
+    assert (tmp_path / "report.md").exists() and (tmp_path / "figures" / "history.html").exists()
+    return rep
+
+
+def test_sqlite_study_survives_a_killed_worker(tmp_path):
+    url = f"sqlite:///{tmp_path / 'sweeps.db'}"
+    rep = _study_with_a_killed_worker(url, tmp_path)
+    assert rep["counts"]["COMPLETE"] == 4
+
+
+def _pg_tool(name):
+    found = shutil.which(name) or sorted(glob.glob(f"/usr/lib/postgresql/*/bin/{name}"))
+    return found if isinstance(found, str) else (found[-1] if found else None)
+
+
+@pytest.fixture
+def postgres_url():
+    initdb, pg_ctl = _pg_tool("initdb"), _pg_tool("pg_ctl")
+    if not (initdb and pg_ctl):
+        pytest.skip("PostgreSQL is not installed (Debian's postgresql package; .ci/run installs it)")
+    pytest.importorskip("psycopg")
+    root = Path(tempfile.mkdtemp(prefix="invlab-pg-"))
+    as_pg = []
+    if os.geteuid() == 0:  # initdb refuses root: run the server as the postgres user
+        shutil.chown(root, "postgres")
+        as_pg = ["runuser", "-u", "postgres", "--"]
+    data, log = root / "data", root / "server.log"
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        port = s.getsockname()[1]
+    subprocess.run(as_pg + [initdb, "-D", str(data), "-A", "trust", "-U", "postgres", "--no-sync"], check=True,
+                   capture_output=True)
+    subprocess.run(as_pg + [pg_ctl, "-D", str(data), "-l", str(log), "-w", "-o",
+                            f"-p {port} -k {root} -c listen_addresses=127.0.0.1", "start"], check=True, capture_output=True)
+    try:
+        url = f"postgresql+psycopg://postgres@127.0.0.1:{port}/postgres"
+        yield url
+    finally:
+        subprocess.run(as_pg + [pg_ctl, "-D", str(data), "-m", "immediate", "-w", "stop"], capture_output=True)
+        shutil.rmtree(root, ignore_errors=True)
+
+
+def test_postgresql_study_survives_a_killed_worker(tmp_path, postgres_url):
+    rep = _study_with_a_killed_worker(postgres_url, tmp_path)
+    assert rep["counts"]["COMPLETE"] == 4
+
+
+def test_sweep_refuses_bad_input(tmp_path):
+    url = f"sqlite:///{tmp_path / 's.db'}"
+    with pytest.raises(ValueError, match="unknown space"):
+        sweep.create("x", url, "nope")
+    bad = tmp_path / "bad.json"
+    bad.write_text(json.dumps({"base": {}}))
+    with pytest.raises(ValueError, match="either a 'grid'"):
+        sweep.create("x", url, str(bad))
+    with pytest.raises(ValueError, match="no study 'missing'"):
+        sweep.work("missing", url)
+    table2 = sweep.load_space("table2")
+    points = sweep.grid_points(table2)
+    assert len(points) == 60 and sweep.config_for(table2, {"model": "smallucnn", "seed": 3}).alpha == 0.5
+    grid = sweep.load_space("grid")
+    assert len(sweep.grid_points(grid)) == 45
