@@ -156,6 +156,11 @@ def config_for(spec: dict, params: dict, steps: int | None = None, device: str =
     """The :class:`~invlab.train.TrainConfig` of a point of the space."""
     from .train import TrainConfig
 
+    if "runs" in spec:  # an explicit list of runs (create_runs)
+        fields = {**spec["runs"][params["run"]]["config"], "device": device}
+        if steps:
+            fields.update(steps=steps, eval_every=min(fields["eval_every"], steps))
+        return TrainConfig(**fields)
     fields = {**spec.get("base", {}), **spec.get("per_model", {}).get(params.get("model"), {}), **params}
     if steps:
         fields["steps"] = steps
@@ -197,6 +202,25 @@ def _create(study: str, storage, spec: dict, steps: int | None, url: str) -> int
     return len(grid_points(spec))
 
 
+def create_runs(study: str, storage: str | None, runs: dict, name: str = "runs") -> int:
+    """Create ``study`` over an explicit list of runs, ``{run id: (TrainConfig, run_dir)}``:
+    one enqueued trial per run, trained in its own ``run_dir`` (how ``benchmarks/table2.py``
+    spreads its runs over workers). An existing study of the same name is kept: its waiting
+    and failed runs are what workers still do. Returns the number of runs enqueued now."""
+    optuna = _optuna()
+    spec = {"name": name, "grid": {"run": list(runs)}, "entry": ["run"],
+            "runs": {k: {"config": cfg.to_dict(), "run_dir": str(d)} for k, (cfg, d) in runs.items()}}
+    with _opened(storage) as st_storage:
+        try:
+            st = optuna.load_study(study_name=study, storage=st_storage)
+            if st.user_attrs.get("space", {}).get("runs", {}).keys() != spec["runs"].keys():
+                raise ValueError(f"study {study!r} holds other runs; choose another study name")
+            return 0
+        except KeyError:
+            pass
+        return _create(study, st_storage, spec, None, storage_url(storage))
+
+
 # -- work -----------------------------------------------------------------------------------
 
 def _suggest(trial, spec: dict) -> dict:
@@ -228,15 +252,17 @@ class _Objective:
             trial.set_user_attr("failure", "no grid point left to run")
             raise optuna.TrialPruned("no grid point left")
         params = _suggest(trial, self.spec)
-        seeds = [params["seed"]] if "seed" in params else self.spec.get("seeds", [0])
+        seeds = [params["seed"]] if "seed" in params else self.spec.get("seeds", [None])
         trial.set_user_attr("worker", f"{socket.gethostname()}:{os.getpid()}")
         trial.set_user_attr("entry", entry_name(self.spec, params))
         if self.steps:
             trial.set_user_attr("steps_override", self.steps)
-        vals, results = [], []
+        vals, results, config_seeds = [], [], []
         for seed in seeds:
-            config = config_for(self.spec, {**params, "seed": seed}, self.steps, self.device)
-            run_dir = self.runs_dir / self.study_name / run_key(config)  # a retry resumes here
+            config = config_for(self.spec, {**params, **({"seed": seed} if seed is not None else {})}, self.steps,
+                                self.device)
+            run_dir = (Path(self.spec["runs"][params["run"]]["run_dir"]) if "runs" in self.spec
+                       else self.runs_dir / self.study_name / run_key(config))  # a retry resumes here
             trial.set_user_attr("run_dir", str(run_dir))
             try:
                 res = run_resumable(config, run_dir)
@@ -245,11 +271,12 @@ class _Objective:
                 raise
             results.append(res)
             vals.append(res["best_val_accuracy"])
+            config_seeds.append(config.seed)
         res = results[0]
         for key in RESULT_KEYS:
             trial.set_user_attr(key, res.get(key))
         trial.set_user_attr("test_selected_accuracy", best_test_epoch(res)[0])
-        trial.set_user_attr("seed", seeds[0] if len(seeds) == 1 else seeds)
+        trial.set_user_attr("seed", config_seeds[0] if len(config_seeds) == 1 else config_seeds)
         trial.set_user_attr("curve", {"step": [h["step"] for h in res["history"]],
                                       "val": [h["val_accuracy"] for h in res["history"]],
                                       "test": [h["test_accuracy"] for h in res["history"]]})

@@ -108,3 +108,19 @@ def test_confusion_tiny(tmp_path, fake_mnist_root):
     assert bench.main([str(tmp_path / "run"), "--out", str(tmp_path / "conf.json")]) == 0
     run = json.loads((tmp_path / "conf.json").read_text())["runs"][0]
     assert sum(map(sum, run["matrix"])) == 30 and len(run["most_confused"]) == 5
+
+
+def test_table2_with_sweep_workers_gives_the_same_table(tmp_path, fake_mnist_root):
+    """--jobs 2 runs the plan as an invlab sweep study done by two worker processes: same numbers as --jobs 1."""
+    table2 = _load("table2")
+    args = ["--parts", "table2", "--models", "smallcnn-mean", "smallucnn", "--seeds", "0", "1", "--steps", "3",
+            "--eval-every", "3", "--val-size", "50", "--labelled-batch", "4", "--unlabelled-batch", "4",
+            "--device", "cpu", "--no-figures"]
+    tables = {}
+    for jobs in (1, 2):
+        out = tmp_path / f"jobs{jobs}.json"
+        assert table2.main(args + ["--jobs", str(jobs), "--runs-dir", str(tmp_path / f"runs{jobs}"),
+                                   "--out", str(out)]) == 0
+        tables[jobs] = {n: r["test_accuracies"] for n, r in json.loads(out.read_text())["models"].items()}
+    assert tables[1] == tables[2] and set(tables[1]) == {"smallcnn-mean", "smallucnn"}
+    assert (tmp_path / "runs2" / "sweeps.db").exists()
