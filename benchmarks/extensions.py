@@ -12,7 +12,10 @@ Parts (``--parts``, any subset; each is merged into ``--out``, so parts can run 
   chosen on validation so far: docs/RESULTS.md);
 * ``clustering`` — alpha = 0, no labels: reconstruction plus the mutual-information
   clustering term, cluster accuracy and NMI on the test set, against k-means on raw
-  pixels (``invlab.cluster``).
+  pixels (``invlab.cluster``);
+* ``ebgan`` — the reconstruction energy as an EBGAN discriminator (``invlab.ebgan``):
+  samples through training (``docs/figures/ebgan_samples.png``), scored by a supervised
+  classifier trained here (share classified with confidence > 0.9, class histogram).
 
 Every run of the first three uses the recipe (``invlab.train.RECOMMENDED``: cosine decay,
 center-maxabs, class-balance term, 2000 steps) on the same label draws, each resumable
@@ -38,7 +41,7 @@ BASE = dict(model="smallcnn-mean", labels_per_class=5, alpha=0.7, beta=0.2, lr=0
             labelled_batch=50, unlabelled_batch=100, eval_every=250, log_unweighted=False, steps=2000,
             balance=1.0, preprocess="center-maxabs")
 BASELINE_ARM = "balance-maxabs-2k"  # benchmarks/recipe_study.py's name for BASE
-PARTS = ("per_layer", "schedules", "learned_weights", "clustering")
+PARTS = ("per_layer", "schedules", "learned_weights", "clustering", "ebgan")
 
 
 def variants(args) -> dict[str, tuple[str, dict]]:
@@ -109,6 +112,41 @@ def run_parts(args) -> dict:
     return out
 
 
+def ebgan_part(args) -> dict:
+    """Train the scoring classifier and the EBGAN, score 1000 fresh samples and the fixed
+    code's samples at every checkpoint, save the sample grid."""
+    import torch
+    from torchvision.utils import make_grid, save_image
+
+    from invlab.data import load_mnist
+    from invlab.ebgan import EBGANConfig, score_samples, train_ebgan
+    from invlab.studies import hardware
+    from invlab.train import TrainConfig, train
+
+    steps = args.steps or args.ebgan_steps
+    clf_cfg = TrainConfig(model="smallcnn-mean", labels_per_class=500, alpha=1.0, beta=0.0, unlabelled_batch=0,
+                          steps=args.steps or 1000, eval_every=args.steps or 250, schedule="cosine", seed=0,
+                          device=args.device, data_root=args.data_root, log_unweighted=False)
+    clf = train(clf_cfg, progress=False)
+    data = load_mnist(1, 0, root=args.data_root)
+    gan = train_ebgan(EBGANConfig(steps=steps, sample_every=max(1, steps // 6), device=args.device), data.x_train,
+                      progress=False)
+    gen = gan["generator"]
+    with torch.no_grad():
+        code = torch.randn(1000, gen.latent, generator=torch.Generator().manual_seed(1))
+        fresh = gen(code.to(next(gen.parameters()).device)).cpu()
+    model = clf.model.cpu()
+    by_step = {str(k): score_samples(model, v) for k, v in gan["samples"].items()}
+    grid = make_grid(torch.cat(list(gan["samples"].values())), nrow=16, padding=1, pad_value=1.0)
+    Path(args.ebgan_figure).parent.mkdir(parents=True, exist_ok=True)
+    save_image(grid, args.ebgan_figure)
+    return {"settings": gan["config"], "classifier": {"config": clf_cfg.to_dict(), "test_accuracy": clf.test_accuracy},
+            "samples_scored": 1000, **score_samples(model, fresh),
+            "real_test_digits": score_samples(model, data.x_test[:1000]),
+            "fixed_code_by_step": by_step, "history": gan["history"], "train_time_s": gan["train_time_s"],
+            "figure": args.ebgan_figure, "hardware": hardware(args.device)}
+
+
 def markdown(out: dict) -> str:
     from invlab.studies import mean_std
 
@@ -128,6 +166,12 @@ def markdown(out: dict) -> str:
         lines += ["", f"Clustering (alpha = 0, no labels), seeds {c['seeds']}: cluster accuracy {acc[0]:.2f} ± {acc[1]:.2f} %, "
                   f"NMI {nmi[0]:.3f} ± {nmi[1]:.3f}; k-means on raw pixels {km[0]:.2f} ± {km[1]:.2f} % "
                   f"(NMI {mean_std(c['kmeans_nmi'])[0]:.3f})."]
+    if "ebgan" in out:
+        g = out["ebgan"]
+        lines += ["", f"EBGAN with D(x) = R(x), {g['settings']['steps']} steps: of {g['samples_scored']} samples, "
+                  f"{g['confident_share']:.1f} % classified with confidence > 0.9 by a supervised classifier "
+                  f"({g['classifier']['test_accuracy']:.2f} % on the test set; real test digits: "
+                  f"{g['real_test_digits']['confident_share']:.1f} %); classes {g['class_histogram']}."]
     lines += ["", f"Command: `{out['command']}` · commit {out['commit']} · {out['hardware']} · {out['date']}", ""]
     return "\n".join(lines)
 
@@ -143,6 +187,8 @@ def parse_args(argv=None):
     p.add_argument("--hyper-holdout", type=int, default=1)
     p.add_argument("--cluster-steps", type=int, default=2000)
     p.add_argument("--cluster-beta", type=float, default=0.2, help="reconstruction share of the clustering loss")
+    p.add_argument("--ebgan-steps", type=int, default=1500)
+    p.add_argument("--ebgan-figure", default="docs/figures/ebgan_samples.png")
     p.add_argument("--steps", type=int, default=None, help="override every run's length (smoke runs only)")
     p.add_argument("--jobs", type=int, default=1)
     p.add_argument("--device", default="auto")
@@ -166,6 +212,8 @@ def main(argv=None) -> int:
     args = parse_args(argv)
     out_path = Path(args.out)
     new = run_parts(args)
+    if "ebgan" in args.parts:
+        new["ebgan"] = ebgan_part(args)
     if "clustering" in args.parts:
         from invlab.cluster import clustering_study
 
