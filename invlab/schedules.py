@@ -76,8 +76,10 @@ class WeightSchedule:
     def check_range(self, name: str, low: float = 0.0, high: float | None = 1.0) -> None:
         for v in (self.start, self.end):
             if v < low or (high is not None and v > high):
-                bound = f"[{low}, {high}]" if high is not None else f">= {low}"
-                raise ValueError(f"{name} must lie in {bound}, got {v} (in the schedule {self.spec()})")
+                where = "" if self.constant else f" (in the schedule {self.spec()})"
+                if high is None:
+                    raise ValueError(f"{name} must be >= {low:g}, got {v:g}{where}")
+                raise ValueError(f"{name} must lie in [{low:g}, {high:g}] (paper eq. 10), got {v:g}{where}")
 
     def spec(self) -> str:
         if self.constant:
