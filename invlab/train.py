@@ -78,6 +78,14 @@ class TrainConfig:
     The input preprocessing (``preprocess``), biases (``bias``) and initialisation
     (``init``) are recorded in the checkpoint, so :func:`load_model` rebuilds the same
     network and hands back the same input transform.
+
+    The paper's extensions (its §4): ``alpha`` and ``beta`` may be schedules over the run
+    (eq. 13, :mod:`invlab.schedules`, e.g. ``alpha="0.3:0.7"``); ``layers`` adds the
+    reconstruction of hidden layers, {module name: gamma} (eqs. 11-12,
+    :class:`~invlab.losses.LayerwiseLoss`); ``learn_weights`` learns alpha and beta by
+    hypergradient (eqs. 14-15, :mod:`invlab.hyper`), holding ``hyper_holdout`` labelled
+    examples per class out of the loss for its objective. Every evaluation record holds
+    the weights in use (``alpha``, ``beta``, ``gamma:<layer>``).
     """
 
     model: str = "smallcnn-mean"
