@@ -381,6 +381,10 @@ def markdown(out: dict) -> str:
     for entry, r in out["entries"].items():
         lines.append(f"| {entry} | {len(r['seeds'])} | {r['mean']:.2f} ± {r['std']:.2f} | {r['val_mean']:.2f} | "
                      f"{r['test_selected_mean']:.2f} | {r['steps']} | {r['hardware']} |")
+    best = out.get("best_trial")
+    if best:
+        lines += ["", f"Best trial on validation: #{best['number']} {best['params']}: validation "
+                  f"{best['val_accuracy']:.2f} %, test {best['test_accuracy']:.2f} %."]
     lines += ["", f"Command: `{out['command']}` · commit {out['commit']} · {out['date']}", ""]
     return "\n".join(lines)
 
@@ -403,7 +407,12 @@ def _report(st, study: str, out, figures) -> dict:
 
     trials = trial_table(st)
     states = [t["state"] for t in trials]
+    complete = [t for t in st.get_trials(deepcopy=False) if t.state.name == "COMPLETE"]
+    best = max(complete, key=lambda t: t.value) if complete else None  # on validation accuracy
     result = {"study": study, "space": st.user_attrs["space"]["name"], "entries": summarise(st),
+              "best_trial": None if best is None else {
+                  "number": best.number, "params": best.params, "val_accuracy": best.value,
+                  "test_accuracy": best.user_attrs.get("test_accuracy")},
               "counts": {s: states.count(s) for s in sorted(set(states))}, "trials": trials,
               **provenance()}
     save_json(result, out)
