@@ -172,7 +172,8 @@ def markdown(out: dict) -> str:
                   f"{g['confident_share']:.1f} % classified with confidence > 0.9 by a supervised classifier "
                   f"({g['classifier']['test_accuracy']:.2f} % on the test set; real test digits: "
                   f"{g['real_test_digits']['confident_share']:.1f} %); classes {g['class_histogram']}."]
-    lines += ["", f"Command: `{out['command']}` · commit {out['commit']} · {out['hardware']} · {out['date']}", ""]
+    lines += ["", "Commands: " + "; ".join(f"{k}: `{out[k]['command']}`" for k in PARTS if k in out and "command" in out[k])]
+    lines += ["", f"Last command: `{out['command']}` · commit {out['commit']} · {out['hardware']} · {out['date']}", ""]
     return "\n".join(lines)
 
 
@@ -212,15 +213,20 @@ def main(argv=None) -> int:
     args = parse_args(argv)
     out_path = Path(args.out)
     new = run_parts(args)
-    if "ebgan" in args.parts:
+    if "ebgan" in args.parts and not args.report_only:  # not resumable: kept in the results file
         new["ebgan"] = ebgan_part(args)
     if "clustering" in args.parts:
         from invlab.cluster import clustering_study
 
         new["clustering"] = clustering_study(args.seeds, steps=args.steps or args.cluster_steps, beta=args.cluster_beta,
                                              runs_dir=Path(args.runs_dir) / "clustering", device=args.device,
-                                             data_root=args.data_root, jobs=args.jobs)
-    # read the file again now: another part may have finished meanwhile (parts run apart)
+                                             data_root=args.data_root, jobs=args.jobs, train=not args.report_only)
+        if new["clustering"] is None:
+            del new["clustering"]
+    command = provenance(device=args.device)["command"]
+    for part in new.values():  # the command that wrote each part (parts run apart)
+        part["command"] = command
+    # read the file again now: another part may have finished meanwhile
     out = json.loads(out_path.read_text()) if out_path.exists() else {}
     out.update(new)
     out.update(provenance(device=args.device))

@@ -147,9 +147,10 @@ def _clustering_run(config: ClusterConfig, path: str) -> dict:
 
 
 def clustering_study(seeds, steps: int = 2000, beta: float = 0.2, balance: float = 1.0, runs_dir="runs/clustering",
-                     device: str = "auto", data_root=None, jobs: int = 1) -> dict:
+                     device: str = "auto", data_root=None, jobs: int = 1, train: bool = True) -> dict | None:
     """Per seed: the clustering run and k-means on raw pixels (same seed), each kept as
-    ``runs_dir/seed<s>-<steps>-<beta>-<balance>.json`` (finished seeds are read back)."""
+    ``runs_dir/seed<s>-<steps>-<beta>-<balance>.json`` (finished seeds are read back;
+    ``train=False`` reports those only, None when there are none)."""
     import multiprocessing
     from concurrent.futures import ProcessPoolExecutor
 
@@ -159,6 +160,12 @@ def clustering_study(seeds, steps: int = 2000, beta: float = 0.2, balance: float
                for s in seeds]
     paths = [runs_dir / f"seed{c.seed}-{steps}-{beta}-{balance}.json" for c in configs]
     todo = [(c, str(p)) for c, p in zip(configs, paths) if not p.exists()]
+    if not train:
+        kept = [(c, p) for c, p in zip(configs, paths) if p.exists()]
+        if not kept:
+            return None
+        configs, paths = [c for c, _ in kept], [p for _, p in kept]
+        seeds, todo = [c.seed for c in configs], []
     if todo:
         with ProcessPoolExecutor(max(1, min(jobs, len(todo))), mp_context=multiprocessing.get_context("spawn")) as pool:
             list(pool.map(_clustering_run, *zip(*todo)))
