@@ -105,6 +105,9 @@ def run_parts(args) -> dict:
             "baseline_elapsed_s": [r.get("elapsed_s", r["wall_time_s"]) for r in base],
             "hardware": var[0]["hardware"],
         }
+        if part == "per_layer" and args.per_layer_figure:
+            run_dir = dict(zip(keys, [d for _, d in runs]))[("per_layer", seeds[0])]
+            entry["figure"] = per_layer_figure(run_dir, list(table[part][1]["layers"]), args)
         if part == "learned_weights":
             entry["trajectory"] = [{"step": [h["step"] for h in r["history"]], "alpha": [h["alpha"] for h in r["history"]],
                                     "beta": [h["beta"] for h in r["history"]]} for r in var]
@@ -145,6 +148,23 @@ def ebgan_part(args) -> dict:
             "real_test_digits": score_samples(model, data.x_test[:1000]),
             "fixed_code_by_step": by_step, "history": gan["history"], "train_time_s": gan["train_time_s"],
             "figure": args.ebgan_figure, "hardware": hardware(args.device)}
+
+
+def per_layer_figure(run_dir: Path, layers: list[str], args) -> str:
+    """Test digits, their reconstruction and each hidden layer's output beside its own
+    reconstruction (df/dz)^T f, for the selected model of one per_layer run."""
+    from invlab.data import load_mnist
+    from invlab.inverse import layer_reconstructions
+    from invlab.plots import image_rows, layer_rows, save_figure_html
+    from invlab.train import load_model
+
+    model = load_model(run_dir / "checkpoint.pt")
+    x = model.preprocess(load_mnist(1, 0, root=args.data_root).x_test[:10])
+    recs = layer_reconstructions(model, x, ["input", *layers], create_graph=False)
+    rows = {"test digits (centred, max-abs scaled)": x, "input: (df/dx)ᵀ f": recs["input"][0],
+            **layer_rows({k: recs[k] for k in layers})}
+    fig = image_rows(rows, title=f"per-layer reconstructions, {run_dir.name} (each image scaled on its own)")
+    return str(save_figure_html(fig, args.per_layer_figure, plotlyjs="cdn"))
 
 
 def markdown(out: dict) -> str:
@@ -188,6 +208,7 @@ def parse_args(argv=None):
     p.add_argument("--hyper-holdout", type=int, default=1)
     p.add_argument("--cluster-steps", type=int, default=2000)
     p.add_argument("--cluster-beta", type=float, default=0.2, help="reconstruction share of the clustering loss")
+    p.add_argument("--per-layer-figure", default="docs/figures/per_layer_reconstructions.html")
     p.add_argument("--ebgan-steps", type=int, default=1500)
     p.add_argument("--ebgan-figure", default="docs/figures/ebgan_samples.png")
     p.add_argument("--steps", type=int, default=None, help="override every run's length (smoke runs only)")

@@ -124,3 +124,24 @@ def test_table2_with_sweep_workers_gives_the_same_table(tmp_path, fake_mnist_roo
         tables[jobs] = {n: r["test_accuracies"] for n, r in json.loads(out.read_text())["models"].items()}
     assert tables[1] == tables[2] and set(tables[1]) == {"smallcnn-mean", "smallucnn"}
     assert (tmp_path / "runs2" / "sweeps.db").exists()
+
+
+def test_extensions_tiny(tmp_path, fake_mnist_root):
+    """Every part of the extensions benchmark runs and writes its contracted fields."""
+    ext = _load("extensions")
+    out = tmp_path / "extensions.json"
+    args = ["--seeds", "0", "--steps", "2", "--device", "cpu", "--runs-dir", str(tmp_path / "runs"),
+            "--recipe-runs-dir", str(tmp_path / "none"), "--out", str(out),
+            "--per-layer-figure", str(tmp_path / "pl.html"), "--ebgan-figure", str(tmp_path / "gan.png")]
+    assert ext.main(args + ["--parts", "per_layer", "learned_weights", "clustering", "ebgan"]) == 0
+    res = json.loads(out.read_text())
+    for part in ("per_layer", "learned_weights"):
+        assert len(res[part]["baseline"]) == len(res[part]["variant"]) == 1 and res[part]["command"]
+    assert len(res["learned_weights"]["trajectory"][0]["alpha"]) >= 1
+    assert set(res["clustering"]) >= {"cluster_accuracy", "nmi", "kmeans_accuracy"}
+    assert res["ebgan"]["samples_scored"] == 1000 and len(res["ebgan"]["class_histogram"]) == 10
+    assert (tmp_path / "pl.html").exists() and (tmp_path / "gan.png").exists()
+    # a report of the finished runs keeps every part (the EBGAN is not rerun)
+    assert ext.main(args + ["--parts", "per_layer", "learned_weights", "clustering", "ebgan", "--report-only"]) == 0
+    again = json.loads(out.read_text())
+    assert again["ebgan"] == res["ebgan"] and again["per_layer"]["variant"] == res["per_layer"]["variant"]
