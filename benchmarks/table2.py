@@ -141,10 +141,11 @@ def run_all(entries: list[Entry], args) -> dict[tuple[str, int], dict | None]:
         print(f"{name} seed {seed}: test {res['test_accuracy']:.2f} % (val {res['best_val_accuracy']:.2f} % at "
               f"step {res['best_step']}) in {res['wall_time_s']:.0f} s [{time.perf_counter() - t0:.0f} s]", flush=True)
 
-    if args.jobs > 1 and not args.report_only:
+    sweep = (args.jobs > 1 or args.sweep) and not args.report_only
+    if sweep:
         run_workers(runs, keys, args)  # then every run below is read back from its folder
-    results = run_many(runs, 1, on_done=done, train=not args.report_only and args.jobs == 1,
-                       keep_going=args.keep_going or args.jobs > 1)
+    results = run_many(runs, 1, on_done=done, train=not args.report_only and not sweep,
+                       keep_going=args.keep_going or sweep)
     return dict(zip(keys, results))
 
 
@@ -370,6 +371,7 @@ def parse_args(argv=None):
                    help="Optuna storage of that study (default: SQLite under --runs-dir; a PostgreSQL URL lets "
                         "workers on other hosts join)")
     p.add_argument("--study", default=None, help="study name (default: derived from the planned runs)")
+    p.add_argument("--sweep", action="store_true", help="run through an invlab sweep study even with --jobs 1")
     p.add_argument("--device", default="auto")
     p.add_argument("--data-root", default=None)
     p.add_argument("--runs-dir", default="runs/table2",
@@ -425,7 +427,8 @@ def main(argv=None) -> int:
         grid = {"model": ABLATION_MODEL, "seeds": args.grid_seeds, "steps": args.grid_steps,
                 "alphas": args.grid_alphas, "betas": args.grid_betas, "cells": cells,
                 "selected_on_validation": {"alpha": best["alpha"], "beta": best["beta"], "test": best["mean"]},
-                "recipe": {**recipe(args), "eval_every": args.grid_eval_every}, **prov}
+                "recipe": {**recipe(args), "eval_every": args.grid_eval_every}, **prov,
+                "workers": args.jobs if (args.jobs > 1 or args.sweep) else None, "this_call_s": time.perf_counter() - t0}
         save_json(grid, args.grid_out)
         atomic_write(Path(args.grid_out).with_suffix(".md"), lambda p: p.write_text(grid_markdown(grid)))
         print(grid_markdown(grid))
