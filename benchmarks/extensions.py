@@ -132,8 +132,8 @@ def ebgan_part(args) -> dict:
                           device=args.device, data_root=args.data_root, log_unweighted=False)
     clf = train(clf_cfg, progress=False)
     data = load_mnist(1, 0, root=args.data_root)
-    gan = train_ebgan(EBGANConfig(steps=steps, sample_every=max(1, steps // 6), device=args.device), data.x_train,
-                      progress=False)
+    gan = train_ebgan(EBGANConfig(steps=steps, sample_every=max(1, steps // 6), margin=args.ebgan_margin,
+                                  device=args.device), data.x_train, progress=False)
     gen = gan["generator"]
     with torch.no_grad():
         code = torch.randn(1000, gen.latent, generator=torch.Generator().manual_seed(1))
@@ -210,6 +210,7 @@ def parse_args(argv=None):
     p.add_argument("--cluster-beta", type=float, default=0.2, help="reconstruction share of the clustering loss")
     p.add_argument("--per-layer-figure", default="docs/figures/per_layer_reconstructions.html")
     p.add_argument("--ebgan-steps", type=int, default=1500)
+    p.add_argument("--ebgan-margin", type=float, default=0.05, help="EBGAN margin m, in units of R")
     p.add_argument("--ebgan-figure", default="docs/figures/ebgan_samples.png")
     p.add_argument("--steps", type=int, default=None, help="override every run's length (smoke runs only)")
     p.add_argument("--jobs", type=int, default=1)
@@ -249,6 +250,8 @@ def main(argv=None) -> int:
         part["command"] = command
     # read the file again now: another part may have finished meanwhile
     out = json.loads(out_path.read_text()) if out_path.exists() else {}
+    if "ebgan" in new and "ebgan" in out and out["ebgan"]["settings"] != new["ebgan"]["settings"]:
+        out["ebgan_earlier"] = out.get("ebgan_earlier", []) + [out["ebgan"]]  # other settings tried: kept
     out.update(new)
     out.update(provenance(device=args.device))
     save_json(out, out_path)
