@@ -105,6 +105,9 @@ def run_parts(args) -> dict:
             "baseline_elapsed_s": [r.get("elapsed_s", r["wall_time_s"]) for r in base],
             "hardware": var[0]["hardware"],
         }
+        entry.update(summary(entry["baseline"], "baseline"), **summary(entry["variant"], "variant"),
+                     differences=[v - b for v, b in zip(entry["variant"], entry["baseline"])])
+        entry["difference_mean"] = sum(entry["differences"]) / len(entry["differences"])
         if part == "per_layer" and args.per_layer_figure:
             run_dir = dict(zip(keys, [d for _, d in runs]))[("per_layer", seeds[0])]
             entry["figure"] = per_layer_figure(run_dir, list(table[part][1]["layers"]), args)
@@ -148,6 +151,14 @@ def ebgan_part(args) -> dict:
             "real_test_digits": score_samples(model, data.x_test[:1000]),
             "fixed_code_by_step": by_step, "history": gan["history"], "train_time_s": gan["train_time_s"],
             "figure": args.ebgan_figure, "hardware": hardware(args.device)}
+
+
+def summary(values: list[float], name: str) -> dict:
+    """``{name}_mean`` and ``{name}_std`` (sample standard deviation) of per-seed values."""
+    from invlab.studies import mean_std
+
+    mean, std = mean_std(values)
+    return {f"{name}_mean": mean, f"{name}_std": std}
 
 
 def per_layer_figure(run_dir: Path, layers: list[str], args) -> str:
@@ -245,11 +256,20 @@ def main(argv=None) -> int:
                                              data_root=args.data_root, jobs=args.jobs, train=not args.report_only)
         if new["clustering"] is None:
             del new["clustering"]
+        else:
+            c = new["clustering"]
+            for key in ("cluster_accuracy", "nmi", "kmeans_accuracy", "kmeans_nmi"):
+                c.update(summary(c[key], key))
     command = provenance(device=args.device)["command"]
-    for part in new.values():  # the command that wrote each part (parts run apart)
-        part["command"] = command
     # read the file again now: another part may have finished meanwhile
     out = json.loads(out_path.read_text()) if out_path.exists() else {}
+    for name, part in new.items():  # the command that ran each part (parts run apart); a report keeps it
+        if args.report_only:
+            part["report_command"] = command
+            if "command" in out.get(name, {}):
+                part["command"] = out[name]["command"]
+        else:
+            part["command"] = command
     if "ebgan" in new and "ebgan" in out and out["ebgan"]["settings"] != new["ebgan"]["settings"]:
         out["ebgan_earlier"] = out.get("ebgan_earlier", []) + [out["ebgan"]]  # other settings tried: kept
     out.update(new)
