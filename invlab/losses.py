@@ -173,17 +173,24 @@ class SemiSupervisedLoss:
                 rec = forward_inverse(model, x, create_graph=False, check=False)[1]
                 rec_loss = reconstruction_loss(rec, x, self.reconstruction, self.reduce_dims)
         b = x.shape[0]
-        n_l = int(labelled.sum())
-        n_u = b - n_l
-        zero = logits.new_zeros(())
-        ce = F.cross_entropy(logits[labelled], y[labelled]) if n_l else zero
-        ent = entropy_loss(logits[~labelled]) if n_u else zero
-        # log C - H(p̄) >= 0: zero when the unlabelled predictions are spread evenly over the classes
-        imbalance = math.log(logits.shape[1]) - marginal_entropy(logits[~labelled]) if n_u else zero
+        ce, ent, imbalance, n_l, n_u = _prediction_terms(logits, y, labelled)
         total = eq10_total(self.alpha, self.beta, ce, rec_loss if self.needs_reconstruction else None, ent,
                            imbalance, n_l / b, n_u / b, self.balance)
         return {"total": total, "ce": ce, "reconstruction": rec_loss, "entropy": ent, "imbalance": imbalance,
                 "n_labelled": torch.tensor(n_l), "n_unlabelled": torch.tensor(n_u)}
+
+
+def _prediction_terms(logits: torch.Tensor, y: torch.Tensor, labelled: torch.Tensor):
+    """CE over the labelled samples, entropy and imbalance log C - H(p̄) (>= 0, zero when the
+    predictions are spread evenly over the classes) over the unlabelled ones, each 0 for an
+    empty group; and the two group sizes."""
+    n_l = int(labelled.sum())
+    n_u = logits.shape[0] - n_l
+    zero = logits.new_zeros(())
+    ce = F.cross_entropy(logits[labelled], y[labelled]) if n_l else zero
+    ent = entropy_loss(logits[~labelled]) if n_u else zero
+    imbalance = math.log(logits.shape[1]) - marginal_entropy(logits[~labelled]) if n_u else zero
+    return ce, ent, imbalance, n_l, n_u
 
 
 def eq10_total(alpha, beta, ce, rec, ent, imbalance, share_l: float, share_u: float, balance: float = 0.0):
@@ -262,12 +269,8 @@ class LayerwiseLoss:
             logits, recs = forward_layer_reconstructions(model, x, layers, create_graph=True, check=False)
         else:
             logits, recs = model(x), {}
-        b, n_l = x.shape[0], int(labelled.sum())
-        n_u = b - n_l
-        zero = logits.new_zeros(())
-        ce = F.cross_entropy(logits[labelled], y[labelled]) if n_l else zero
-        ent = entropy_loss(logits[~labelled]) if n_u else zero
-        imbalance = math.log(logits.shape[1]) - marginal_entropy(logits[~labelled]) if n_u else zero
+        b = x.shape[0]
+        ce, ent, imbalance, n_l, n_u = _prediction_terms(logits, y, labelled)
         rs = {f"R:{k}": reconstruction_loss(rec, z) for k, (rec, z) in recs.items()}
         total = self.alpha * (n_l / b) * ce + self.beta * (n_u / b) * (ent + self.balance * imbalance)
         for k in layers:
