@@ -92,7 +92,8 @@ def config_for(arm: str, seed: int, args):
         overrides["steps"] = args.steps
     if args.eval_every is not None:
         overrides["eval_every"] = args.eval_every
-    return TrainConfig(**{**BASE, **overrides}, seed=seed, device=args.device, val_size=args.val_size,
+    return TrainConfig(**{**BASE, **overrides}, seed=seed, device=args.device, cuda_graph=args.cuda_graph,
+                       val_size=args.val_size,
                        data_root=args.data_root)
 
 
@@ -162,6 +163,8 @@ def parse_args(argv=None):
     p.add_argument("--val-size", type=int, default=10_000)
     p.add_argument("--jobs", type=int, default=1, help="runs at a time (processes sharing the cores)")
     p.add_argument("--device", default="auto")
+    p.add_argument("--cuda-graph", action="store_true",
+                   help="on a GPU, replay each training step as one CUDA graph (same maths, see invlab.graphs)")
     p.add_argument("--data-root", default=None)
     p.add_argument("--runs-dir", default="runs/recipe_study", help="one resumable folder per run")
     p.add_argument("--out", default="results/recipe_study.json")

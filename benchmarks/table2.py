@@ -109,7 +109,8 @@ def config_for(entry: Entry, seed: int, args):
         # alpha = 1 ignores unlabelled samples: leave them out of the batch (same gradient, 1/3 of the cost)
         unlabelled_batch=0 if supervised else unlabelled_batch,
         eval_every=args.grid_eval_every if entry.part == "grid" else args.eval_every,
-        val_size=args.val_size, data_root=args.data_root, device=args.device, log_unweighted=False)
+        val_size=args.val_size, data_root=args.data_root, device=args.device, log_unweighted=False,
+        cuda_graph=args.cuda_graph)
 
 
 def run_all(entries: list[Entry], args) -> dict[tuple[str, int], dict | None]:
@@ -373,6 +374,8 @@ def parse_args(argv=None):
     p.add_argument("--study", default=None, help="study name (default: derived from the planned runs)")
     p.add_argument("--sweep", action="store_true", help="run through an invlab sweep study even with --jobs 1")
     p.add_argument("--device", default="auto")
+    p.add_argument("--cuda-graph", action="store_true",
+                   help="on a GPU, replay each training step as one CUDA graph (same maths, see invlab.graphs)")
     p.add_argument("--data-root", default=None)
     p.add_argument("--runs-dir", default="runs/table2",
                    help="one resumable folder per run (checkpoint, then result): rerun the command to continue")

@@ -146,12 +146,16 @@ class SemiSupervisedLoss:
         return self.alpha < 1 and self.beta > 0
 
     def __call__(self, model: nn.Module, x: torch.Tensor, y: torch.Tensor,
-                 labelled: torch.Tensor) -> dict[str, torch.Tensor]:
+                 labelled: torch.Tensor | int, check: bool = True) -> dict[str, torch.Tensor]:
         """Loss of ``model`` on the batch.
 
         Args:
             x: (B, *D) inputs. y: (B,) int64 class indices (values at unlabelled
-                positions are ignored). labelled: (B,) bool mask.
+                positions are ignored). labelled: (B,) bool mask, or an int n: the first
+                n samples are the labelled ones (the same loss, computed without a
+                device-to-host synchronisation, which CUDA-graph capture forbids).
+            check: validate the model, the input and the labels first (each check reads
+                device values: ``False`` inside a CUDA graph).
 
         Returns:
             dict of scalars: ``total`` (differentiable), ``ce``, ``reconstruction``,
@@ -160,9 +164,10 @@ class SemiSupervisedLoss:
             ``n_unlabelled``. Only the terms with non-zero weight are differentiable;
             the others are reported detached.
         """
-        check_model(model)
-        check_input(model, x)
-        labelled = _check_batch(x, y, labelled)
+        if check:
+            check_model(model)
+            check_input(model, x)
+        labelled = _check_batch(x, y, labelled, check)
         if self.needs_reconstruction:
             logits, rec = forward_inverse(model, x, create_graph=True, check=False, method=self.method)
             rec_loss = reconstruction_loss(rec, x, self.reconstruction, self.reduce_dims)
@@ -184,12 +189,17 @@ def _prediction_terms(logits: torch.Tensor, y: torch.Tensor, labelled: torch.Ten
     """CE over the labelled samples, entropy and imbalance log C - H(p̄) (>= 0, zero when the
     predictions are spread evenly over the classes) over the unlabelled ones, each 0 for an
     empty group; and the two group sizes."""
-    n_l = int(labelled.sum())
+    if isinstance(labelled, int):  # the first n_l rows: slices, no synchronisation
+        n_l = labelled
+        lab, unlab = slice(None, n_l), slice(n_l, None)
+    else:
+        n_l = int(labelled.sum())
+        lab, unlab = labelled, ~labelled
     n_u = logits.shape[0] - n_l
     zero = logits.new_zeros(())
-    ce = F.cross_entropy(logits[labelled], y[labelled]) if n_l else zero
-    ent = entropy_loss(logits[~labelled]) if n_u else zero
-    imbalance = math.log(logits.shape[1]) - marginal_entropy(logits[~labelled]) if n_u else zero
+    ce = F.cross_entropy(logits[lab], y[lab]) if n_l else zero
+    ent = entropy_loss(logits[unlab]) if n_u else zero
+    imbalance = math.log(logits.shape[1]) - marginal_entropy(logits[unlab]) if n_u else zero
     return ce, ent, imbalance, n_l, n_u
 
 
@@ -203,15 +213,23 @@ def eq10_total(alpha, beta, ce, rec, ent, imbalance, share_l: float, share_u: fl
     return alpha * share_l * ce + (1 - alpha) * (r_term + (1 - beta) * share_u * unsup)
 
 
-def _check_batch(x: torch.Tensor, y: torch.Tensor, labelled: torch.Tensor) -> torch.Tensor:
+def _check_batch(x: torch.Tensor, y: torch.Tensor, labelled: torch.Tensor | int,
+                 check_labels: bool = True) -> torch.Tensor | int:
     b = x.shape[0]
+    if isinstance(labelled, int) and not isinstance(labelled, bool):
+        if not 0 <= labelled <= b or y.shape != (b,):
+            raise ValueError(f"labelled = {labelled} first samples and y {tuple(y.shape)} do not fit a "
+                             f"batch of {b}: give 0 <= labelled <= {b} and y of shape ({b},)")
+        if check_labels and labelled and y[:labelled].min() < 0:
+            raise ValueError("labelled samples have negative class indices; mark them unlabelled")
+        return labelled
     labelled = torch.as_tensor(labelled, device=x.device)
     if labelled.dtype != torch.bool:
         raise TypeError(f"labelled must be a boolean mask, got dtype {labelled.dtype}")
     if labelled.shape != (b,) or y.shape != (b,):
         raise ValueError(f"labelled {tuple(labelled.shape)} and y {tuple(y.shape)} must both have "
                          f"shape ({b},) to match the batch")
-    if labelled.any() and y[labelled].min() < 0:
+    if check_labels and labelled.any() and y[labelled].min() < 0:
         raise ValueError("labelled samples have negative class indices; mark them unlabelled")
     return labelled
 
@@ -255,15 +273,16 @@ class LayerwiseLoss:
         return cls(alpha, (1 - alpha) * (1 - beta), {"input": (1 - alpha) * beta, **extra}, balance)
 
     def __call__(self, model: nn.Module, x: torch.Tensor, y: torch.Tensor,
-                 labelled: torch.Tensor) -> dict[str, torch.Tensor]:
+                 labelled: torch.Tensor | int, check: bool = True) -> dict[str, torch.Tensor]:
         """The loss of ``model`` on the batch: ``total``, ``ce``, ``entropy``, ``imbalance``,
         ``reconstruction`` (the input's R, NaN when not weighted) and ``R:<layer>`` for
         every weighted layer. Arguments as :class:`SemiSupervisedLoss`'s."""
         from .inverse import forward_layer_reconstructions
 
-        check_model(model)
-        check_input(model, x)
-        labelled = _check_batch(x, y, labelled)
+        if check:
+            check_model(model)
+            check_input(model, x)
+        labelled = _check_batch(x, y, labelled, check)
         layers = [k for k, v in self.gammas.items() if v > 0]
         if layers:
             logits, recs = forward_layer_reconstructions(model, x, layers, create_graph=True, check=False)

@@ -25,6 +25,7 @@ from tqdm.auto import tqdm
 from .data import SemiSupervisedData, load_bird10, load_mnist
 from .data.preprocess import Preprocess, check_preprocess, preprocess_data
 from .evaluate import accuracy, predictions, vote_accuracy
+from .graphs import LOSS_KEYS, GraphedStep
 from .inverse import check_input
 from .io import check_writable_target, ensure_writable_dir, load_torch, save_json, save_torch
 from .hyper import HyperWeights, holdout_split
@@ -120,10 +121,12 @@ class TrainConfig:
     data_root: str | None = None
     device: str = "auto"
     log_unweighted: bool = True  # compute R for the logs even when its weight is 0 (one extra pass)
+    cuda_graph: bool = False  # on a GPU, replay each training step as one CUDA graph (same maths, see Trainer)
 
     # Fields that may differ when resuming (a longer run, another machine, quieter logs);
     # a schedule tied to the run's length (cosine, step) then stretches from the resumed step on.
-    RESUMABLE_CHANGES = ("steps", "epochs", "eval_every", "device", "log_unweighted", "inverse_method")
+    RESUMABLE_CHANGES = ("steps", "epochs", "eval_every", "device", "log_unweighted", "inverse_method",
+                         "cuda_graph")
 
     def __post_init__(self):
         schedules = self.schedules()  # validates the forms
@@ -145,6 +148,10 @@ class TrainConfig:
                 raise ValueError("learn_weights needs alpha and beta strictly inside (0, 1) to start from")
             if self.hyper_every < 1 or self.hyper_holdout < 1 or not self.hyper_lr > 0:
                 raise ValueError("hyper_every and hyper_holdout must be at least 1 and hyper_lr positive")
+        if self.cuda_graph and (self.learn_weights or self.layers or not (
+                schedules["alpha"].constant and schedules["beta"].constant)):
+            raise ValueError("cuda_graph replays one fixed training step: it needs constant alpha and beta, "
+                             "and neither learn_weights nor layers; drop cuda_graph for those runs")
         if self.labels_per_class is not None and self.labels_per_class < 1:
             raise ValueError(f"labels_per_class must be at least 1 (or None for all), got {self.labels_per_class}")
         for name in ("labelled_batch", "eval_every"):
@@ -361,6 +368,7 @@ class Trainer:
         self.total_steps = config.total_steps(len(self.data.x_train))
         self.steps_per_epoch = max(1, math.ceil(len(self.data.x_train) / max(config.unlabelled_batch, 1)))
         self.scheduler = torch.optim.lr_scheduler.LambdaLR(self.optimizer, self._lr_factor)
+        self.graphed = GraphedStep(self) if config.cuda_graph else None
         self.labelled_sampler = (BalancedSampler(self.data.y_labelled, config.seed + 1) if config.balanced
                                  else CyclingSampler(len(self.data.labelled), config.seed + 1))
         self.unlabelled_sampler = CyclingSampler(len(self.data.x_train), config.seed + 2)
@@ -397,16 +405,21 @@ class Trainer:
 
     def batch(self) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
         """Next mixed batch: labelled first, then unlabelled. Returns x, y, labelled mask."""
+        x, y, n_labelled = self._batch()
+        mask = torch.zeros(len(y), dtype=torch.bool)
+        mask[:n_labelled] = True
+        return x, y, mask.to(self.device)
+
+    def _batch(self) -> tuple[torch.Tensor, torch.Tensor, int]:
+        """Next mixed batch as x, y and the number of labelled samples, which come first."""
         d, c = self.data, self.config
         li = d.labelled[self.labelled_sampler.next(c.labelled_batch)]
         ui = self.unlabelled_sampler.next(c.unlabelled_batch)
         idx = torch.cat([li, ui])
-        mask = torch.zeros(len(idx), dtype=torch.bool)
-        mask[:len(li)] = True
         y = d.y_train[idx].clone()
-        y[~mask] = -1  # unlabelled: the label is never looked at
+        y[len(li):] = -1  # unlabelled: the label is never looked at
         x = d.x_train[idx].to(self.device).contiguous(memory_format=self.memory_format)
-        return x, y.to(self.device), mask.to(self.device)
+        return x, y.to(self.device), len(li)
 
     def weights(self, step: int | None = None) -> tuple[float, float, dict[str, float]]:
         """alpha, beta and the hidden layers' gammas used at ``step`` (default: the next one)."""
@@ -428,20 +441,26 @@ class Trainer:
 
     def train_step(self) -> dict[str, float]:
         self.model.train()
-        x, y, mask = self.batch()
-        if self.hyper is not None and self.step % self.config.hyper_every == 0:
-            self.hyper.step(self.model, (x, y, mask), self.holdout, inner_lr=self.optimizer.param_groups[0]["lr"])
-        out = self.loss_at()(self.model, x, y, mask)
-        self.optimizer.zero_grad(set_to_none=True)
-        # Gradients for the parameters only: the inverse made x a graph input, and its
-        # gradient (a transposed convolution through the first layer) is never used.
-        torch.autograd.backward(out["total"], inputs=self.params)
-        self.optimizer.step()
+        # the labelled samples as "the first n": the same loss as with a mask, without a sync
+        x, y, n_labelled = self._batch()
+        if self.graphed is not None:  # the same step, replayed as one CUDA graph
+            keys, values = LOSS_KEYS, self.graphed.step(x, y, n_labelled)
+        else:
+            if self.hyper is not None and self.step % self.config.hyper_every == 0:
+                mask = torch.arange(len(y), device=self.device) < n_labelled
+                self.hyper.step(self.model, (x, y, mask), self.holdout, inner_lr=self.optimizer.param_groups[0]["lr"])
+            out = self.loss_at()(self.model, x, y, n_labelled)
+            self.optimizer.zero_grad(set_to_none=True)
+            # Gradients for the parameters only: the inverse made x a graph input, and its
+            # gradient (a transposed convolution through the first layer) is never used.
+            torch.autograd.backward(out["total"], inputs=self.params)
+            self.optimizer.step()
+            keys = (*LOSS_KEYS, *(k for k in out if k.startswith("R:")))
+            values = torch.stack([out[k].detach().float() for k in keys])
         self.scheduler.step()
         self.step += 1
-        keys = ("total", "ce", "reconstruction", "entropy", "imbalance", *(k for k in out if k.startswith("R:")))
-        # one device-to-host copy for all five (each .item() would wait for the GPU)
-        losses = dict(zip(keys, torch.stack([out[k].detach().float() for k in keys]).tolist()))
+        # one device-to-host copy for all the losses (each .item() would wait for the GPU)
+        losses = dict(zip(keys, values.tolist()))
         if not math.isfinite(losses["total"]):
             raise FloatingPointError(
                 f"the loss became {losses['total']} at step {self.step} ({losses}); lower the "
@@ -453,7 +472,7 @@ class Trainer:
         t0 = time.perf_counter()
         alpha, beta, gammas = self.weights(max(self.step - 1, 0))  # those of the last step taken
         record = {"step": self.step, **{k: v / n for k, v in self._sums.items()},
-                  "lr": self.optimizer.param_groups[0]["lr"], "alpha": alpha, "beta": beta,
+                  "lr": float(self.optimizer.param_groups[0]["lr"]), "alpha": alpha, "beta": beta,
                   **{f"gamma:{k}": g for k, g in gammas.items()},
                   "val_accuracy": accuracy(self.model, self.data.x_val, self.data.y_val),
                   # tracked for learning curves and the final report; never used for selection
@@ -468,10 +487,13 @@ class Trainer:
 
     # -- checkpoints -------------------------------------------------------------------
     def state_dict(self) -> dict:
+        optimizer, scheduler = self.optimizer.state_dict(), self.scheduler.state_dict()
+        if self.graphed is not None:  # written as an eager run would: resumable anywhere
+            optimizer, scheduler = GraphedStep.portable(optimizer, scheduler)
         return {
             "format": _FORMAT, "config": self.config.to_dict(), "step": self.step,
-            "model": self.model.state_dict(), "optimizer": self.optimizer.state_dict(),
-            "scheduler": self.scheduler.state_dict(), "history": self.history,
+            "model": self.model.state_dict(), "optimizer": optimizer,
+            "scheduler": scheduler, "history": self.history,
             "best_val": self.best_val, "best_step": self.best_step, "best_state": self.best_state,
             "samplers": [self.labelled_sampler.state_dict(), self.unlabelled_sampler.state_dict()],
             "torch_rng": torch.get_rng_state(), "sums": self._sums, "elapsed_s": self.elapsed_s,
@@ -491,6 +513,8 @@ class Trainer:
                              "Resume with the same settings, or use a new --out folder")
         self.model.load_state_dict(state["model"])
         self.optimizer.load_state_dict(state["optimizer"])
+        if self.graphed is not None:  # new optimiser tensors: warm up and capture again
+            self.graphed.reset()
         self.scheduler.load_state_dict(state["scheduler"])
         self.step, self.history = state["step"], state["history"]
         self.best_val, self.best_step, self.best_state = state["best_val"], state["best_step"], state["best_state"]
@@ -585,14 +609,15 @@ def load_model(checkpoint: str | Path, best: bool = True, device: str = "cpu") -
 
 def run_key(config: TrainConfig) -> str:
     """Short hash of everything in ``config`` that shapes a run's numbers (not the device,
-    nor whether unweighted terms are logged): the name of a cached or resumable run.
+    whether unweighted terms are logged, nor CUDA graphs): the name of a cached or resumable run.
 
     Only the fields that differ from :class:`TrainConfig`'s defaults enter the hash, so a
     new option added with a default that keeps the old behaviour leaves existing keys
     (and the runs cached under them) valid."""
     defaults = TrainConfig().to_dict()
     blob = json.dumps({k: v for k, v in config.to_dict().items()
-                       if k not in ("device", "log_unweighted") and v != defaults[k]}, sort_keys=True)
+                       if k not in ("device", "log_unweighted", "cuda_graph") and v != defaults[k]},
+                      sort_keys=True)
     return hashlib.sha1(blob.encode()).hexdigest()[:12]
 
 
