@@ -87,14 +87,21 @@ def test_portable_optimizer_state_is_an_eager_one(task):
 
 
 @cuda
-def test_cuda_graph_run_matches_eager_and_resumes(task, tmp_path):
-    cfg = dict(FAST, device="cuda", steps=8, schedule="cosine", balance=1.0)
-    eager, graph = Trainer(TrainConfig(**cfg), task), Trainer(TrainConfig(**cfg, cuda_graph=True), task)
-    for _ in range(8):  # 3 eager warm-up steps, the capture, 4 replays
-        le, lg = eager.train_step(), graph.train_step()
-        assert le["total"] == pytest.approx(lg["total"], rel=1e-4, abs=1e-6)
-    assert torch.allclose(params(eager.model), params(graph.model), rtol=1e-4, atol=1e-6)
-    assert graph.optimizer.param_groups[0]["lr"].item() == pytest.approx(eager.optimizer.param_groups[0]["lr"])
+def test_cuda_graph_step_matches_eager_and_resumes(task, tmp_path):
+    """From one state, a replayed step and an eager step compute the same gradients; a
+    graph run's checkpoint resumes eagerly on the CPU and as a graph again."""
+    cfg = dict(FAST, device="cuda", steps=20, schedule="cosine", balance=1.0)
+    graph, eager = Trainer(TrainConfig(**cfg, cuda_graph=True), task), Trainer(TrainConfig(**cfg), task)
+    for _ in range(5):  # 3 eager warm-up steps, the capture, a replay
+        graph.train_step()
+    for _ in range(3):
+        eager.load_state_dict(copy.deepcopy(graph.state_dict()))
+        lg, le = graph.train_step(), eager.train_step()
+        assert lg["total"] == pytest.approx(le["total"], rel=1e-4)
+        g = torch.cat([p.grad.flatten() for p in graph.params])
+        e = torch.cat([p.grad.flatten() for p in eager.params])
+        assert (g - e).abs().max() <= 1e-3 * e.abs().max()
+        assert graph.optimizer.param_groups[0]["lr"].item() == pytest.approx(eager.optimizer.param_groups[0]["lr"])
     path = graph.save_checkpoint(tmp_path / "checkpoint.pt")
     cpu = Trainer(TrainConfig(**{**cfg, "device": "cpu"}), task)
     cpu.load_checkpoint(path)
