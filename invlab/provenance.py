@@ -51,16 +51,17 @@ def provenance(argv: list[str] | None = None, device: str | torch.device = "cpu"
     """How a result was made: ``command`` (argv, shell-quoted), ``commit``, ``dirty``,
     ``invlab``, ``torch``, ``python``, ``threads``, ``device``, ``date`` (UTC, ISO 8601).
 
-    Outside a git checkout (code copied to another machine) the commit is read from the
-    environment variable ``INVLAB_COMMIT`` when set, with ``dirty`` unknown (None)."""
+    The environment variable ``INVLAB_COMMIT``, when set, names the commit instead, with
+    ``dirty`` unknown (None): for code copied to another machine, whose copy may lack its
+    ``.git`` or carry a stale one."""
     from . import __version__
 
     argv = sys.argv if argv is None else argv
-    commit = _git("rev-parse", "--short", "HEAD")
-    dirty = bool(_git("status", "--porcelain", "--untracked-files=no")) if commit else None
-    if commit is None and os.environ.get("INVLAB_COMMIT"):
-        # a copy of the code without its .git (a cluster node): the commit it was copied from
-        commit = os.environ["INVLAB_COMMIT"]
+    if os.environ.get("INVLAB_COMMIT"):  # a copy of the code: the commit it was copied from
+        commit, dirty = os.environ["INVLAB_COMMIT"], None
+    else:
+        commit = _git("rev-parse", "--short", "HEAD")
+        dirty = bool(_git("status", "--porcelain", "--untracked-files=no")) if commit else None
     return {
         "command": " ".join(shlex.quote(str(a)) for a in argv),
         "commit": commit or "unknown", "dirty": dirty,

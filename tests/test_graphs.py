@@ -11,7 +11,7 @@ from invlab.losses import LayerwiseLoss, SemiSupervisedLoss
 from invlab.train import TrainConfig, Trainer, run_key
 from conftest import TinyCNN
 
-FAST = dict(model="smallcnn-mean", labelled_batch=10, unlabelled_batch=20, eval_every=3, val_size=100)
+FAST = dict(model="smallcnn-mean", labelled_batch=10, unlabelled_batch=20, eval_every=3, val_size=100, device="cpu")
 cuda = pytest.mark.skipif(not torch.cuda.is_available(), reason="CUDA graphs need a GPU")
 
 
@@ -56,7 +56,7 @@ def test_cuda_graph_config_checks(task):
     with pytest.raises(ValueError, match="layers"):
         TrainConfig(cuda_graph=True, layers={"features.2": 0.1})
     with pytest.raises(ValueError, match="needs a CUDA device"):
-        Trainer(TrainConfig(cuda_graph=True, device="cpu", **FAST), task)
+        Trainer(TrainConfig(cuda_graph=True, **FAST), task)
     # an execution detail: the same run folder and resumable either way
     assert run_key(TrainConfig(cuda_graph=True)) == run_key(TrainConfig())
     assert "cuda_graph" in TrainConfig.RESUMABLE_CHANGES
@@ -87,6 +87,7 @@ def test_portable_optimizer_state_is_an_eager_one(task):
 
 
 @cuda
+@pytest.mark.filterwarnings("ignore:Attempting to run cuBLAS")  # autograd's device thread, first use
 def test_cuda_graph_step_matches_eager_and_resumes(task, tmp_path):
     """From one state, a replayed step and an eager step compute the same gradients; a
     graph run's checkpoint resumes eagerly on the CPU and as a graph again."""

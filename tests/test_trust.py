@@ -149,3 +149,13 @@ def test_metrics_carry_provenance(fake_mnist_root, tmp_path):
     assert set(prov) >= {"command", "commit", "dirty", "invlab", "torch", "python", "threads", "device", "date"}
     assert prov["torch"] == torch.__version__ and prov["threads"] == torch.get_num_threads()
     assert prov["invlab"] == "0.1.0" and "cores" in prov["device"] and prov["date"][:2] == "20"
+
+
+def test_provenance_names_the_copied_commit(monkeypatch):
+    """Code copied to another machine (a GPU node) says which commit it is, whatever .git it carries."""
+    from invlab.provenance import provenance
+
+    monkeypatch.setenv("INVLAB_COMMIT", "abc1234")
+    assert (provenance(["x"])["commit"], provenance(["x"])["dirty"]) == ("abc1234", None)
+    monkeypatch.delenv("INVLAB_COMMIT")
+    assert provenance(["x"])["commit"] != "abc1234"
