@@ -244,6 +244,11 @@ def recipe(args) -> dict:
             "optimizer": "Adam"}
 
 
+def _pm(mean: float, std: float, seeds: list) -> str:
+    """mean ± std over draws; one draw has no spread to show."""
+    return f"{mean:.2f} ± {std:.2f}" if len(seeds) > 1 else f"{mean:.2f} (one draw)"
+
+
 def table_markdown(out: dict) -> str:
     rows = out["models"]
     lines = ["| entry | (α, β) | labels | steps | test (%) mean ± std | validation (%) | paper (%) | "
@@ -253,7 +258,7 @@ def table_markdown(out: dict) -> str:
         paper = "" if r["paper"] is None else f"{r['paper']:.2f}"
         budget = f"{r['steps']}" + (f" (reduced, batch {r['batch'][0]}+{r['batch'][1]})" if r["reduced_budget"] else "")
         lines.append(f"| {name} | ({r['alpha']}, {r['beta']}) | {r['labels']} | {budget} | "
-                     f"{r['mean']:.2f} ± {r['std']:.2f} | {r['val_mean']:.2f} ± {r['val_std']:.2f} | {paper} | "
+                     f"{_pm(r['mean'], r['std'], r['seeds'])} | {_pm(r['val_mean'], r['val_std'], r['seeds'])} | {paper} | "
                      f"{r['test_selected_mean']:.2f} | "
                      f"{len(r['seeds'])}{_missing(r)} | {statistics.fmean(r['time_to_selected_s']):.0f} | {r['hardware']} "
                      f"({r['threads_per_run']} thread{'s' if r['threads_per_run'] != 1 else ''} per run) |")
