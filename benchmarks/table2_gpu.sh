@@ -24,6 +24,8 @@
 # A smoke run of the script itself on a CPU (MODELS: a subset of the topologies):
 #   DEVICE=cpu CUDA_GRAPH=0 STEPS=4 MODELS="smallcnn-mean smallucnn" benchmarks/table2_gpu.sh /tmp/x 2 2
 # (STEPS shortens every run; its run folders are keyed apart from the real ones).
+# EXTRA_ARGS adds options of benchmarks/table2.py to every run, e.g. EXTRA_ARGS="--init xavier"
+# (the runs are then keyed apart too).
 # Writes to OUT_DIR: cuda_graph_check.json/.log, table2_gpu.json/.md, one log per lane, and runs.tgz (the result.json
 # of every finished run, to report on another machine).
 set -uo pipefail
@@ -37,6 +39,8 @@ py=${PYTHON:-python3}
 device=${DEVICE:-cuda}
 extra=()
 [ -n "${STEPS:-}" ] && extra+=(--steps "$STEPS" --eval-every "$STEPS")
+read -r -a more <<<"${EXTRA_ARGS:-}"  # more options of benchmarks/table2.py, e.g. EXTRA_ARGS="--init xavier"
+extra+=("${more[@]}")
 read -r -a models <<<"${MODELS:-smallcnn-mean smallcnn-max smallucnn largecnn-mean largecnn-max largeucnn resnet2-32-mean resnet2-32-max uresnet2-32 resnet3-16-mean resnet3-16-max uresnet3-16}"
 
 DEVICE=$device $py - <<'PY' || exit 1
