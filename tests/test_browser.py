@@ -95,11 +95,20 @@ def _val_points(page) -> int:
     }""")
 
 
+def _accept_dialogs(page) -> None:
+    """Accept a dialog that came up late (on a slow machine the kernel choice can appear
+    after the notebook is idle) instead of letting it block the menu clicks."""
+    accept = page.locator(".jp-Dialog .jp-mod-accept")
+    if accept.count():
+        accept.first.click()
+
+
 def _run_all_cells(page, tries: int = 6) -> None:
     """Run > Run All Cells, again if the kernel was not ready to take it (nothing started)."""
     started = ("() => Array.from(document.querySelectorAll('.jp-CodeCell .jp-InputArea-prompt'))"
                ".some(p => /\\[(\\*|\\d+)\\]/.test(p.textContent))")
     for _ in range(tries):
+        _accept_dialogs(page)
         page.locator(".lm-MenuBar-itemLabel", has_text="Run").first.click()
         page.locator(".lm-Menu-item", has_text="Run All Cells").first.click()
         try:
@@ -121,8 +130,11 @@ def _open_and_run(page, base, token, notebook) -> None:
     page.wait_for_selector(".jp-Notebook .jp-Cell", timeout=120_000)
     page.wait_for_selector(".jp-Notebook-ExecutionIndicator[data-status='idle']", timeout=120_000)
     select_kernel = page.locator(".jp-Dialog button", has_text="Select")
-    if select_kernel.count():  # first start on a fresh profile asks which kernel
+    try:  # first start on a fresh profile asks which kernel, sometimes only after a while
+        select_kernel.first.wait_for(timeout=10_000)
         select_kernel.first.click()
+    except playwright.Error:
+        pass
     _run_all_cells(page)
 
 
