@@ -121,7 +121,7 @@ class TrainConfig:
     data_root: str | None = None
     device: str = "auto"
     log_unweighted: bool = True  # compute R for the logs even when its weight is 0 (one extra pass)
-    cuda_graph: bool = False  # on a GPU, replay each training step as one CUDA graph (same maths, see Trainer)
+    cuda_graph: bool = False  # on a GPU, replay each training step as one CUDA graph (same maths, invlab.graphs)
 
     # Fields that may differ when resuming (a longer run, another machine, quieter logs);
     # a schedule tied to the run's length (cosine, step) then stretches from the resumed step on.
