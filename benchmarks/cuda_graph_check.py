@@ -38,14 +38,16 @@ from pathlib import Path
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
 
-def timed_block(trainer, steps: int) -> tuple[float, list[dict]]:
+def timed_block(trainer, steps: int) -> float:
+    """Milliseconds per step over ``steps`` training steps."""
     import torch
 
     torch.cuda.synchronize()
     t0 = time.perf_counter()
-    losses = [trainer.train_step() for _ in range(steps)]  # each step reads its losses: a sync
+    for _ in range(steps):
+        trainer.train_step()  # each step reads its losses back: a sync
     torch.cuda.synchronize()
-    return (time.perf_counter() - t0) / steps * 1e3, losses
+    return (time.perf_counter() - t0) / steps * 1e3
 
 
 def grads(trainer):
@@ -78,7 +80,7 @@ def check_model(name: str, args, data) -> dict:
         timed_block(trainer, args.warmup)
     for _ in range(args.blocks):
         for trainer, mode in ((eager, "eager"), (eager2, None), (graph, "cuda_graph")):
-            t = timed_block(trainer, args.block)[0]
+            t = timed_block(trainer, args.block)
             if mode:
                 ms[mode].append(t)
     # whole runs drift apart, even two eager ones: the yardstick for the graph run's drift

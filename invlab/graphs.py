@@ -76,10 +76,12 @@ class GraphedStep:
                 lr.fill_(float(group["lr"]))
                 group["lr"] = lr
 
-    def _step(self, x, y, n_labelled: int, check: bool) -> torch.Tensor:
+    def _step(self, x, y, n_labelled: int, eager: bool) -> torch.Tensor:
+        """One step; ``eager`` (a warm-up step) checks its input and frees the gradients
+        itself, a captured step may do neither (they were freed before capture)."""
         t = self.trainer
-        out = t.loss_at()(t.model, x, y, n_labelled, check=check)
-        if check:  # eager; in the graph the gradients were freed before capture
+        out = t.loss_at()(t.model, x, y, n_labelled, check=eager)
+        if eager:
             t.optimizer.zero_grad(set_to_none=True)
         torch.autograd.backward(out["total"], inputs=t.params)
         t.optimizer.step()
@@ -94,7 +96,7 @@ class GraphedStep:
             side = torch.cuda.Stream(t.device)
             side.wait_stream(torch.cuda.current_stream(t.device))
             with torch.cuda.stream(side):
-                losses = self._step(x, y, n_labelled, check=True)
+                losses = self._step(x, y, n_labelled, eager=True)
             torch.cuda.current_stream(t.device).wait_stream(side)
             self.eager_steps += 1
             return losses
@@ -103,7 +105,7 @@ class GraphedStep:
             t.optimizer.zero_grad(set_to_none=True)
             self.graph = torch.cuda.CUDAGraph()
             with torch.cuda.graph(self.graph):
-                self.losses = self._step(self.static[0], self.static[1], n_labelled, check=False)
+                self.losses = self._step(self.static[0], self.static[1], n_labelled, eager=False)
         else:
             sx, sy, sn = self.static
             if x.shape != sx.shape or n_labelled != sn:
