@@ -44,6 +44,8 @@ import warnings
 from pathlib import Path
 
 DEFAULT_STORAGE = "sqlite:///runs/sweeps.db"
+#: how long a SQLite worker waits for another one's transaction before giving up
+SQLITE_BUSY_TIMEOUT_MS = 60_000
 SPACES = ("table2", "grid", "recipe")
 #: attributes a trial records for the report (the run folders may live on other hosts)
 RESULT_KEYS = ("test_accuracy", "best_val_accuracy", "best_step", "final_test_accuracy", "wall_time_s", "elapsed_s",
@@ -77,8 +79,8 @@ def open_storage(url: str | None, heartbeat: int = 60, grace: int | None = None,
     _optuna()
     from optuna.storages import RDBStorage, RetryHeartbeatStaleTrialCallback
 
-    return RDBStorage(storage_url(url), heartbeat_interval=heartbeat, grace_period=grace or 2 * heartbeat,
-                      heartbeat_stale_trial_callback=RetryHeartbeatStaleTrialCallback(max_retry=max_retry))
+    return _serialised(RDBStorage(storage_url(url), heartbeat_interval=heartbeat, grace_period=grace or 2 * heartbeat,
+                                  heartbeat_stale_trial_callback=RetryHeartbeatStaleTrialCallback(max_retry=max_retry)))
 
 
 @contextlib.contextmanager
@@ -95,7 +97,38 @@ def _plain_storage(url: str | None):
     _optuna()
     from optuna.storages import RDBStorage
 
-    return RDBStorage(storage_url(url))
+    return _serialised(RDBStorage(storage_url(url)))
+
+
+def _serialised(storage):
+    """Make a SQLite storage's transactions serialisable, so that two workers never take
+    the same waiting trial.
+
+    Optuna takes a waiting trial by reading its row ``SELECT ... FOR UPDATE`` and setting
+    it running only if it still waits. SQLite ignores ``FOR UPDATE``, and Python's sqlite3
+    starts its (deferred) transaction only at the write, after the read: two workers that
+    read the row at the same moment both set it running and both train it (Optuna issue
+    #4002; with four workers popping sixty waiting trials, a quarter were taken twice).
+    Beginning every transaction with ``BEGIN IMMEDIATE`` takes SQLite's write lock before
+    the read (SQLAlchemy's recipe for serialisable SQLite), so the second worker reads the
+    row after the first one's commit and moves on. Other databases lock the row as asked."""
+    from sqlalchemy import event
+
+    engine = storage.engine
+    if engine.dialect.name != "sqlite":
+        return storage
+    engine.dispose()  # connections opened while the storage set itself up predate the hooks
+
+    @event.listens_for(engine, "connect")
+    def _no_implicit_begin(dbapi_connection, _record):
+        dbapi_connection.isolation_level = None  # sqlite3 must not issue its own deferred BEGIN
+        dbapi_connection.execute(f"PRAGMA busy_timeout = {SQLITE_BUSY_TIMEOUT_MS}")
+
+    @event.listens_for(engine, "begin")
+    def _begin_immediate(connection):
+        connection.exec_driver_sql("BEGIN IMMEDIATE")
+
+    return storage
 
 
 # -- spaces -------------------------------------------------------------------------------
