@@ -63,6 +63,9 @@ def _parser() -> argparse.ArgumentParser:
                         "unlabelled samples (not in the paper; 0 = the paper's loss; 1 = mutual information) "
                         "(default %(default)s)")
     t.add_argument("--seed", type=int, default=d.seed, help="seed of the label draw, initialisation and batches (default %(default)s)")
+    t.add_argument("--train-seed", type=int, default=None,
+                   help="seed of the initialisation and batches only, the label draw kept (--seed): a restart of "
+                        "the same draw (default: --seed)")
     t.add_argument("--steps", type=int, default=d.steps, help="optimiser steps (default %(default)s)")
     t.add_argument("--epochs", type=float, default=None, help="passes over the unlabelled pool; overrides --steps")
     t.add_argument("--lr", type=float, default=None, help="Adam learning rate (default: the paper's, 0.01 for SmallCNN, "
@@ -199,7 +202,7 @@ def _train(args) -> int:
         raise ValueError(f"unknown model {args.model!r}. Known models: {', '.join(list_models())}")
     config = TrainConfig(
         model=args.model, dataset=args.dataset, labels_per_class=per_class, data_root=args.data_root,
-        alpha=args.alpha, beta=args.beta, balance=args.balance, seed=args.seed, steps=args.steps, epochs=args.epochs,
+        alpha=args.alpha, beta=args.beta, balance=args.balance, seed=args.seed, train_seed=args.train_seed, steps=args.steps, epochs=args.epochs,
         labelled_batch=args.labelled_batch, unlabelled_batch=args.unlabelled_batch, balanced=args.balanced, lr=args.lr,
         schedule=args.schedule, milestones=tuple(args.milestones), lr_decay=args.lr_decay,
         preprocess=args.preprocess, bias=args.bias, init=args.init, reconstruction=args.reconstruction, reduce_dims=args.reduce_dims,

@@ -100,7 +100,8 @@ class TrainConfig:
     hyper_every: int = 10  # a hypergradient step every this many training steps
     hyper_holdout: int = 1  # labelled examples per class held out for the hypergradient's objective
     balance: float = 0.0  # class-balance weight beside the entropy (0: the paper's eq. 10), see SemiSupervisedLoss
-    seed: int = 0
+    seed: int = 0  # the label draw; also the initialisation and batch order unless train_seed is given
+    train_seed: int | None = None  # initialisation and batch order only (None: seed): restarts of one draw
     steps: int = 1000
     epochs: float | None = None
     labelled_batch: int = 50
@@ -152,6 +153,11 @@ class TrainConfig:
                 schedules["alpha"].constant and schedules["beta"].constant)):
             raise ValueError("cuda_graph replays one fixed training step: it needs constant alpha and beta, "
                              "and neither learn_weights nor layers; drop cuda_graph for those runs")
+        if self.train_seed is not None and (isinstance(self.train_seed, bool) or not isinstance(self.train_seed, int)
+                                            or self.train_seed < 0):
+            raise ValueError(f"train_seed must be a non-negative integer or None, got {self.train_seed!r}")
+        if self.train_seed == self.seed:
+            self.train_seed = None  # the same run: keep its name (run_key) the plain run's
         if self.labels_per_class is not None and self.labels_per_class < 1:
             raise ValueError(f"labels_per_class must be at least 1 (or None for all), got {self.labels_per_class}")
         for name in ("labelled_batch", "eval_every"):
@@ -338,7 +344,8 @@ class Trainer:
         # The data arrive as loaded; the run's preprocessing applies to every split.
         self.data = preprocess_data(data if data is not None else build_data(config), config.preprocess)
         self.device = resolve_device(config.device)
-        torch.manual_seed(config.seed)
+        rng_seed = config.seed if config.train_seed is None else config.train_seed  # the label draw is config.seed
+        torch.manual_seed(rng_seed)
         if model is None:
             shape = self.data.x_train.shape  # (N, C, *D)
             extra = {"segment_length": shape[2]} if len(shape) == 3 else {}
@@ -369,9 +376,9 @@ class Trainer:
         self.steps_per_epoch = max(1, math.ceil(len(self.data.x_train) / max(config.unlabelled_batch, 1)))
         self.scheduler = torch.optim.lr_scheduler.LambdaLR(self.optimizer, self._lr_factor)
         self.graphed = GraphedStep(self) if config.cuda_graph else None
-        self.labelled_sampler = (BalancedSampler(self.data.y_labelled, config.seed + 1) if config.balanced
-                                 else CyclingSampler(len(self.data.labelled), config.seed + 1))
-        self.unlabelled_sampler = CyclingSampler(len(self.data.x_train), config.seed + 2)
+        self.labelled_sampler = (BalancedSampler(self.data.y_labelled, rng_seed + 1) if config.balanced
+                                 else CyclingSampler(len(self.data.labelled), rng_seed + 1))
+        self.unlabelled_sampler = CyclingSampler(len(self.data.x_train), rng_seed + 2)
         self.step = 0
         self.history: list[dict] = []
         self.best_val, self.best_step, self.best_state = -1.0, 0, None

@@ -30,13 +30,13 @@ def test_train_protocol_options(fake_mnist_root, tmp_path):
     code = main(["train", "--steps", "2", "--eval-every", "2", "--val-size", "200", "--labelled-batch", "20",
                  "--unlabelled-batch", "10", "--balanced", "--preprocess", "center-maxabs", "--no-bias",
                  "--init", "xavier", "--schedule", "step", "--milestones", "0.5", "--lr-decay", "0.1",
-                 "--out", str(out), "--no-progress"])
+                 "--train-seed", "1000", "--out", str(out), "--no-progress"])
     assert code == 0
     config = json.loads((out / "metrics.json").read_text())["config"]
     assert {k: config[k] for k in ("preprocess", "bias", "init", "schedule", "milestones", "lr_decay", "balanced",
-                                   "labelled_batch", "unlabelled_batch")} == {
+                                   "labelled_batch", "unlabelled_batch", "train_seed")} == {
         "preprocess": "center-maxabs", "bias": False, "init": "xavier", "schedule": "step", "milestones": [0.5],
-        "lr_decay": 0.1, "balanced": True, "labelled_batch": 20, "unlabelled_batch": 10}
+        "lr_decay": 0.1, "balanced": True, "labelled_batch": 20, "unlabelled_batch": 10, "train_seed": 1000}
     from invlab.train import load_model
     model = load_model(out / "checkpoint.pt")
     assert model.preprocess.kind == "center-maxabs"

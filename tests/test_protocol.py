@@ -11,7 +11,7 @@ from invlab import create_model, templates
 from invlab.data import Preprocess, preprocess, preprocess_data
 from invlab.models import TABLE2_MODELS, list_models
 from invlab.studies import best_test_epoch, run_resumable
-from invlab.train import BalancedSampler, TrainConfig, Trainer, load_model, lr_factor, train
+from invlab.train import BalancedSampler, TrainConfig, Trainer, load_model, lr_factor, run_key, train
 
 FAST = dict(model="smallcnn-mean", labelled_batch=10, unlabelled_batch=20, eval_every=3, val_size=100)
 
@@ -119,6 +119,24 @@ def test_trainer_builds_the_configured_model(task):
     trainer = Trainer(TrainConfig(steps=1, bias=False, init="xavier", **FAST), task)
     assert not [n for n, _ in trainer.model.named_parameters() if n.endswith("bias")]
     assert {TABLE2_MODELS[2], "uresnet2-32"} <= set(list_models())
+
+
+def test_train_seed_restarts_the_same_label_draw():
+    """``train_seed`` changes the initialisation and the batch order, never the labelled images."""
+    base = dict(dataset="synthetic", steps=1, **FAST)
+    plain, same, other = (Trainer(TrainConfig(seed=3, train_seed=t, **base)) for t in (None, 3, 1003))
+    assert same.config.train_seed is None and run_key(same.config) == run_key(plain.config)
+    assert run_key(other.config) != run_key(plain.config)
+    assert torch.equal(plain.data.labelled, other.data.labelled)  # the same labelled images
+    params = [torch.cat([p.flatten() for p in t.model.parameters()]) for t in (plain, same, other)]
+    assert torch.equal(params[0], params[1]) and not torch.equal(params[0], params[2])
+    assert torch.equal(plain.unlabelled_sampler.next(20), same.unlabelled_sampler.next(20))
+    assert not torch.equal(plain.unlabelled_sampler.next(20), other.unlabelled_sampler.next(20))
+    drawn = Trainer(TrainConfig(seed=4, train_seed=1003, **base))  # another draw, the same training seed
+    assert not torch.equal(drawn.data.labelled, other.data.labelled)
+    for bad in (-1, 1.5, True):
+        with pytest.raises(ValueError, match="train_seed"):
+            TrainConfig(train_seed=bad)
 
 
 # -- schedules ---------------------------------------------------------------------------
