@@ -145,3 +145,29 @@ def test_extensions_tiny(tmp_path, fake_mnist_root):
     assert ext.main(args + ["--parts", "per_layer", "learned_weights", "clustering", "ebgan", "--report-only"]) == 0
     again = json.loads(out.read_text())
     assert again["ebgan"] == res["ebgan"] and again["per_layer"]["variant"] == res["per_layer"]["variant"]
+
+
+def test_restarts_tiny_reuses_the_plain_run(tmp_path, fake_mnist_root):
+    """Two draws, two restarts: restart 0 is the recipe study's run, read back; restart 1
+    shares its labelled images and trains anew; the summary separates the two spreads."""
+    study, restarts = _load("recipe_study"), _load("restarts")
+    common = ["--seeds", "0", "1", "--steps", "2", "--eval-every", "1", "--val-size", "20", "--device", "cpu"]
+    assert study.main(["--arms", "balance-maxabs-2k", *common, "--runs-dir", str(tmp_path / "recipe"),
+                       "--out", str(tmp_path / "study.json"), "--figure", ""]) == 0
+    plain = sorted((tmp_path / "recipe").glob("*/result.json"))
+    stamps = [p.stat().st_mtime_ns for p in plain]
+    args = [*common, "--restarts", "2", "--runs-dir", str(tmp_path / "restarts"), "--reuse", str(tmp_path / "recipe"),
+            "--out", str(tmp_path / "restarts.json"), "--figure", str(tmp_path / "restarts.html")]
+    assert restarts.main(args) == 0
+    assert [p.stat().st_mtime_ns for p in plain] == stamps  # restart 0 read back, not retrained
+    new = sorted((tmp_path / "restarts").glob("*/result.json"))
+    assert len(new) == 2 and all("restart1" in p.parent.name for p in new)
+    out = json.loads((tmp_path / "restarts.json").read_text())
+    s = out["summary"]
+    assert s["restarts_per_draw"] == {"0": 2, "1": 2} and s["validation_selected"]["n"] == 2
+    for seed in ("0", "1"):
+        d = s["draws"][seed]
+        assert [x["train_seed"] for x in d["restarts"]] == [int(seed), int(seed) + 1000]
+        best = max(d["restarts"], key=lambda x: x["val"])
+        assert d["selected_test"] == best["test"] and d["best_test"] >= d["selected_test"]
+    assert "test-selected" in (tmp_path / "restarts.md").read_text() and (tmp_path / "restarts.html").exists()
