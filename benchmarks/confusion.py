@@ -51,7 +51,7 @@ def markdown(out: dict) -> str:
 
 
 def main(argv=None) -> int:
-    from invlab.io import atomic_write, save_json
+    from invlab.io import save_report
     from invlab.studies import provenance
 
     p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
@@ -63,8 +63,7 @@ def main(argv=None) -> int:
     if missing:
         p.error(f"no checkpoint.pt in {', '.join(missing)}")
     out = {"split": "validation", "runs": [confusion(r, args.data_root) for r in args.runs], **provenance()}
-    save_json(out, args.out)
-    atomic_write(Path(args.out).with_suffix(".md"), lambda path: path.write_text(markdown(out)))
+    save_report(out, args.out, markdown(out))
     print(markdown(out))
     return 0
 

@@ -240,7 +240,7 @@ def parse_args(argv=None):
 
 
 def main(argv=None) -> int:
-    from invlab.io import atomic_write, save_json
+    from invlab.io import save_report
     from invlab.studies import provenance
 
     args = parse_args(argv)
@@ -274,8 +274,7 @@ def main(argv=None) -> int:
         out["ebgan_earlier"] = out.get("ebgan_earlier", []) + [out["ebgan"]]  # other settings tried: kept
     out.update(new)
     out.update(provenance(device=args.device))
-    save_json(out, out_path)
-    atomic_write(out_path.with_suffix(".md"), lambda p: p.write_text(markdown(out)))
+    save_report(out, out_path, markdown(out))
     print(markdown(out))
     return 0
 

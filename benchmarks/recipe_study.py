@@ -180,7 +180,7 @@ def parse_args(argv=None):
 
 
 def main(argv=None) -> int:
-    from invlab.io import atomic_write, save_json
+    from invlab.io import save_report
     from invlab.studies import provenance, run_many, runs_hardware
     from invlab.train import run_key
 
@@ -210,8 +210,7 @@ def main(argv=None) -> int:
     # the machine(s) the runs were made on, which need not be the one writing the report
     out = {"model": BASE["model"], "labels": 50, "arms": arms, "baseline": BASE,
            **provenance(device=args.device), "hardware": runs_hardware(results), "report_only": args.report_only}
-    save_json(out, args.out)
-    atomic_write(Path(args.out).with_suffix(".md"), lambda p: p.write_text(markdown(out)))
+    save_report(out, args.out, markdown(out))
     if args.figure:
         from invlab.plots import save_figure_html
 

@@ -31,7 +31,6 @@ import statistics
 import subprocess
 import sys
 import time
-from pathlib import Path
 
 MODES = ("supervised", "inverse-autograd", "inverse-func", "inverse-before")
 
@@ -139,7 +138,7 @@ def main(argv=None) -> int:
         print(json.dumps(peak_memory(*args.single, args.batch, args.labelled, args.device)))
         return 0
 
-    from invlab.io import atomic_write, save_json
+    from invlab.io import save_report
     from invlab.studies import provenance
 
     rows = []
@@ -165,8 +164,7 @@ def main(argv=None) -> int:
     out = {"batch": args.batch, "labelled": args.labelled, "repeat": args.repeat, "warmup": args.warmup,
            "threads": rows[0]["threads"] if rows else None, "interleaved": True,
            "rows": rows, **provenance(device=rows[0]["runs"]["supervised"]["device"] if rows else "cpu")}
-    save_json(out, args.out)
-    atomic_write(Path(args.out).with_suffix(".md"), lambda path: path.write_text(markdown(out)))
+    save_report(out, args.out, markdown(out))
     print(markdown(out))
     return 0
 

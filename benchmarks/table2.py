@@ -400,7 +400,7 @@ def parse_args(argv=None):
 
 
 def main(argv=None) -> int:
-    from invlab.io import atomic_write, save_json
+    from invlab.io import save_report
     from invlab.studies import provenance, runs_hardware
 
     args = parse_args(argv)
@@ -421,8 +421,7 @@ def main(argv=None) -> int:
                "report_only": args.report_only,
                "train_time_s_total": sum(r["wall_time_s"] for r in table_rows.values()),
                "this_call_s": time.perf_counter() - t0}
-        save_json(out, args.out)
-        atomic_write(Path(args.out).with_suffix(".md"), lambda p: p.write_text(table_markdown(out)))
+        save_report(out, args.out, table_markdown(out))
         print(table_markdown(out))
     grid_rows = [r for r in rows.values() if r["part"] == "grid"]
     if grid_rows and len(grid_rows) < len(args.grid_alphas) * len(args.grid_betas):
@@ -437,8 +436,7 @@ def main(argv=None) -> int:
                 "selected_on_validation": {"alpha": best["alpha"], "beta": best["beta"], "test": best["mean"]},
                 "recipe": {**recipe(args), "eval_every": args.grid_eval_every}, **prov,
                 "workers": args.jobs if (args.jobs > 1 or args.sweep) else None, "this_call_s": time.perf_counter() - t0}
-        save_json(grid, args.grid_out)
-        atomic_write(Path(args.grid_out).with_suffix(".md"), lambda p: p.write_text(grid_markdown(grid)))
+        save_report(grid, args.grid_out, grid_markdown(grid))
         print(grid_markdown(grid))
     if not args.no_figures:
         for path in figures(rows, grid, Path(args.figures)):

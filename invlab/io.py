@@ -47,6 +47,14 @@ def save_json(obj: Any, path: str | os.PathLike) -> Path:
     return atomic_write(path, lambda p: p.write_text(json.dumps(obj, indent=2) + "\n"))
 
 
+def save_report(obj: Any, path: str | os.PathLike, markdown: str) -> Path:
+    """Atomically write a study's results: ``obj`` as JSON at ``path`` and ``markdown``
+    beside it (the same name, ``.md``). Returns the JSON's path."""
+    out = save_json(obj, path)
+    atomic_write(out.with_suffix(".md"), lambda p: p.write_text(markdown))
+    return out
+
+
 def save_torch(obj: Any, path: str | os.PathLike) -> Path:
     """Atomically ``torch.save`` ``obj``."""
     return atomic_write(path, lambda p: torch.save(obj, p))
