@@ -54,6 +54,8 @@ ARMS = {
     "balance-maxabs-nobias-xavier-2k": ("balance + center-maxabs + no biases and Xavier initialisation",
                                         dict(steps=2000, balance=1.0, preprocess="center-maxabs", bias=False,
                                              init="xavier")),
+    "balance-maxabs-xavier-2k": ("balance + center-maxabs + Xavier-uniform initialisation, biases kept (zeroed)",
+                                 dict(steps=2000, balance=1.0, preprocess="center-maxabs", init="xavier")),
     "balance-maxabs-beta05-2k": ("balance + center-maxabs + larger reconstruction share, β = 0.5",
                                  dict(steps=2000, balance=1.0, preprocess="center-maxabs", beta=0.5)),
     "balance-maxabs-step-2k": ("balance + center-maxabs + step schedule (÷5 at 50 % and 75 %) instead of cosine",
