@@ -182,7 +182,6 @@ def parse_args(argv=None):
 
 
 def main(argv=None) -> int:
-    from invlab.io import save_report
     from invlab.studies import provenance, run_many, runs_hardware
     from invlab.train import run_key
 
@@ -212,13 +211,21 @@ def main(argv=None) -> int:
     # the machine(s) the runs were made on, which need not be the one writing the report
     out = {"model": BASE["model"], "labels": 50, "arms": arms, "baseline": BASE,
            **provenance(device=args.device), "hardware": runs_hardware(results), "report_only": args.report_only}
-    save_report(out, args.out, markdown(out))
+    write_outputs(out, args, markdown, figure)
+    return 0
+
+
+def write_outputs(out: dict, args, markdown, figure) -> None:
+    """``--out`` (JSON and Markdown), the ``--figure`` unless it is '', and the table printed."""
+    from invlab.io import save_report
+
+    text = markdown(out)
+    save_report(out, args.out, text)
     if args.figure:
         from invlab.plots import save_figure_html
 
         save_figure_html(figure(out), args.figure, plotlyjs="cdn")
-    print(markdown(out))
-    return 0
+    print(text)
 
 
 if __name__ == "__main__":

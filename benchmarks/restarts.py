@@ -196,7 +196,6 @@ def parse_args(argv=None):
 
 
 def main(argv=None) -> int:
-    from invlab.io import save_report
     from invlab.studies import provenance, run_many, runs_hardware
 
     args = parse_args(argv)
@@ -219,12 +218,7 @@ def main(argv=None) -> int:
     out = {"model": recipe_study.BASE["model"], "labels": 50, "arm": args.arm,
            "description": recipe_study.ARMS[args.arm][0], "restart_stride": RESTART_STRIDE, "summary": summary,
            **provenance(device=args.device), "hardware": runs_hardware(results), "report_only": args.report_only}
-    save_report(out, args.out, markdown(out))
-    if args.figure:
-        from invlab.plots import save_figure_html
-
-        save_figure_html(figure(out), args.figure, plotlyjs="cdn")
-    print(markdown(out))
+    recipe_study.write_outputs(out, args, markdown, figure)
     return 0
 
 
