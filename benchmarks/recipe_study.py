@@ -155,11 +155,8 @@ def figure(out: dict):
     return fig
 
 
-def parse_args(argv=None):
-    p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    p.add_argument("--arms", nargs="+", default=list(ARMS), choices=list(ARMS), metavar="ARM",
-                   help="arms to run (default: all): " + ", ".join(ARMS))
-    p.add_argument("--seeds", type=int, nargs="+", default=[0, 1, 2], help="label draws (default 0 1 2)")
+def add_run_options(p: argparse.ArgumentParser) -> None:
+    """The options :func:`config_for` reads, and ``--jobs``: shared with ``restarts.py``."""
     p.add_argument("--steps", type=int, default=None, help="override every arm's length (smoke runs only)")
     p.add_argument("--eval-every", type=int, default=None, help="override every arm's evaluation interval")
     p.add_argument("--val-size", type=int, default=10_000)
@@ -168,6 +165,14 @@ def parse_args(argv=None):
     p.add_argument("--cuda-graph", action="store_true",
                    help="on a GPU, replay each training step as one CUDA graph (same maths, see invlab.graphs)")
     p.add_argument("--data-root", default=None)
+
+
+def parse_args(argv=None):
+    p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    p.add_argument("--arms", nargs="+", default=list(ARMS), choices=list(ARMS), metavar="ARM",
+                   help="arms to run (default: all): " + ", ".join(ARMS))
+    p.add_argument("--seeds", type=int, nargs="+", default=[0, 1, 2], help="label draws (default 0 1 2)")
+    add_run_options(p)
     p.add_argument("--runs-dir", default="runs/recipe_study", help="one resumable folder per run")
     p.add_argument("--out", default="results/recipe_study.json")
     p.add_argument("--figure", default="docs/figures/recipe_study_curves.html", help="'' for none")

@@ -171,14 +171,7 @@ def parse_args(argv=None):
                    help="the recipe-study arm to restart (default: the recipe, %(default)s)")
     p.add_argument("--seeds", type=int, nargs="+", default=[0, 1, 2, 3, 4], help="label draws (default 0-4)")
     p.add_argument("--restarts", type=int, default=3, help="runs per draw, restart 0 the plain run (default 3)")
-    p.add_argument("--steps", type=int, default=None, help="override the arm's length (smoke runs only)")
-    p.add_argument("--eval-every", type=int, default=None, help="override the arm's evaluation interval")
-    p.add_argument("--val-size", type=int, default=10_000)
-    p.add_argument("--jobs", type=int, default=1, help="runs at a time (processes sharing the cores)")
-    p.add_argument("--device", default="auto")
-    p.add_argument("--cuda-graph", action="store_true",
-                   help="on a GPU, replay each training step as one CUDA graph (same maths, see invlab.graphs)")
-    p.add_argument("--data-root", default=None)
+    recipe_study.add_run_options(p)
     p.add_argument("--runs-dir", default="runs/restarts", help="one resumable folder per new run")
     p.add_argument("--reuse", nargs="*", default=["runs/recipe_study", "runs/table2"],
                    help="folders whose finished runs of the same configuration are read back, not retrained")
