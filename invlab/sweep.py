@@ -108,7 +108,7 @@ def _serialised(storage):
     it running only if it still waits. SQLite ignores ``FOR UPDATE``, and Python's sqlite3
     starts its (deferred) transaction only at the write, after the read: two workers that
     read the row at the same moment both set it running and both train it (Optuna issue
-    #4002; with four workers popping sixty waiting trials, a quarter were taken twice).
+    #4002; with four workers popping sixty waiting trials, up to a quarter were taken twice).
     Beginning every transaction with ``BEGIN IMMEDIATE`` takes SQLite's write lock before
     the read (SQLAlchemy's recipe for serialisable SQLite), so the second worker reads the
     row after the first one's commit and moves on. Other databases lock the row as asked."""
