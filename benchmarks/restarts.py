@@ -96,6 +96,7 @@ def summarise(results: dict[tuple[int, int], dict], seeds: list[int]) -> dict:
         restarts = [{"restart": k, "train_seed": r["config"].get("train_seed") or seed,
                      "val": r["best_val_accuracy"], "test": r["test_accuracy"],
                      "test_selected": best_test_epoch(r)[0], "best_step": r["best_step"],
+                     "elapsed_s": r.get("elapsed_s", r["wall_time_s"]),
                      "run": r.get("run_dir")} for k, r in rs]
         chosen = max(restarts, key=lambda x: x["val"])  # ties: the earliest restart
         draws[seed] = {"restarts": restarts, "selected_restart": chosen["restart"], "selected_test": chosen["test"],
