@@ -6,7 +6,7 @@ import argparse
 import sys
 from pathlib import Path
 
-from .data import PREPROCESSING, fetch_mnist
+from .data import PREPROCESSING, dataset_entry, fetch_dataset, fetchable_datasets, list_datasets, load_dataset
 from .models import list_models
 from .models.registry import INITS
 from .schedules import weight_arg
@@ -32,13 +32,22 @@ def _parser() -> argparse.ArgumentParser:
                        epilog=EPILOG, formatter_class=argparse.RawDescriptionHelpFormatter)
     d = TrainConfig(**RECOMMENDED)  # the CLI's defaults are the recommended recipe
     t.add_argument("--model", default=d.model, metavar="NAME", help="network (see `invlab models`) (default %(default)s)")
-    t.add_argument("--dataset", default=d.dataset, choices=["mnist", "bird10"],
-                   help="mnist, or bird10 (real recordings under --data-root / data/bird10, else a synthetic "
-                        "stand-in) (default %(default)s)")
-    t.add_argument("--data-root", default=None, metavar="DIR", help="dataset folder (default: the data folder)")
-    t.add_argument("--labels", default=None, metavar="N|all",
-                   help="labelled training examples in total, split evenly over the classes, or 'all' "
-                        "(default: 50 = 5 per class on mnist, all on bird10)")
+    t.add_argument("--model-file", default=None, metavar="FILE.py:FACTORY",
+                   help="a network of your own: FACTORY() in FILE.py returns an nn.Module (it may take input_shape "
+                        "and num_classes); replaces --model; the checkpoint records it for load_model")
+    t.add_argument("--dataset", default=d.dataset, type=dataset_arg, metavar="NAME",
+                   help=f"one of {', '.join(list_datasets())} (see data/README.md; bird10 without recordings under "
+                        "--data-root is a synthetic stand-in) (default %(default)s)")
+    t.add_argument("--data-root", default=None, metavar="DIR",
+                   help="the data set's folder (default: the data folder, or its <name>/ subfolder)")
+    t.add_argument("--resize", type=int, nargs=2, default=None, metavar=("H", "W"),
+                   help="folder: data sets: resize every image to H x W (else images of different sizes are refused)")
+    labels = t.add_mutually_exclusive_group()
+    labels.add_argument("--labels", default=None, metavar="N|all",
+                        help="labelled training examples in total, split evenly over the data set's classes, or "
+                             "'all' (default: 5 per class, all on bird10)")
+    labels.add_argument("--labels-per-class", type=int, default=None, metavar="K",
+                        help="labelled training examples of each class")
     t.add_argument("--alpha", type=weight_arg, default=d.alpha, metavar="WEIGHT",
                    help="weight of the supervised cross-entropy, in [0, 1]; a number or a schedule over the run, "
                         "START:END[:linear|cosine|step][@FRACTION], e.g. 0.3:0.7 (default %(default)s)")
@@ -99,7 +108,8 @@ def _parser() -> argparse.ArgumentParser:
     t.add_argument("--eval-every", type=int, default=d.eval_every,
                    help="steps between evaluations and checkpoints (default %(default)s)")
     t.add_argument("--val-size", type=int, default=d.val_size,
-                   help="validation images carved from the training set (default %(default)s)")
+                   help="validation examples carved from the training set (default: the data set's own, 10 000 on "
+                        "mnist, fashion-mnist and kmnist, else 10 %% of training)")
     t.add_argument("--device", default="auto", choices=["auto", "cpu", "cuda"],
                    help="auto uses a CUDA GPU when there is one (default %(default)s)")
     t.add_argument("--cuda-graph", action="store_true",
@@ -111,11 +121,18 @@ def _parser() -> argparse.ArgumentParser:
     t.add_argument("--no-progress", action="store_true", help="no progress bar")
 
     data = sub.add_parser("data", help="fetch datasets").add_subparsers(dest="data_command", required=True)
-    f = data.add_parser("fetch", help="download and verify a dataset into the data folder")
-    f.add_argument("name", choices=["mnist"])
-    f.add_argument("--root", default=None, help="data folder (default $INVLAB_DATA, else the checkout's data/, else ~/.cache/invlab)")
+    f = data.add_parser("fetch", help="download (or find offline) and verify a data set into the data folder")
+    f.add_argument("name", choices=fetchable_datasets())
+    f.add_argument("--root", default=None, help="folder (default: $INVLAB_DATA, else the checkout's data/, else "
+                                                "~/.cache/invlab; torchvision's data sets in its NAME/ subfolder)")
     f.add_argument("--force", action="store_true", help="rebuild the cache from its verified source (a corrupt cache)")
-    sub.add_parser("models", help="list the available networks: topology, pooling, parameters, input shape")
+    data.add_parser("list", help="the data sets invlab knows by name")
+    m = sub.add_parser("models", help="list the available networks: topology, pooling, parameters, input shape")
+    m.add_argument("--dataset", default=None, type=dataset_arg, metavar="NAME",
+                   help="size every network for this data set (its input shape and classes); networks that cannot "
+                        "take its input say why")
+    m.add_argument("--data-root", default=None, metavar="DIR", help="the data set's folder")
+    m.add_argument("--resize", type=int, nargs=2, default=None, metavar=("H", "W"), help="as for invlab train")
     _sweep_parser(sub)
     return p
 
@@ -168,6 +185,34 @@ def _sweep(args) -> int:
     return 0
 
 
+def dataset_arg(name: str) -> str:
+    """argparse type of ``--dataset``: a registered name (``folder:PATH`` and ``npz:PATH`` included)."""
+    try:
+        dataset_entry(name)
+    except ValueError as err:
+        raise argparse.ArgumentTypeError(str(err)) from None
+    return name
+
+
+def labels_per_class(args) -> int | None:
+    """``--labels N|all`` / ``--labels-per-class K`` as labelled examples per class of the
+    data set (whose class count is read from the data); default 5, all on bird10."""
+    if args.labels_per_class is not None:
+        return args.labels_per_class
+    if args.labels is None:
+        return None if args.dataset == "bird10" else 5
+    if args.labels == "all":
+        return None
+    n = int(args.labels) if args.labels.lstrip("-").isdigit() else -1
+    data = load_dataset(args.dataset, None, args.seed, args.val_size, root=args.data_root,
+                        resize=tuple(args.resize) if args.resize else None)
+    classes = data.num_classes
+    if n < 1 or n % classes:
+        raise ValueError(f"--labels {args.labels}: {args.dataset} has {classes} classes and the labelled set is "
+                         f"class-balanced: use a positive multiple of {classes}, --labels-per-class K, or 'all'")
+    return n // classes
+
+
 def _layers(items: list[str]) -> dict[str, float | str]:
     """``--layer NAME=GAMMA`` options as {name: weight}."""
     layers = {}
@@ -188,20 +233,15 @@ def _train(args) -> int:
     from .inverse import reconstruct
     from .plots import learning_curves, save_figure_html, save_reconstruction_figure, waveform_rows
 
-    classes = 10
-    labels = args.labels if args.labels is not None else ("50" if args.dataset == "mnist" else "all")
-    if labels == "all":
-        per_class = None
-    else:
-        n = int(labels) if labels.lstrip("-").isdigit() else -1
-        if n < 1 or n % classes:
-            raise ValueError(f"--labels {labels}: use a positive multiple of {classes} (the labelled set is "
-                             "class-balanced) or 'all'")
-        per_class = n // classes
-    if args.model not in list_models():
-        raise ValueError(f"unknown model {args.model!r}. Known models: {', '.join(list_models())}")
+    if args.model_file is not None and args.model != TrainConfig.model:
+        raise ValueError(f"give --model ({args.model}) or --model-file ({args.model_file}), not both")
+    if args.model_file is None and args.model not in list_models():
+        raise ValueError(f"unknown model {args.model!r}. Known models: {', '.join(list_models())} "
+                         "(or a network of your own: --model-file FILE.py:FACTORY)")
+    per_class = labels_per_class(args)
     config = TrainConfig(
-        model=args.model, dataset=args.dataset, labels_per_class=per_class, data_root=args.data_root,
+        model="custom" if args.model_file else args.model, model_file=args.model_file, dataset=args.dataset,
+        resize=tuple(args.resize) if args.resize else None, labels_per_class=per_class, data_root=args.data_root,
         alpha=args.alpha, beta=args.beta, balance=args.balance, seed=args.seed, train_seed=args.train_seed, steps=args.steps, epochs=args.epochs,
         labelled_batch=args.labelled_batch, unlabelled_batch=args.unlabelled_batch, balanced=args.balanced, lr=args.lr,
         schedule=args.schedule, milestones=tuple(args.milestones), lr_decay=args.lr_decay,
@@ -230,26 +270,36 @@ def _train(args) -> int:
     return 0
 
 
-def models_table() -> str:
+def models_table(dataset: str | None = None, data_root: str | None = None, resize=None) -> str:
     """One line per registered network: name, topology, pooling, nonlinearity, biases,
-    parameter count and input shape (C, H, W) or (C, T)."""
+    parameter count and input shape (C, H, W) or (C, T): each network's default, or sized
+    for ``dataset`` (its input shape and class count), where a network that cannot take
+    that input says why."""
     import torch.nn as nn
 
     from .models import create_model
     from .models.layers import LocalWinnerTakesAll
 
+    shape = classes = None
     lines = []
+    if dataset is not None:
+        data = load_dataset(dataset, None, 0, None, root=data_root, resize=tuple(resize) if resize else None)
+        shape, classes = data.input_shape, data.num_classes
+        lines.append(f"{dataset}: input {shape}, {classes} classes")
     for name in list_models():
-        model = create_model(name)
+        try:
+            model = create_model(name, input_shape=shape, num_classes=classes)
+        except ValueError as err:
+            lines.append(f"{name:16s} cannot take {shape}: {str(err).removeprefix(f'model {name!r} ')}")
+            continue
         mods = list(model.modules())
         pool = ("max" if any(isinstance(m, (nn.MaxPool1d, nn.MaxPool2d)) for m in mods) else
                 "mean" if any(isinstance(m, nn.AvgPool2d) for m in mods) else "global mean")
         act = "inhibitor (LWTA)" if any(isinstance(m, LocalWinnerTakesAll) for m in mods) else "ReLU"
         bias = "biases" if any(n.endswith("bias") for n, _ in model.named_parameters()) else "no biases"
         n_params = sum(p.numel() for p in model.parameters())
-        shape = (model.in_channels, model.segment_length) if model.input_ndim == 3 else (model.in_channels, 28, 28)
         lines.append(f"{name:16s} {type(model).__name__:9s} pool {pool:11s} {act:16s} {bias:9s} "
-                     f"{n_params:>10,d} parameters  input {shape}")
+                     f"{n_params:>10,d} parameters  input {model.input_shape}")
     return "\n".join(lines)
 
 
@@ -259,10 +309,13 @@ def main(argv: list[str] | None = None) -> int:
         if args.command == "train":
             return _train(args)
         if args.command == "data":
-            print(fetch_mnist(args.root, force=args.force))
+            if args.data_command == "list":
+                print("\n".join(list_datasets()))
+            else:
+                print(fetch_dataset(args.name, args.root, force=args.force))
             return 0
         if args.command == "models":
-            print(models_table())
+            print(models_table(args.dataset, args.data_root, args.resize))
             return 0
         if args.command == "sweep":
             return _sweep(args)

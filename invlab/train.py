@@ -22,15 +22,18 @@ import torch
 import torch.nn as nn
 from tqdm.auto import tqdm
 
-from .data import SemiSupervisedData, load_bird10, load_mnist
+from .data import SemiSupervisedData, load_dataset
 from .data.preprocess import Preprocess, check_preprocess, preprocess_data
 from .evaluate import accuracy, predictions, vote_accuracy
 from .graphs import LOSS_KEYS, GraphedStep
-from .inverse import check_input
+from .inverse import check_input, check_model
 from .io import check_writable_target, ensure_writable_dir, load_torch, save_json, save_torch
 from .hyper import HyperWeights, holdout_split
 from .losses import LayerwiseLoss, SemiSupervisedLoss
-from .models import create_model
+from .data.mnist import MNIST_INPUT_SHAPE
+from .models import create_model, list_models
+from .models.audio import BIRD10_INPUT_SHAPE
+from .models.custom import build_custom_model, model_source
 from .models.registry import INITS
 from .provenance import provenance
 from .schedules import WeightSchedule
@@ -53,8 +56,8 @@ def default_lr(model: str) -> float:
     LargeCNN. ``bird10-cnn`` gets 0.001 (not given in the paper: an assumption)."""
     if model.startswith("small"):
         return 0.01
-    if model.startswith("bird10"):
-        return 1e-3
+    if model.startswith("bird10") or model not in list_models():
+        return 1e-3  # bird10-cnn and networks of your own (--model-file): Adam's usual rate
     return 0.01 / 3
 
 
@@ -89,8 +92,10 @@ class TrainConfig:
     the weights in use (``alpha``, ``beta``, ``gamma:<layer>``).
     """
 
-    model: str = "smallcnn-mean"
-    dataset: str = "mnist"  # or "bird10" (real recordings under data_root, else synthetic), or "synthetic" (smoke runs)
+    model: str = "smallcnn-mean"  # a registry name (invlab.models.list_models()); "custom" with model_file
+    model_file: str | None = None  # "FILE.py:FACTORY": a function returning the nn.Module to train (invlab.models.custom)
+    dataset: str = "mnist"  # a name of invlab.data.list_datasets(): mnist, fashion-mnist, cifar10, folder:PATH, npz:PATH, ...
+    resize: tuple[int, int] | None = None  # folder: data sets: resize every image to (H, W)
     labels_per_class: int | None = 5  # None: every training example labelled (Bird10's setting)
     alpha: float | str = 0.7  # a number, or a schedule "START:END[:SHAPE][@FRACTION]" (invlab.schedules)
     beta: float | str = 0.2
@@ -118,7 +123,7 @@ class TrainConfig:
     reduce_dims: str = "mean"
     inverse_method: str = "autograd"  # or "func": how (df/dx)^T f is computed (benchmarks/step_cost.py)
     eval_every: int = 250
-    val_size: int = 10_000
+    val_size: int | None = None  # validation examples carved from training; None: the data set's default (10 000 on MNIST)
     data_root: str | None = None
     device: str = "auto"
     log_unweighted: bool = True  # compute R for the logs even when its weight is 0 (one extra pass)
@@ -130,6 +135,16 @@ class TrainConfig:
                          "cuda_graph")
 
     def __post_init__(self):
+        if self.model_file is not None:
+            if self.model not in ("custom", "smallcnn-mean"):
+                raise ValueError(f"give a registry model ({self.model!r}) or a model_file, not both")
+            self.model = "custom"
+        elif self.model == "custom":
+            raise ValueError("model 'custom' needs model_file='FILE.py:FACTORY' (--model-file)")
+        if self.resize is not None:
+            self.resize = tuple(int(v) for v in self.resize)
+            if len(self.resize) != 2 or min(self.resize) < 1:
+                raise ValueError(f"resize must be two positive integers (H, W), got {self.resize}")
         schedules = self.schedules()  # validates the forms
         for name in ("alpha", "beta"):
             schedules[name].check_range(name)
@@ -168,8 +183,8 @@ class TrainConfig:
         if self.unlabelled_batch == 0 and min(schedules["alpha"].start, schedules["alpha"].end) < 1:
             raise ValueError(f"unlabelled_batch is 0 but alpha = {self.alpha} < 1 gives the unlabelled terms a "
                              "weight: use a positive unlabelled batch, or alpha = 1 for supervised training")
-        if self.val_size < 1:
-            raise ValueError(f"val_size must be at least 1, got {self.val_size}")
+        if self.val_size is not None and self.val_size < 1:
+            raise ValueError(f"val_size must be at least 1 (or None for the data set's default), got {self.val_size}")
         if self.epochs is None and self.steps < 1:
             raise ValueError(f"steps must be at least 1, got {self.steps}")
         if self.epochs is not None and self.epochs <= 0:
@@ -218,18 +233,22 @@ def resolve_device(name: str) -> torch.device:
 
 
 def build_data(config: TrainConfig) -> SemiSupervisedData:
-    """The dataset named by ``config.dataset`` with the config's label draw."""
-    if config.dataset == "mnist":
-        if config.labels_per_class is None:
-            raise ValueError("MNIST needs a number of labels per class (the task is semi-supervised)")
-        return load_mnist(config.labels_per_class, config.seed, config.val_size, root=config.data_root)
-    if config.dataset == "bird10":
-        return load_bird10(config.data_root, seed=config.seed, labels_per_class=config.labels_per_class)
-    if config.dataset == "synthetic":  # tiny stand-in for smoke runs and tests (invlab.data.synthetic)
-        from .data.synthetic import synthetic_digits
+    """The data set named by ``config.dataset`` with the config's label draw (see
+    :func:`invlab.data.load_dataset`)."""
+    return load_dataset(config.dataset, config.labels_per_class, config.seed, config.val_size,
+                        root=config.data_root, resize=config.resize)
 
-        return synthetic_digits(config.labels_per_class or 5, config.seed, n_val=min(config.val_size, 200))
-    raise ValueError(f"unknown dataset {config.dataset!r}; available: mnist, bird10, synthetic")
+
+def describe_data(config: TrainConfig, data: SemiSupervisedData) -> TrainConfig:
+    """``config`` with what ``data`` (given to :func:`train` directly) says of itself: its
+    name, labels per class and validation size, so that the run records the data it used."""
+    counts = torch.bincount(data.y_labelled, minlength=data.num_classes)
+    per_class = (None if len(data.labelled) == len(data.x_train) else
+                 int(counts[0]) if bool((counts == counts[0]).all()) else config.labels_per_class)
+    changes = {"dataset": data.name, "labels_per_class": per_class, "val_size": len(data.x_val)}
+    if config.dataset == "mnist" and data.name == "mnist" and config.val_size is None and len(data.x_val) == 10_000:
+        changes["val_size"] = None  # MNIST's default, as build_data would load it
+    return dataclasses.replace(config, **changes)
 
 
 class CyclingSampler:
@@ -340,17 +359,23 @@ class Trainer:
 
     def __init__(self, config: TrainConfig, data: SemiSupervisedData | None = None,
                  model: nn.Module | None = None):
+        if data is not None:  # the run records the data it was given, not the config's defaults
+            config = describe_data(config, data)
         self.config = config
         # The data arrive as loaded; the run's preprocessing applies to every split.
         self.data = preprocess_data(data if data is not None else build_data(config), config.preprocess)
         self.device = resolve_device(config.device)
         rng_seed = config.seed if config.train_seed is None else config.train_seed  # the label draw is config.seed
         torch.manual_seed(rng_seed)
-        if model is None:
-            shape = self.data.x_train.shape  # (N, C, *D)
-            extra = {"segment_length": shape[2]} if len(shape) == 3 else {}
-            model = create_model(config.model, num_classes=self.data.num_classes, in_channels=shape[1],
-                                 bias=config.bias, init=config.init, **extra)
+        shape, classes = self.data.input_shape, self.data.num_classes  # (C, H, W) or (C, L)
+        if model is not None:
+            self.model_source = model_source(model)
+        elif config.model_file is not None:
+            model, self.model_source = build_custom_model(config.model_file, shape, classes)
+        else:
+            model = create_model(config.model, num_classes=classes, input_shape=shape, bias=config.bias,
+                                 init=config.init)
+            self.model_source = {"kind": "registry", "name": config.model}
         self.model = model.to(self.device)
         # Images in channels-last layout: faster oneDNN convolutions on CPU, same maths.
         self.memory_format = (torch.channels_last if getattr(self.model, "input_ndim", None) == 4
@@ -396,6 +421,7 @@ class Trainer:
             raise ValueError(f"layers {unknown} are not modules of {self.config.model!r}; available: "
                              f"{', '.join(n for n in modules if n)}")
         x = self.data.x_train[:2].to(self.device)
+        check_model(self.model.train())  # batch norm in training mode mixes samples: refused
         check_input(self.model, x)
         try:
             with torch.no_grad():
@@ -499,6 +525,7 @@ class Trainer:
             optimizer, scheduler = GraphedStep.portable(optimizer, scheduler)
         return {
             "format": _FORMAT, "config": self.config.to_dict(), "step": self.step,
+            "data": self.data.summary(), "model_source": self.model_source,
             "model": self.model.state_dict(), "optimizer": optimizer,
             "scheduler": scheduler, "history": self.history,
             "best_val": self.best_val, "best_step": self.best_step, "best_state": self.best_state,
@@ -591,26 +618,49 @@ class Trainer:
             data=self.data.summary(), extra=extra, model=best_model, data_ref=self.data)
 
 
-def load_model(checkpoint: str | Path, best: bool = True, device: str = "cpu") -> nn.Module:
+def load_model(checkpoint: str | Path, best: bool = True, device: str = "cpu",
+               model: nn.Module | None = None) -> nn.Module:
     """The model stored in a checkpoint written by :func:`train` (``invlab train``).
 
     ``best=True`` gives the weights of the step with the best validation accuracy, else
-    the last step's. The network is rebuilt from the checkpoint's config; eval mode.
+    the last step's. The network is rebuilt from the checkpoint: a registry model for the
+    recorded data set's input shape and class count, or the ``--model-file`` factory it
+    records; a network that was handed to :func:`train` as a module cannot be rebuilt
+    from a name, so pass a fresh instance as ``model`` to receive the weights. Eval mode.
 
     The run's input preprocessing comes with it as ``model.preprocess`` (a
     :class:`~invlab.data.preprocess.Preprocess`): apply it to raw inputs before the
     model, ``model(model.preprocess(x))``, exactly as training, validation and test did.
+    ``model.data_info`` is the data set's record (name, input shape, class names, source).
     """
     try:
         state = load_torch(checkpoint, map_location=device)
     except Exception as err:
         raise ValueError(f"cannot read checkpoint {checkpoint} ({type(err).__name__}: {err})") from err
-    config = state["config"]
-    in_channels = next(v for k, v in state["model"].items() if k.endswith("weight")).shape[1]
-    model = create_model(config["model"], in_channels=in_channels, bias=config.get("bias"),
-                         num_classes=next(reversed(state["model"].values())).shape[0])
-    model.load_state_dict(state["best_state"] if best and state.get("best_state") else state["model"])
+    config, info = state["config"], state.get("data", {})
+    weights = state["best_state"] if best and state.get("best_state") else state["model"]
+    if "input_shape" in info:
+        shape, classes = tuple(info["input_shape"]), info["num_classes"]
+    else:  # checkpoints written before the data set was recorded: MNIST digits or Bird10 segments
+        first = next(v for k, v in state["model"].items() if k.endswith("weight"))  # the first layer's
+        default = BIRD10_INPUT_SHAPE if first.ndim == 3 else MNIST_INPUT_SHAPE
+        shape, classes = (first.shape[1], *default[1:]), next(reversed(state["model"].values())).shape[0]
+    source = state.get("model_source", {"kind": "registry", "name": config["model"]})
+    if model is None:
+        if source["kind"] == "file":
+            model, _ = build_custom_model(source["spec"], shape, classes)
+        elif source["kind"] == "registry":
+            model = create_model(source["name"], input_shape=shape, num_classes=classes, bias=config.get("bias"))
+        else:
+            raise ValueError(f"{checkpoint} holds a network that was given to train() as a module "
+                             f"({source.get('class')}); rebuild it and pass it: load_model(path, model=MyNet())")
+    try:
+        model.load_state_dict(weights)
+    except RuntimeError as err:
+        raise ValueError(f"the weights in {checkpoint} do not fit the network rebuilt for it "
+                         f"({str(err).splitlines()[0]})") from err
     model.preprocess = Preprocess(config.get("preprocess", "none"))
+    model.data_info = info
     return model.to(device).eval()
 
 
@@ -622,7 +672,10 @@ def run_key(config: TrainConfig) -> str:
     new option added with a default that keeps the old behaviour leaves existing keys
     (and the runs cached under them) valid."""
     defaults = TrainConfig().to_dict()
-    blob = json.dumps({k: v for k, v in config.to_dict().items()
+    fields_ = config.to_dict()
+    if fields_["dataset"] == "mnist" and fields_["val_size"] == 10_000:
+        fields_["val_size"] = None  # MNIST's default, written out: the same run (keys made before it was None)
+    blob = json.dumps({k: v for k, v in fields_.items()
                        if k not in ("device", "log_unweighted", "cuda_graph") and v != defaults[k]},
                       sort_keys=True)
     return hashlib.sha1(blob.encode()).hexdigest()[:12]
@@ -637,8 +690,12 @@ def _call(callbacks, hook: str, *args) -> None:
 
 def train(config: TrainConfig, data: SemiSupervisedData | None = None, callbacks=(),
           out_dir: str | Path | None = None, resume: bool = False, progress: bool = True,
-          overwrite: bool = False) -> TrainResult:
+          overwrite: bool = False, model: nn.Module | None = None) -> TrainResult:
     """Train ``config.model`` with the paper's loss; return the history and accuracies.
+
+    ``data`` (default: ``config.dataset`` loaded by :func:`build_data`) and ``model`` (default:
+    ``config.model`` from the registry, or ``config.model_file``, sized from the data) may
+    be given directly; the run then records the data set and the module's class.
 
     With ``out_dir``: checks every setting, the data and that the folder can be written
     before creating it (a failed start leaves nothing behind), then writes
@@ -659,7 +716,7 @@ def train(config: TrainConfig, data: SemiSupervisedData | None = None, callbacks
             raise FileExistsError(f"{out_dir} already holds a run ({CHECKPOINT} or {METRICS}); continue it with "
                                   "--resume, replace it with --overwrite, or choose another --out folder")
         check_writable_target(out_dir)
-    trainer = Trainer(config, data)  # loads the data and builds the model: may fail
+    trainer = Trainer(config, data, model=model)  # loads the data and builds the model: may fail
     if resume:
         trainer.load_checkpoint(ckpt)
     if out_dir is not None:

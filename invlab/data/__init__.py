@@ -1,18 +1,28 @@
-"""Data: real MNIST (fetched, checksum-verified, cached) and semi-supervised splits."""
+"""Data sets by name (:func:`load_dataset`, :func:`register_dataset`) and semi-supervised splits.
+
+Built in: ``mnist`` (fetched, checksum-verified, cached), ``fashion-mnist``, ``kmnist``,
+``cifar10``, ``svhn`` (torchvision), ``bird10`` (raw audio), ``synthetic`` (smoke runs),
+``folder:PATH`` and ``npz:PATH`` (your own data). Everything about MNIST's size and class
+count lives in :mod:`invlab.data.mnist`.
+"""
 
 from __future__ import annotations
 
 import os
 
+import torch
 
+from .arrays import SPLIT_SEED, check_examples, semi_supervised
+from .registry import (dataset_entry, fetch_dataset, fetchable_datasets, list_datasets, load_dataset,
+                       register_dataset)
 from .audio import Recording, Segments, load_recordings, read_audio, segment_starts, split_by_recording
 from .bird10 import load_bird10
-from .mnist import data_dir, fetch_mnist, load_mnist_arrays
+from .mnist import MNIST_CLASSES, N_TEST, N_TRAIN, data_dir, fetch_mnist, load_mnist_arrays
 from .preprocess import PREPROCESSING, Preprocess, preprocess, preprocess_data
 from .splits import SemiSupervisedData, labelled_split, subset
 
 
-def load_mnist(labels_per_class: int = 5, seed: int = 0, val_size: int = 10_000,
+def load_mnist(labels_per_class: int | None = 5, seed: int = 0, val_size: int | None = 10_000,
                root: str | os.PathLike | None = None, fetch: bool = True) -> SemiSupervisedData:
     """MNIST as a semi-supervised task.
 
@@ -21,21 +31,53 @@ def load_mnist(labels_per_class: int = 5, seed: int = 0, val_size: int = 10_000,
     remaining training images with :func:`labelled_split` (``seed`` is the label draw);
     the 10 000 official test images are only ever used for the final report.
     """
-    if not 0 < val_size < 60_000:
-        raise ValueError(f"val_size must be between 1 and 59 999, got {val_size}")
+    val_size = 10_000 if val_size is None else val_size
+    if not 0 < val_size < N_TRAIN:
+        raise ValueError(f"val_size must be between 1 and {N_TRAIN - 1}, got {val_size}")
     arrays = load_mnist_arrays(root, fetch=fetch)
     x = arrays["train_images"].unsqueeze(1).float().div_(255)  # (60000, 1, 28, 28)
     y = arrays["train_targets"]
     n_train = len(x) - val_size
     x_train, y_train = x[:n_train], y[:n_train]
+    classes = len(MNIST_CLASSES)
     return SemiSupervisedData(
         x_train=x_train, y_train=y_train,
-        labelled=labelled_split(y_train, labels_per_class, seed, num_classes=10),
+        labelled=(torch.arange(n_train) if labels_per_class is None
+                  else labelled_split(y_train, labels_per_class, seed, num_classes=classes)),
         x_val=x[n_train:], y_val=y[n_train:],
         x_test=arrays["test_images"].unsqueeze(1).float().div_(255), y_test=arrays["test_targets"],
-        num_classes=10, name="mnist")
+        num_classes=classes, name="mnist", class_names=list(MNIST_CLASSES),
+        info={"source": f"mnist.pt in {data_dir(root)}",
+              "split": {"validation": f"the last {val_size} of the official training images", "test": "given"}})
 
 
-__all__ = ["PREPROCESSING", "Preprocess", "preprocess", "preprocess_data", "Recording", "Segments", "load_bird10", "load_recordings", "read_audio", "segment_starts",
+def _mnist(labels_per_class=5, seed=0, val_size=None, root=None):
+    """MNIST: 60 000 training and 10 000 test digits, fetched and verified."""
+    return load_mnist(labels_per_class, seed, val_size, root=root)
+
+
+def _bird10(labels_per_class=None, seed=0, val_size=None, root=None):
+    """Bird10's raw audio (real recordings under the folder, else the synthetic stand-in)."""
+    if val_size is not None:
+        raise ValueError("bird10 splits by recording (20 % of each species' recordings for validation); "
+                         "val_size does not apply to it: drop --val-size")
+    return load_bird10(root, seed=seed, labels_per_class=labels_per_class)
+
+
+def _synthetic(labels_per_class=5, seed=0, val_size=None, root=None):
+    """Ten classes of noisy random 28x28 prototypes: smoke runs, no difficulty."""
+    from .synthetic import synthetic_digits
+
+    return synthetic_digits(labels_per_class, seed, n_val=200 if val_size is None else val_size)
+
+
+register_dataset("mnist", _mnist, fetch=lambda root=None, force=False: fetch_mnist(root, force=force))
+register_dataset("bird10", _bird10)
+register_dataset("synthetic", _synthetic)
+from . import files, vision  # noqa: E402,F401  (register fashion-mnist, kmnist, cifar10, svhn, folder:, npz:)
+
+
+__all__ = ["SPLIT_SEED", "check_examples", "dataset_entry", "fetch_dataset", "fetchable_datasets", "list_datasets",
+           "load_dataset", "register_dataset", "semi_supervised", "PREPROCESSING", "Preprocess", "preprocess", "preprocess_data", "Recording", "Segments", "load_bird10", "load_recordings", "read_audio", "segment_starts",
            "split_by_recording", "SemiSupervisedData", "data_dir", "fetch_mnist", "labelled_split", "load_mnist", "subset",
            "load_mnist_arrays"]

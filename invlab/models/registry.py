@@ -30,11 +30,17 @@ def list_models() -> list[str]:
 INITS = ("default", "xavier")
 
 
-def create_model(name: str, num_classes: int = 10, in_channels: int = 1, bias: bool | None = None,
-                 init: str = "default", **kwargs) -> nn.Module:
-    """Build the model registered as ``name``.
+def create_model(name: str, num_classes: int | None = None, in_channels: int | None = None, bias: bool | None = None,
+                 init: str = "default", input_shape: tuple[int, ...] | None = None, **kwargs) -> nn.Module:
+    """Build the model registered as ``name``, sized for ``input_shape`` and ``num_classes``.
 
     Args:
+        input_shape: one example's shape, (C, H, W) for image models, (C, L) for signal
+            models; default: the model's own (MNIST's (1, 28, 28) for the Table 2
+            networks, 500 ms of 44.1 kHz audio for ``bird10-cnn``). A shape too small for
+            the model's pooling raises a ValueError naming the smallest it accepts.
+        num_classes: logits (default: the model's own, 10).
+        in_channels: shorthand for ``input_shape``'s C with the default spatial size.
         bias: ``None`` keeps the model's own choice (biases in the plain networks, none in
             the inhibitor "U" networks, which are bias-free by definition); ``False``
             removes every bias, so that f(x) = A[x]x exactly (b[x] = 0) and
@@ -43,29 +49,54 @@ def create_model(name: str, num_classes: int = 10, in_channels: int = 1, bias: b
             weights and zero biases in every convolution and dense layer, as the first
             author's later code did), see :func:`init_weights`.
 
-    Extra keyword arguments go to the model's factory (e.g. ``image_size`` for the
-    MNIST networks, ``segment_length`` for ``bird10-cnn``). The returned module has
-    the attribute ``input_ndim`` (3 for 1-D signals (B, C, T), 4 for images
-    (B, C, H, W)) and ``in_channels``, used to validate inputs.
+    Extra keyword arguments go to the model's factory. The returned module has the
+    attributes ``input_ndim`` (3 for 1-D signals (B, C, T), 4 for images (B, C, H, W)),
+    ``input_shape`` and ``in_channels``, used to validate inputs.
     """
     if name not in _MODELS:
         known = ", ".join(list_models())
         raise ValueError(f"unknown model {name!r}. Known models: {known}")
-    if num_classes < 2:
-        raise ValueError(f"num_classes must be at least 2, got {num_classes}")
-    if in_channels < 1:
-        raise ValueError(f"in_channels must be at least 1, got {in_channels}")
+    if num_classes is not None:
+        if num_classes < 2:
+            raise ValueError(f"num_classes must be at least 2, got {num_classes}")
+        kwargs["num_classes"] = num_classes
+    if input_shape is not None:
+        input_shape = tuple(int(v) for v in input_shape)
+        if in_channels is not None and in_channels != input_shape[0]:
+            raise ValueError(f"in_channels={in_channels} contradicts input_shape={input_shape}")
+        if min(input_shape) < 1:
+            raise ValueError(f"input_shape must be positive, got {input_shape}")
+        kwargs["input_shape"] = input_shape
+    elif in_channels is not None:
+        if in_channels < 1:
+            raise ValueError(f"in_channels must be at least 1, got {in_channels}")
+        kwargs["in_channels"] = in_channels
     if init not in INITS:
         raise ValueError(f"unknown init {init!r}; use one of {', '.join(INITS)}")
     if bias is not None:
         kwargs["bias"] = bias
     try:
-        model = _MODELS[name](num_classes=num_classes, in_channels=in_channels, **kwargs)
-    except BiasFreeModelError as err:
+        model = _MODELS[name](**kwargs)
+    except (BiasFreeModelError, InputShapeError) as err:
         raise ValueError(f"model {name!r} {err}") from None
     model.model_name = name
     init_weights(model, init)
     return model
+
+
+class InputShapeError(ValueError):
+    """Raised by a model factory for an input shape it cannot take."""
+
+
+def resolve_shape(input_shape, in_channels, default: tuple[int, ...], name: str) -> tuple[int, ...]:
+    """The input shape a model is built for: ``input_shape``, else ``default`` with
+    ``in_channels`` channels; its rank must match ``default``'s."""
+    shape = tuple(input_shape) if input_shape is not None else (
+        (in_channels, *default[1:]) if in_channels is not None else default)
+    if len(shape) != len(default):
+        kind = "images (C, H, W)" if len(default) == 3 else "signals (C, L)"
+        raise InputShapeError(f"takes {kind}, got input_shape {shape} ({name})")
+    return shape
 
 
 class BiasFreeModelError(ValueError):

@@ -24,8 +24,9 @@ from __future__ import annotations
 import torch
 import torch.nn as nn
 
+from ..data.mnist import MNIST_CLASSES, MNIST_INPUT_SHAPE
 from .layers import activation, pool2d
-from .registry import bias_free, register_model
+from .registry import InputShapeError, bias_free, register_model, resolve_shape
 
 
 class ResidualBlock(nn.Module):
@@ -46,14 +47,20 @@ class ResidualBlock(nn.Module):
 class ResNet(nn.Module):
     """Stem conv -> 3 stages (w, 2w, 4w) x ``blocks`` -> act -> global average pool -> dense.
 
-    Input (B, in_channels, H, W) with H, W >= 4; output (B, num_classes).
+    Input (B, C, H, W), (C, H, W) = ``input_shape`` (default MNIST's), H, W >= 4;
+    output (B, num_classes).
     """
 
     input_ndim = 4
+    min_side = 4
 
-    def __init__(self, blocks, width, num_classes=10, in_channels=1, pool="mean", act="relu",
-                 bias=True, group_size=2):
+    def __init__(self, blocks, width, num_classes=len(MNIST_CLASSES), in_channels=None, pool="mean", act="relu",
+                 bias=True, group_size=2, input_shape=None):
         super().__init__()
+        in_channels, h, w = self.input_shape = resolve_shape(input_shape, in_channels, MNIST_INPUT_SHAPE, "ResNet")
+        if min(h, w) < self.min_side:
+            raise InputShapeError(f"needs images of at least {self.min_side}x{self.min_side} (two 2x2 poolings), "
+                                  f"got {h}x{w}")
         self.in_channels = in_channels
         self.stem = nn.Conv2d(in_channels, width, 3, padding=1, bias=bias)
         layers: list[nn.Module] = []
