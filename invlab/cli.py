@@ -10,6 +10,7 @@ from .data import PREPROCESSING, dataset_entry, fetch_dataset, fetchable_dataset
 from .models import list_models
 from .models.registry import INITS
 from .schedules import weight_arg
+from .methods import METHODS
 from .train import RECOMMENDED, SCHEDULES, TrainConfig, train
 
 EPILOG = """\
@@ -51,9 +52,22 @@ def _parser() -> argparse.ArgumentParser:
     t.add_argument("--alpha", type=weight_arg, default=d.alpha, metavar="WEIGHT",
                    help="weight of the supervised cross-entropy, in [0, 1]; a number or a schedule over the run, "
                         "START:END[:linear|cosine|step][@FRACTION], e.g. 0.3:0.7 (default %(default)s)")
-    t.add_argument("--beta", type=weight_arg, default=d.beta, metavar="WEIGHT",
+    t.add_argument("--beta", type=weight_arg, default=None, metavar="WEIGHT",
                    help="reconstruction share of the unsupervised part, in [0, 1]; a number or a schedule like "
-                        "--alpha's (default %(default)s)")
+                        f"--alpha's (default {d.beta} with --method inversion, 0 with the other methods)")
+    t.add_argument("--method", default=d.method, choices=list(METHODS),
+                   help="the unsupervised term: inversion (the paper: entropy, balance and R), supervised, entropy, "
+                        "pseudo-label (Lee 2013), vat (Miyato et al. 2018), mean-teacher (Tarvainen & Valpola 2017); "
+                        "--beta > 0 adds the reconstruction R to any of them (default %(default)s)")
+    for knob, text in (("pl-threshold", "pseudo-label: confidence needed for a hard label"),
+                       ("rampup", "pseudo-label, mean-teacher: fraction of the run over which the weight ramps up"),
+                       ("vat-eps", "vat: L2 norm of the adversarial perturbation"),
+                       ("vat-xi", "vat: step of the power iteration"),
+                       ("ema", "mean-teacher: decay of the teacher's moving average"),
+                       ("consistency", "mean-teacher: weight of the consistency cost"),
+                       ("noise", "mean-teacher: std of the Gaussian input noise")):
+        t.add_argument(f"--{knob}", type=float, default=getattr(d, knob.replace("-", "_")),
+                       help=f"{text} (default %(default)s)")
     t.add_argument("--layer", action="append", default=[], metavar="NAME=GAMMA", dest="layers",
                    help="reconstruction at a hidden layer too (paper eqs. 11-12), weight GAMMA (a number or a "
                         "schedule); repeat for several layers; NAME from the model's named_modules(), e.g. "
@@ -242,7 +256,10 @@ def _train(args) -> int:
     config = TrainConfig(
         model="custom" if args.model_file else args.model, model_file=args.model_file, dataset=args.dataset,
         resize=tuple(args.resize) if args.resize else None, labels_per_class=per_class, data_root=args.data_root,
-        alpha=args.alpha, beta=args.beta, balance=args.balance, seed=args.seed, train_seed=args.train_seed, steps=args.steps, epochs=args.epochs,
+        alpha=args.alpha, beta=args.beta if args.beta is not None else (TrainConfig.beta if args.method == "inversion"
+                                                                         else 0.0),
+        method=args.method, pl_threshold=args.pl_threshold, rampup=args.rampup, vat_eps=args.vat_eps,
+        vat_xi=args.vat_xi, ema=args.ema, consistency=args.consistency, noise=args.noise, balance=args.balance, seed=args.seed, train_seed=args.train_seed, steps=args.steps, epochs=args.epochs,
         labelled_batch=args.labelled_batch, unlabelled_batch=args.unlabelled_batch, balanced=args.balanced, lr=args.lr,
         schedule=args.schedule, milestones=tuple(args.milestones), lr_decay=args.lr_decay,
         preprocess=args.preprocess, bias=args.bias, init=args.init, reconstruction=args.reconstruction, reduce_dims=args.reduce_dims,

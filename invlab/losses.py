@@ -130,6 +130,8 @@ class SemiSupervisedLoss:
     report_unweighted: bool = True
     method: str = "autograd"  # how (df/dx)^T f is computed, see invlab.inverse.forward_inverse
     balance: float = 0.0
+    #: another method's unsupervised term in the place of the entropy (invlab.methods.Method); None: eq. 10
+    unsupervised: object = None
 
     def __post_init__(self):
         self.alpha = _check_unit("alpha", self.alpha)
@@ -179,10 +181,18 @@ class SemiSupervisedLoss:
                 rec_loss = reconstruction_loss(rec, x, self.reconstruction, self.reduce_dims)
         b = x.shape[0]
         ce, ent, imbalance, n_l, n_u = _prediction_terms(logits, y, labelled)
-        total = eq10_total(self.alpha, self.beta, ce, rec_loss if self.needs_reconstruction else None, ent,
-                           imbalance, n_l / b, n_u / b, self.balance)
+        extra = {}
+        if self.unsupervised is None:  # eq. 10
+            total = eq10_total(self.alpha, self.beta, ce, rec_loss if self.needs_reconstruction else None, ent,
+                               imbalance, n_l / b, n_u / b, self.balance)
+        else:  # eq. 10's shape with a baseline's unsupervised term (invlab.methods)
+            unlab = slice(labelled, None) if isinstance(labelled, int) else ~labelled
+            u, logs = self.unsupervised.unsupervised(model, x, logits, unlab, n_u, ent, imbalance)
+            r_term = self.beta * rec_loss if self.needs_reconstruction else 0.0
+            total = self.alpha * (n_l / b) * ce + (1 - self.alpha) * (r_term + (1 - self.beta) * u)
+            extra = {f"m:{k}": v for k, v in logs.items()}
         return {"total": total, "ce": ce, "reconstruction": rec_loss, "entropy": ent, "imbalance": imbalance,
-                "n_labelled": torch.tensor(n_l), "n_unlabelled": torch.tensor(n_u)}
+                **extra, "n_labelled": torch.tensor(n_l), "n_unlabelled": torch.tensor(n_u)}
 
 
 def _prediction_terms(logits: torch.Tensor, y: torch.Tensor, labelled: torch.Tensor):

@@ -30,6 +30,7 @@ from .inverse import check_input, check_model
 from .io import check_writable_target, ensure_writable_dir, load_torch, save_json, save_torch
 from .hyper import HyperWeights, holdout_split
 from .losses import LayerwiseLoss, SemiSupervisedLoss
+from .methods import DEFAULTS as METHOD_DEFAULTS, METHODS, Method
 from .data.mnist import MNIST_INPUT_SHAPE
 from .models import create_model, list_models
 from .models.audio import BIRD10_INPUT_SHAPE
@@ -100,6 +101,14 @@ class TrainConfig:
     alpha: float | str = 0.7  # a number, or a schedule "START:END[:SHAPE][@FRACTION]" (invlab.schedules)
     beta: float | str = 0.2
     layers: dict = field(default_factory=dict)  # {hidden layer: gamma (number or schedule)}: eqs. 11-12 on top of eq. 10
+    method: str = "inversion"  # or a baseline's unsupervised term: supervised, entropy, pseudo-label, vat, mean-teacher (invlab.methods)
+    pl_threshold: float = METHOD_DEFAULTS["pl_threshold"]  # pseudo-label: confidence for a hard label
+    rampup: float = METHOD_DEFAULTS["rampup"]  # pseudo-label, mean-teacher: fraction of the run to ramp the weight up
+    vat_eps: float = METHOD_DEFAULTS["vat_eps"]  # vat: L2 norm of the adversarial perturbation
+    vat_xi: float = METHOD_DEFAULTS["vat_xi"]  # vat: step of the power iteration
+    ema: float = METHOD_DEFAULTS["ema"]  # mean-teacher: decay of the teacher's moving average
+    consistency: float = METHOD_DEFAULTS["consistency"]  # mean-teacher: weight of the consistency cost
+    noise: float = METHOD_DEFAULTS["noise"]  # mean-teacher: std of the Gaussian input noise
     learn_weights: bool = False  # alpha and beta learned by hypergradient (eqs. 14-15), see invlab.hyper
     hyper_lr: float = 0.02  # Adam step on the weights' logits
     hyper_every: int = 10  # a hypergradient step every this many training steps
@@ -141,6 +150,15 @@ class TrainConfig:
             self.model = "custom"
         elif self.model == "custom":
             raise ValueError("model 'custom' needs model_file='FILE.py:FACTORY' (--model-file)")
+        if self.method not in METHODS:
+            raise ValueError(f"method must be one of {', '.join(METHODS)}, got {self.method!r}")
+        if self.method not in ("inversion", "entropy") and (self.layers or self.learn_weights or self.cuda_graph):
+            raise ValueError(f"method {self.method!r} runs eq. 10's input reconstruction only: drop layers, "
+                             "learn_weights and cuda_graph, or use method 'inversion'")
+        if not (0 < self.pl_threshold <= 1 and 0 <= self.rampup <= 1 and self.vat_eps > 0 and self.vat_xi > 0
+                and 0 <= self.ema < 1 and self.consistency >= 0 and self.noise >= 0):
+            raise ValueError("method knobs out of range: need 0 < pl_threshold <= 1, 0 <= rampup <= 1, vat_eps > 0, "
+                             "vat_xi > 0, 0 <= ema < 1, consistency >= 0, noise >= 0")
         if self.resize is not None:
             self.resize = tuple(int(v) for v in self.resize)
             if len(self.resize) != 2 or min(self.resize) < 1:
@@ -393,6 +411,12 @@ class Trainer:
                                           config.reconstruction, config.reduce_dims,
                                           report_unweighted=config.log_unweighted, balance=config.balance,
                                           method=config.inverse_method)
+        self.method = None
+        if config.method not in ("inversion", "entropy"):  # a baseline's term in the place of the entropy
+            self.method = Method(config.method, balance=config.balance,
+                                 **{k: getattr(config, k) for k in METHOD_DEFAULTS})
+            self.method.generator.manual_seed(rng_seed + 3)
+            self.loss_fn.unsupervised = self.method
         if config.learn_weights:
             self.hyper = HyperWeights(self.loss_fn.alpha, self.loss_fn.beta, config.hyper_lr, self.loss_fn, self.device)
         self.params = [p for p in self.model.parameters() if p.requires_grad]
@@ -482,13 +506,17 @@ class Trainer:
             if self.hyper is not None and self.step % self.config.hyper_every == 0:
                 mask = torch.arange(len(y), device=self.device) < n_labelled
                 self.hyper.step(self.model, (x, y, mask), self.holdout, inner_lr=self.optimizer.param_groups[0]["lr"])
+            if self.method is not None:
+                self.method.progress = self.step / self.total_steps
             out = self.loss_at()(self.model, x, y, n_labelled)
             self.optimizer.zero_grad(set_to_none=True)
             # Gradients for the parameters only: the inverse made x a graph input, and its
             # gradient (a transposed convolution through the first layer) is never used.
             torch.autograd.backward(out["total"], inputs=self.params)
             self.optimizer.step()
-            keys = (*LOSS_KEYS, *(k for k in out if k.startswith("R:")))
+            if self.method is not None:
+                self.method.after_step(self.model)
+            keys = (*LOSS_KEYS, *(k for k in out if k.startswith(("R:", "m:"))))
             values = torch.stack([out[k].detach().float() for k in keys])
         self.scheduler.step()
         self.step += 1
@@ -532,6 +560,7 @@ class Trainer:
             "samplers": [self.labelled_sampler.state_dict(), self.unlabelled_sampler.state_dict()],
             "torch_rng": torch.get_rng_state(), "sums": self._sums, "elapsed_s": self.elapsed_s,
             **({"hyper": self.hyper.state_dict()} if self.hyper is not None else {}),
+            **({"method": self.method.state_dict()} if self.method is not None else {}),
         }
 
     def load_state_dict(self, state: dict, source: str = "checkpoint") -> None:
@@ -559,6 +588,8 @@ class Trainer:
         self.elapsed_s = state.get("elapsed_s", 0.0)
         if self.hyper is not None:
             self.hyper.load_state_dict(state["hyper"])
+        if self.method is not None:
+            self.method.load_state_dict(state["method"], self.model)
 
     def save_checkpoint(self, path: str | Path) -> Path:
         return save_torch(self.state_dict(), path)

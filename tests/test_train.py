@@ -125,9 +125,17 @@ def test_schedule_cosine_decays_to_zero(task):
 
 
 def test_wrong_input_shape_for_model(task):
-    task.x_train = task.x_train[:, :, :, :20]  # 28x20 images for a model that wants 28x28
+    from invlab.models import create_model
+
+    task.x_train = task.x_train[:, :, :, :20]  # 28x20 images for a model built for 28x28
     with pytest.raises(ValueError, match=r"inputs of shape \(1, 28, 20\) do not fit"):
-        Trainer(TrainConfig(steps=1, **FAST), task)
+        Trainer(TrainConfig(steps=1, **FAST), task, model=create_model("smallcnn-mean"))
+
+
+def test_the_model_is_sized_from_the_data(task):
+    task.x_train, task.x_val, task.x_test = (x[:, :, :, :20] for x in (task.x_train, task.x_val, task.x_test))
+    trainer = Trainer(TrainConfig(steps=1, **FAST), task)
+    assert trainer.model.input_shape == (1, 28, 20)
 
 
 def test_synthetic_task_is_deterministic():

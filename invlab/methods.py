@@ -1,0 +1,164 @@
+"""The classic semi-supervised baselines as the unsupervised term of one loss.
+
+Every method trains with the same loss shape, eq. 10 with the method's unsupervised term
+U in the place of the entropy:
+
+    L = alpha·(n_L/B)·CE + (1 - alpha)·[beta·R + (1 - beta)·U]
+
+so ``beta > 0`` adds the paper's reconstruction R to any of them ("does R help on top of
+X" is one flag) and ``method="entropy"`` with ``beta > 0`` is the paper's method
+(``"inversion"``). The methods, each with its published defaults:
+
+* ``supervised`` — U = 0: cross-entropy on the labelled examples only.
+* ``entropy`` / ``inversion`` — U = (n_U/B)·[E + balance·(log C - H(p̄))]: entropy
+  minimisation with the class-balance term (the recipe).
+* ``pseudo-label`` — Lee 2013: U = w(t)·mean over unlabelled samples of
+  1{max p >= threshold}·CE(argmax p, p), the hard label of a confident prediction taken
+  as a target (no gradient through it); w(t) ramps linearly from 0 to 1 over the first
+  ``rampup`` of the run (Lee's schedule, shortened as in Oliver et al. 2018).
+* ``vat`` — Miyato et al. 2018: U = LDS + (n_U/B)·E, LDS = mean KL(p(x) || p(x + r_adv)),
+  r_adv = eps·g/||g|| with g the gradient at xi·d of KL(p(x) || p(x + xi·d)), d a random
+  unit direction (one power iteration), per example; p(x) is held fixed.
+* ``mean-teacher`` — Tarvainen & Valpola 2017: U = w(t)·consistency·mean ||softmax(f(x + n1))
+  - softmax(f_T(x + n2))||² / C, f_T the exponential moving average of the student's
+  weights (decay ``ema``), n1, n2 Gaussian input noise of std ``noise``, w(t) =
+  exp(-5(1 - t/T_r)²) up to the end of the ramp-up T_r, then 1.
+"""
+
+from __future__ import annotations
+
+import copy
+import math
+
+import torch
+import torch.nn as nn
+import torch.nn.functional as F
+
+#: Names of ``TrainConfig.method``; ``inversion`` is ``entropy`` with the reconstruction term.
+METHODS = ("inversion", "supervised", "entropy", "pseudo-label", "vat", "mean-teacher")
+
+#: Published defaults of each method's own knobs (``TrainConfig`` fields of the same names).
+DEFAULTS = {"pl_threshold": 0.95, "rampup": 0.4, "vat_eps": 2.0, "vat_xi": 1e-6, "ema": 0.99,
+            "consistency": 8.0, "noise": 0.15}
+
+
+def sigmoid_rampup(progress: float, length: float) -> float:
+    """exp(-5 (1 - t)^2) with t = progress / length clipped to [0, 1] (Laine & Aila 2017)."""
+    if length <= 0:
+        return 1.0
+    t = min(max(progress / length, 0.0), 1.0)
+    return math.exp(-5.0 * (1.0 - t) ** 2)
+
+
+def linear_rampup(progress: float, length: float) -> float:
+    """t / length clipped to [0, 1] (Lee 2013's schedule, in fractions of the run)."""
+    return 1.0 if length <= 0 else min(max(progress / length, 0.0), 1.0)
+
+
+def _kl(p_logits: torch.Tensor, q_logits: torch.Tensor) -> torch.Tensor:
+    """Mean over the batch of KL(softmax(p) || softmax(q)), p held as given."""
+    logp, logq = F.log_softmax(p_logits, 1), F.log_softmax(q_logits, 1)
+    return (logp.exp() * (logp - logq)).sum(1).mean()
+
+
+def _unit(d: torch.Tensor) -> torch.Tensor:
+    """Each example's direction scaled to unit L2 norm over its dimensions."""
+    norm = d.flatten(1).norm(dim=1).clamp_min(1e-12)
+    return d / norm.view(-1, *([1] * (d.ndim - 1)))
+
+
+def vat_perturbation(model: nn.Module, x: torch.Tensor, logits: torch.Tensor, eps: float, xi: float,
+                     generator: torch.Generator | None = None) -> torch.Tensor:
+    """r_adv (same shape as x): one power iteration from a random unit direction."""
+    d = _unit(torch.randn(x.shape, generator=generator, device="cpu").to(x.device, x.dtype))
+    d.requires_grad_(True)
+    dist = _kl(logits.detach(), model(x.detach() + xi * d))
+    (g,) = torch.autograd.grad(dist, d)
+    return eps * _unit(g.detach())
+
+
+class Method:
+    """A method's unsupervised term U and its state (a teacher, a ramp-up).
+
+    ``progress`` (the fraction of the run done) is set by the trainer before each step;
+    :meth:`after_step` runs after each optimiser step (the teacher's update).
+    """
+
+    def __init__(self, name: str = "entropy", balance: float = 0.0, **knobs):
+        if name not in METHODS:
+            raise ValueError(f"unknown method {name!r}; use one of {', '.join(METHODS)}")
+        self.name = "entropy" if name == "inversion" else name
+        self.balance = balance
+        self.knobs = {**DEFAULTS, **{k: v for k, v in knobs.items() if v is not None}}
+        self.progress = 0.0
+        self.teacher: nn.Module | None = None
+        self.generator = torch.Generator().manual_seed(0)
+
+    def unsupervised(self, model: nn.Module, x: torch.Tensor, logits: torch.Tensor, unlab, n_u: int,
+                     ent: torch.Tensor, imbalance: torch.Tensor) -> tuple[torch.Tensor, dict]:
+        """U for the batch (the (1 - beta) share of eq. 10's unsupervised part) and extra logs."""
+        b, k = x.shape[0], self.knobs
+        zero = logits.new_zeros(())
+        if self.name == "supervised":
+            return zero, {}
+        if self.name == "entropy":
+            return (n_u / b) * (ent + self.balance * imbalance if self.balance else ent), {}
+        if self.name == "pseudo-label":
+            if not n_u:
+                return zero, {"pseudo": zero}
+            lu = logits[unlab]
+            conf, target = F.softmax(lu.detach(), 1).max(1)
+            mask = (conf >= k["pl_threshold"]).float()
+            pl = (F.cross_entropy(lu, target, reduction="none") * mask).mean()
+            return (n_u / b) * linear_rampup(self.progress, k["rampup"]) * pl, {"pseudo": pl.detach(),
+                                                                                  "confident": mask.mean()}
+        if self.name == "vat":
+            r_adv = vat_perturbation(model, x, logits, k["vat_eps"], k["vat_xi"], self.generator)
+            lds = _kl(logits.detach(), model(x.detach() + r_adv))
+            return lds + (n_u / b) * (ent + self.balance * imbalance if self.balance else ent), {"lds": lds.detach()}
+        # mean teacher
+        if self.teacher is None:
+            self.teacher = _frozen_copy(model)
+        noise = k["noise"]
+        n1 = torch.randn(x.shape, generator=self.generator).to(x.device, x.dtype) * noise
+        n2 = torch.randn(x.shape, generator=self.generator).to(x.device, x.dtype) * noise
+        with torch.no_grad():
+            p_t = F.softmax(self.teacher(x.detach() + n2), 1)
+        p_s = F.softmax(model(x.detach() + n1), 1)
+        cons = F.mse_loss(p_s, p_t)  # mean over examples and classes
+        w = k["consistency"] * sigmoid_rampup(self.progress, k["rampup"])
+        return w * cons, {"consistency": cons.detach()}
+
+    @torch.no_grad()
+    def after_step(self, model: nn.Module) -> None:
+        """Mean teacher: teacher <- ema·teacher + (1 - ema)·student (buffers copied)."""
+        if self.name != "mean-teacher":
+            return
+        if self.teacher is None:
+            self.teacher = _frozen_copy(model)
+            return
+        decay = self.knobs["ema"]
+        for t, s in zip(self.teacher.parameters(), model.parameters()):
+            t.mul_(decay).add_(s.detach(), alpha=1 - decay)
+        for t, s in zip(self.teacher.buffers(), model.buffers()):
+            t.copy_(s)
+
+    def state_dict(self) -> dict:
+        return {"teacher": None if self.teacher is None else self.teacher.state_dict(),
+                "generator": self.generator.get_state()}
+
+    def load_state_dict(self, state: dict, model: nn.Module) -> None:
+        self.generator.set_state(state["generator"])
+        if state.get("teacher") is not None:
+            self.teacher = _frozen_copy(model)
+            self.teacher.load_state_dict(state["teacher"])
+
+
+def _frozen_copy(model: nn.Module) -> nn.Module:
+    teacher = copy.deepcopy(model)
+    for p in teacher.parameters():
+        p.requires_grad_(False)
+    return teacher
+
+
+__all__ = ["DEFAULTS", "METHODS", "Method", "linear_rampup", "sigmoid_rampup", "vat_perturbation"]
