@@ -1,0 +1,240 @@
+"""Where reconstruction helps: every method with and without R, on MNIST and Fashion-MNIST,
+draw by draw, after the same tuning for each (Oliver et al. 2018's protocol).
+
+Stages, each an ``invlab sweep`` study in one storage (resumable: rerun the same command):
+
+1. ``tune`` — per method, the same number of TPE trials (``--trials``) over its own knobs
+   and the learning rate (``benchmarks/spaces/generality-<method>.json``), scored on the
+   validation split of Fashion-MNIST, label draw 0, without R;
+2. ``runs`` — each method's best tuned setting (its published defaults until its tuning
+   has finished) on MNIST and Fashion-MNIST, 5 labels per class, draws ``--seeds``, without
+   R (beta = 0) and with R (beta = ``--beta``); then 50 labels per class for the methods
+   named by ``--more-labels``;
+3. ``report`` — ``results/generality.json`` (one entry per finished run), its Markdown
+   twin and ``docs/figures/generality.html``; written from whatever has finished.
+
+    python -m benchmarks.generality --stage all --worker 0 &   # two workers, one thread each
+    python -m benchmarks.generality --stage all --worker 1 &
+    python -m benchmarks.generality --stage report
+
+Worker k tunes the methods k, k + W, ... (W = ``--workers``), then takes runs from the
+shared queue. Every run keeps its checkpoints under ``--runs-dir``: a killed worker's run
+resumes where it stopped.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import statistics
+from pathlib import Path
+
+from invlab.methods import METHODS
+from invlab.provenance import provenance
+
+SPACES = Path(__file__).resolve().parent / "spaces"
+BASELINES = tuple(m for m in METHODS if m != "inversion")  # inversion = entropy with R
+
+
+def storage(args) -> str:
+    return args.storage or f"sqlite:///{Path(args.runs_dir) / 'sweeps.db'}"
+
+
+def tuned(args, method: str) -> tuple[dict, int]:
+    """The best parameters of ``method``'s tuning study (empty until it has finished) and
+    the number of its completed trials."""
+    import optuna
+
+    from invlab import sweep
+
+    with sweep._opened(storage(args)) as st_storage:
+        try:
+            st = optuna.load_study(study_name=f"{args.prefix}-tune-{method}", storage=st_storage)
+        except KeyError:
+            return {}, 0
+        done = [t for t in st.get_trials(deepcopy=False) if t.state.name == "COMPLETE"]
+        if len(done) < args.trials:
+            return {}, len(done)
+        best = max(done, key=lambda t: (t.value, -t.number))
+        return dict(best.params), len(done)
+
+
+def tune(args) -> None:
+    from invlab import sweep
+
+    for method in BASELINES[args.worker::args.workers]:
+        name = f"{args.prefix}-tune-{method}"
+        try:
+            sweep.create(name, storage(args), str(SPACES / f"generality-{method}.json"), steps=args.steps)
+        except ValueError:
+            pass  # created by an earlier session: continue it
+        while (done := tuned(args, method)[1]) < args.trials:
+            print(f"[tune] {method}: trial {done + 1} of {args.trials}", flush=True)
+            sweep.work(name, storage(args), trials=1, device=args.device, runs_dir=args.runs_dir)
+
+
+def plan(args) -> dict:
+    """{run id: (TrainConfig, run folder)} of stage 2, in the order workers take them."""
+    from invlab.train import TrainConfig, run_key
+
+    runs = {}
+    for labels, methods in ((5, BASELINES), (50, tuple(args.more_labels))):
+        for seed in args.seeds:
+            for dataset in args.datasets:
+                for method in methods:
+                    space = json.loads((SPACES / f"generality-{method}.json").read_text())
+                    params = tuned(args, method)[0]
+                    for with_r in (False, True):
+                        fields = {**space["base"], **params, "dataset": dataset, "labels_per_class": labels,
+                                  "seed": seed, "beta": args.beta if with_r else 0.0, "device": args.device}
+                        if args.steps:  # smoke runs
+                            fields.update(steps=args.steps, eval_every=min(args.steps, fields["eval_every"]))
+                        config = TrainConfig(**fields)
+                        run_id = f"{dataset}/{labels}/{method}/{'R' if with_r else 'noR'}/{seed}"
+                        runs[run_id] = (config, Path(args.runs_dir) / "runs" / run_key(config))
+    return runs
+
+
+def run(args) -> None:
+    from invlab import sweep
+
+    missing = [m for m in BASELINES if tuned(args, m)[1] < args.trials]
+    if missing and not args.untuned:
+        print(f"[runs] tuning unfinished for {', '.join(missing)}: run the tune stage first (or --untuned)")
+        return
+    runs = plan(args)
+    study = f"{args.prefix}-runs-{len(runs)}"
+    sweep.create_runs(study, storage(args), runs, name="generality")
+    sweep.work(study, storage(args), device=args.device, runs_dir=args.runs_dir)
+
+
+def collect(args) -> list[dict]:
+    """One entry per finished run of stage 2, read from the run folders."""
+    rows = []
+    for run_id, (config, folder) in plan(args).items():
+        from invlab.studies import RESULT
+
+        if not (folder / RESULT).exists():
+            continue
+        res = json.loads((folder / RESULT).read_text())
+        dataset, labels, method, r, seed = run_id.split("/")
+        rows.append({"dataset": dataset, "labels": int(labels) * 10, "method": method, "reconstruction": r == "R",
+                     "seed": int(seed), "test_accuracy": res["test_accuracy"], "val_accuracy": res["best_val_accuracy"],
+                     "steps": res["steps_done"], "config": res["config"],
+                     "minutes": round(res.get("elapsed_s", 0) / 60, 1)})
+    return rows
+
+
+def tables(rows: list[dict], seeds: list[int]) -> str:
+    """Methods x draws per data set and label count, without and with R, and R's gain."""
+    out = []
+    keyed = {(r["dataset"], r["labels"], r["method"], r["reconstruction"], r["seed"]): r["test_accuracy"] for r in rows}
+    for dataset, labels in sorted({(r["dataset"], r["labels"]) for r in rows}):
+        out += [f"### {dataset}, {labels} labels (test accuracy %, validation-selected)", "",
+                "| method | R | " + " | ".join(f"draw {s}" for s in seeds) + " | mean ± std |",
+                "|---|---|" + "---|" * (len(seeds) + 1)]
+        for method in BASELINES:
+            for with_r in (False, True):
+                vals = [keyed.get((dataset, labels, method, with_r, s)) for s in seeds]
+                if all(v is None for v in vals):
+                    continue
+                done = [v for v in vals if v is not None]
+                spread = (f"{statistics.fmean(done):.2f} ± {statistics.stdev(done):.2f} ({len(done)} draws)"
+                          if len(done) > 1 else f"{done[0]:.2f} (one draw)")
+                cells = " | ".join("…" if v is None else f"{v:.2f}" for v in vals)
+                out.append(f"| {method} | {'yes' if with_r else 'no'} | {cells} | {spread} |")
+        out.append("")
+        out += ["Gain of R (points, with minus without, same draw):", "",
+                "| method | " + " | ".join(f"draw {s}" for s in seeds) + " | mean |", "|---|" + "---|" * (len(seeds) + 1)]
+        for method in BASELINES:
+            gains = [(keyed[(dataset, labels, method, True, s)] - keyed[(dataset, labels, method, False, s)])
+                     if (dataset, labels, method, True, s) in keyed and (dataset, labels, method, False, s) in keyed
+                     else None for s in seeds]
+            done = [g for g in gains if g is not None]
+            if done:
+                out.append(f"| {method} | " + " | ".join("…" if g is None else f"{g:+.2f}" for g in gains)
+                           + f" | {statistics.fmean(done):+.2f} ({len(done)} draws) |")
+        out.append("")
+    return "\n".join(out)
+
+
+def figure(rows: list[dict], path: Path) -> None:
+    import plotly.graph_objects as go
+    from plotly.subplots import make_subplots
+
+    from invlab.plots import save_figure_html
+
+    groups = sorted({(r["dataset"], r["labels"]) for r in rows})
+    if not groups:
+        return
+    fig = make_subplots(rows=1, cols=len(groups), subplot_titles=[f"{d}, {n} labels" for d, n in groups])
+    for col, (dataset, labels) in enumerate(groups, 1):
+        for with_r, colour in ((False, "#888888"), (True, "#d62728")):
+            sel = [r for r in rows if (r["dataset"], r["labels"], r["reconstruction"]) == (dataset, labels, with_r)]
+            fig.add_trace(go.Box(x=[r["method"] for r in sel], y=[r["test_accuracy"] for r in sel], boxpoints="all",
+                                 name="with R" if with_r else "without R", marker_color=colour,
+                                 text=[f"draw {r['seed']}" for r in sel], showlegend=col == 1), row=1, col=col)
+    fig.update_layout(boxmode="group", title="Test accuracy per label draw: each method without and with R",
+                      yaxis_title="test accuracy (%)")
+    save_figure_html(fig, path)
+
+
+def report(args) -> None:
+    from invlab.io import save_report
+
+    rows = collect(args)
+    tuning = {m: dict(zip(("best_params", "completed_trials"), tuned(args, m))) for m in BASELINES}
+    out = {"runs": rows, "tuning": tuning, "protocol": {
+        "model": "smallcnn-mean", "tuned_on": "fashion-mnist, label draw 0, validation accuracy, without R",
+        "trials_per_method": args.trials, "beta_with_R": args.beta, "seeds": args.seeds,
+        "spaces": {m: f"benchmarks/spaces/generality-{m}.json" for m in BASELINES}},
+        "provenance": provenance(device=args.device)}
+    text = (f"# Where reconstruction helps\n\n`python -m benchmarks.generality --stage report` ({len(rows)} runs "
+            f"finished)\n\n" + tables(rows, args.seeds))
+    save_report(out, args.out, text)
+    figure(rows, Path(args.figure))
+    print(text)
+
+
+def main(argv=None) -> None:
+    p = argparse.ArgumentParser(description=__doc__.split("\n\n")[0], formatter_class=argparse.RawDescriptionHelpFormatter)
+    p.add_argument("--stage", choices=["tune", "runs", "all", "report"], default="all")
+    p.add_argument("--worker", type=int, default=0, help="this worker's index (tuning is split between workers)")
+    p.add_argument("--workers", type=int, default=2)
+    p.add_argument("--trials", type=int, default=6, help="TPE trials per method (the same for each)")
+    p.add_argument("--seeds", type=int, nargs="+", default=[0, 1, 2, 3, 4])
+    p.add_argument("--datasets", nargs="+", default=["mnist", "fashion-mnist"])
+    p.add_argument("--beta", type=float, default=0.2, help="R's share with R (the recipe's)")
+    p.add_argument("--more-labels", nargs="*", default=["entropy"],
+                   help="methods also run with 50 labels per class (500 labels)")
+    p.add_argument("--untuned", action="store_true", help="run stage 2 with published defaults where tuning is unfinished")
+    p.add_argument("--steps", type=int, default=None, help="override every run's budget (smoke runs)")
+    p.add_argument("--device", default="cpu")
+    p.add_argument("--threads", type=int, default=1)
+    p.add_argument("--prefix", default="generality")
+    p.add_argument("--storage", default=None, help="Optuna storage (default sqlite under --runs-dir)")
+    p.add_argument("--runs-dir", default="runs/generality")
+    p.add_argument("--out", default="results/generality.json")
+    p.add_argument("--figure", default="docs/figures/generality.html")
+    args = p.parse_args(argv)
+    import torch
+
+    torch.set_num_threads(args.threads)
+    os.environ.setdefault("OMP_NUM_THREADS", str(args.threads))
+    Path(args.runs_dir).mkdir(parents=True, exist_ok=True)
+    if args.stage in ("tune", "all"):
+        tune(args)
+    if args.stage in ("runs", "all"):
+        if args.stage == "all":
+            while any(tuned(args, m)[1] < args.trials for m in BASELINES):  # the other worker's tuning
+                import time
+
+                time.sleep(60)
+        run(args)
+    if args.stage == "report":
+        report(args)
+
+
+if __name__ == "__main__":
+    main()
