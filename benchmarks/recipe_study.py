@@ -94,9 +94,10 @@ def config_for(arm: str, seed: int, args):
         overrides["steps"] = args.steps
     if args.eval_every is not None:
         overrides["eval_every"] = args.eval_every
+    if args.dataset != "mnist":
+        overrides["dataset"] = args.dataset
     return TrainConfig(**{**BASE, **overrides}, seed=seed, device=args.device, cuda_graph=args.cuda_graph,
-                       val_size=args.val_size,
-                       data_root=args.data_root)
+                       val_size=args.val_size, data_root=args.data_root)
 
 
 def summarise(arm: str, runs: list[dict], seeds: list[int]) -> dict:
@@ -164,7 +165,9 @@ def add_run_options(p: argparse.ArgumentParser) -> None:
     p.add_argument("--device", default="auto")
     p.add_argument("--cuda-graph", action="store_true",
                    help="on a GPU, replay each training step as one CUDA graph (same maths, see invlab.graphs)")
-    p.add_argument("--data-root", default=None)
+    p.add_argument("--dataset", default="mnist", metavar="NAME",
+                   help="any name of `invlab data list` (folder:PATH, npz:PATH too) (default %(default)s)")
+    p.add_argument("--data-root", default=None, help="the data set's folder")
 
 
 def parse_args(argv=None):

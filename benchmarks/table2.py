@@ -93,6 +93,16 @@ def seeds_for(entry: Entry, args) -> list[int]:
     return args.other_seeds if args.other_seeds is not None else args.seeds
 
 
+def num_classes(args) -> int:
+    """Classes of ``--dataset`` (Table 2's label counts are totals over MNIST's 10 classes)."""
+    from invlab.data import MNIST_CLASSES, load_dataset
+
+    if not hasattr(args, "_classes"):
+        args._classes = (len(MNIST_CLASSES) if args.dataset == "mnist" else
+                         load_dataset(args.dataset, None, 0, args.val_size, root=args.data_root).num_classes)
+    return args._classes
+
+
 def config_for(entry: Entry, seed: int, args):
     """The training config of one (entry, seed) run: the recipe of the command line."""
     from invlab.train import TrainConfig
@@ -101,7 +111,7 @@ def config_for(entry: Entry, seed: int, args):
     labelled_batch, unlabelled_batch = (args.heavy_batch if is_heavy(entry.model) and args.heavy_batch
                                         else (args.labelled_batch, args.unlabelled_batch))
     return TrainConfig(
-        model=entry.model, labels_per_class=entry.labels // 10, alpha=entry.alpha, beta=entry.beta, seed=seed,
+        model=entry.model, dataset=args.dataset, labels_per_class=entry.labels // num_classes(args), alpha=entry.alpha, beta=entry.beta, seed=seed,
         steps=entry.steps, lr=args.lr, schedule=args.schedule, milestones=tuple(args.milestones),
         lr_decay=args.lr_decay, reconstruction=args.reconstruction, reduce_dims=args.reduce_dims,
         preprocess=args.preprocess, bias=args.bias, init=args.init, balanced=args.balanced, balance=args.balance,
@@ -381,7 +391,10 @@ def parse_args(argv=None):
     p.add_argument("--device", default="auto")
     p.add_argument("--cuda-graph", action="store_true",
                    help="on a GPU, replay each training step as one CUDA graph (same maths, see invlab.graphs)")
-    p.add_argument("--data-root", default=None)
+    p.add_argument("--dataset", default="mnist", metavar="NAME",
+                   help="any name of `invlab data list` (folder:PATH, npz:PATH too); the labels of each entry are "
+                        "split over its classes (default %(default)s)")
+    p.add_argument("--data-root", default=None, help="the data set's folder")
     p.add_argument("--runs-dir", default="runs/table2",
                    help="one resumable folder per run (checkpoint, then result): rerun the command to continue")
     p.add_argument("--out", default="results/table2.json")

@@ -167,6 +167,9 @@ def _sweep_parser(sub) -> None:
     c = verbs.add_parser("create", parents=[common], help="create the study once; a grid's points are enqueued")
     c.add_argument("--space", required=True, help=f"{', '.join(SPACES)}, or a JSON/YAML space file")
     c.add_argument("--steps", type=int, default=None, help="training budget of every trial (smoke runs)")
+    c.add_argument("--dataset", default=None, type=dataset_arg, metavar="NAME",
+                   help="run every trial on this data set (a name of `invlab data list`; default: the space's)")
+    c.add_argument("--data-root", default=None, metavar="DIR", help="the data set's folder")
     w = verbs.add_parser("work", parents=[common], help="run trials until the study is done (one worker per GPU)")
     w.add_argument("--trials", type=int, default=None, help="stop after N trials here (required for a search)")
     w.add_argument("--device", default="auto", help="auto, cpu, cuda or cuda:K (default %(default)s)")
@@ -184,7 +187,8 @@ def _sweep(args) -> int:
     from . import sweep
 
     if args.sweep_command == "create":
-        n = sweep.create(args.study, args.storage, args.space, steps=args.steps)
+        n = sweep.create(args.study, args.storage, args.space, steps=args.steps, dataset=args.dataset,
+                         data_root=args.data_root)
         print(f"created study {args.study!r} in {sweep.storage_url(args.storage)}"
               + (f" with {n} grid points enqueued" if n else " (a search: give workers --trials)"))
     elif args.sweep_command == "work":

@@ -208,11 +208,21 @@ def entry_name(spec: dict, params: dict) -> str:
 
 # -- create ---------------------------------------------------------------------------------
 
-def create(study: str, storage: str | None, space: str, steps: int | None = None) -> int:
+def create(study: str, storage: str | None, space: str, steps: int | None = None,
+           dataset: str | None = None, data_root: str | None = None) -> int:
     """Create ``study`` and, for a grid space, enqueue every point once; returns the number
     of trials enqueued. Refuses a study that exists (create once, then run workers).
-    ``steps`` overrides every trial's training budget (smoke runs; recorded per trial)."""
+    ``steps`` overrides every trial's training budget (smoke runs; recorded per trial);
+    ``dataset`` and ``data_root`` put every trial on that data set (a name of
+    :func:`invlab.data.list_datasets`)."""
     spec = load_space(space)
+    if dataset is not None or data_root is not None:
+        from .data import dataset_entry
+
+        if dataset is not None:
+            dataset_entry(dataset)  # a known name, before anything is created
+        spec["base"] = {**spec.get("base", {}), **({"dataset": dataset} if dataset else {}),
+                        **({"data_root": data_root} if data_root else {})}
     with _opened(storage) as st_storage:
         return _create(study, st_storage, spec, steps, storage_url(storage))
 

@@ -173,3 +173,29 @@ def test_every_registered_name_is_a_dataset_choice_and_fetchable_ones_fetch(caps
     assert set(fetchable_datasets()) == {"mnist", "fashion-mnist", "kmnist", "cifar10", "svhn"}
     with pytest.raises(SystemExit):
         main(["data", "fetch", "synthetic"])
+
+
+def test_sweeps_and_benchmarks_take_any_data_set(colour32, tmp_path):
+    import optuna
+
+    from benchmarks import recipe_study, table2
+
+    space = tmp_path / "space.json"
+    space.write_text(json.dumps({"base": {"labels_per_class": 1, "val_size": 6, "labelled_batch": 6,
+                                          "unlabelled_batch": 6, "eval_every": 2, "log_unweighted": False},
+                                 "grid": {"seed": [0]}}))
+    storage = f"sqlite:///{tmp_path / 'sweeps.db'}"
+    assert main(["sweep", "create", "--study", "c32", "--storage", storage, "--space", str(space), "--steps", "2",
+                 "--dataset", f"npz:{colour32}"]) == 0
+    assert main(["sweep", "work", "--study", "c32", "--storage", storage, "--device", "cpu",
+                 "--runs-dir", str(tmp_path / "runs")]) == 0
+    (trial,) = optuna.load_study(study_name="c32", storage=storage).get_trials()
+    assert trial.state.name == "COMPLETE"
+    result = json.loads((Path(trial.user_attrs["run_dir"]) / "result.json").read_text())
+    assert result["data"]["input_shape"] == [3, 32, 32] and result["config"]["dataset"] == f"npz:{colour32}"
+    args = recipe_study.parse_args(["--dataset", "fashion-mnist", "--arms", "balance-maxabs-2k"])
+    assert recipe_study.config_for("balance-maxabs-2k", 0, args).dataset == "fashion-mnist"
+    args = table2.parse_args(["--dataset", f"npz:{colour32}", "--val-size", "6"])
+    entry = next(e for e in table2.plan(args) if e.model == "smallcnn-mean")
+    config = table2.config_for(entry, 0, args)
+    assert config.dataset == f"npz:{colour32}" and config.labels_per_class == entry.labels // 6

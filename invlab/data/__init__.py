@@ -77,7 +77,7 @@ register_dataset("synthetic", _synthetic)
 from . import files, vision  # noqa: E402,F401  (register fashion-mnist, kmnist, cifar10, svhn, folder:, npz:)
 
 
-__all__ = ["SPLIT_SEED", "check_examples", "dataset_entry", "fetch_dataset", "fetchable_datasets", "list_datasets",
+__all__ = ["MNIST_CLASSES", "SPLIT_SEED", "check_examples", "dataset_entry", "fetch_dataset", "fetchable_datasets", "list_datasets",
            "load_dataset", "register_dataset", "semi_supervised", "PREPROCESSING", "Preprocess", "preprocess", "preprocess_data", "Recording", "Segments", "load_bird10", "load_recordings", "read_audio", "segment_starts",
            "split_by_recording", "SemiSupervisedData", "data_dir", "fetch_mnist", "labelled_split", "load_mnist", "subset",
            "load_mnist_arrays"]
