@@ -363,7 +363,9 @@ def _work(study, st_storage, storage, trials, device, steps, runs_dir, heartbeat
     if "grid" in spec and spec.get("sampler") == "grid":
         st.sampler = optuna.samplers.GridSampler(spec["grid"], seed=0)
     elif "search" in spec:
-        st.sampler = optuna.samplers.TPESampler(seed=os.getpid())
+        # seeded by worker and by how far the study is: a worker that calls work() again
+        # (one trial at a time) must not draw the same first point again
+        st.sampler = optuna.samplers.TPESampler(seed=os.getpid() * 1000 + len(st.get_trials(deepcopy=False)))
     objective = _Objective(spec, Path(runs_dir), device, steps or st.user_attrs.get("steps"), study)
     done = 0
     poll = poll if poll is not None else max(1.0, heartbeat / 2)

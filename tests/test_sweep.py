@@ -205,3 +205,16 @@ def test_sweep_refuses_bad_input(tmp_path):
     assert len(points) == 60 and sweep.config_for(table2, {"model": "smallucnn", "seed": 3}).alpha == 0.5
     grid = sweep.load_space("grid")
     assert len(sweep.grid_points(grid)) == 45
+
+
+def test_a_search_worker_called_one_trial_at_a_time_draws_new_points(tmp_path):
+    """work(trials=1) called again by the same process must not sample the first point again."""
+    url = f"sqlite:///{tmp_path / 's.db'}"
+    space = tmp_path / "search.json"
+    space.write_text(json.dumps({"base": {**SPACE["base"], "steps": 1, "eval_every": 1}, "seeds": [0],
+                                 "search": {"lr": {"low": 1e-4, "high": 1e-1, "log": True}}}))
+    sweep.create("s", url, str(space))
+    for _ in range(3):
+        sweep.work("s", url, trials=1, device="cpu", runs_dir=tmp_path / "runs")
+    lrs = [t.params["lr"] for t in optuna.load_study(study_name="s", storage=url).get_trials()]
+    assert len(set(lrs)) == 3
