@@ -20,9 +20,10 @@ import torch
 import torch.nn as nn
 import torch.nn.functional as F
 
+from .data.mnist import MNIST_DIGIT_BOX, MNIST_INPUT_SHAPE
 from .inverse import templates
 
-CANVAS_SIZE = 280  # drawing canvas side in pixels: 10x the 28x28 digit
+CANVAS_SIZE = 280  # drawing canvas side in pixels: 10x an MNIST digit
 BRUSH_RADIUS = 11.0  # pixels of the canvas; a stroke about as thick as an MNIST pen stroke
 
 
@@ -51,9 +52,9 @@ def model_input(model: nn.Module, x: torch.Tensor) -> torch.Tensor:
 
 @dataclass
 class Explanation:
-    """One input seen by the network (C classes, input (1, H, W))."""
+    """One input seen by the network (C classes, input (C_in, H, W) or (C_in, L))."""
 
-    x: torch.Tensor  # (1, H, W) the model's input (preprocessed)
+    x: torch.Tensor  # (C_in, H, W) the model's input (preprocessed)
     logits: torch.Tensor  # (C,)
     probs: torch.Tensor  # (C,) softmax
     reconstruction: torch.Tensor  # (1, H, W) = sum_c contributions[c]
@@ -97,31 +98,34 @@ def add_noise(x: torch.Tensor, sigma: float, seed: int = 0) -> torch.Tensor:
     return x + sigma * torch.randn(x.shape, generator=g, dtype=x.dtype)
 
 
-def ink_to_digit(ink: np.ndarray | torch.Tensor) -> torch.Tensor:
-    """A drawing (S, S) of ink in [0, 1] framed the way MNIST frames its digits.
+def ink_to_digit(ink: np.ndarray | torch.Tensor, shape: tuple[int, int] = MNIST_INPUT_SHAPE[1:]) -> torch.Tensor:
+    """A drawing (S, S) of ink in [0, 1] framed the way MNIST frames its digits, in an
+    image of ``shape`` (H, W) (default MNIST's 28x28).
 
     MNIST digits are scaled to fit a 20x20 box (aspect ratio kept) and placed in a 28x28
-    image with their centre of mass at the centre. Returns (1, 28, 28) in [0, 1]; an
-    empty drawing gives zeros.
+    image with their centre of mass at the centre; other sizes keep those proportions.
+    Returns (1, H, W) in [0, 1]; an empty drawing gives zeros.
     """
     ink = torch.as_tensor(np.asarray(ink), dtype=torch.float32)
     if ink.ndim != 2:
         raise ValueError(f"expected a 2-D drawing, got shape {tuple(ink.shape)}")
+    height, width = shape
     rows, cols = (ink > 0.05).any(1).nonzero(), (ink > 0.05).any(0).nonzero()
     if len(rows) == 0:
-        return torch.zeros(1, 28, 28)
+        return torch.zeros(1, height, width)
     crop = ink[rows.min():rows.max() + 1, cols.min():cols.max() + 1]
     h, w = crop.shape
-    scale = 20.0 / max(h, w)
+    box = MNIST_DIGIT_BOX / MNIST_INPUT_SHAPE[1] * min(height, width)
+    scale = box / max(h, w)
     size = (max(1, round(h * scale)), max(1, round(w * scale)))
     small = F.interpolate(crop[None, None], size=size, mode="area")[0, 0].clamp(0, 1)  # (h', w')
-    out = torch.zeros(28, 28)
+    out = torch.zeros(height, width)
     mass = small.sum().clamp_min(1e-6)
     cy = float((small.sum(1) * torch.arange(size[0])).sum() / mass)
     cx = float((small.sum(0) * torch.arange(size[1])).sum() / mass)
-    top = int(round(13.5 - cy))
-    left = int(round(13.5 - cx))
-    top, left = min(max(top, 0), 28 - size[0]), min(max(left, 0), 28 - size[1])
+    top = int(round((height - 1) / 2 - cy))
+    left = int(round((width - 1) / 2 - cx))
+    top, left = min(max(top, 0), height - size[0]), min(max(left, 0), width - size[1])
     out[top:top + size[0], left:left + size[1]] = small
     return out.unsqueeze(0)
 
@@ -171,6 +175,6 @@ class Brush:
             self.move(*p)
         self.end()
 
-    def digit(self) -> torch.Tensor:
-        """The drawing as an MNIST-framed (1, 28, 28) image, see :func:`ink_to_digit`."""
-        return ink_to_digit(self.ink)
+    def digit(self, shape: tuple[int, int] = MNIST_INPUT_SHAPE[1:]) -> torch.Tensor:
+        """The drawing as an MNIST-framed (1, H, W) image, see :func:`ink_to_digit`."""
+        return ink_to_digit(self.ink, shape)

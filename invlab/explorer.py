@@ -1,7 +1,11 @@
 """The reconstruction explorer of ``notebooks/00_explore``: draw a digit (or pick a test
-digit) and watch, live, the predicted class probabilities, the reconstruction
-(df/dx)^T f(x), the ten per-class templates A[x]_c, each class's contribution
-f_c(x)·A[x]_c and its share of the reconstruction (see :mod:`invlab.explain`).
+image) and watch, live, the predicted class probabilities, the reconstruction
+(df/dx)^T f(x), the per-class templates A[x]_c, each class's contribution f_c(x)·A[x]_c
+and its share of the reconstruction (see :mod:`invlab.explain`).
+
+Any image data set works: the class names come from the checkpoint's data set
+(``model.data_info``), colour images are shown in colour, and the drawing canvas is
+offered for single-channel images only (a test-image picker for all).
 
 The app is a thin layer of widgets over :func:`invlab.explain.explain`; every view is a
 plotly ``FigureWidget`` updated in place, and the drawing is kept server-side
@@ -22,32 +26,54 @@ from .plots import image_rows
 _UPDATE_EVERY = 4  # mouse-move events between live updates while drawing
 
 
-def _bars(title: str, y_title: str, classes: int) -> go.FigureWidget:
-    fig = go.FigureWidget(go.Bar(x=list(range(classes)), y=[0.0] * classes))
-    fig.update_layout(title=title, height=240, width=430, margin=dict(l=40, r=10, t=40, b=30),
-                      template="plotly_white", xaxis=dict(title="class", dtick=1), yaxis=dict(title=y_title))
+#: Width of a notebook's output area in JupyterLab at a 1400 px window with the file
+#: sidebar open (measured in Chromium): every row of views fits in it.
+OUTPUT_WIDTH = 960
+
+
+def _bars(title: str, y_title: str, names: list[str], width: int) -> go.FigureWidget:
+    fig = go.FigureWidget(go.Bar(x=list(names), y=[0.0] * len(names)))
+    fig.update_layout(title=dict(text=title, font=dict(size=13)), height=260, width=width,
+                      margin=dict(l=40, r=10, t=40, b=30), template="plotly_white",
+                      xaxis=dict(title="class", type="category", tickangle=-30 if max(map(len, names)) > 3 else 0),
+                      yaxis=dict(title=y_title))
     return fig
 
 
+def _class_names(model: nn.Module, classes: int) -> list[str]:
+    names = (getattr(model, "data_info", None) or {}).get("class_names")
+    return list(names) if names and len(names) == classes else [str(c) for c in range(classes)]
+
+
 class ExplorerApp:
-    """Canvas, test-digit picker, noise slider and checkpoint selector, with live views.
+    """Canvas (single-channel images), test-image picker, noise slider and checkpoint
+    selector, with live views.
 
     Args:
         model: the classifier to explore (eval mode; ``model.preprocess`` is applied when
-            present, as :func:`~invlab.train.load_model` provides it).
-        test_images: (N, 1, 28, 28) raw test digits in [0, 1] for the picker.
-        checkpoints: paths offered in the selector (default: every checkpoint under runs/).
+            present, as :func:`~invlab.train.load_model` provides it, and
+            ``model.data_info["class_names"]`` names the classes).
+        test_images: (N, C, H, W) raw test images in [0, 1] for the picker.
+        test_labels: (N,) their true classes, shown beside the prediction.
+        checkpoints: paths offered in the selector (default: every checkpoint under runs/);
+            ``model_path``, the checkpoint ``model`` came from, is offered once, as the model.
         load: ``load(path) -> model``, used when another checkpoint is selected.
+        class_names: names of the classes (default: the model's data set's, else 0..C-1).
     """
 
     def __init__(self, model: nn.Module, test_images: torch.Tensor, checkpoints: list[Path] | None = None,
-                 load=None, model_label: str = "model"):
+                 load=None, model_label: str = "model", test_labels: torch.Tensor | None = None,
+                 class_names: list[str] | None = None, model_path: str | Path | None = None):
         import ipywidgets as W
         from ipycanvas import Canvas
 
-        self.model, self.test_images, self.load = model.eval(), test_images, load
+        if test_images.ndim != 4:
+            raise ValueError(f"the explorer shows images (N, C, H, W); got test images of shape "
+                             f"{tuple(test_images.shape)}")
+        self.model, self.test_images, self.test_labels, self.load = model.eval(), test_images, test_labels, load
+        self.drawable = test_images.shape[1] == 1  # a canvas for grey images only
         self.brush = Brush()
-        self.source = "test digit"  # or "drawing"
+        self.source = "test image"  # or "drawing"
         self._last: tuple[float, float] | None = None  # last mouse point of the stroke being drawn
         self._moves = 0
         self.canvas = Canvas(width=CANVAS_SIZE, height=CANVAS_SIZE, layout=W.Layout(border="1px solid #888"))
@@ -57,39 +83,58 @@ class ExplorerApp:
         self.canvas.on_mouse_up(self._up)
         self.clear_button = W.Button(description="Clear drawing", icon="eraser")
         self.clear_button.on_click(lambda _: self.clear())
-        style = {"description_width": "110px"}
-        self.index = W.IntSlider(value=0, min=0, max=len(test_images) - 1, description="test digit", style=style)
-        self.noise = W.FloatSlider(value=0.0, min=0.0, max=1.0, step=0.05, description="noise σ", style=style)
+        style = {"description_width": "90px"}
+        wide = W.Layout(width="440px")  # long tracks: one pixel of drag is about one image, not twenty
+        self.index = W.IntSlider(value=0, min=0, max=len(test_images) - 1, description="test image", style=style,
+                                 layout=wide)
+        self.noise = W.FloatSlider(value=0.0, min=0.0, max=1.0, step=0.05, description="noise σ", style=style,
+                                   layout=wide)
+        given = str(model_path) if model_path is not None else ""
         paths = checkpoints if checkpoints is not None else list_checkpoints()
-        options = [(model_label, "")] + [(str(p), str(p)) for p in paths]  # "": the model given
-        self.checkpoint = W.Dropdown(options=options, value="", description="checkpoint", style=style,
-                                     layout=W.Layout(width="420px"))
+        seen, options = {given}, [(model_label, given)]  # the model given, then every other checkpoint once
+        for p in map(str, paths):
+            if p not in seen and str(Path(p).resolve()) != (str(Path(given).resolve()) if given else None):
+                seen.add(p)
+                options.append((p, p))
+        self.checkpoint = W.Dropdown(options=options, value=given, description="checkpoint", style=style,
+                                     layout=wide)
         self.status = W.HTML()
-        self.index.observe(lambda _: self._pick_test_digit(), names="value")
+        self.index.observe(lambda _: self._pick_test_image(), names="value")
         self.noise.observe(lambda _: self.update(), names="value")
         self.checkpoint.observe(lambda change: self._select(change["new"]), names="value")
 
-        self.probs_fig = _bars("prediction: class probabilities", "probability", 10)
-        self.shares_fig = _bars("share of each class in the reconstruction", "share", 10)
         ex = self._explain()
-        self.images_fig = go.FigureWidget(image_rows({"input": ex.x[None], "reconstruction (df/dx)ᵀ f(x)":
-                                                      ex.reconstruction[None]}, title="input and its reconstruction"))
+        self.class_names = list(class_names) if class_names is not None else _class_names(model, len(ex.probs))
+        side = OUTPUT_WIDTH - CANVAS_SIZE - 20 if self.drawable else OUTPUT_WIDTH - 480
+        self.probs_fig = _bars("prediction: class probabilities", "probability", self.class_names, side)
+        self.shares_fig = _bars("share of each class in the reconstruction", "share", self.class_names,
+                                OUTPUT_WIDTH - 440)
+        self.images_fig = go.FigureWidget(image_rows(self._image_rows(ex), title="input and its reconstruction"))
+        self.images_fig.update_layout(width=430)
         self.templates_fig = go.FigureWidget(image_rows(
-            {"templates A[x]_c, c = 0…9": ex.templates, "contributions f_c(x)·A[x]_c": ex.contributions},
-            signed=True, title="per-class templates and their contributions to the reconstruction"))
+            self._template_rows(ex), signed=True, scale="row",
+            captions={k: self.class_names for k in self._template_rows(ex)},
+            title="per-class templates and their contributions to the reconstruction (each row its own scale)"))
+        self.templates_fig.update_layout(width=OUTPUT_WIDTH)
         self.update()
-        self.widget = W.VBox([
-            W.HBox([W.VBox([self.canvas, self.clear_button]),
-                    W.VBox([self.index, self.noise, self.checkpoint, self.status, self.probs_fig])]),
-            W.HBox([self.images_fig, self.shares_fig]),
-            self.templates_fig,
-        ])
+        controls = W.VBox([self.index, self.noise, self.checkpoint, self.status])
+        top = (W.HBox([W.VBox([self.canvas, self.clear_button]), W.VBox([controls, self.probs_fig])])
+               if self.drawable else W.HBox([controls, self.probs_fig]))
+        self.widget = W.VBox([top, W.HBox([self.images_fig, self.shares_fig]), self.templates_fig])
+
+    @staticmethod
+    def _image_rows(ex) -> dict:
+        return {"input": ex.x[None], "reconstruction (df/dx)ᵀ f(x)": ex.reconstruction[None]}
+
+    @staticmethod
+    def _template_rows(ex) -> dict:
+        return {"templates A[x]_c": ex.templates, "contributions f_c(x)·A[x]_c": ex.contributions}
 
     # -- inputs ---------------------------------------------------------------------------
     def raw_input(self) -> torch.Tensor:
-        """The current raw input (1, 1, 28, 28) in [0, 1], before noise and preprocessing."""
+        """The current raw input (1, C, H, W) in [0, 1], before noise and preprocessing."""
         if self.source == "drawing":
-            return self.brush.digit()[None]
+            return self.brush.digit(tuple(self.test_images.shape[2:]))[None]
         return self.test_images[self.index.value][None]
 
     def current_input(self) -> torch.Tensor:
@@ -98,6 +143,8 @@ class ExplorerApp:
 
     def stroke(self, points) -> None:
         """Draw a stroke through canvas points [(x, y), ...] (what the mouse does), then update."""
+        if not self.drawable:
+            raise ValueError("the canvas draws single-channel images; this data set's images have colour")
         points = list(points)
         for (x0, y0), (x1, y1) in zip(points, points[1:]):
             self._line(x0, y0, x1, y1)
@@ -108,7 +155,7 @@ class ExplorerApp:
     def clear(self) -> None:
         self.brush.clear()
         self._clear_canvas()
-        self.source = "test digit"
+        self.source = "test image"
         self.update()
 
     # -- views ----------------------------------------------------------------------------
@@ -124,27 +171,38 @@ class ExplorerApp:
         with self.shares_fig.batch_update():
             self.shares_fig.data[0].y = ex.shares.tolist()
         with self.images_fig.batch_update():
-            image_rows({"input": ex.x[None], "reconstruction": ex.reconstruction[None]}, fig=self.images_fig)
+            image_rows(self._image_rows(ex), fig=self.images_fig)
         with self.templates_fig.batch_update():
-            image_rows({"templates": ex.templates, "contributions": ex.contributions}, signed=True,
-                       fig=self.templates_fig)
-        what = "your drawing" if self.source == "drawing" else f"test digit {self.index.value}"
-        self.status.value = (f"<b>{what}</b>: predicted <b>{ex.prediction}</b> "
+            image_rows(self._template_rows(ex), signed=True, scale="row", fig=self.templates_fig)
+        names = self.class_names
+        if self.source == "drawing":
+            what = "your drawing"
+        else:
+            i = self.index.value
+            truth = (f" (true class <b>{names[int(self.test_labels[i])]}</b>)" if self.test_labels is not None
+                     else "")
+            what = f"test image #{i}{truth}"
+        self.status.value = (f"{what}: predicted <b>{names[ex.prediction]}</b> "
                              f"({100 * float(ex.probs.max()):.1f} %)" + (f", noise σ = {self.noise.value:.2f}"
                                                                           if self.noise.value else ""))
 
-    def _pick_test_digit(self) -> None:
-        self.source = "test digit"
+    def _pick_test_image(self) -> None:
+        """Show a test image: the drawing is cleared, so the canvas shows what the views show."""
+        self.brush.clear()
+        self._clear_canvas()
+        self.source = "test image"
         self.update()
 
     def _select(self, path: str) -> None:
         if not path or self.load is None:
             return
         try:
-            self.model = self.load(path).eval()
+            model = self.load(path).eval()
+            explain(model, model_input(model, self.raw_input()))  # does it take these images?
         except (ValueError, RuntimeError, OSError) as err:
-            self.status.value = f"<span style='color:#c00'>cannot load {path}: {err}</span>"
+            self.status.value = f"<span style='color:#c00'>cannot explore {path} on these images: {err}</span>"
             return
+        self.model = model
         self.update()
 
     # -- canvas events ----------------------------------------------------------------------
@@ -159,13 +217,15 @@ class ExplorerApp:
         self.canvas.stroke_line(x0, y0, x1, y1)
 
     def _down(self, x, y) -> None:
+        if not self.drawable:
+            return
         self.source = "drawing"
         self.brush.start(x, y)
         self._line(x, y, x, y)
         self._last, self._moves = (x, y), 0
 
     def _move(self, x, y) -> None:
-        if self._last is None:
+        if self._last is None or not self.drawable:
             return
         self._line(*self._last, x, y)
         self.brush.move(x, y)

@@ -5,6 +5,7 @@ from __future__ import annotations
 import os
 from pathlib import Path
 
+import numpy as np
 import plotly.graph_objects as go
 import torch
 import torch.nn as nn
@@ -60,7 +61,9 @@ def learning_curves(history: list[dict], title: str = "", fig: go.Figure | None 
         for key, col in series:
             fig.add_trace(go.Scatter(x=[], y=[], mode="lines+markers", name=key), row=1, col=col)
         fig.update_xaxes(title_text="step")
-        fig.update_yaxes(type="log", row=1, col=1)
+        # a label at every power of ten only: plotly's default also labels the digits between
+        # them ("2", "5", "9 8 7 6 ...") and crams them when a run spans less than a decade
+        fig.update_yaxes(type="log", dtick=1, tickformat="~g", row=1, col=1)
         fig.update_layout(title=title, height=380, template="plotly_white")
     for trace, (key, _) in zip(fig.data, series):
         trace.x = [s for s, r in zip(steps, history) if key in r]
@@ -75,43 +78,67 @@ def save_figure_html(fig: go.Figure, path: str | os.PathLike, plotlyjs: bool | s
 
 
 def image_rows(rows: dict[str, torch.Tensor], title: str = "", signed: bool = False,
-               fig: go.Figure | None = None) -> go.Figure:
-    """One labelled row of images per entry: ``rows[label]`` is (B, 1, H, W).
+               fig: go.Figure | None = None, scale: str = "shared",
+               captions: dict[str, list[str]] | None = None) -> go.Figure:
+    """One labelled row of images per entry: ``rows[label]`` is (B, C, H, W), C = 1 or 3.
 
-    ``signed=False``: each image min-max scaled to [0, 1], grey scale (pictures,
-    reconstructions). ``signed=True``: a shared symmetric red-blue scale centred on 0
-    (templates, whose sign matters). With ``fig`` the heatmaps are updated in place.
+    ``signed=False``: each image min-max scaled to [0, 1], grey or colour (pictures,
+    reconstructions). ``signed=True``: a symmetric scale centred on 0 (templates, whose
+    sign matters): red-blue for one channel; for colour images, grey is 0 and each
+    channel's sign shows as a shift of hue. ``scale="shared"`` gives every signed row one
+    scale, ``"row"`` each row its own (rows of very different magnitude, such as templates
+    and their contributions). ``captions[label]`` names the images of a row (under each
+    thumbnail). With ``fig`` the traces are updated in place.
     """
+    if scale not in ("shared", "row"):
+        raise ValueError(f"scale must be 'shared' or 'row', got {scale!r}")
     labels = list(rows)
     grids = []
     for label in labels:
         imgs = rows[label].detach().float().cpu()
-        if imgs.ndim != 4 or imgs.shape[1] != 1:
-            raise ValueError(f"row {label!r}: expected (B, 1, H, W) images, got {tuple(imgs.shape)}")
+        if imgs.ndim != 4 or imgs.shape[1] not in (1, 3):
+            raise ValueError(f"row {label!r}: expected (B, 1, H, W) or (B, 3, H, W) images, got {tuple(imgs.shape)}")
         if signed:
-            grid = make_grid(imgs, nrow=len(imgs), padding=1, pad_value=0.0)[0]
+            grid = make_grid(imgs, nrow=len(imgs), padding=1, pad_value=0.0)
         else:
-            grid = make_grid(imgs, nrow=len(imgs), padding=1, normalize=True, scale_each=True, pad_value=1.0)[0]
-        grids.append(grid.numpy())
+            grid = make_grid(imgs, nrow=len(imgs), padding=1, normalize=True, scale_each=True, pad_value=1.0)
+        grids.append(grid[:1].numpy() if imgs.shape[1] == 1 else grid.numpy())  # (1 or 3, H', W')
+    lims = [float(abs(g).max()) or 1.0 for g in grids]
+    if scale == "shared":
+        lims = [max(lims)] * len(grids)
+
+    def trace(i: int, grid: np.ndarray):
+        if grid.shape[0] == 3:  # colour: an RGB picture, signed values around mid-grey
+            rgb = 0.5 + grid / (2 * lims[i]) if signed else grid
+            return go.Image(z=(rgb.clip(0, 1).transpose(1, 2, 0) * 255).round())
+        if signed:
+            bar = dict(len=0.9 / len(grids), y=1 - (i + 0.5) / len(grids), thickness=12)
+            return go.Heatmap(z=grid[0], colorscale="RdBu_r", zmid=0, zmin=-lims[i], zmax=lims[i],
+                              showscale=scale == "row" or i == 0, colorbar=bar)
+        return go.Heatmap(z=grid[0], colorscale="gray", zmin=0, zmax=1, showscale=False)
+
     if fig is None:
-        fig = make_subplots(rows=len(labels), cols=1, subplot_titles=labels, vertical_spacing=0.06)
-        lim = max(float(abs(g).max()) for g in grids) or 1.0  # one symmetric scale for signed rows
-        for i, grid in enumerate(grids, start=1):
-            if signed:
-                heat = go.Heatmap(z=grid, colorscale="RdBu_r", zmid=0, zmin=-lim, zmax=lim, showscale=i == 1)
-            else:
-                heat = go.Heatmap(z=grid, colorscale="gray", zmin=0, zmax=1, showscale=False)
-            fig.add_trace(heat, row=i, col=1)
+        fig = make_subplots(rows=len(labels), cols=1, subplot_titles=labels, vertical_spacing=0.09 if captions
+                            else 0.06)
+        for i, grid in enumerate(grids):
+            fig.add_trace(trace(i, grid), row=i + 1, col=1)
             # pictures, not charts: no grid lines or zero lines drawn over the digits
-            fig.update_yaxes(autorange="reversed", scaleanchor=f"x{i if i > 1 else ''}", showticklabels=False,
-                             showgrid=False, zeroline=False, row=i, col=1)
-            fig.update_xaxes(showticklabels=False, showgrid=False, zeroline=False, row=i, col=1)
-        per_row = 520 * grids[0].shape[0] / max(grids[0].shape[1], 1) + 40
-        fig.update_layout(title=title, height=int(min(260, max(90, per_row)) * len(labels) + 60),
+            fig.update_yaxes(autorange="reversed", scaleanchor=f"x{i + 1 if i else ''}", showticklabels=False,
+                             showgrid=False, zeroline=False, row=i + 1, col=1)
+            names = (captions or {}).get(labels[i])
+            b, w = len(rows[labels[i]]), rows[labels[i]].shape[-1]
+            fig.update_xaxes(showgrid=False, zeroline=False, row=i + 1, col=1, showticklabels=bool(names),
+                             **(dict(tickvals=[1 + k * (w + 1) + (w - 1) / 2 for k in range(b)],
+                                     ticktext=list(names), tickangle=0, ticks="") if names else {}))
+        per_row = 520 * grids[0].shape[1] / max(grids[0].shape[2], 1) + 40
+        fig.update_layout(title=title, height=int(min(260, max(90, per_row)) * len(labels) + 60 + 20 * bool(captions)),
                           margin=dict(l=10, r=10, t=60, b=10), template="plotly_white")
     else:
-        for trace, grid in zip(fig.data, grids):
-            trace.z = grid
+        for i, (tr, grid) in enumerate(zip(fig.data, grids)):
+            new = trace(i, grid)
+            tr.z = new.z
+            if signed and grid.shape[0] == 1:
+                tr.zmin, tr.zmax = new.zmin, new.zmax
     return fig
 
 

