@@ -223,6 +223,10 @@ def main(argv=None) -> None:
     torch.set_num_threads(args.threads)
     os.environ.setdefault("OMP_NUM_THREADS", str(args.threads))
     Path(args.runs_dir).mkdir(parents=True, exist_ok=True)
+    if args.worker:
+        import time
+
+        time.sleep(10 * args.worker)  # let worker 0 create the storage's tables (SQLite races on a new file)
     if args.stage in ("tune", "all"):
         tune(args)
     if args.stage in ("runs", "all"):
