@@ -80,7 +80,8 @@ class ClusterConfig:
     """A clustering run: no labels, ``beta``·R + (1 - beta)·[E + balance·(log C - H(p̄))]."""
 
     model: str = "smallcnn-mean"
-    clusters: int = 10
+    dataset: str = "mnist"  # a name of invlab.data.list_datasets()
+    clusters: int | None = None  # None: the data set's class count
     beta: float = 0.2
     balance: float = 1.0
     steps: int = 2000
@@ -93,12 +94,13 @@ class ClusterConfig:
 
 
 def train_clustering(config: ClusterConfig, data=None, progress: bool = True) -> dict:
-    """Train ``config.model`` to cluster MNIST without labels (Adam, cosine decay); return
-    test cluster accuracy and NMI of the final model, the per-cluster sizes, and the model.
+    """Train ``config.model`` to cluster ``config.dataset`` without labels (Adam, cosine
+    decay); return test cluster accuracy and NMI of the final model, the per-cluster sizes,
+    and the model.
 
     ``data``: a :class:`~invlab.data.SemiSupervisedData` (its labels are never read during
-    training; the test labels score the clusters at the end). Default: MNIST."""
-    from .data import load_mnist
+    training; the test labels score the clusters at the end). Default: ``config.dataset``."""
+    from .data import load_dataset
     from .data.preprocess import preprocess_data
     from .models import create_model
     from .train import CyclingSampler, resolve_device
@@ -106,10 +108,11 @@ def train_clustering(config: ClusterConfig, data=None, progress: bool = True) ->
     if not 0 <= config.beta <= 1:
         raise ValueError(f"beta must lie in [0, 1], got {config.beta}")
     device = resolve_device(config.device)
-    data = load_mnist(1, config.seed, root=config.data_root) if data is None else data
+    data = load_dataset(config.dataset, 1, config.seed, root=config.data_root) if data is None else data
     data = preprocess_data(data, config.preprocess)
+    clusters = config.clusters or data.num_classes
     torch.manual_seed(config.seed)
-    model = create_model(config.model, num_classes=config.clusters, in_channels=data.x_train.shape[1]).to(device)
+    model = create_model(config.model, num_classes=clusters, input_shape=data.input_shape).to(device)
     loss_fn = SemiSupervisedLoss(0.0, config.beta, balance=config.balance, report_unweighted=False)
     opt = torch.optim.Adam(model.parameters(), lr=config.lr)
     sched = torch.optim.lr_scheduler.LambdaLR(opt, lambda t: 0.5 * (1 + math.cos(math.pi * min(t, config.steps) / config.steps)))
@@ -126,18 +129,18 @@ def train_clustering(config: ClusterConfig, data=None, progress: bool = True) ->
         sched.step()
     pred = predictions(model, data.x_test)
     return {"cluster_accuracy": cluster_accuracy(pred, data.y_test), "nmi": nmi(pred, data.y_test),
-            "cluster_sizes": torch.bincount(pred, minlength=config.clusters).tolist(),
+            "cluster_sizes": torch.bincount(pred, minlength=clusters).tolist(),
             "train_time_s": time.perf_counter() - t0, "config": asdict(config), "model": model, "predictions": pred}
 
 
 def _clustering_run(config: ClusterConfig, path: str) -> dict:
     """One seed of :func:`clustering_study` (a process of its own), with k-means beside it."""
-    from .data import load_mnist
+    from .data import load_dataset
 
     torch.set_num_threads(1)
-    data = load_mnist(1, config.seed, root=config.data_root)
+    data = load_dataset(config.dataset, 1, config.seed, root=config.data_root)
     res = train_clustering(config, data, progress=False)
-    km = kmeans_baseline(data.x_train, data.x_test, data.y_test, config.clusters, config.seed)
+    km = kmeans_baseline(data.x_train, data.x_test, data.y_test, config.clusters or data.num_classes, config.seed)
     out = {k: v for k, v in res.items() if k not in ("model", "predictions")}
     out.update(kmeans_accuracy=km["accuracy"], kmeans_nmi=km["nmi"])
     from .io import save_json
@@ -147,7 +150,8 @@ def _clustering_run(config: ClusterConfig, path: str) -> dict:
 
 
 def clustering_study(seeds, steps: int = 2000, beta: float = 0.2, balance: float = 1.0, runs_dir="runs/clustering",
-                     device: str = "auto", data_root=None, jobs: int = 1, train: bool = True) -> dict | None:
+                     device: str = "auto", data_root=None, jobs: int = 1, train: bool = True,
+                     dataset: str = "mnist") -> dict | None:
     """Per seed: the clustering run and k-means on raw pixels (same seed), each kept as
     ``runs_dir/seed<s>-<steps>-<beta>-<balance>.json`` (finished seeds are read back;
     ``train=False`` reports those only, None when there are none)."""
@@ -156,9 +160,10 @@ def clustering_study(seeds, steps: int = 2000, beta: float = 0.2, balance: float
 
     runs_dir = Path(runs_dir)
     runs_dir.mkdir(parents=True, exist_ok=True)
-    configs = [ClusterConfig(steps=steps, beta=beta, balance=balance, seed=s, device=device, data_root=data_root)
-               for s in seeds]
-    paths = [runs_dir / f"seed{c.seed}-{steps}-{beta}-{balance}.json" for c in configs]
+    configs = [ClusterConfig(dataset=dataset, steps=steps, beta=beta, balance=balance, seed=s, device=device,
+                             data_root=data_root) for s in seeds]
+    tag = "" if dataset == "mnist" else f"{dataset.replace(':', '_').replace('/', '_')}-"
+    paths = [runs_dir / f"{tag}seed{c.seed}-{steps}-{beta}-{balance}.json" for c in configs]
     todo = [(c, str(p)) for c, p in zip(configs, paths) if not p.exists()]
     if not train:
         kept = [(c, p) for c, p in zip(configs, paths) if p.exists()]

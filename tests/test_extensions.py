@@ -298,3 +298,15 @@ def test_ebgan_energy_losses_and_scores():
     x = torch.cat([torch.ones(3, 1, 4, 4), torch.zeros(1, 1, 4, 4)])
     s = score_samples(Fixed(), x)
     assert s["confident_share"] == 75.0 and s["class_histogram"] == [1, 0, 3]
+
+
+def test_clustering_takes_its_cluster_count_and_size_from_the_data():
+    from invlab.data import semi_supervised
+
+    g = torch.Generator().manual_seed(0)
+    x, y = torch.rand(120, 3, 18, 18, generator=g), torch.arange(120) % 4
+    data = semi_supervised("four", x, y, labels_per_class=1, seed=0, val_size=10)
+    res = train_clustering(ClusterConfig(steps=3, batch=20, device="cpu"), data, progress=False)
+    assert len(res["cluster_sizes"]) == 4 and res["model"].input_shape == (3, 18, 18)
+    named = train_clustering(ClusterConfig(dataset="synthetic", steps=2, batch=20, device="cpu"), progress=False)
+    assert len(named["cluster_sizes"]) == 10
