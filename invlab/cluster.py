@@ -63,12 +63,14 @@ def nmi(pred: torch.Tensor, target: torch.Tensor) -> float:
     return mi / denom if denom > 0 else 1.0
 
 
-def kmeans_baseline(x_train: torch.Tensor, x_test: torch.Tensor, y_test: torch.Tensor, k: int = 10,
+def kmeans_baseline(x_train: torch.Tensor, x_test: torch.Tensor, y_test: torch.Tensor, k: int | None = None,
                     seed: int = 0) -> dict:
-    """k-means (scipy's kmeans2, k-means++ start) fitted on raw training pixels, test points
-    assigned to the nearest centre: cluster accuracy (%) and NMI on the test set."""
+    """k-means (scipy's kmeans2, k-means++ start) with ``k`` centres (default: the test
+    classes) fitted on raw training pixels, test points assigned to the nearest centre:
+    cluster accuracy (%) and NMI on the test set."""
     from scipy.cluster.vq import kmeans2, vq
 
+    k = int(y_test.max()) + 1 if k is None else k  # default: as many clusters as the test set has classes
     train = x_train.flatten(1).double().numpy()
     centres, _ = kmeans2(train, k, iter=30, minit="++", seed=np.random.default_rng(seed))
     pred = torch.from_numpy(vq(x_test.flatten(1).double().numpy(), centres)[0]).long()

@@ -24,25 +24,30 @@ import torch.nn as nn
 import torch.nn.functional as F
 from tqdm.auto import tqdm
 
+from .data.mnist import MNIST_INPUT_SHAPE
 from .inverse import forward_inverse
 
 
 class Generator(nn.Module):
-    """z (B, latent) -> images (B, 1, 28, 28) in [0, 1]: dense to 64@7x7, two x2 upsamplings."""
+    """z (B, latent) -> images (B, C, H, W) in [0, 1]: dense to width@(H/4)x(W/4), two x2
+    upsamplings. ``image_shape`` (C, H, W), H and W multiples of 4 (default MNIST's)."""
 
-    def __init__(self, latent: int = 64, width: int = 64):
+    def __init__(self, latent: int = 64, width: int = 64, image_shape: tuple[int, int, int] = MNIST_INPUT_SHAPE):
         super().__init__()
-        self.latent, self.width = latent, width
-        self.fc = nn.Linear(latent, width * 7 * 7)
+        channels, h, w = image_shape
+        if h % 4 or w % 4:
+            raise ValueError(f"the generator upsamples twice by 2: image sides must be multiples of 4, got {h}x{w}")
+        self.latent, self.width, self.start = latent, width, (h // 4, w // 4)
+        self.fc = nn.Linear(latent, width * self.start[0] * self.start[1])
         self.net = nn.Sequential(
             nn.BatchNorm2d(width), nn.ReLU(),
-            nn.ConvTranspose2d(width, width // 2, 4, stride=2, padding=1),  # 14x14
+            nn.ConvTranspose2d(width, width // 2, 4, stride=2, padding=1),  # (H/2, W/2)
             nn.BatchNorm2d(width // 2), nn.ReLU(),
-            nn.ConvTranspose2d(width // 2, 1, 4, stride=2, padding=1),  # 28x28
+            nn.ConvTranspose2d(width // 2, channels, 4, stride=2, padding=1),  # (H, W)
         )
 
     def forward(self, z: torch.Tensor) -> torch.Tensor:
-        return torch.sigmoid(self.net(self.fc(z).view(-1, self.width, 7, 7)))
+        return torch.sigmoid(self.net(self.fc(z).view(-1, self.width, *self.start)))
 
 
 def energy(model: nn.Module, x: torch.Tensor, create_graph: bool = True) -> torch.Tensor:
@@ -71,15 +76,16 @@ class EBGANConfig:
 
 
 def train_ebgan(config: EBGANConfig, images: torch.Tensor, progress: bool = True) -> dict:
-    """Train the EBGAN on ``images`` (N, 1, 28, 28) in [0, 1]; returns the generator, the
-    discriminator, ``samples`` {step: (16, 1, 28, 28)} from a fixed code, and ``history``."""
+    """Train the EBGAN on ``images`` (N, C, H, W) in [0, 1]; returns the generator, the
+    discriminator (sized for the images; its logits are unused), ``samples`` {step: (16, C, H, W)}
+    from a fixed code, and ``history``."""
     from .models import create_model
     from .train import CyclingSampler, resolve_device
 
     device = resolve_device(config.device)
     torch.manual_seed(config.seed)
-    disc = create_model(config.model).to(device)
-    gen = Generator(config.latent).to(device)
+    disc = create_model(config.model, input_shape=tuple(images.shape[1:])).to(device)
+    gen = Generator(config.latent, image_shape=tuple(images.shape[1:])).to(device)
     opt_d = torch.optim.Adam(disc.parameters(), lr=config.lr, betas=(0.5, 0.999))
     opt_g = torch.optim.Adam(gen.parameters(), lr=config.lr, betas=(0.5, 0.999))
     sampler = CyclingSampler(len(images), config.seed + 2)

@@ -115,9 +115,10 @@ def test_help_shows_every_default(capsys):
         main(["train", "--help"])
     text = " ".join(capsys.readouterr().out.split())
     for flag, default in (("--schedule", "cosine"), ("--reconstruction", "mse"), ("--reduce-dims", "mean"),
-                          ("--val-size", "10000"), ("--eval-every", "250"), ("--preprocess", "center-maxabs"),
+                          ("--eval-every", "250"), ("--preprocess", "center-maxabs"),
                           ("--balance", "1.0")):
         assert re.search(re.escape(flag) + r" .*?\(default " + re.escape(default) + r"\)", text), flag
+    assert re.search(r"--val-size N .*?\(default: the data set's own, 10 000 on mnist", text)
 
 
 def test_cli_defaults_are_the_recommended_recipe(fake_mnist_root, tmp_path):

@@ -8,47 +8,14 @@ count lives in :mod:`invlab.data.mnist`.
 
 from __future__ import annotations
 
-import os
-
-import torch
-
 from .arrays import SPLIT_SEED, check_examples, semi_supervised
 from .registry import (dataset_entry, fetch_dataset, fetchable_datasets, list_datasets, load_dataset,
                        register_dataset)
 from .audio import Recording, Segments, load_recordings, read_audio, segment_starts, split_by_recording
 from .bird10 import load_bird10
-from .mnist import MNIST_CLASSES, N_TEST, N_TRAIN, data_dir, fetch_mnist, load_mnist_arrays
+from .mnist import MNIST_CLASSES, data_dir, fetch_mnist, load_mnist, load_mnist_arrays
 from .preprocess import PREPROCESSING, Preprocess, preprocess, preprocess_data
 from .splits import SemiSupervisedData, labelled_split, subset
-
-
-def load_mnist(labels_per_class: int | None = 5, seed: int = 0, val_size: int | None = 10_000,
-               root: str | os.PathLike | None = None, fetch: bool = True) -> SemiSupervisedData:
-    """MNIST as a semi-supervised task.
-
-    The last ``val_size`` images of the official 60 000-image training set form the
-    validation split (the classic 50k/10k split); the labelled set is drawn from the
-    remaining training images with :func:`labelled_split` (``seed`` is the label draw);
-    the 10 000 official test images are only ever used for the final report.
-    """
-    val_size = 10_000 if val_size is None else val_size
-    if not 0 < val_size < N_TRAIN:
-        raise ValueError(f"val_size must be between 1 and {N_TRAIN - 1}, got {val_size}")
-    arrays = load_mnist_arrays(root, fetch=fetch)
-    x = arrays["train_images"].unsqueeze(1).float().div_(255)  # (60000, 1, 28, 28)
-    y = arrays["train_targets"]
-    n_train = len(x) - val_size
-    x_train, y_train = x[:n_train], y[:n_train]
-    classes = len(MNIST_CLASSES)
-    return SemiSupervisedData(
-        x_train=x_train, y_train=y_train,
-        labelled=(torch.arange(n_train) if labels_per_class is None
-                  else labelled_split(y_train, labels_per_class, seed, num_classes=classes)),
-        x_val=x[n_train:], y_val=y[n_train:],
-        x_test=arrays["test_images"].unsqueeze(1).float().div_(255), y_test=arrays["test_targets"],
-        num_classes=classes, name="mnist", class_names=list(MNIST_CLASSES),
-        info={"source": f"mnist.pt in {data_dir(root)}",
-              "split": {"validation": f"the last {val_size} of the official training images", "test": "given"}})
 
 
 def _mnist(labels_per_class=5, seed=0, val_size=None, root=None):

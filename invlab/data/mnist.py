@@ -34,6 +34,7 @@ import numpy as np
 import torch
 
 from ..io import atomic_write, load_torch, save_torch, sha256_file
+from .splits import SemiSupervisedData, labelled_split
 
 MNIST_PICKLE = "mnist.pkl.gz"
 MNIST_PICKLE_SHA256 = "f11bb9e41d6c1b6c124aa38fd605497bdcfe2ee08cf7c2bb5a41ab5d759e1416"
@@ -234,3 +235,32 @@ def load_mnist_arrays(root: str | os.PathLike | None = None, fetch: bool = True)
     except Exception as err:
         raise ValueError(f"cannot read {cache} ({err}); rebuild it with `invlab data fetch mnist --force`") from err
     return _check_arrays(arrays, str(cache))
+
+
+def load_mnist(labels_per_class: int | None = 5, seed: int = 0, val_size: int | None = 10_000,
+               root: str | os.PathLike | None = None, fetch: bool = True) -> SemiSupervisedData:
+    """MNIST as a semi-supervised task.
+
+    The last ``val_size`` images of the official 60 000-image training set form the
+    validation split (the classic 50k/10k split); the labelled set is drawn from the
+    remaining training images with :func:`labelled_split` (``seed`` is the label draw);
+    the 10 000 official test images are only ever used for the final report.
+    """
+    val_size = 10_000 if val_size is None else val_size
+    if not 0 < val_size < N_TRAIN:
+        raise ValueError(f"val_size must be between 1 and {N_TRAIN - 1}, got {val_size}")
+    arrays = load_mnist_arrays(root, fetch=fetch)
+    x = arrays["train_images"].unsqueeze(1).float().div_(255)  # (60000, 1, 28, 28)
+    y = arrays["train_targets"]
+    n_train = len(x) - val_size
+    x_train, y_train = x[:n_train], y[:n_train]
+    classes = len(MNIST_CLASSES)
+    return SemiSupervisedData(
+        x_train=x_train, y_train=y_train,
+        labelled=(torch.arange(n_train) if labels_per_class is None
+                  else labelled_split(y_train, labels_per_class, seed, num_classes=classes)),
+        x_val=x[n_train:], y_val=y[n_train:],
+        x_test=arrays["test_images"].unsqueeze(1).float().div_(255), y_test=arrays["test_targets"],
+        num_classes=classes, name="mnist", class_names=list(MNIST_CLASSES),
+        info={"source": f"mnist.pt in {data_dir(root)}",
+              "split": {"validation": f"the last {val_size} of the official training images", "test": "given"}})

@@ -154,8 +154,9 @@ def _read(name: str, folder: str) -> tuple:
                 f"{name} is not in {path} (expected {layout}, checked by torchvision) and could not be downloaded "
                 f"({str(err).splitlines()[0]}). Put the official files there, pass --data-root, or run "
                 f"`invlab data fetch {name}` on a machine with network access") from err
-    classes = list(getattr(train, "classes", None) or [str(c) for c in range(10)])
-    return (*_as_arrays(train), *_as_arrays(test), classes)
+    x_train, y_train = _as_arrays(train)
+    classes = list(getattr(train, "classes", None) or [str(c) for c in range(int(y_train.max()) + 1)])
+    return (x_train, y_train, *_as_arrays(test), classes)
 
 
 def load_vision(name: str, labels_per_class: int | None = 5, seed: int = 0, val_size: int | None = None,
