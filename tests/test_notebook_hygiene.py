@@ -47,3 +47,24 @@ def test_git_strips_notebook_outputs_on_add(tmp_path):
     stripped = json.loads(out.stdout)
     assert all(not c.get("outputs") for c in stripped["cells"] if c["cell_type"] == "code")
     assert [c["source"] for c in stripped["cells"]] == [c["source"] for c in nb["cells"]]
+
+
+def test_a_fresh_clone_is_clean_after_the_filter_is_set_up(tmp_path):
+    """Notebooks are committed exactly as nbstripout writes them: setting up the filter
+    (bin/setup) leaves a fresh clone's `git status` empty."""
+    if shutil.which("git") is None or _git("rev-parse", "--git-dir").returncode:
+        pytest.skip("not a git checkout")
+    clean = _git("config", "--get", "filter.nbstripout.clean").stdout.strip()
+    if not clean:
+        pytest.skip("the nbstripout filter is not configured: run bin/setup")
+    clone = tmp_path / "clone"
+    subprocess.run(["git", "clone", "-q", str(ROOT), str(clone)], check=True)
+    for key in ("filter.nbstripout.clean", "filter.nbstripout.smudge", "filter.nbstripout.required",
+                "diff.ipynb.textconv"):
+        value = _git("config", "--get", key).stdout.strip()
+        if value:
+            subprocess.run(["git", "config", key, value], cwd=clone, check=True)
+    subprocess.run(["git", "add", "--renormalize", "notebooks"], cwd=clone, check=True)
+    status = subprocess.run(["git", "status", "--porcelain", "notebooks"], cwd=clone, capture_output=True,
+                            text=True, check=True).stdout
+    assert status == "", f"notebooks the filter rewrites (commit them as it writes them):\n{status}"
