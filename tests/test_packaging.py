@@ -1,0 +1,42 @@
+"""Packaging: ranges in pyproject.toml, exact builds in constraints.txt, and a complete
+environment.yml for conda users."""
+
+from __future__ import annotations
+
+import re
+import tomllib
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parents[1]
+CONDA_NAMES = {"soundfile": "pysoundfile"}  # PyPI name -> conda-forge name, where they differ
+
+
+def _name(requirement: str) -> str:
+    return re.split(r"[\[<>=!~; ]", requirement, maxsplit=1)[0].lower()
+
+
+def _pyproject() -> dict:
+    return tomllib.loads((ROOT / "pyproject.toml").read_text())["project"]
+
+
+def test_library_dependencies_are_ranges_and_the_trio_is_pinned_in_constraints():
+    deps = _pyproject()["dependencies"]
+    assert not [d for d in deps if "==" in d], "exact pins belong in constraints.txt, not the library's dependencies"
+    pins = dict(line.split("==") for line in (ROOT / "constraints.txt").read_text().splitlines()
+                if line and not line.startswith("#"))
+    assert set(pins) == {"torch", "torchvision", "torchaudio"}
+    assert "-c constraints.txt" in (ROOT / "bin" / "setup").read_text()
+
+
+def test_environment_yml_lists_every_dependency():
+    project = _pyproject()
+    wanted = {_name(d) for d in project["dependencies"] + project["optional-dependencies"]["test"]
+              + project["optional-dependencies"]["notebooks"]}
+    listed = {_name(line.strip()[2:]) for line in (ROOT / "environment.yml").read_text().splitlines()
+              if line.strip().startswith("- ")}
+    missing = sorted(d for d in wanted if CONDA_NAMES.get(d, d) not in listed)
+    assert not missing, f"environment.yml lacks {missing}"
+    text = (ROOT / "environment.yml").read_text()
+    for line in (ROOT / "constraints.txt").read_text().splitlines():
+        if line and not line.startswith("#"):
+            assert f"- {line}" in text, f"environment.yml must pin {line} as constraints.txt does"
