@@ -22,8 +22,8 @@ center-maxabs, class-balance term, 2000 steps) on the same label draws, each res
 under ``--runs-dir``; the baseline's runs are those of ``benchmarks/recipe_study.py``'s
 ``balance-maxabs-2k`` arm when they exist there (same config, same folder key).
 
-    python benchmarks/extensions.py --parts per_layer schedules learned_weights --seeds 0 1 2 --jobs 2
-    python benchmarks/extensions.py --parts clustering --seeds 0 1 2
+    python -m benchmarks.extensions --parts per_layer schedules learned_weights --seeds 0 1 2 --jobs 2
+    python -m benchmarks.extensions --parts clustering --seeds 0 1 2
 
 Output: ``results/extensions.json`` (+ ``.md``): for the first three parts
 ``{"baseline": [per-seed test %], "variant": [...], "settings": {...}, ...}``.

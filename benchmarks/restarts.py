@@ -17,8 +17,8 @@ one of the ``--reuse`` folders (default: the recipe study's and Table 2's runs) 
 back instead of trained again: restart 0 of the recipe is those studies' run. Every run
 resumes from its checkpoint when the command is run again.
 
-    python benchmarks/restarts.py --seeds 1 4 --restarts 3 --jobs 2
-    python benchmarks/restarts.py --seeds 0 1 2 3 4 --restarts 3 --jobs 2
+    python -m benchmarks.restarts --seeds 1 4 --restarts 3 --jobs 2
+    python -m benchmarks.restarts --seeds 0 1 2 3 4 --restarts 3 --jobs 2
 
 Outputs: ``results/restarts.json`` (+ ``.md``) and ``docs/figures/restarts.html``.
 """
@@ -32,8 +32,7 @@ import sys
 import time
 from pathlib import Path
 
-sys.path.insert(0, str(Path(__file__).resolve().parent))
-import recipe_study  # noqa: E402 - the arms and their configs
+from benchmarks import recipe_study  # the arms and their configs
 
 RESTART_STRIDE = 1000  # restart k of draw s trains with seed s + 1000 k
 

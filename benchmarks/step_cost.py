@@ -19,7 +19,7 @@ give the median and interquartile range per mode, and steps per second. Peak mem
 (``--memory``) is measured apart, one subprocess per mode, since a process's peak
 resident size cannot be split between modes.
 
-    python benchmarks/step_cost.py --models smallcnn-mean --threads 1 --repeat 40
+    python -m benchmarks.step_cost --models smallcnn-mean --threads 1 --repeat 40
 """
 
 from __future__ import annotations

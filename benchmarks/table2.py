@@ -24,8 +24,8 @@ share runs. Outputs:
 * plotly figures under ``docs/figures/``: accuracy per model against the paper, learning
   curves of the smallcnn-mean variants, grid heat maps.
 
-    python benchmarks/table2.py --parts table2 sup1000 ablations --models smallcnn-mean --seeds 0 1 2 3 4
-    python benchmarks/table2.py --parts grid --grid-seeds 0 1 2 --grid-steps 300 --jobs 2
+    python -m benchmarks.table2 --parts table2 sup1000 ablations --models smallcnn-mean --seeds 0 1 2 3 4
+    python -m benchmarks.table2 --parts grid --grid-seeds 0 1 2 --grid-steps 300 --jobs 2
 """
 
 from __future__ import annotations

@@ -57,7 +57,7 @@ nvidia-smi --query-gpu=name,memory.total,driver_version --format=csv,noheader ||
 start=$(date +%s)  # MINUTES counts from here: the check below included
 if [ "${CUDA_GRAPH:-1}" = 1 ]; then
   # The same steps eager and as CUDA graphs on this GPU, timed; graphs only if they agree.
-  if timeout 240 "$py" benchmarks/cuda_graph_check.py --models ${CHECK_MODELS:-smallcnn-mean largecnn-mean resnet3-16-mean} \
+  if timeout 240 "$py" -m benchmarks.cuda_graph_check --models ${CHECK_MODELS:-smallcnn-mean largecnn-mean resnet3-16-mean} \
       --out "$out/cuda_graph_check.json" >"$out/cuda_graph_check.log" 2>&1; then
     extra+=(--cuda-graph)
     echo "CUDA graphs agree with eager steps: training with --cuda-graph"
@@ -77,7 +77,7 @@ for ((k = 0; k < lanes; k++)); do
   for ((i = k; i < ${#models[@]}; i += lanes)); do lane+=("${models[i]}"); done
   [ ${#lane[@]} -eq 0 ] && continue
   echo "lane $k: ${lane[*]}"
-  setsid "$py" benchmarks/table2.py "${common[@]}" --models "${lane[@]}" --out "$out/lane$k.json" \
+  setsid "$py" -m benchmarks.table2 "${common[@]}" --models "${lane[@]}" --out "$out/lane$k.json" \
     >"$out/lane$k.log" 2>&1 &
   pids+=($!)
 done
@@ -92,6 +92,6 @@ for pid in "${pids[@]}"; do kill -- -"$pid" 2>/dev/null; done
 sleep 2
 echo "training stopped after $(($(date +%s) - start)) s"
 
-"$py" benchmarks/table2.py "${common[@]}" --models "${models[@]}" --out "$out/table2_gpu.json" --report-only
+"$py" -m benchmarks.table2 "${common[@]}" --models "${models[@]}" --out "$out/table2_gpu.json" --report-only
 find runs/table2_gpu -name result.json -print0 2>/dev/null | tar czf "$out/runs.tgz" --null -T -
 ls -l "$out"
