@@ -52,15 +52,14 @@ def cluster_accuracy(pred: torch.Tensor, target: torch.Tensor) -> float:
 
 
 def nmi(pred: torch.Tensor, target: torch.Tensor) -> float:
-    """Normalised mutual information I(pred; target) / ((H(pred) + H(target)) / 2), in [0, 1]."""
-    joint = _contingency(pred, target).astype(np.float64)
-    joint /= joint.sum()
-    pu, pv = joint.sum(1), joint.sum(0)
-    nz = joint > 0
-    mi = float((joint[nz] * np.log(joint[nz] / np.outer(pu, pv)[nz])).sum())
-    h = [-float((p[p > 0] * np.log(p[p > 0])).sum()) for p in (pu, pv)]
-    denom = (h[0] + h[1]) / 2
-    return mi / denom if denom > 0 else 1.0
+    """Normalised mutual information I(pred; target) / ((H(pred) + H(target)) / 2), in [0, 1]
+    (scikit-learn's ``normalized_mutual_info_score``, arithmetic normalisation)."""
+    from sklearn.metrics import normalized_mutual_info_score
+
+    pred, target = torch.as_tensor(pred).long(), torch.as_tensor(target).long()
+    if pred.shape != target.shape or pred.ndim != 1:
+        raise ValueError(f"pred {tuple(pred.shape)} and target {tuple(target.shape)} must be equal 1-D shapes")
+    return float(normalized_mutual_info_score(target.numpy(), pred.numpy(), average_method="arithmetic"))
 
 
 def kmeans_baseline(x_train: torch.Tensor, x_test: torch.Tensor, y_test: torch.Tensor, k: int | None = None,

@@ -28,7 +28,8 @@ from __future__ import annotations
 
 import torch
 
-LOSS_KEYS = ("total", "ce", "reconstruction", "entropy", "imbalance")
+from .losses import LOSS_KEYS
+
 
 
 class GraphedStep:

@@ -19,6 +19,9 @@ import torch.nn.functional as F
 
 from .inverse import check_input, check_model, forward_inverse
 
+#: The scalar terms every loss of this module reports (with ``total``), logged at every step.
+LOSS_KEYS = ("total", "ce", "reconstruction", "entropy", "imbalance")
+
 
 def reconstruction_loss(rec: torch.Tensor, x: torch.Tensor, kind: str = "mse",
                         reduce_dims: str = "mean", reduction: str = "mean") -> torch.Tensor:

@@ -15,7 +15,8 @@ from torchvision.utils import make_grid, save_image
 from .inverse import reconstruct
 from .io import atomic_write
 
-LOSS_KEYS = ("total", "ce", "reconstruction", "entropy")
+#: The loss terms drawn in learning curves (the imbalance term is logged but not drawn).
+CURVE_KEYS = ("total", "ce", "reconstruction", "entropy")
 
 
 def reconstruction_grid(x: torch.Tensor, rec: torch.Tensor, nrow: int = 8) -> torch.Tensor:
@@ -55,7 +56,7 @@ def learning_curves(history: list[dict], title: str = "", fig: go.Figure | None 
     this function), its traces are updated in place instead of building a new figure.
     """
     steps = [r["step"] for r in history]
-    series = [(k, 1) for k in LOSS_KEYS] + [("train_accuracy", 2), ("val_accuracy", 2), ("test_accuracy", 2)]
+    series = [(k, 1) for k in CURVE_KEYS] + [("train_accuracy", 2), ("val_accuracy", 2), ("test_accuracy", 2)]
     if fig is None:
         fig = make_subplots(rows=1, cols=2, subplot_titles=("loss components", "accuracy (%)"))
         for key, col in series:

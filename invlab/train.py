@@ -25,11 +25,11 @@ from tqdm.auto import tqdm
 from .data import SemiSupervisedData, load_dataset
 from .data.preprocess import Preprocess, check_preprocess, preprocess_data
 from .evaluate import accuracy, predictions, vote_accuracy
-from .graphs import LOSS_KEYS, GraphedStep
+from .graphs import GraphedStep
 from .inverse import check_input, check_model
 from .io import check_writable_target, ensure_writable_dir, load_torch, save_json, save_torch
 from .hyper import HyperWeights, holdout_split
-from .losses import LayerwiseLoss, SemiSupervisedLoss
+from .losses import LOSS_KEYS, LayerwiseLoss, SemiSupervisedLoss
 from .methods import DEFAULTS as METHOD_DEFAULTS, METHODS, Method
 from .data.mnist import MNIST_INPUT_SHAPE
 from .models import create_model, list_models
