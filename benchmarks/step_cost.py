@@ -20,6 +20,13 @@ give the median and interquartile range per mode, and steps per second. Peak mem
 resident size cannot be split between modes.
 
     python -m benchmarks.step_cost --models smallcnn-mean --threads 1 --repeat 40
+
+``--part methods`` times instead one step of every method of :mod:`invlab.methods` on the
+same mixed batch (``method:<name>`` modes: the baselines without R, ``inversion`` with it,
+beta = 0.2), interleaved the same way, each against the ``supervised`` method's step:
+
+    python -m benchmarks.step_cost --part methods --models smallcnn-mean --threads 1 \
+        --no-memory --out results/step_cost_methods.json
 """
 
 from __future__ import annotations
@@ -33,6 +40,8 @@ import sys
 import time
 
 MODES = ("supervised", "inverse-autograd", "inverse-func", "inverse-before")
+METHOD_MODES = ("method:supervised", "method:entropy", "method:pseudo-label", "method:vat", "method:mean-teacher",
+                "method:inversion")
 
 
 def make_trainer(model_name: str, mode: str, batch: int, labelled: int, device: str):
@@ -51,7 +60,12 @@ def make_trainer(model_name: str, mode: str, batch: int, labelled: int, device: 
     y = torch.arange(n) % 10
     data = SemiSupervisedData(x, y, torch.arange(labelled), x[:10], y[:10], x[:10], y[:10], 10, "random")
     supervised = mode == "supervised"
-    config = TrainConfig(model=model_name, alpha=1.0 if supervised else 0.7, beta=0.0 if supervised else 0.2,
+    method = mode.removeprefix("method:") if mode.startswith("method:") else "inversion"
+    if mode.startswith("method:"):  # every method on the same mixed batch; R only in the paper's
+        alpha, beta = 0.7, 0.2 if method == "inversion" else 0.0
+    else:
+        alpha, beta = (1.0, 0.0) if supervised else (0.7, 0.2)
+    config = TrainConfig(model=model_name, alpha=alpha, beta=beta, method=method, balance=1.0,
                          labelled_batch=labelled, unlabelled_batch=batch - labelled, lr=1e-4, steps=10**9,
                          log_unweighted=False, device=device, inverse_method="func" if mode == "inverse-func" else "autograd")
     trainer = Trainer(config, data)
@@ -76,15 +90,17 @@ def step_fn(trainer, mode: str):
     return before
 
 
-def time_interleaved(model_name: str, batch: int, labelled: int, warmup: int, repeat: int, device: str) -> dict:
+def time_interleaved(model_name: str, batch: int, labelled: int, warmup: int, repeat: int, device: str,
+                     modes: tuple[str, ...] = MODES) -> dict:
     import torch
 
-    trainers = {m: make_trainer(model_name, m, batch, labelled, device) for m in MODES}
-    steps = {m: step_fn(trainers[m], m) for m in MODES}
-    sync = torch.cuda.synchronize if trainers["supervised"].device.type == "cuda" else (lambda: None)
-    times = {m: [] for m in MODES}
+    trainers = {m: make_trainer(model_name, m, batch, labelled, device) for m in modes}
+    steps = {m: step_fn(trainers[m], m) for m in modes}
+    first = trainers[modes[0]]
+    sync = torch.cuda.synchronize if first.device.type == "cuda" else (lambda: None)
+    times = {m: [] for m in modes}
     for r in range(warmup + repeat):
-        for m in MODES:
+        for m in modes:
             sync()
             t0 = time.perf_counter()
             steps[m]()
@@ -96,7 +112,7 @@ def time_interleaved(model_name: str, batch: int, labelled: int, warmup: int, re
         q1, med, q3 = statistics.quantiles(ts, n=4) if len(ts) > 1 else (ts[0],) * 3
         out[m] = {"median_s": statistics.median(ts), "q1_s": q1, "q3_s": q3, "steps_per_s": 1 / statistics.median(ts),
                   "times_s": ts}
-    return {"modes": out, "device": str(trainers["supervised"].device), "threads": torch.get_num_threads()}
+    return {"modes": out, "device": str(first.device), "threads": torch.get_num_threads()}
 
 
 def peak_memory(model_name: str, mode: str, batch: int, labelled: int, device: str) -> dict:
@@ -118,6 +134,9 @@ def main(argv=None) -> int:
     from invlab.models import TABLE2_MODELS
 
     p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    p.add_argument("--part", choices=["inverse", "methods"], default="inverse",
+                   help="inverse: the inversion loss's ways of computing against supervision (default); methods: "
+                        "every method of invlab.methods against the supervised one")
     p.add_argument("--models", nargs="+", default=[*TABLE2_MODELS, "bird10-cnn"])
     p.add_argument("--batch", type=int, default=150)
     p.add_argument("--labelled", type=int, default=50)
@@ -141,6 +160,8 @@ def main(argv=None) -> int:
     from invlab.io import save_report
     from invlab.studies import provenance
 
+    if args.part == "methods":
+        return methods(args)
     rows = []
     for name in args.models:
         timing = time_interleaved(name, args.batch, args.labelled, args.warmup, args.repeat, args.device)
@@ -167,6 +188,41 @@ def main(argv=None) -> int:
     save_report(out, args.out, markdown(out))
     print(markdown(out))
     return 0
+
+
+def methods(args) -> int:
+    """``--part methods``: one interleaved timing per model over :data:`METHOD_MODES`."""
+    from invlab.io import save_report
+    from invlab.studies import provenance
+
+    rows = []
+    for name in args.models:
+        timing = time_interleaved(name, args.batch, args.labelled, args.warmup, args.repeat, args.device, METHOD_MODES)
+        runs, sup = timing["modes"], timing["modes"]["method:supervised"]["median_s"]
+        rows.append({"model": name, "runs": runs, "threads": timing["threads"], "device": timing["device"],
+                     **{f"ratio_{m.removeprefix('method:')}": runs[m]["median_s"] / sup for m in METHOD_MODES}})
+        print(f"{name:18s} " + " | ".join(f"{m[7:]} {runs[m]['median_s'] * 1e3:.1f} ms" for m in METHOD_MODES),
+              flush=True)
+    out = {"part": "methods", "batch": args.batch, "labelled": args.labelled, "repeat": args.repeat,
+           "warmup": args.warmup, "threads": rows[0]["threads"] if rows else None, "interleaved": True, "rows": rows,
+           **provenance(device=rows[0]["device"] if rows else "cpu")}
+    save_report(out, args.out, methods_markdown(out))
+    print(methods_markdown(out))
+    return 0
+
+
+def methods_markdown(out: dict) -> str:
+    names = [m.removeprefix("method:") for m in METHOD_MODES]
+    lines = [f"Time per training step in ms of each method, median [interquartile range] of {out['repeat']} "
+             f"interleaved rounds after {out['warmup']} warm-up rounds; batch {out['batch']} with {out['labelled']} "
+             f"labelled, {out['threads']} thread(s); (× the supervised method's step). The baselines without R; "
+             "inversion = entropy + balance + R (beta 0.2).", "",
+             "| model | " + " | ".join(names) + " |", "|---|" + "---|" * len(names)]
+    for r in out["rows"]:
+        cells = [f"{_cell(r['runs'][m])} (×{r['ratio_' + m.removeprefix('method:')]:.2f})" for m in METHOD_MODES]
+        lines.append(f"| {r['model']} | " + " | ".join(cells) + " |")
+    lines += ["", f"Command: `{out['command']}` · commit {out['commit']} · {out['hardware']} · {out['date']}.", ""]
+    return "\n".join(lines)
 
 
 def _cell(run: dict) -> str:

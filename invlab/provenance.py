@@ -47,6 +47,22 @@ def device_name(device: str | torch.device = "cpu") -> str:
     return f"{cpu_model()} ({os.cpu_count()} cores)"
 
 
+def _portable(argv: list[str]) -> list[str]:
+    """The command as one would type it in the checkout: a script of the checkout by its
+    relative path, a module of the benchmarks package as ``python -m benchmarks.NAME``
+    (``python -m`` puts the file's absolute path in argv[0], a path of this machine)."""
+    if not argv:
+        return argv
+    path = Path(argv[0])
+    try:
+        rel = path.resolve().relative_to(_REPO)
+    except (ValueError, OSError):
+        return argv
+    if rel.parts[0] == "benchmarks" and path.is_absolute():
+        return ["python", "-m", ".".join(rel.with_suffix("").parts), *argv[1:]]
+    return [rel.as_posix(), *argv[1:]]
+
+
 def provenance(argv: list[str] | None = None, device: str | torch.device = "cpu") -> dict:
     """How a result was made: ``command`` (argv, shell-quoted), ``commit``, ``dirty``,
     ``invlab``, ``torch``, ``python``, ``threads``, ``device``, ``date`` (UTC, ISO 8601).
@@ -56,7 +72,7 @@ def provenance(argv: list[str] | None = None, device: str | torch.device = "cpu"
     ``.git`` or carry a stale one."""
     from . import __version__
 
-    argv = sys.argv if argv is None else argv
+    argv = _portable(list(sys.argv if argv is None else argv))
     if os.environ.get("INVLAB_COMMIT"):  # a copy of the code: the commit it was copied from
         commit, dirty = os.environ["INVLAB_COMMIT"], None
     else:

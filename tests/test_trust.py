@@ -160,3 +160,13 @@ def test_provenance_names_the_copied_commit(monkeypatch):
     assert (provenance(["x"])["commit"], provenance(["x"])["dirty"]) == ("abc1234", None)
     monkeypatch.delenv("INVLAB_COMMIT")
     assert provenance(["x"])["commit"] != "abc1234"
+
+
+def test_provenance_commands_carry_no_machine_path():
+    """`python -m benchmarks.NAME` puts the file's absolute path in argv[0]: recorded as typed."""
+    from invlab.provenance import _REPO, provenance
+
+    script = str(_REPO / "benchmarks" / "step_cost.py")
+    assert provenance([script, "--part", "methods"])["command"] == "python -m benchmarks.step_cost --part methods"
+    assert provenance(["benchmarks/table2.py", "--jobs", "2"])["command"] == "benchmarks/table2.py --jobs 2"
+    assert provenance(["/usr/bin/invlab", "train"])["command"] == "/usr/bin/invlab train"
