@@ -91,7 +91,9 @@ def step_fn(trainer, mode: str):
 
 
 def time_interleaved(model_name: str, batch: int, labelled: int, warmup: int, repeat: int, device: str,
-                     modes: tuple[str, ...] = MODES) -> dict:
+                     modes: tuple[str, ...] = MODES, rotate: bool = False) -> dict:
+    """``rotate``: each round starts one mode later, so that no mode always follows the same
+    one (the step after a heavy one can pay for its memory)."""
     import torch
 
     trainers = {m: make_trainer(model_name, m, batch, labelled, device) for m in modes}
@@ -100,7 +102,8 @@ def time_interleaved(model_name: str, batch: int, labelled: int, warmup: int, re
     sync = torch.cuda.synchronize if first.device.type == "cuda" else (lambda: None)
     times = {m: [] for m in modes}
     for r in range(warmup + repeat):
-        for m in modes:
+        shift = r % len(modes) if rotate else 0
+        for m in modes[shift:] + modes[:shift]:
             sync()
             t0 = time.perf_counter()
             steps[m]()
@@ -197,7 +200,8 @@ def methods(args) -> int:
 
     rows = []
     for name in args.models:
-        timing = time_interleaved(name, args.batch, args.labelled, args.warmup, args.repeat, args.device, METHOD_MODES)
+        timing = time_interleaved(name, args.batch, args.labelled, args.warmup, args.repeat, args.device, METHOD_MODES,
+                                  rotate=True)
         runs, sup = timing["modes"], timing["modes"]["method:supervised"]["median_s"]
         rows.append({"model": name, "runs": runs, "threads": timing["threads"], "device": timing["device"],
                      **{f"ratio_{m.removeprefix('method:')}": runs[m]["median_s"] / sup for m in METHOD_MODES}})
@@ -214,8 +218,9 @@ def methods(args) -> int:
 def methods_markdown(out: dict) -> str:
     names = [m.removeprefix("method:") for m in METHOD_MODES]
     lines = [f"Time per training step in ms of each method, median [interquartile range] of {out['repeat']} "
-             f"interleaved rounds after {out['warmup']} warm-up rounds; batch {out['batch']} with {out['labelled']} "
-             f"labelled, {out['threads']} thread(s); (× the supervised method's step). The baselines without R; "
+             f"interleaved rounds (each round starting one method later) after {out['warmup']} warm-up rounds; "
+             f"batch {out['batch']} with {out['labelled']} labelled, {out['threads']} thread(s); (× the supervised "
+             "method's step). The baselines without R; "
              "inversion = entropy + balance + R (beta 0.2).", "",
              "| model | " + " | ".join(names) + " |", "|---|" + "---|" * len(names)]
     for r in out["rows"]:
