@@ -26,8 +26,8 @@ from .plots import image_rows
 _UPDATE_EVERY = 4  # mouse-move events between live updates while drawing
 
 
-#: Width of a notebook's output area in JupyterLab at a 1400 px window with the file
-#: sidebar open (measured in Chromium): every row of views fits in it.
+#: Width every row of views must fit in: a notebook's output area in JupyterLab is 968 px
+#: wide in a 1400 px Chromium window with the file sidebar open; 960 leaves a margin.
 OUTPUT_WIDTH = 960
 
 
