@@ -758,6 +758,6 @@ def train(config: TrainConfig, data: SemiSupervisedData | None = None, callbacks
     return result
 
 
-__all__ = ["BalancedSampler", "Callback", "CyclingSampler", "RECOMMENDED", "SCHEDULES", "TrainConfig", "TrainResult", "Trainer", "accuracy",
+__all__ = ["BalancedSampler", "Callback", "CyclingSampler", "RECOMMENDED", "describe_data", "SCHEDULES", "TrainConfig", "TrainResult", "Trainer", "accuracy",
            "build_data", "default_lr", "load_model", "lr_factor", "run_key", "predictions", "resolve_device", "train",
            "vote_accuracy"]

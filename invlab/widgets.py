@@ -18,7 +18,7 @@ import torch
 from .data import SemiSupervisedData
 from .inverse import reconstruct
 from .plots import image_rows, learning_curves, waveform_rows
-from .train import TrainConfig, Trainer
+from .train import TrainConfig, Trainer, describe_data
 
 
 class LiveFigures:
@@ -119,6 +119,7 @@ class TrainingApp:
         key = (config.labels_per_class, config.seed)
         if self._data_key != key:
             self.data, self._data_key = self.make_data(*key), key
+        config = describe_data(config, self.data)  # as the Trainer records it: the data it was given
         same = self.trainer is not None and replace(self.trainer.config, steps=config.steps) == config
         if same:  # continue the stopped run, possibly for more steps
             self.trainer.config = config
