@@ -157,17 +157,15 @@ def figure(out: dict):
 
 
 def add_run_options(p: argparse.ArgumentParser) -> None:
-    """The options :func:`config_for` reads, and ``--jobs``: shared with ``restarts.py``."""
-    p.add_argument("--steps", type=int, default=None, help="override every arm's length (smoke runs only)")
-    p.add_argument("--eval-every", type=int, default=None, help="override every arm's evaluation interval")
-    p.add_argument("--val-size", type=int, default=10_000)
+    """The options :func:`config_for` reads (TrainConfig's own, invlab.options; ``--steps`` and
+    ``--eval-every`` override every arm's when given), and ``--jobs``: shared with ``restarts.py``."""
+    from invlab.options import add_config_options
+    from invlab.train import TrainConfig
+
+    add_config_options(p, TrainConfig(val_size=10_000), only=("steps", "eval_every", "val_size", "device", "cuda_graph",
+                                                             "dataset", "data_root"),
+                       overrides={"steps": None, "eval_every": None})
     p.add_argument("--jobs", type=int, default=1, help="runs at a time (processes sharing the cores)")
-    p.add_argument("--device", default="auto")
-    p.add_argument("--cuda-graph", action="store_true",
-                   help="on a GPU, replay each training step as one CUDA graph (same maths, see invlab.graphs)")
-    p.add_argument("--dataset", default="mnist", metavar="NAME",
-                   help="any name of `invlab data list` (folder:PATH, npz:PATH too) (default %(default)s)")
-    p.add_argument("--data-root", default=None, help="the data set's folder")
 
 
 def parse_args(argv=None):

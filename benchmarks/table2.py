@@ -343,6 +343,12 @@ def figures(rows: dict, grid: dict | None, fig_dir: Path) -> list[Path]:
     return written
 
 
+#: TrainConfig fields that are options of this script (the rest is set per entry).
+RECIPE_OPTIONS = ("lr", "schedule", "milestones", "lr_decay", "preprocess", "bias", "init", "balanced", "balance",
+                  "reconstruction", "reduce_dims", "labelled_batch", "unlabelled_batch", "eval_every", "val_size",
+                  "dataset", "data_root", "device", "cuda_graph")
+
+
 def parse_args(argv=None):
     p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     p.add_argument("--parts", nargs="+", choices=PARTS, default=["table2", "sup1000", "ablations"])
@@ -361,24 +367,11 @@ def parse_args(argv=None):
     p.add_argument("--grid-alphas", type=float, nargs="+", default=list(GRID_ALPHAS))
     p.add_argument("--grid-betas", type=float, nargs="+", default=list(GRID_BETAS))
     p.add_argument("--grid-eval-every", type=int, default=250)
-    # the recipe
-    p.add_argument("--lr", type=float, default=None, help="Adam learning rate (default: the paper's per model)")
-    p.add_argument("--schedule", choices=["constant", "cosine", "step", "invsqrt"], default="constant")
-    p.add_argument("--milestones", type=float, nargs="+", default=[0.5, 0.75], help="step schedule: fractions of the run")
-    p.add_argument("--lr-decay", type=float, default=0.2, help="step schedule: factor at each milestone")
-    p.add_argument("--preprocess", choices=["none", "center-maxabs", "standardize"], default="none")
-    p.add_argument("--bias", action=argparse.BooleanOptionalAction, default=None,
-                   help="biases (default: each model's own; --no-bias removes them everywhere)")
-    p.add_argument("--init", choices=["default", "xavier"], default="default")
-    p.add_argument("--balanced", action="store_true", help="class-balanced labelled batches")
-    p.add_argument("--balance", type=float, default=0.0,
-                   help="class-balance term beside the entropy (0: the paper's loss), see SemiSupervisedLoss")
-    p.add_argument("--reconstruction", choices=["mse", "cosine"], default="mse")
-    p.add_argument("--reduce-dims", choices=["mean", "sum"], default="mean")
-    p.add_argument("--labelled-batch", type=int, default=50)
-    p.add_argument("--unlabelled-batch", type=int, default=100)
-    p.add_argument("--eval-every", type=int, default=250)
-    p.add_argument("--val-size", type=int, default=10_000)
+    # the recipe: TrainConfig's own options (invlab.options), its bare defaults (the paper's setting)
+    from invlab.options import add_config_options
+    from invlab.train import TrainConfig
+
+    add_config_options(p, TrainConfig(val_size=10_000), only=RECIPE_OPTIONS)
     # plumbing
     p.add_argument("--jobs", type=int, default=1,
                    help="workers: with N > 1 the runs become an `invlab sweep` study done by N worker processes "
@@ -388,13 +381,6 @@ def parse_args(argv=None):
                         "workers on other hosts join)")
     p.add_argument("--study", default=None, help="study name (default: derived from the planned runs)")
     p.add_argument("--sweep", action="store_true", help="run through an invlab sweep study even with --jobs 1")
-    p.add_argument("--device", default="auto")
-    p.add_argument("--cuda-graph", action="store_true",
-                   help="on a GPU, replay each training step as one CUDA graph (same maths, see invlab.graphs)")
-    p.add_argument("--dataset", default="mnist", metavar="NAME",
-                   help="any name of `invlab data list` (folder:PATH, npz:PATH too); the labels of each entry are "
-                        "split over its classes (default %(default)s)")
-    p.add_argument("--data-root", default=None, help="the data set's folder")
     p.add_argument("--runs-dir", default="runs/table2",
                    help="one resumable folder per run (checkpoint, then result): rerun the command to continue")
     p.add_argument("--out", default="results/table2.json")

@@ -6,12 +6,10 @@ import argparse
 import sys
 from pathlib import Path
 
-from .data import PREPROCESSING, dataset_entry, fetch_dataset, fetchable_datasets, list_datasets, load_dataset
+from .data import fetch_dataset, fetchable_datasets, list_datasets, load_dataset
 from .models import list_models
-from .models.registry import INITS
-from .schedules import weight_arg
-from .methods import METHODS
-from .train import RECOMMENDED, SCHEDULES, TrainConfig, train
+from .options import add_config_options, config_kwargs, dataset_arg
+from .train import RECOMMENDED, TrainConfig, train
 
 EPILOG = """\
 example (the paper's SmallCNN with 50 labels, 5 per class):
@@ -28,107 +26,16 @@ def _parser() -> argparse.ArgumentParser:
     sub = p.add_subparsers(dest="command", required=True)
 
     t = sub.add_parser("train", help="train a network with the paper's semi-supervised loss",
-                       description="Train on MNIST with a few labels; writes OUT/metrics.json, "
+                       description="Train on any data set of `invlab data list` with a few labels; writes OUT/metrics.json, "
                                    "OUT/checkpoint.pt, OUT/reconstructions.png, OUT/learning_curves.html.",
                        epilog=EPILOG, formatter_class=argparse.RawDescriptionHelpFormatter)
-    d = TrainConfig(**RECOMMENDED)  # the CLI's defaults are the recommended recipe
-    t.add_argument("--model", default=d.model, metavar="NAME", help="network (see `invlab models`) (default %(default)s)")
-    t.add_argument("--model-file", default=None, metavar="FILE.py:FACTORY",
-                   help="a network of your own: FACTORY() in FILE.py returns an nn.Module (it may take input_shape "
-                        "and num_classes); replaces --model; the checkpoint records it for load_model")
-    t.add_argument("--dataset", default=d.dataset, type=dataset_arg, metavar="NAME",
-                   help=f"one of {', '.join(list_datasets())} (see data/README.md; bird10 without recordings under "
-                        "--data-root is a synthetic stand-in) (default %(default)s)")
-    t.add_argument("--data-root", default=None, metavar="DIR",
-                   help="the data set's folder (default: the data folder, or its <name>/ subfolder)")
-    t.add_argument("--resize", type=int, nargs=2, default=None, metavar=("H", "W"),
-                   help="folder: data sets: resize every image to H x W (else images of different sizes are refused)")
-    labels = t.add_mutually_exclusive_group()
-    labels.add_argument("--labels", default=None, metavar="N|all",
-                        help="labelled training examples in total, split evenly over the data set's classes, or "
-                             "'all' (default: 5 per class, all on bird10)")
-    labels.add_argument("--labels-per-class", type=int, default=None, metavar="K",
-                        help="labelled training examples of each class")
-    t.add_argument("--alpha", type=weight_arg, default=d.alpha, metavar="WEIGHT",
-                   help="weight of the supervised cross-entropy, in [0, 1]; a number or a schedule over the run, "
-                        "START:END[:linear|cosine|step][@FRACTION], e.g. 0.3:0.7 (default %(default)s)")
-    t.add_argument("--beta", type=weight_arg, default=None, metavar="WEIGHT",
-                   help="reconstruction share of the unsupervised part, in [0, 1]; a number or a schedule like "
-                        f"--alpha's (default {d.beta} with --method inversion, 0 with the other methods)")
-    t.add_argument("--method", default=d.method, choices=list(METHODS),
-                   help="the unsupervised term: inversion (the paper: entropy, balance and R), supervised, entropy, "
-                        "pseudo-label (Lee 2013), vat (Miyato et al. 2018), mean-teacher (Tarvainen & Valpola 2017); "
-                        "--beta > 0 adds the reconstruction R to any of them (default %(default)s)")
-    for knob, text in (("pl-threshold", "pseudo-label: confidence needed for a hard label"),
-                       ("rampup", "pseudo-label, mean-teacher: fraction of the run over which the weight ramps up"),
-                       ("vat-eps", "vat: L2 norm of the adversarial perturbation"),
-                       ("vat-xi", "vat: step of the power iteration"),
-                       ("ema", "mean-teacher: decay of the teacher's moving average"),
-                       ("consistency", "mean-teacher: weight of the consistency cost"),
-                       ("noise", "mean-teacher: std of the Gaussian input noise")):
-        t.add_argument(f"--{knob}", type=float, default=getattr(d, knob.replace("-", "_")),
-                       help=f"{text} (default %(default)s)")
-    t.add_argument("--layer", action="append", default=[], metavar="NAME=GAMMA", dest="layers",
-                   help="reconstruction at a hidden layer too (paper eqs. 11-12), weight GAMMA (a number or a "
-                        "schedule); repeat for several layers; NAME from the model's named_modules(), e.g. "
-                        "--layer features.2=0.06 for smallcnn-mean's first pooling output")
-    t.add_argument("--learn-weights", action="store_true",
-                   help="learn alpha and beta by hypergradient through one update (paper eqs. 14-15), starting "
-                        "from --alpha and --beta; the objective is the cross-entropy of --hyper-holdout labelled "
-                        "examples per class kept out of the loss")
-    t.add_argument("--hyper-lr", type=float, default=d.hyper_lr, help="Adam step of the learned weights (default %(default)s)")
-    t.add_argument("--hyper-every", type=int, default=d.hyper_every,
-                   help="training steps between hypergradient steps (default %(default)s)")
-    t.add_argument("--hyper-holdout", type=int, default=d.hyper_holdout,
-                   help="labelled examples per class held out for the hypergradient (default %(default)s)")
-    t.add_argument("--balance", type=float, default=d.balance,
-                   help="weight of a class-balance term beside the entropy, log C - H(mean prediction) over the "
-                        "unlabelled samples (not in the paper; 0 = the paper's loss; 1 = mutual information) "
-                        "(default %(default)s)")
-    t.add_argument("--seed", type=int, default=d.seed, help="seed of the label draw, initialisation and batches (default %(default)s)")
-    t.add_argument("--train-seed", type=int, default=None,
-                   help="seed of the initialisation and batches only, the label draw kept (--seed): a restart of "
-                        "the same draw (default: --seed)")
-    t.add_argument("--steps", type=int, default=d.steps, help="optimiser steps (default %(default)s)")
-    t.add_argument("--epochs", type=float, default=None, help="passes over the unlabelled pool; overrides --steps")
-    t.add_argument("--lr", type=float, default=None, help="Adam learning rate (default: the paper's, 0.01 for SmallCNN, "
-                                                          "0.01/3 for LargeCNN and ResNets, 0.001 for bird10-cnn)")
-    t.add_argument("--schedule", default=d.schedule, choices=list(SCHEDULES),
-                   help="learning-rate schedule: constant, cosine (decay to 0), step (x LR_DECAY at each of "
-                        "MILESTONES), invsqrt (lr / sqrt(1 + epoch)) (default %(default)s)")
-    t.add_argument("--milestones", type=float, nargs="+", default=list(d.milestones), metavar="FRACTION",
-                   help="step schedule: fractions of the run where the rate drops (default %(default)s)")
-    t.add_argument("--lr-decay", type=float, default=d.lr_decay,
-                   help="step schedule: factor applied at each milestone (default %(default)s)")
-    t.add_argument("--labelled-batch", type=int, default=d.labelled_batch,
-                   help="labelled samples per step, cycling the labelled set (default %(default)s)")
-    t.add_argument("--unlabelled-batch", type=int, default=d.unlabelled_batch,
-                   help="unlabelled samples per step, cycling the unlabelled pool (default %(default)s)")
-    t.add_argument("--balanced", action=argparse.BooleanOptionalAction, default=d.balanced,
-                   help="draw labelled batches class-balanced (LABELLED_BATCH / classes of each class) "
-                        "(default %(default)s)")
-    t.add_argument("--preprocess", default=d.preprocess, choices=list(PREPROCESSING),
-                   help="per-example input transform for train, validation and test: none, center-maxabs "
-                        "(centre, divide by max |x|), standardize (zero mean, unit variance) (default %(default)s)")
-    t.add_argument("--bias", action=argparse.BooleanOptionalAction, default=d.bias,
-                   help="biases in every layer (default: the model's own; the inhibitor 'U' models have none); "
-                        "--no-bias makes f(x) = A[x]x exactly")
-    t.add_argument("--init", default=d.init, choices=list(INITS),
-                   help="weight initialisation: default (PyTorch's) or xavier (uniform, zero biases) (default %(default)s)")
-    t.add_argument("--reconstruction", default=d.reconstruction, choices=["mse", "cosine"],
-                   help="reconstruction loss R (default %(default)s)")
-    t.add_argument("--reduce-dims", default=d.reduce_dims, choices=["mean", "sum"],
-                   help="average or sum R over input pixels (default %(default)s)")
-    t.add_argument("--eval-every", type=int, default=d.eval_every,
-                   help="steps between evaluations and checkpoints (default %(default)s)")
-    t.add_argument("--val-size", type=int, default=d.val_size,
-                   help="validation examples carved from the training set (default: the data set's own, 10 000 on "
-                        "mnist, fashion-mnist and kmnist, else 10 %% of training)")
-    t.add_argument("--device", default="auto", choices=["auto", "cpu", "cuda"],
-                   help="auto uses a CUDA GPU when there is one (default %(default)s)")
-    t.add_argument("--cuda-graph", action="store_true",
-                   help="replay each training step as one CUDA graph on a GPU: the same maths, far fewer kernel "
-                        "launches (needs --device cuda, constant alpha and beta)")
+    # Every TrainConfig field is an option (invlab.options), its defaults the recommended recipe;
+    # --labels and the output folder's options are the command line's own.
+    add_config_options(t, TrainConfig(**RECOMMENDED),
+                       overrides={"labels_per_class": None, "beta": None})  # None: decided per data set / method
+    t.add_argument("--labels", default=None, metavar="N|all",
+                   help="labelled training examples in total, split evenly over the data set's classes, or 'all' "
+                        "(default: 5 per class, all on bird10; or give --labels-per-class)")
     t.add_argument("--out", required=True, metavar="DIR", help="output folder")
     t.add_argument("--resume", action="store_true", help="continue the run in DIR from DIR/checkpoint.pt")
     t.add_argument("--overwrite", action="store_true", help="replace a run that DIR already holds")
@@ -203,15 +110,6 @@ def _sweep(args) -> int:
     return 0
 
 
-def dataset_arg(name: str) -> str:
-    """argparse type of ``--dataset``: a registered name (``folder:PATH`` and ``npz:PATH`` included)."""
-    try:
-        dataset_entry(name)
-    except ValueError as err:
-        raise argparse.ArgumentTypeError(str(err)) from None
-    return name
-
-
 def labels_per_class(args) -> int | None:
     """``--labels N|all`` / ``--labels-per-class K`` as labelled examples per class of the
     data set (whose class count is read from the data); default 5, all on bird10."""
@@ -231,20 +129,6 @@ def labels_per_class(args) -> int | None:
     return n // classes
 
 
-def _layers(items: list[str]) -> dict[str, float | str]:
-    """``--layer NAME=GAMMA`` options as {name: weight}."""
-    layers = {}
-    for item in items:
-        name, sep, value = item.partition("=")
-        if not sep or not name:
-            raise ValueError(f"--layer {item!r}: expected NAME=GAMMA, e.g. --layer features.2=0.06")
-        try:
-            layers[name] = weight_arg(value)
-        except argparse.ArgumentTypeError as err:
-            raise ValueError(f"--layer {item!r}: {err}") from None
-    return layers
-
-
 def _train(args) -> int:
     import torch
 
@@ -256,20 +140,12 @@ def _train(args) -> int:
     if args.model_file is None and args.model not in list_models():
         raise ValueError(f"unknown model {args.model!r}. Known models: {', '.join(list_models())} "
                          "(or a network of your own: --model-file FILE.py:FACTORY)")
-    per_class = labels_per_class(args)
-    config = TrainConfig(
-        model="custom" if args.model_file else args.model, model_file=args.model_file, dataset=args.dataset,
-        resize=tuple(args.resize) if args.resize else None, labels_per_class=per_class, data_root=args.data_root,
-        alpha=args.alpha, beta=args.beta if args.beta is not None else (TrainConfig.beta if args.method == "inversion"
-                                                                         else 0.0),
-        method=args.method, pl_threshold=args.pl_threshold, rampup=args.rampup, vat_eps=args.vat_eps,
-        vat_xi=args.vat_xi, ema=args.ema, consistency=args.consistency, noise=args.noise, balance=args.balance, seed=args.seed, train_seed=args.train_seed, steps=args.steps, epochs=args.epochs,
-        labelled_batch=args.labelled_batch, unlabelled_batch=args.unlabelled_batch, balanced=args.balanced, lr=args.lr,
-        schedule=args.schedule, milestones=tuple(args.milestones), lr_decay=args.lr_decay,
-        preprocess=args.preprocess, bias=args.bias, init=args.init, reconstruction=args.reconstruction, reduce_dims=args.reduce_dims,
-        eval_every=args.eval_every, val_size=args.val_size, device=args.device, layers=_layers(args.layers),
-        learn_weights=args.learn_weights, hyper_lr=args.hyper_lr, hyper_every=args.hyper_every,
-        hyper_holdout=args.hyper_holdout, cuda_graph=args.cuda_graph)
+    if args.labels is not None and args.labels_per_class is not None:
+        raise ValueError("give --labels or --labels-per-class, not both")
+    fields = config_kwargs(args)
+    fields.update(model="custom" if args.model_file else args.model, labels_per_class=labels_per_class(args),
+                  beta=args.beta if args.beta is not None else (TrainConfig.beta if args.method == "inversion" else 0.0))
+    config = TrainConfig(**fields)
     out = Path(args.out)
     result = train(config, out_dir=out, resume=args.resume, overwrite=args.overwrite, progress=not args.no_progress)
     data, dataset = result.data_ref, result.data["dataset"]

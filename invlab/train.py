@@ -23,7 +23,7 @@ import torch.nn as nn
 from tqdm.auto import tqdm
 
 from .data import SemiSupervisedData, load_dataset
-from .data.preprocess import Preprocess, check_preprocess, preprocess_data
+from .data.preprocess import PREPROCESSING, Preprocess, check_preprocess, preprocess_data
 from .evaluate import accuracy, predictions, vote_accuracy
 from .graphs import GraphedStep
 from .inverse import check_input, check_model
@@ -31,6 +31,7 @@ from .io import check_writable_target, ensure_writable_dir, load_torch, save_jso
 from .hyper import HyperWeights, holdout_split
 from .losses import LOSS_KEYS, LayerwiseLoss, SemiSupervisedLoss
 from .methods import DEFAULTS as METHOD_DEFAULTS, METHODS, Method
+from .options import option
 from .data.mnist import MNIST_INPUT_SHAPE
 from .models import create_model, list_models
 from .models.audio import BIRD10_INPUT_SHAPE
@@ -93,50 +94,85 @@ class TrainConfig:
     the weights in use (``alpha``, ``beta``, ``gamma:<layer>``).
     """
 
-    model: str = "smallcnn-mean"  # a registry name (invlab.models.list_models()); "custom" with model_file
-    model_file: str | None = None  # "FILE.py:FACTORY": a function returning the nn.Module to train (invlab.models.custom)
-    dataset: str = "mnist"  # a name of invlab.data.list_datasets(): mnist, fashion-mnist, cifar10, folder:PATH, npz:PATH, ...
-    resize: tuple[int, int] | None = None  # folder: data sets: resize every image to (H, W)
-    labels_per_class: int | None = 5  # None: every training example labelled (Bird10's setting)
-    alpha: float | str = 0.7  # a number, or a schedule "START:END[:SHAPE][@FRACTION]" (invlab.schedules)
-    beta: float | str = 0.2
-    layers: dict = field(default_factory=dict)  # {hidden layer: gamma (number or schedule)}: eqs. 11-12 on top of eq. 10
-    method: str = "inversion"  # or a baseline's unsupervised term: supervised, entropy, pseudo-label, vat, mean-teacher (invlab.methods)
-    pl_threshold: float = METHOD_DEFAULTS["pl_threshold"]  # pseudo-label: confidence for a hard label
-    rampup: float = METHOD_DEFAULTS["rampup"]  # pseudo-label, mean-teacher: fraction of the run to ramp the weight up
-    vat_eps: float = METHOD_DEFAULTS["vat_eps"]  # vat: L2 norm of the adversarial perturbation
-    vat_xi: float = METHOD_DEFAULTS["vat_xi"]  # vat: step of the power iteration
-    ema: float = METHOD_DEFAULTS["ema"]  # mean-teacher: decay of the teacher's moving average
-    consistency: float = METHOD_DEFAULTS["consistency"]  # mean-teacher: weight of the consistency cost
-    noise: float = METHOD_DEFAULTS["noise"]  # mean-teacher: std of the Gaussian input noise
-    learn_weights: bool = False  # alpha and beta learned by hypergradient (eqs. 14-15), see invlab.hyper
-    hyper_lr: float = 0.02  # Adam step on the weights' logits
-    hyper_every: int = 10  # a hypergradient step every this many training steps
-    hyper_holdout: int = 1  # labelled examples per class held out for the hypergradient's objective
-    balance: float = 0.0  # class-balance weight beside the entropy (0: the paper's eq. 10), see SemiSupervisedLoss
-    seed: int = 0  # the label draw; also the initialisation and batch order unless train_seed is given
-    train_seed: int | None = None  # initialisation and batch order only (None: seed): restarts of one draw
-    steps: int = 1000
-    epochs: float | None = None
-    labelled_batch: int = 50
-    unlabelled_batch: int = 100
-    balanced: bool = False  # labelled batches drawn class-balanced (labelled_batch / C per class)
-    lr: float | None = None
-    schedule: str = "constant"  # see SCHEDULES
-    milestones: tuple[float, ...] = (0.5, 0.75)  # "step" schedule: fractions of the run
-    lr_decay: float = 0.2  # "step" schedule: the rate is multiplied by this at each milestone
-    preprocess: str = "none"  # per-example input transform, see invlab.data.preprocess
-    bias: bool | None = None  # None: the model's own choice; False: no biases anywhere
-    init: str = "default"  # or "xavier"
-    reconstruction: str = "mse"
-    reduce_dims: str = "mean"
-    inverse_method: str = "autograd"  # or "func": how (df/dx)^T f is computed (benchmarks/step_cost.py)
-    eval_every: int = 250
-    val_size: int | None = None  # validation examples carved from training; None: the data set's default (10 000 on MNIST)
-    data_root: str | None = None
-    device: str = "auto"
-    log_unweighted: bool = True  # compute R for the logs even when its weight is 0 (one extra pass)
-    cuda_graph: bool = False  # on a GPU, replay each training step as one CUDA graph (same maths, invlab.graphs)
+    # Every field is an option of `invlab train`, of the benchmarks and of sweep spaces
+    # (invlab.options builds them from the help, choices and flags given here).
+    model: str = option("smallcnn-mean", "network: a name of `invlab models`", metavar="NAME")
+    model_file: str | None = option(None, "a network of your own: FACTORY() in FILE.py returns an nn.Module (it "
+                                          "may take input_shape and num_classes); replaces --model; the checkpoint "
+                                          "records it for load_model", metavar="FILE.py:FACTORY")
+    dataset: str = option("mnist", "a name of `invlab data list`: mnist, fashion-mnist, kmnist, cifar10, svhn, bird10 "
+                                   "(real recordings under --data-root, else a synthetic stand-in), synthetic, "
+                                   "folder:PATH, npz:PATH", metavar="NAME", type="dataset")
+    resize: tuple[int, int] | None = option(None, "folder: data sets: resize every image to H x W (else images of "
+                                                  "different sizes are refused)", metavar=("H", "W"))
+    labels_per_class: int | None = option(5, "labelled training examples of each class (None: all labelled, "
+                                             "Bird10's setting)", metavar="K")
+    alpha: float | str = option(0.7, "weight of the supervised cross-entropy, in [0, 1]; a number or a schedule over "
+                                     "the run, START:END[:linear|cosine|step][@FRACTION], e.g. 0.3:0.7 (invlab."
+                                     "schedules)", metavar="WEIGHT", type="weight")
+    beta: float | str = option(0.2, "reconstruction share of the unsupervised part, in [0, 1]; a number or a schedule "
+                                    "like --alpha's (default 0.2; on the command line 0 with a --method other than "
+                                    "inversion)", metavar="WEIGHT", type="weight")
+    layers: dict = option({}, "reconstruction at a hidden layer too (eqs. 11-12), weight GAMMA (a number or a "
+                              "schedule); repeat for several layers; NAME from the model's named_modules(), e.g. "
+                              "--layer features.2=0.06", flag="--layer", metavar="NAME=GAMMA", type="layers")
+    method: str = option("inversion", "the unsupervised term: inversion (the paper: entropy, balance and R), "
+                                      "supervised, entropy, pseudo-label (Lee 2013), vat (Miyato et al. 2018), "
+                                      "mean-teacher (Tarvainen & Valpola 2017); beta > 0 adds R to any of them",
+                         choices=METHODS)
+    pl_threshold: float = option(METHOD_DEFAULTS["pl_threshold"], "pseudo-label: confidence needed for a hard label")
+    rampup: float = option(METHOD_DEFAULTS["rampup"], "pseudo-label, mean-teacher: fraction of the run over which "
+                                                      "the weight ramps up")
+    vat_eps: float = option(METHOD_DEFAULTS["vat_eps"], "vat: L2 norm of the adversarial perturbation")
+    vat_xi: float = option(METHOD_DEFAULTS["vat_xi"], "vat: step of the power iteration")
+    ema: float = option(METHOD_DEFAULTS["ema"], "mean-teacher: decay of the teacher's moving average")
+    consistency: float = option(METHOD_DEFAULTS["consistency"], "mean-teacher: weight of the consistency cost")
+    noise: float = option(METHOD_DEFAULTS["noise"], "mean-teacher: std of the Gaussian input noise")
+    learn_weights: bool = option(False, "learn alpha and beta by hypergradient through one update (eqs. 14-15), "
+                                        "starting from --alpha and --beta; the objective is the cross-entropy of "
+                                        "--hyper-holdout labelled examples per class kept out of the loss")
+    hyper_lr: float = option(0.02, "Adam step of the learned weights' logits")
+    hyper_every: int = option(10, "training steps between hypergradient steps")
+    hyper_holdout: int = option(1, "labelled examples per class held out for the hypergradient")
+    balance: float = option(0.0, "weight of a class-balance term beside the entropy, log C - H(mean prediction) over "
+                                 "the unlabelled samples (not in the paper; 0 = the paper's loss; 1 = mutual "
+                                 "information)")
+    seed: int = option(0, "the label draw; also the initialisation and batch order unless --train-seed is given")
+    train_seed: int | None = option(None, "seed of the initialisation and batches only, the label draw kept "
+                                          "(--seed): a restart of the same draw (default: --seed)")
+    steps: int = option(1000, "optimiser steps")
+    epochs: float | None = option(None, "passes over the unlabelled pool; overrides --steps")
+    labelled_batch: int = option(50, "labelled samples per step, cycling the labelled set")
+    unlabelled_batch: int = option(100, "unlabelled samples per step, cycling the unlabelled pool")
+    balanced: bool = option(False, "draw labelled batches class-balanced (LABELLED_BATCH / classes of each class)")
+    lr: float | None = option(None, "Adam learning rate (default: the paper's, 0.01 for SmallCNN, 0.01/3 for LargeCNN "
+                                    "and ResNets, 0.001 for bird10-cnn and networks of your own)")
+    schedule: str = option("constant", "learning-rate schedule: constant, cosine (decay to 0), step (x LR_DECAY at "
+                                       "each of MILESTONES), invsqrt (lr / sqrt(1 + epoch))", choices=SCHEDULES)
+    milestones: tuple[float, ...] = option((0.5, 0.75), "step schedule: fractions of the run where the rate drops",
+                                           metavar="FRACTION")
+    lr_decay: float = option(0.2, "step schedule: factor applied at each milestone")
+    preprocess: str = option("none", "per-example input transform for train, validation and test: none, "
+                                     "center-maxabs (centre, divide by max |x|), standardize (zero mean, unit "
+                                     "variance)", choices=PREPROCESSING)
+    bias: bool | None = option(None, "biases in every layer (default: the model's own; the inhibitor 'U' models have "
+                                     "none); --no-bias makes f(x) = A[x]x exactly")
+    init: str = option("default", "weight initialisation: default (PyTorch's) or xavier (uniform, zero biases)",
+                       choices=INITS)
+    reconstruction: str = option("mse", "reconstruction loss R", choices=("mse", "cosine"))
+    reduce_dims: str = option("mean", "average or sum R over input dimensions", choices=("mean", "sum"))
+    inverse_method: str = option("autograd", "how (df/dx)^T f is computed: torch.autograd.grad or torch.func.vjp "
+                                             "(benchmarks/step_cost.py)", choices=("autograd", "func"))
+    eval_every: int = option(250, "steps between evaluations and checkpoints")
+    val_size: int | None = option(None, "validation examples carved from the training set (default: the data set's "
+                                        "own, 10 000 on mnist, fashion-mnist and kmnist, else 10 % of training)",
+                                  metavar="N")
+    data_root: str | None = option(None, "the data set's folder (default: the data folder, or its <name>/ "
+                                         "subfolder)", metavar="DIR")
+    device: str = option("auto", "auto uses a CUDA GPU when there is one; cpu, cuda or cuda:K", metavar="DEVICE")
+    log_unweighted: bool = option(True, "compute R for the logs even when its weight is 0 (one extra pass)")
+    cuda_graph: bool = option(False, "replay each training step as one CUDA graph on a GPU: the same maths, far "
+                                     "fewer kernel launches (needs --device cuda, constant alpha and beta)")
 
     # Fields that may differ when resuming (a longer run, another machine, quieter logs);
     # a schedule tied to the run's length (cosine, step) then stretches from the resumed step on.

@@ -103,3 +103,27 @@ def test_train_bird10_on_a_recordings_folder(tmp_path, capsys):
                                      "eval_time_s"}
     assert (out / "reconstructions.html").stat().st_size > 0
     assert "[bird10] test accuracy" in capsys.readouterr().out
+
+
+def test_every_config_field_is_an_option_everywhere_from_one_source():
+    """invlab train, the benchmarks and the fields share one description (invlab.options):
+    a new TrainConfig field is a new flag of `invlab train`, with the field's help."""
+    import dataclasses
+
+    from benchmarks import recipe_study, table2
+    from invlab.cli import _parser
+    from invlab.options import flag
+    from invlab.train import TrainConfig
+
+    fields = {f.name: f for f in dataclasses.fields(TrainConfig)}
+    train_parser = _parser()._subparsers._group_actions[0].choices["train"]
+    actions = {a.dest: a for a in train_parser._actions}
+    assert set(fields) <= set(actions), set(fields) - set(actions)
+    for name, field in fields.items():
+        assert actions[name].option_strings[0] == flag(field)
+        assert actions[name].help.startswith(field.metadata["help"].replace("%", "%%"))
+    for module in (table2, recipe_study):  # the benchmarks take the same options, with their own defaults
+        args = module.parse_args([])
+        assert args.val_size == 10_000 and args.device == "auto" and args.dataset == "mnist"
+    args = table2.parse_args(["--milestones", "0.3", "--no-bias", "--schedule", "cosine"])
+    assert (args.milestones, args.bias, args.schedule) == ([0.3], False, "cosine")

@@ -256,16 +256,17 @@ def test_clustering_uses_no_labels_and_scores_the_test_set():
 
 
 def test_cli_reads_schedules_and_layers(capsys, task):
-    from invlab.cli import _layers, _parser, main
+    from invlab.cli import _parser, main
 
     args = _parser().parse_args(["train", "--out", "x", "--alpha", "0.3:0.7", "--beta", "0.8:0.2:step@0.25",
                                  "--layer", "features.2=0.05", "--layer", "features.5=0:0.1:cosine"])
     assert args.alpha == "0.3:0.7:linear" and args.beta == "0.8:0.2:step@0.25"
-    assert _layers(args.layers) == {"features.2": 0.05, "features.5": "0:0.1:cosine"}
+    assert dict(args.layers) == {"features.2": 0.05, "features.5": "0:0.1:cosine"}
     with pytest.raises(SystemExit):
         _parser().parse_args(["train", "--out", "x", "--alpha", "0.3:zig"])
     assert "cannot read the weight" in capsys.readouterr().err
-    assert main(["train", "--out", "x", "--layer", "features.2"]) == 2
+    with pytest.raises(SystemExit):
+        main(["train", "--out", "x", "--layer", "features.2"])
     assert "expected NAME=GAMMA" in capsys.readouterr().err
     with pytest.raises(ValueError, match="not modules of 'smallcnn-mean'; available: features"):
         Trainer(TrainConfig(layers={"features.9": 0.1}, device="cpu"), task)

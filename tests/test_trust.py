@@ -118,7 +118,7 @@ def test_help_shows_every_default(capsys):
                           ("--eval-every", "250"), ("--preprocess", "center-maxabs"),
                           ("--balance", "1.0")):
         assert re.search(re.escape(flag) + r" .*?\(default " + re.escape(default) + r"\)", text), flag
-    assert re.search(r"--val-size VAL_SIZE .*?\(default: the data set's own, 10 000 on mnist", text)
+    assert re.search(r"--val-size N .*?\(default: the data set's own, 10 000 on mnist", text)
 
 
 def test_cli_defaults_are_the_recommended_recipe(fake_mnist_root, tmp_path):
