@@ -2,11 +2,28 @@
 
 from __future__ import annotations
 
+import os
+
 import pytest
 import torch
 import torch.nn as nn
 
 from invlab.data import SemiSupervisedData
+
+
+def pytest_configure(config):
+    if os.environ.get("PYTEST_XDIST_WORKER"):  # one process per core: one thread each, no oversubscription
+        os.environ.setdefault("OMP_NUM_THREADS", "1")
+        torch.set_num_threads(1)
+
+
+def pytest_collection_modifyitems(config, items):
+    """The notebooks (nbmake) and the benchmark scripts' end-to-end runs are slow: the quick
+    tier, `bin/test -m "not slow"`, leaves them out."""
+    for item in items:
+        path = str(item.path)
+        if path.endswith(".ipynb") or path.endswith("test_benchmarks.py"):
+            item.add_marker(pytest.mark.slow)
 
 
 @pytest.fixture(autouse=True)
