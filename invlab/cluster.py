@@ -18,7 +18,6 @@ information (:func:`nmi`) on the test set; the yardstick is k-means on raw pixel
 from __future__ import annotations
 
 import json
-import math
 import time
 from dataclasses import asdict, dataclass
 from pathlib import Path
@@ -104,7 +103,7 @@ def train_clustering(config: ClusterConfig, data=None, progress: bool = True) ->
     from .data import load_dataset
     from .data.preprocess import preprocess_data
     from .models import create_model
-    from .train import CyclingSampler, resolve_device
+    from .loop import CyclingSampler, resolve_device, schedule_factor
 
     if not 0 <= config.beta <= 1:
         raise ValueError(f"beta must lie in [0, 1], got {config.beta}")
@@ -116,7 +115,7 @@ def train_clustering(config: ClusterConfig, data=None, progress: bool = True) ->
     model = create_model(config.model, num_classes=clusters, input_shape=data.input_shape).to(device)
     loss_fn = SemiSupervisedLoss(0.0, config.beta, balance=config.balance, report_unweighted=False)
     opt = torch.optim.Adam(model.parameters(), lr=config.lr)
-    sched = torch.optim.lr_scheduler.LambdaLR(opt, lambda t: 0.5 * (1 + math.cos(math.pi * min(t, config.steps) / config.steps)))
+    sched = torch.optim.lr_scheduler.LambdaLR(opt, lambda t: schedule_factor("cosine", t, config.steps))
     sampler = CyclingSampler(len(data.x_train), config.seed + 2)
     unlabelled = torch.zeros(config.batch, dtype=torch.bool, device=device)
     no_label = torch.full((config.batch,), -1, device=device)

@@ -80,7 +80,7 @@ def train_ebgan(config: EBGANConfig, images: torch.Tensor, progress: bool = True
     discriminator (sized for the images; its logits are unused), ``samples`` {step: (16, C, H, W)}
     from a fixed code, and ``history``."""
     from .models import create_model
-    from .train import CyclingSampler, resolve_device
+    from .loop import CyclingSampler, resolve_device
 
     device = resolve_device(config.device)
     torch.manual_seed(config.seed)

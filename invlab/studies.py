@@ -23,7 +23,8 @@ from typing import Callable
 
 import torch
 
-from .train import Trainer, accuracy
+from .evaluate import accuracy
+from .train import Trainer
 
 
 def provenance(argv: list[str] | None = None, device: str = "cpu") -> dict:
@@ -94,7 +95,8 @@ def run_resumable(config, run_dir: str | os.PathLike, threads: int | None = None
     from its last checkpoint and gives the same numbers as an uninterrupted run.
     """
     from .io import save_json
-    from .train import CHECKPOINT, resolve_device
+    from .loop import resolve_device
+    from .train import CHECKPOINT
 
     run_dir = Path(run_dir)
     if (run_dir / RESULT).exists():

@@ -26,6 +26,7 @@ from .data import SemiSupervisedData, load_dataset
 from .data.preprocess import PREPROCESSING, Preprocess, check_preprocess, preprocess_data
 from .evaluate import accuracy, predictions, vote_accuracy
 from .graphs import GraphedStep
+from .loop import BalancedSampler, CyclingSampler, resolve_device, schedule_factor
 from .inverse import check_input, check_model
 from .io import check_writable_target, ensure_writable_dir, load_torch, save_json, save_torch
 from .hyper import HyperWeights, holdout_split
@@ -278,14 +279,6 @@ class TrainConfig:
         return asdict(self)
 
 
-def resolve_device(name: str) -> torch.device:
-    if name == "auto":
-        return torch.device("cuda" if torch.cuda.is_available() else "cpu")
-    if name.startswith("cuda") and not torch.cuda.is_available():
-        raise RuntimeError("--device cuda was asked for but no CUDA GPU is available; use --device cpu or auto")
-    return torch.device(name)
-
-
 def build_data(config: TrainConfig) -> SemiSupervisedData:
     """The data set named by ``config.dataset`` with the config's label draw (see
     :func:`invlab.data.load_dataset`)."""
@@ -305,77 +298,9 @@ def describe_data(config: TrainConfig, data: SemiSupervisedData) -> TrainConfig:
     return dataclasses.replace(config, **changes)
 
 
-class CyclingSampler:
-    """Endless stream of indices over ``n`` items, reshuffled at every pass, seeded."""
-
-    def __init__(self, n: int, seed: int):
-        if n < 1:
-            raise ValueError("cannot sample from an empty set")
-        self.n = n
-        self.gen = torch.Generator().manual_seed(seed)
-        self.perm = torch.randperm(n, generator=self.gen)
-        self.pos = 0
-
-    def next(self, k: int) -> torch.Tensor:
-        out = []
-        while k > 0:
-            if self.pos == self.n:
-                self.perm, self.pos = torch.randperm(self.n, generator=self.gen), 0
-            take = min(k, self.n - self.pos)
-            out.append(self.perm[self.pos:self.pos + take])
-            self.pos += take
-            k -= take
-        return torch.cat(out) if out else torch.empty(0, dtype=torch.long)
-
-    def state_dict(self) -> dict:
-        return {"gen": self.gen.get_state(), "perm": self.perm, "pos": self.pos}
-
-    def load_state_dict(self, state: dict) -> None:
-        self.gen.set_state(state["gen"])
-        self.perm, self.pos = state["perm"], int(state["pos"])
-
-
-class BalancedSampler:
-    """Class-balanced stream of indices into a labelled set with labels ``targets`` (n,).
-
-    Each batch of k takes k // C examples of every class (each class cycled and
-    reshuffled on its own) and the k % C remaining ones from classes taken in a
-    reshuffled rotation, so that over a few batches every class is drawn equally often.
-    Indices are positions in ``targets``, like :class:`CyclingSampler`'s.
-    """
-
-    def __init__(self, targets: torch.Tensor, seed: int):
-        targets = torch.as_tensor(targets)
-        self.classes = targets.unique()
-        self.members = [(targets == c).nonzero().flatten() for c in self.classes]
-        self.per_class = [CyclingSampler(len(m), seed + 1000 * i) for i, m in enumerate(self.members)]
-        self.rotation = CyclingSampler(len(self.classes), seed + 999)
-
-    def next(self, k: int) -> torch.Tensor:
-        counts = [k // len(self.classes)] * len(self.classes)
-        for c in self.rotation.next(k % len(self.classes)).tolist():
-            counts[c] += 1
-        return torch.cat([m[s.next(n)] for m, s, n in zip(self.members, self.per_class, counts)])
-
-    def state_dict(self) -> dict:
-        return {"per_class": [s.state_dict() for s in self.per_class], "rotation": self.rotation.state_dict()}
-
-    def load_state_dict(self, state: dict) -> None:
-        for s, st in zip(self.per_class, state["per_class"]):
-            s.load_state_dict(st)
-        self.rotation.load_state_dict(state["rotation"])
-
-
 def lr_factor(config: TrainConfig, step: int, total_steps: int, steps_per_epoch: int) -> float:
     """Factor applied to the learning rate at ``step`` of ``total_steps`` (see TrainConfig)."""
-    t = min(step, total_steps)
-    if config.schedule == "cosine":
-        return 0.5 * (1 + math.cos(math.pi * t / total_steps))
-    if config.schedule == "step":
-        return config.lr_decay ** sum(t >= m * total_steps for m in config.milestones)
-    if config.schedule == "invsqrt":
-        return 1 / math.sqrt(1 + t / steps_per_epoch)
-    return 1.0
+    return schedule_factor(config.schedule, step, total_steps, steps_per_epoch, config.milestones, config.lr_decay)
 
 
 class Callback(Protocol):
@@ -794,6 +719,5 @@ def train(config: TrainConfig, data: SemiSupervisedData | None = None, callbacks
     return result
 
 
-__all__ = ["BalancedSampler", "Callback", "CyclingSampler", "RECOMMENDED", "describe_data", "SCHEDULES", "TrainConfig", "TrainResult", "Trainer", "accuracy",
-           "build_data", "default_lr", "load_model", "lr_factor", "run_key", "predictions", "resolve_device", "train",
-           "vote_accuracy"]
+__all__ = ["BalancedSampler", "Callback", "CyclingSampler", "RECOMMENDED", "describe_data", "SCHEDULES", "TrainConfig", "TrainResult", "Trainer",
+           "build_data", "default_lr", "load_model", "lr_factor", "run_key", "resolve_device", "train"]
