@@ -26,7 +26,8 @@ from pathlib import Path
 from invlab.data import load_bird10
 from invlab.io import atomic_write, save_json
 from invlab.plots import learning_curves
-from invlab.studies import TrainAccuracyProbe, mean_std, provenance
+from invlab.provenance import results_header
+from invlab.studies import TrainAccuracyProbe, mean_std
 from invlab.train import TrainConfig, Trainer
 
 SETTINGS = [(1.0, 0.0)] + [(a, b) for a in (0.7, 0.6) for b in (0.5, 0.4, 0.3, 0.2, 0.1)]
@@ -84,7 +85,7 @@ def main(argv=None) -> int:
            "labelled_batch": args.labelled_batch, "unlabelled_batch": args.unlabelled_batch,
            "settings": rows, "selected_on_validation": {"alpha": chosen["alpha"], "beta": chosen["beta"]},
            "test_gain_over_baseline": chosen["test_mean"] - baseline["test_mean"],
-           "wall_time_s": time.perf_counter() - t0, **provenance(device=args.device)}
+           "wall_time_s": time.perf_counter() - t0, **results_header(device=args.device)}
     save_json(out, args.out)
     Path(args.out).with_suffix(".md").write_text(markdown_table(out))
     fig_rows = [(baseline, "baseline"), (chosen, "selected on validation")]

@@ -52,7 +52,7 @@ def markdown(out: dict) -> str:
 
 def main(argv=None) -> int:
     from invlab.io import save_report
-    from invlab.studies import provenance
+    from invlab.provenance import results_header
 
     p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     p.add_argument("runs", nargs="+", type=Path, help="run folders holding checkpoint.pt")
@@ -62,7 +62,7 @@ def main(argv=None) -> int:
     missing = [str(r) for r in args.runs if not (r / "checkpoint.pt").is_file()]
     if missing:
         p.error(f"no checkpoint.pt in {', '.join(missing)}")
-    out = {"split": "validation", "runs": [confusion(r, args.data_root) for r in args.runs], **provenance()}
+    out = {"split": "validation", "runs": [confusion(r, args.data_root) for r in args.runs], **results_header()}
     save_report(out, args.out, markdown(out))
     print(markdown(out))
     return 0

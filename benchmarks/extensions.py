@@ -126,7 +126,7 @@ def ebgan_part(args) -> dict:
 
     from invlab.data import load_mnist
     from invlab.ebgan import EBGANConfig, score_samples, train_ebgan
-    from invlab.studies import hardware
+    from invlab.provenance import hardware
     from invlab.train import TrainConfig, train
 
     steps = args.steps or args.ebgan_steps
@@ -241,7 +241,7 @@ def parse_args(argv=None):
 
 def main(argv=None) -> int:
     from invlab.io import save_report
-    from invlab.studies import provenance
+    from invlab.provenance import results_header
 
     args = parse_args(argv)
     out_path = Path(args.out)
@@ -260,7 +260,7 @@ def main(argv=None) -> int:
             c = new["clustering"]
             for key in ("cluster_accuracy", "nmi", "kmeans_accuracy", "kmeans_nmi"):
                 c.update(summary(c[key], key))
-    command = provenance(device=args.device)["command"]
+    command = results_header(device=args.device)["command"]
     # read the file again now: another part may have finished meanwhile
     out = json.loads(out_path.read_text()) if out_path.exists() else {}
     for name, part in new.items():  # the command that ran each part (parts run apart); a report keeps it
@@ -273,7 +273,7 @@ def main(argv=None) -> int:
     if "ebgan" in new and "ebgan" in out and out["ebgan"]["settings"] != new["ebgan"]["settings"]:
         out["ebgan_earlier"] = out.get("ebgan_earlier", []) + [out["ebgan"]]  # other settings tried: kept
     out.update(new)
-    out.update(provenance(device=args.device))
+    out.update(results_header(device=args.device))
     save_report(out, out_path, markdown(out))
     print(markdown(out))
     return 0

@@ -188,7 +188,8 @@ def parse_args(argv=None):
 
 
 def main(argv=None) -> int:
-    from invlab.studies import provenance, run_many, runs_hardware
+    from invlab.provenance import results_header
+    from invlab.studies import run_many, runs_hardware
     from invlab.train import run_key
 
     args = parse_args(argv)
@@ -216,7 +217,7 @@ def main(argv=None) -> int:
         return 1
     # the machine(s) the runs were made on, which need not be the one writing the report
     out = {"model": BASE["model"], "labels": 50, "arms": arms, "baseline": BASE,
-           **provenance(device=args.device), "hardware": runs_hardware(results), "report_only": args.report_only}
+           **results_header(device=args.device), "hardware": runs_hardware(results), "report_only": args.report_only}
     write_outputs(out, args, markdown, figure)
     return 0
 

@@ -189,7 +189,8 @@ def parse_args(argv=None):
 
 
 def main(argv=None) -> int:
-    from invlab.studies import provenance, run_many, runs_hardware
+    from invlab.provenance import results_header
+    from invlab.studies import run_many, runs_hardware
 
     args = parse_args(argv)
     runs, keys = plan(args)
@@ -210,7 +211,7 @@ def main(argv=None) -> int:
         return 1
     out = {"model": recipe_study.BASE["model"], "labels": 50, "arm": args.arm,
            "description": recipe_study.ARMS[args.arm][0], "restart_stride": RESTART_STRIDE, "summary": summary,
-           **provenance(device=args.device), "hardware": runs_hardware(results), "report_only": args.report_only}
+           **results_header(device=args.device), "hardware": runs_hardware(results), "report_only": args.report_only}
     recipe_study.write_outputs(out, args, markdown, figure)
     return 0
 

@@ -161,7 +161,7 @@ def main(argv=None) -> int:
         return 0
 
     from invlab.io import save_report
-    from invlab.studies import provenance
+    from invlab.provenance import results_header
 
     if args.part == "methods":
         return methods(args)
@@ -187,7 +187,7 @@ def main(argv=None) -> int:
         print(f"{name:18s} " + " | ".join(f"{m} {runs[m]['median_s'] * 1e3:.1f} ms" for m in MODES), flush=True)
     out = {"batch": args.batch, "labelled": args.labelled, "repeat": args.repeat, "warmup": args.warmup,
            "threads": rows[0]["threads"] if rows else None, "interleaved": True,
-           "rows": rows, **provenance(device=rows[0]["runs"]["supervised"]["device"] if rows else "cpu")}
+           "rows": rows, **results_header(device=rows[0]["runs"]["supervised"]["device"] if rows else "cpu")}
     save_report(out, args.out, markdown(out))
     print(markdown(out))
     return 0
@@ -196,7 +196,7 @@ def main(argv=None) -> int:
 def methods(args) -> int:
     """``--part methods``: one interleaved timing per model over :data:`METHOD_MODES`."""
     from invlab.io import save_report
-    from invlab.studies import provenance
+    from invlab.provenance import results_header
 
     rows = []
     for name in args.models:
@@ -209,7 +209,7 @@ def methods(args) -> int:
               flush=True)
     out = {"part": "methods", "batch": args.batch, "labelled": args.labelled, "repeat": args.repeat,
            "warmup": args.warmup, "threads": rows[0]["threads"] if rows else None, "interleaved": True, "rows": rows,
-           **provenance(device=rows[0]["device"] if rows else "cpu")}
+           **results_header(device=rows[0]["device"] if rows else "cpu")}
     save_report(out, args.out, methods_markdown(out))
     print(methods_markdown(out))
     return 0

@@ -400,7 +400,8 @@ def parse_args(argv=None):
 
 def main(argv=None) -> int:
     from invlab.io import save_report
-    from invlab.studies import provenance, runs_hardware
+    from invlab.provenance import results_header
+    from invlab.studies import runs_hardware
 
     args = parse_args(argv)
     entries = plan(args)
@@ -411,7 +412,7 @@ def main(argv=None) -> int:
         print("no finished run to report", file=sys.stderr)
         return 1
     # the machine(s) the runs were made on, which need not be the one writing the report
-    prov = {**provenance(device=args.device), "hardware": runs_hardware(list(results.values()))}
+    prov = {**results_header(device=args.device), "hardware": runs_hardware(list(results.values()))}
     table_rows = {n: r for n, r in rows.items() if r["part"] != "grid"}
     grid = None
     if table_rows:

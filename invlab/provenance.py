@@ -40,11 +40,16 @@ def cpu_model() -> str:
     return platform.processor() or platform.machine()
 
 
-def device_name(device: str | torch.device = "cpu") -> str:
-    """GPU name for a CUDA device, else the CPU model with its core count."""
-    if str(device).startswith("cuda") and torch.cuda.is_available():
-        return torch.cuda.get_device_name(torch.device(device))
-    return f"{cpu_model()} ({os.cpu_count()} cores)"
+def hardware(device: str | torch.device = "cpu", detail: bool = False) -> str:
+    """The one description of where a result was made. ``detail=False``: a line for results
+    tables (CPU architecture and cores, or the GPU's name, with the torch version);
+    ``detail=True``: the GPU's name, or the CPU's model with its core count (provenance)."""
+    gpu = str(device).startswith("cuda") and torch.cuda.is_available()
+    if detail:
+        return torch.cuda.get_device_name(torch.device(device)) if gpu else f"{cpu_model()} ({os.cpu_count()} cores)"
+    if gpu:
+        return f"{torch.cuda.get_device_name(0)}, torch {torch.__version__}"
+    return f"{platform.machine()} CPU, {os.cpu_count()} cores, torch {torch.__version__.split('+')[0]}"
 
 
 def _portable(argv: list[str]) -> list[str]:
@@ -82,6 +87,16 @@ def provenance(argv: list[str] | None = None, device: str | torch.device = "cpu"
         "command": " ".join(shlex.quote(str(a)) for a in argv),
         "commit": commit or "unknown", "dirty": dirty,
         "invlab": __version__, "torch": torch.__version__, "python": platform.python_version(),
-        "threads": torch.get_num_threads(), "device": device_name(device),
+        "threads": torch.get_num_threads(), "device": hardware(device, detail=True),
         "date": _dt.datetime.now(_dt.timezone.utc).isoformat(timespec="seconds"),
     }
+
+
+def results_header(argv: list[str] | None = None, device: str = "cpu") -> dict:
+    """The provenance keys of a results file: ``command``, ``commit`` (with "+uncommitted"
+    when the tree had changes), ``hardware`` (:func:`hardware`) and ``date`` at the top level,
+    for the results tables, and the whole :func:`provenance` object under ``"provenance"``."""
+    prov = provenance(argv, device)
+    commit = prov["commit"] + ("+uncommitted" if prov["dirty"] else "")
+    return {"command": prov["command"], "commit": commit, "hardware": hardware(device),
+            "date": prov["date"][:10], "provenance": prov}

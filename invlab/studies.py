@@ -1,4 +1,4 @@
-"""Helpers for multi-seed studies: provenance (command, commit, hardware, date), mean ± std,
+"""Helpers for multi-seed studies: mean ± std,
 a callback that tracks training accuracy for learning curves, and resumable runs.
 
 A study is a list of runs, each a :class:`~invlab.train.TrainConfig` and a folder.
@@ -24,26 +24,8 @@ from typing import Callable
 import torch
 
 from .evaluate import accuracy
+from .provenance import hardware
 from .train import Trainer
-
-
-def provenance(argv: list[str] | None = None, device: str = "cpu") -> dict:
-    """Command line, git commit, hardware and UTC date of a results file (top-level keys,
-    kept for the results tables), plus the full :func:`invlab.provenance.provenance`
-    object under ``"provenance"``."""
-    from .provenance import provenance as full
-
-    prov = full(argv, device)
-    commit = prov["commit"] + ("+uncommitted" if prov["dirty"] else "")
-    return {"command": prov["command"], "commit": commit, "hardware": hardware(device),
-            "date": prov["date"][:10], "provenance": prov}
-
-
-def hardware(device: str = "cpu") -> str:
-    """A one-line description: CPU and core count, or the GPU's name."""
-    if str(device).startswith("cuda") and torch.cuda.is_available():
-        return f"{torch.cuda.get_device_name(0)}, torch {torch.__version__}"
-    return f"{platform.machine()} CPU, {os.cpu_count()} cores, torch {torch.__version__.split('+')[0]}"
 
 
 def mean_std(values: list[float]) -> tuple[float, float]:

@@ -448,7 +448,7 @@ def report(study: str, storage: str | None, out: str | os.PathLike, figures: str
 
 def _report(st, study: str, out, figures) -> dict:
     from .io import atomic_write, save_json
-    from .studies import provenance
+    from .provenance import results_header
 
     trials = trial_table(st)
     states = [t["state"] for t in trials]
@@ -459,7 +459,7 @@ def _report(st, study: str, out, figures) -> dict:
                   "number": best.number, "params": best.params, "val_accuracy": best.value,
                   "test_accuracy": best.user_attrs.get("test_accuracy")},
               "counts": {s: states.count(s) for s in sorted(set(states))}, "trials": trials,
-              **provenance()}
+              **results_header()}
     save_json(result, out)
     atomic_write(Path(out).with_suffix(".md"), lambda p: p.write_text(markdown(result)))
     if figures is not None:
