@@ -37,8 +37,13 @@ import torch.nn.functional as F
 #: Names of ``TrainConfig.method``; ``inversion`` is ``entropy`` with the reconstruction term.
 METHODS = ("inversion", "supervised", "entropy", "pseudo-label", "vat", "mean-teacher")
 
-#: Published defaults of each method's own knobs (``TrainConfig`` fields of the same names).
-DEFAULTS = {"pl_threshold": 0.95, "rampup": 0.4, "vat_eps": 2.0, "vat_xi": 1e-6, "ema": 0.99,
+#: Published defaults of each method's own knobs (``TrainConfig`` fields of the same names):
+#: pseudo-label's threshold 0.95 and the 40 % ramp-up as in Oliver et al. 2018's reimplementation;
+#: VAT's eps 0.3 and xi 1e-6, the authors' setting for semi-supervised MNIST (Miyato et al.'s
+#: code for 1507.00677); the mean teacher's EMA decay 0.99 (Tarvainen & Valpola's ramp-up
+#: value), Gaussian input noise of std 0.15 (their SVHN setting) and consistency weight 8
+#: (Oliver et al. 2018).
+DEFAULTS = {"pl_threshold": 0.95, "rampup": 0.4, "vat_eps": 0.3, "vat_xi": 1e-6, "ema": 0.99,
             "consistency": 8.0, "noise": 0.15}
 
 
