@@ -63,6 +63,8 @@ def _portable(argv: list[str]) -> list[str]:
         rel = path.resolve().relative_to(_REPO)
     except (ValueError, OSError):
         return argv
+    if rel.parts[0].startswith(".venv"):  # a console script of the checkout's environment: `invlab ...`
+        return [path.name, *argv[1:]]
     if rel.parts[0] == "benchmarks" and path.is_absolute():
         return ["python", "-m", ".".join(rel.with_suffix("").parts), *argv[1:]]
     return [rel.as_posix(), *argv[1:]]

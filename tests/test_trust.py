@@ -170,3 +170,4 @@ def test_provenance_commands_carry_no_machine_path():
     assert provenance([script, "--part", "methods"])["command"] == "python -m benchmarks.step_cost --part methods"
     assert provenance(["benchmarks/table2.py", "--jobs", "2"])["command"] == "benchmarks/table2.py --jobs 2"
     assert provenance(["/usr/bin/invlab", "train"])["command"] == "/usr/bin/invlab train"
+    assert provenance([str(_REPO / ".venv" / "bin" / "invlab"), "train"])["command"] == "invlab train"
