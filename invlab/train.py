@@ -528,7 +528,7 @@ class Trainer:
         if state.get("format") != _FORMAT:
             raise ValueError(f"{source} has format {state.get('format')!r}, expected {_FORMAT}: "
                              "it was written by another invlab version; start a new run")
-        mine, theirs = self.config.to_dict(), {**TrainConfig().to_dict(), **state["config"]}
+        mine, theirs = _comparable(self.config.to_dict()), _comparable({**TrainConfig().to_dict(), **state["config"]})
         diff = {k: (theirs.get(k), mine[k]) for k in mine
                 if k not in TrainConfig.RESUMABLE_CHANGES and theirs.get(k) != mine[k]}
         if diff:
@@ -656,6 +656,14 @@ def load_model(checkpoint: str | Path, best: bool = True, device: str = "cpu",
     return model.to(device).eval()
 
 
+def _comparable(fields: dict) -> dict:
+    """A config's fields with MNIST's default validation size written as the default (None):
+    runs and checkpoints made before val_size defaulted to the data set's own are the same runs."""
+    if fields.get("dataset") == "mnist" and fields.get("val_size") == 10_000:
+        fields = {**fields, "val_size": None}
+    return fields
+
+
 def run_key(config: TrainConfig) -> str:
     """Short hash of everything in ``config`` that shapes a run's numbers (not the device,
     whether unweighted terms are logged, nor CUDA graphs): the name of a cached or resumable run.
@@ -664,9 +672,7 @@ def run_key(config: TrainConfig) -> str:
     new option added with a default that keeps the old behaviour leaves existing keys
     (and the runs cached under them) valid."""
     defaults = TrainConfig().to_dict()
-    fields_ = config.to_dict()
-    if fields_["dataset"] == "mnist" and fields_["val_size"] == 10_000:
-        fields_["val_size"] = None  # MNIST's default, written out: the same run (keys made before it was None)
+    fields_ = _comparable(config.to_dict())
     blob = json.dumps({k: v for k, v in fields_.items()
                        if k not in ("device", "log_unweighted", "cuda_graph") and v != defaults[k]},
                       sort_keys=True)

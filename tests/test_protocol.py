@@ -240,3 +240,12 @@ def test_tuned_step_gives_the_same_gradients_as_a_plain_backward(task):
         grads.append([p.grad for p in trainer.model.parameters()])
     for a, b in zip(*grads):
         assert torch.allclose(a, b, rtol=1e-4, atol=1e-7)
+
+
+def test_runs_made_with_mnist_val_size_written_out_keep_their_key():
+    """val_size defaults to the data set's own (None); 10 000 written out on MNIST is the same run."""
+    from invlab.train import TrainConfig, run_key
+
+    assert run_key(TrainConfig(val_size=10_000)) == run_key(TrainConfig())
+    assert run_key(TrainConfig(val_size=5_000)) != run_key(TrainConfig())
+    assert run_key(TrainConfig(dataset="fashion-mnist", val_size=10_000)) != run_key(TrainConfig(dataset="fashion-mnist"))
