@@ -178,25 +178,29 @@ def tables(rows: list[dict], seeds: list[int]) -> str:
     return "\n".join(out)
 
 
-def figure(rows: list[dict], path: Path) -> None:
+def figure(rows: list[dict], tuning: dict, path: Path) -> None:
+    """The tuning trials of every method (validation accuracy), then per data set and label
+    count every draw's test accuracy of each method without and with R."""
     import plotly.graph_objects as go
     from plotly.subplots import make_subplots
 
     from invlab.plots import save_figure_html
 
     groups = sorted({(r["dataset"], r["labels"]) for r in rows})
-    if not groups:
-        return
-    fig = make_subplots(rows=1, cols=len(groups), subplot_titles=[f"{d}, {n} labels" for d, n in groups])
-    for col, (dataset, labels) in enumerate(groups, 1):
+    fig = make_subplots(rows=1, cols=1 + len(groups), subplot_titles=[
+        "tuning: validation accuracy of each trial", *(f"{d}, {n} labels: test accuracy per draw" for d, n in groups)])
+    fig.add_trace(go.Box(x=[m for m, t in tuning.items() for _ in t["trials"]],
+                         y=[trial["val_accuracy"] for t in tuning.values() for trial in t["trials"]],
+                         boxpoints="all", name="tuning trials", marker_color="#1f77b4"), row=1, col=1)
+    for col, (dataset, labels) in enumerate(groups, 2):
         for with_r, colour in ((False, "#888888"), (True, "#d62728")):
             sel = [r for r in rows if (r["dataset"], r["labels"], r["reconstruction"]) == (dataset, labels, with_r)]
             fig.add_trace(go.Box(x=[r["method"] for r in sel], y=[r["test_accuracy"] for r in sel], boxpoints="all",
                                  name="with R" if with_r else "without R", marker_color=colour,
-                                 text=[f"draw {r['seed']}" for r in sel], showlegend=col == 1), row=1, col=col)
+                                 text=[f"draw {r['seed']}" for r in sel], showlegend=col == 2), row=1, col=col)
     fig.update_layout(boxmode="group", title="Test accuracy per label draw: each method without and with R",
                       yaxis_title="test accuracy (%)")
-    save_figure_html(fig, path)
+    save_figure_html(fig, path, plotlyjs="cdn")  # kept in git: a few kB
 
 
 def report(args) -> None:
@@ -222,7 +226,7 @@ def report(args) -> None:
             + f"\nCommand: `{out['provenance']['command']}` · commit {out['provenance']['commit']} · "
               f"{out['provenance']['device']} · {out['provenance']['date'][:10]}.\n")
     save_report(out, args.out, text)
-    figure(rows, Path(args.figure))
+    figure(rows, tuning, Path(args.figure))
     print(text)
 
 
