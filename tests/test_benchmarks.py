@@ -167,3 +167,23 @@ def test_restarts_tiny_reuses_the_plain_run(tmp_path, fake_mnist_root):
         best = max(d["restarts"], key=lambda x: x["val"])
         assert d["selected_test"] == best["test"] and d["best_test"] >= d["selected_test"]
     assert "test-selected" in (tmp_path / "restarts.md").read_text() and (tmp_path / "restarts.html").exists()
+
+
+def test_generality_tiny_tunes_runs_and_reports(tmp_path):
+    gen = _load("generality")
+    common = ["--workers", "1", "--trials", "1", "--seeds", "0", "--datasets", "synthetic", "--more-labels",
+              "--steps", "2", "--runs-dir", str(tmp_path / "runs")]
+    gen.main(["--stage", "all", *common])
+    out = tmp_path / "generality.json"
+    gen.main(["--stage", "report", *common, "--out", str(out), "--figure", str(tmp_path / "g.html")])
+    res = json.loads(out.read_text())
+    assert {(r["method"], r["reconstruction"]) for r in res["runs"]} == {
+        (m, r) for m in ("supervised", "entropy", "pseudo-label", "vat", "mean-teacher") for r in (False, True)}
+    run = res["runs"][0]
+    assert set(run) >= {"dataset", "labels", "method", "reconstruction", "seed", "test_accuracy", "val_accuracy",
+                        "steps", "config", "minutes"}
+    assert run["labels"] == 50 and run["steps"] == 2 and run["dataset"] == "synthetic"
+    with_r = next(r for r in res["runs"] if r["reconstruction"])
+    assert with_r["config"]["beta"] == 0.2 and all(t["completed_trials"] == 1 for t in res["tuning"].values())
+    # vat in the tuning table, without R, with R, and in the gain table
+    assert "provenance" in res and (tmp_path / "generality.md").read_text().count("| vat |") == 4
