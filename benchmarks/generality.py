@@ -44,20 +44,9 @@ def storage(args) -> str:
 def tuned(args, method: str) -> tuple[dict, int]:
     """The best parameters of ``method``'s tuning study (empty until it has finished) and
     the number of its completed trials."""
-    import optuna
-
-    from invlab import sweep
-
-    with sweep._opened(storage(args)) as st_storage:
-        try:
-            st = optuna.load_study(study_name=f"{args.prefix}-tune-{method}", storage=st_storage)
-        except KeyError:
-            return {}, 0
-        done = [t for t in st.get_trials(deepcopy=False) if t.state.name == "COMPLETE"]
-        if len(done) < args.trials:
-            return {}, len(done)
-        best = max(done, key=lambda t: (t.value, -t.number))
-        return dict(best.params), len(done)
+    summary = tuning_summary(args, method)
+    best = summary["best"]["params"] if summary.get("finished") else {}
+    return dict(best), summary["completed_trials"]
 
 
 def tuning_summary(args, method: str) -> dict:
