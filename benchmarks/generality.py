@@ -8,8 +8,9 @@ Stages, each an ``invlab sweep`` study in one storage (resumable: rerun the same
    validation split of Fashion-MNIST, label draw 0, without R;
 2. ``runs`` — each method's best tuned setting (its published defaults until its tuning
    has finished) on MNIST and Fashion-MNIST, 5 labels per class, draws ``--seeds``, without
-   R (beta = 0) and with R (beta = ``--beta``); then 50 labels per class for the methods
-   named by ``--more-labels``;
+   R (beta = 0) and with R (beta = ``--beta``); then, once those are done, ``--more-labels``
+   per class (50: 500 labels) for ``--more-methods`` (``best``: the method with the best
+   mean validation accuracy without R in the first round);
 3. ``report`` — ``results/generality.json`` (one entry per finished run), its Markdown
    twin and ``docs/figures/generality.html``; written from whatever has finished.
 
@@ -82,26 +83,49 @@ def tune(args) -> None:
             sweep.work(name, storage(args), trials=1, device=args.device, runs_dir=args.runs_dir)
 
 
-def plan(args) -> dict:
-    """{run id: (TrainConfig, run folder)} of stage 2, in the order workers take them."""
+def plan(args, labels: int = 5, methods: tuple[str, ...] = BASELINES) -> dict:
+    """{run id: (TrainConfig, run folder)} of ``methods`` with ``labels`` per class on every
+    data set and draw, without and with R, in the order workers take them (draw by draw)."""
     from invlab.train import TrainConfig, run_key
 
     runs = {}
-    for labels, methods in ((5, BASELINES), (50, tuple(args.more_labels))):
-        for seed in args.seeds:
-            for dataset in args.datasets:
-                for method in methods:
-                    space = json.loads((SPACES / f"generality-{method}.json").read_text())
-                    params = tuned(args, method)[0]
-                    for with_r in (False, True):
-                        fields = {**space["base"], **params, "dataset": dataset, "labels_per_class": labels,
-                                  "seed": seed, "beta": args.beta if with_r else 0.0, "device": args.device}
-                        if args.steps:  # smoke runs
-                            fields.update(steps=args.steps, eval_every=min(args.steps, fields["eval_every"]))
-                        config = TrainConfig(**fields)
-                        run_id = f"{dataset}/{labels}/{method}/{'R' if with_r else 'noR'}/{seed}"
-                        runs[run_id] = (config, Path(args.runs_dir) / "runs" / run_key(config))
+    for seed in args.seeds:
+        for dataset in args.datasets:
+            for method in methods:
+                space = json.loads((SPACES / f"generality-{method}.json").read_text())
+                params = tuned(args, method)[0]
+                for with_r in (False, True):
+                    fields = {**space["base"], **params, "dataset": dataset, "labels_per_class": labels,
+                              "seed": seed, "beta": args.beta if with_r else 0.0, "device": args.device}
+                    if args.steps:  # smoke runs
+                        fields.update(steps=args.steps, eval_every=min(args.steps, fields["eval_every"]))
+                    config = TrainConfig(**fields)
+                    run_id = f"{dataset}/{labels}/{method}/{'R' if with_r else 'noR'}/{seed}"
+                    runs[run_id] = (config, Path(args.runs_dir) / "runs" / run_key(config))
     return runs
+
+
+def best_method(args) -> str | None:
+    """The method of stage 2 with the highest mean validation accuracy without R over every
+    data set and draw (the test set never chooses); None until all its runs have finished."""
+    rows = collect(args, plan(args))
+    if len(rows) < len(plan(args)):
+        return None
+    scores = {m: statistics.fmean(r["val_accuracy"] for r in rows if r["method"] == m and not r["reconstruction"])
+              for m in BASELINES}
+    return max(scores, key=scores.get)
+
+
+def more_labels_plan(args) -> dict:
+    """Stage 2's 500-label runs (``--more-labels`` per class) of ``--more-methods``, where
+    ``best`` stands for :func:`best_method`; empty until that is known."""
+    methods = []
+    for m in args.more_methods:
+        m = best_method(args) if m == "best" else m
+        if m is None:
+            return {}
+        methods.append(m)
+    return plan(args, args.more_labels, tuple(dict.fromkeys(methods)))
 
 
 def run(args) -> None:
@@ -111,16 +135,25 @@ def run(args) -> None:
     if missing and not args.untuned:
         print(f"[runs] tuning unfinished for {', '.join(missing)}: run the tune stage first (or --untuned)")
         return
-    runs = plan(args)
-    study = f"{args.prefix}-runs-{len(runs)}"
-    sweep.create_runs(study, storage(args), runs, name="generality")
-    sweep.work(study, storage(args), device=args.device, runs_dir=args.runs_dir)
+    for stage, runs in (("runs", lambda: plan(args)), ("more", lambda: more_labels_plan(args))):
+        runs = runs()  # the second plan is made once the first study is done (it picks its method)
+        if not runs:
+            print(f"[{stage}] nothing to run: {args.more_methods} not known yet")
+            return
+        study = f"{args.prefix}-{stage}-{len(runs)}"
+        try:
+            sweep.create_runs(study, storage(args), runs, name="generality")
+        except Exception as err:  # noqa: BLE001 - the other worker created it a moment ago
+            print(f"[{stage}] {study}: {err}; working on the existing study")
+        sweep.work(study, storage(args), device=args.device, runs_dir=args.runs_dir)
 
 
-def collect(args) -> list[dict]:
-    """One entry per finished run of stage 2, read from the run folders."""
+def collect(args, runs: dict | None = None) -> list[dict]:
+    """One entry per finished run of stage 2 (``runs``, else both plans), read from the run
+    folders."""
     rows = []
-    for run_id, (config, folder) in plan(args).items():
+    runs = runs if runs is not None else {**plan(args), **more_labels_plan(args)}
+    for run_id, (config, folder) in runs.items():
         from invlab.studies import RESULT
 
         if not (folder / RESULT).exists():
@@ -228,8 +261,9 @@ def main(argv=None) -> None:
     p.add_argument("--seeds", type=int, nargs="+", default=[0, 1, 2, 3, 4])
     p.add_argument("--datasets", nargs="+", default=["mnist", "fashion-mnist"])
     p.add_argument("--beta", type=float, default=0.2, help="R's share with R (the recipe's)")
-    p.add_argument("--more-labels", nargs="*", default=["entropy"],
-                   help="methods also run with 50 labels per class (500 labels)")
+    p.add_argument("--more-labels", type=int, default=50, help="labels per class of the second round")
+    p.add_argument("--more-methods", nargs="*", default=["best"],
+                   help="methods of the second round; 'best' = the best mean validation accuracy of the first")
     p.add_argument("--untuned", action="store_true", help="run stage 2 with published defaults where tuning is unfinished")
     p.add_argument("--steps", type=int, default=None, help="override every run's budget (smoke runs)")
     p.add_argument("--device", default="cpu")

@@ -258,11 +258,27 @@ def create_runs(study: str, storage: str | None, runs: dict, name: str = "runs")
             st = optuna.load_study(study_name=study, storage=st_storage)
             if st.user_attrs.get("space", {}).get("runs", {}).keys() != spec["runs"].keys():
                 raise ValueError(f"study {study!r} holds other runs; choose another study name")
-            return 0
+            return _enqueue_failed(st)
         except KeyError:
             pass
         return _create(study, st_storage, spec, None, storage_url(storage))
 
+
+
+def _enqueue_failed(st) -> int:
+    """Enqueue again every run of ``st`` whose trials all failed (an error in the run, fixed
+    since): rerunning the command that created a study of runs redoes what failed. Returns
+    how many were enqueued."""
+    states: dict[str, set] = {}
+    for t in st.get_trials(deepcopy=False):
+        run = t.params.get("run", t.system_attrs.get("fixed_params", {}).get("run"))
+        states.setdefault(run, set()).add(t.state.name)
+    failed = [run for run, seen in states.items() if seen == {"FAIL"}]
+    spec = st.user_attrs["space"]
+    for run in failed:
+        st.enqueue_trial({"run": run}, user_attrs={"entry": entry_name(spec, {"run": run}),
+                                                   "seed": spec["runs"][run]["config"]["seed"]})
+    return len(failed)
 
 # -- work -----------------------------------------------------------------------------------
 

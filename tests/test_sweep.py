@@ -218,3 +218,21 @@ def test_a_search_worker_called_one_trial_at_a_time_draws_new_points(tmp_path):
         sweep.work("s", url, trials=1, device="cpu", runs_dir=tmp_path / "runs")
     lrs = [t.params["lr"] for t in optuna.load_study(study_name="s", storage=url).get_trials()]
     assert len(set(lrs)) == 3
+
+
+def test_creating_a_study_of_runs_again_redoes_the_runs_that_failed(tmp_path):
+    from invlab.train import TrainConfig
+
+    url = f"sqlite:///{tmp_path / 's.db'}"
+    runs = {f"seed{s}": (TrainConfig(**{**SPACE["base"], "steps": 4, "eval_every": 2, "seed": s}), tmp_path / f"run{s}")
+            for s in (0, 1)}
+    (tmp_path / "run1").write_text("a file where the run's folder goes")  # run1 fails
+    assert sweep.create_runs("r", url, runs) == 2
+    sweep.work("r", url, device="cpu", runs_dir=tmp_path)
+    assert Counter(t.state.name for t in _trials(url, "r")) == {"COMPLETE": 1, "FAIL": 1}
+    (tmp_path / "run1").unlink()  # the cause fixed: the same command again
+    assert sweep.work("r", url, device="cpu", runs_dir=tmp_path) == 0  # work alone does not retry a failure
+    assert sweep.create_runs("r", url, runs) == 1
+    sweep.work("r", url, device="cpu", runs_dir=tmp_path)
+    done = {t.params["run"] for t in _trials(url, "r") if t.state.name == "COMPLETE"}
+    assert done == {"seed0", "seed1"} and sweep.create_runs("r", url, runs) == 0
