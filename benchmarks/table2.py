@@ -152,45 +152,9 @@ def run_all(entries: list[Entry], args) -> dict[tuple[str, int], dict | None]:
         print(f"{name} seed {seed}: test {res['test_accuracy']:.2f} % (val {res['best_val_accuracy']:.2f} % at "
               f"step {res['best_step']}) in {res['wall_time_s']:.0f} s [{time.perf_counter() - t0:.0f} s]", flush=True)
 
-    sweep = (args.jobs > 1 or args.sweep) and not args.report_only
-    if sweep:
-        run_workers(runs, keys, args)  # then every run below is read back from its folder
-    results = run_many(runs, 1, on_done=done, train=not args.report_only and not sweep,
-                       keep_going=args.keep_going or sweep)
+    results = run_many(runs, args.jobs, on_done=done, train=not args.report_only, keep_going=args.keep_going,
+                       device=args.device, storage=args.storage, study=args.study, name="benchmarks/table2.py")
     return dict(zip(keys, results))
-
-
-def run_workers(runs, keys, args) -> None:
-    """``--jobs N``: the runs as one ``invlab sweep`` study (an Optuna storage, SQLite under
-    ``--runs-dir`` unless ``--storage``), done by N worker processes that take runs from it;
-    run the command again to continue a study cut short. Workers may also join from other
-    hosts that reach the storage and share the run folders:
-    ``invlab sweep work --study STUDY --storage URL``."""
-    import hashlib
-    import os
-    import subprocess
-
-    from invlab.sweep import create_runs
-
-    ids = {f"{name}-seed{seed}": (cfg, d) for (name, seed), (cfg, d) in zip(keys, runs)}
-    study = args.study or "table2-" + hashlib.sha1(" ".join(sorted(str(d) for _, d in runs)).encode()).hexdigest()[:10]
-    Path(args.runs_dir).mkdir(parents=True, exist_ok=True)
-    storage = args.storage or f"sqlite:///{Path(args.runs_dir).resolve() / 'sweeps.db'}"
-    create_runs(study, storage, ids, name="benchmarks/table2.py")
-    print(f"study {study} in {storage}: {len(ids)} runs, {args.jobs} workers", flush=True)
-    threads = max(1, (os.cpu_count() or 1) // args.jobs)
-    env = {**os.environ, "OMP_NUM_THREADS": str(threads)}
-    cmd = [sys.executable, "-m", "invlab.cli", "sweep", "work", "--study", study, "--storage", storage,
-           "--device", args.device, "--heartbeat", "30"]
-    workers = [subprocess.Popen(cmd, env=env) for _ in range(args.jobs)]
-    try:
-        codes = [w.wait() for w in workers]
-    finally:
-        for w in workers:
-            if w.poll() is None:
-                w.terminate()
-    if any(codes):
-        print(f"warning: worker exit codes {codes}", file=sys.stderr)
 
 
 def summarise(entries: list[Entry], results: dict, args) -> dict[str, dict]:
@@ -374,13 +338,14 @@ def parse_args(argv=None):
     add_config_options(p, TrainConfig(val_size=10_000), only=RECIPE_OPTIONS)
     # plumbing
     p.add_argument("--jobs", type=int, default=1,
-                   help="workers: with N > 1 the runs become an `invlab sweep` study done by N worker processes "
-                        "sharing the CPU cores (or GPU)")
+                   help="workers: the runs are one `invlab sweep` study, done by N worker processes that share the "
+                        "cores (N = 1: this process); run the command again to continue a study cut short, or let "
+                        "workers join from other hosts: `invlab sweep work --study STUDY --storage URL`")
     p.add_argument("--storage", default=None,
                    help="Optuna storage of that study (default: SQLite under --runs-dir; a PostgreSQL URL lets "
                         "workers on other hosts join)")
     p.add_argument("--study", default=None, help="study name (default: derived from the planned runs)")
-    p.add_argument("--sweep", action="store_true", help="run through an invlab sweep study even with --jobs 1")
+    p.add_argument("--sweep", action="store_true", help=argparse.SUPPRESS)  # always a study now; kept for old commands
     p.add_argument("--runs-dir", default="runs/table2",
                    help="one resumable folder per run (checkpoint, then result): rerun the command to continue")
     p.add_argument("--out", default="results/table2.json")
@@ -435,7 +400,7 @@ def main(argv=None) -> int:
                 "alphas": args.grid_alphas, "betas": args.grid_betas, "cells": cells,
                 "selected_on_validation": {"alpha": best["alpha"], "beta": best["beta"], "test": best["mean"]},
                 "recipe": {**recipe(args), "eval_every": args.grid_eval_every}, **prov,
-                "workers": args.jobs if (args.jobs > 1 or args.sweep) else None, "this_call_s": time.perf_counter() - t0}
+                "workers": args.jobs, "this_call_s": time.perf_counter() - t0}
         save_report(grid, args.grid_out, grid_markdown(grid))
         print(grid_markdown(grid))
     if not args.no_figures:

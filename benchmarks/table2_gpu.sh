@@ -5,11 +5,11 @@
 #
 #   benchmarks/table2_gpu.sh OUT_DIR [MINUTES] [LANES]
 #
-# The topologies are dealt round-robin into LANES (default 3) processes that share the GPU;
-# each runs its topologies one after another, draw by draw (every topology's draw 0, then
-# draw 1, ...), so a budget cut short still covers every topology. A few lanes, not one
-# process per run: GPU contexts take turns, and sixteen of them at once gained little over
-# running one after another. Each step is replayed as a CUDA graph (--cuda-graph, invlab.graphs:
+# The runs are one invlab sweep study (benchmarks/table2.py --jobs LANES) done by LANES
+# (default 3) worker processes that share the GPU and take runs draw by draw (every
+# topology's draw 0, then draw 1, ...), so a budget cut short still covers every topology.
+# A few workers, not one per run: GPU contexts take turns, and sixteen of them at once gained
+# little over running one after another. Each step is replayed as a CUDA graph (--cuda-graph, invlab.graphs:
 # the same maths, a fraction of the kernel launches) once benchmarks/cuda_graph_check.py
 # has shown, on this GPU, that graph and eager steps agree (else eager; CUDA_GRAPH=0: eager).
 # MINUTES (default 8) after the start, every run still going is stopped; each finished run keeps its
@@ -17,7 +17,7 @@
 # a draw not finished is listed under missing_seeds). Run the script again with the same
 # runs/ folder to finish the rest: unfinished runs resume from their checkpoints.
 #
-# Needs: python3 with torch (CUDA), tqdm, numpy; MNIST under data/ (mnist.pt, or the
+# Needs: python3 with torch (CUDA), tqdm, numpy, optuna; MNIST under data/ (mnist.pt, or the
 # classic mnist.pkl.gz, from which mnist.pt is built). plotly is optional (figures are
 # then made later with the same commands without --no-figures). Outside a git checkout,
 # set INVLAB_COMMIT to the commit the code was copied from, for the provenance.
@@ -26,7 +26,7 @@
 # (STEPS shortens every run; its run folders are keyed apart from the real ones).
 # EXTRA_ARGS adds options of benchmarks/table2.py to every run, e.g. EXTRA_ARGS="--init xavier"
 # (the runs are then keyed apart too).
-# Writes to OUT_DIR: cuda_graph_check.json/.log, table2_gpu.json/.md, one log per lane, and runs.tgz (the result.json
+# Writes to OUT_DIR: cuda_graph_check.json/.log, table2_gpu.json/.md, train.log, and runs.tgz (the result.json
 # of every finished run, to report on another machine).
 set -uo pipefail
 cd "$(dirname "$0")/.."
@@ -71,24 +71,17 @@ common=(--parts table2 --seeds 0 1 2 3 4 --other-seeds 0 1 2 3 4 --steps 2000 --
         --preprocess center-maxabs --eval-every 250 --device "$device" --runs-dir runs/table2_gpu --no-figures
         --keep-going "${extra[@]}")
 
-pids=()
-for ((k = 0; k < lanes; k++)); do
-  lane=()
-  for ((i = k; i < ${#models[@]}; i += lanes)); do lane+=("${models[i]}"); done
-  [ ${#lane[@]} -eq 0 ] && continue
-  echo "lane $k: ${lane[*]}"
-  setsid "$py" -m benchmarks.table2 "${common[@]}" --models "${lane[@]}" --out "$out/lane$k.json" \
-    >"$out/lane$k.log" 2>&1 &
-  pids+=($!)
-done
+echo "$lanes workers: ${models[*]}"
+setsid "$py" -m benchmarks.table2 "${common[@]}" --models "${models[@]}" --jobs "$lanes" --out "$out/train.json" \
+  >"$out/train.log" 2>&1 &
+pid=$!
 deadline=$(awk -v s="$start" -v m="$minutes" 'BEGIN { print int(s + m * 60) }')  # MINUTES may be 6.5
-running() { for pid in "${pids[@]}"; do kill -0 "$pid" 2>/dev/null && return 0; done; return 1; }
-while running && [ "$(date +%s)" -lt $deadline ]; do
+while kill -0 "$pid" 2>/dev/null && [ "$(date +%s)" -lt $deadline ]; do
   sleep 10
   echo "[$(($(date +%s) - start)) s] finished: $(find runs/table2_gpu -name result.json 2>/dev/null | wc -l) runs;" \
     "$(nvidia-smi --query-gpu=utilization.gpu,memory.used --format=csv,noheader 2>/dev/null)"
 done
-for pid in "${pids[@]}"; do kill -- -"$pid" 2>/dev/null; done
+kill -- -"$pid" 2>/dev/null  # the study's process group: its workers too
 sleep 2
 echo "training stopped after $(($(date +%s) - start)) s"
 

@@ -4,20 +4,19 @@ a callback that tracks training accuracy for learning curves, and resumable runs
 A study is a list of runs, each a :class:`~invlab.train.TrainConfig` and a folder.
 :func:`run_resumable` trains one of them so that it survives the end of a session: the
 checkpoint in its folder is rewritten at every evaluation, an unfinished run is continued
-from it, and a finished one is read back from its ``result.json``. :func:`run_many`
-spreads runs over processes (one thread each by default), so that the same command,
-run again in a later session, carries on where the last one stopped.
+from it, and a finished one is read back from its ``result.json``. :func:`run_many` runs
+a list of them as one :mod:`invlab.sweep` study (the one runner: any number of workers,
+one thread each by default), so that the same command, run again in a later session,
+carries on where the last one stopped.
 """
 
 from __future__ import annotations
 
 import json
-import multiprocessing
 import os
 import platform
 import statistics
 import time
-from concurrent.futures import ProcessPoolExecutor, as_completed
 from pathlib import Path
 from typing import Callable
 
@@ -100,56 +99,39 @@ def run_resumable(config, run_dir: str | os.PathLike, threads: int | None = None
 
 def run_many(runs: list[tuple[object, str | os.PathLike]], jobs: int = 1,
              on_done: Callable[[int, dict], None] | None = None, train: bool = True,
-             keep_going: bool = False) -> list[dict | None]:
-    """Run every ``(config, run_dir)`` with :func:`run_resumable`; results in input order.
+             keep_going: bool = False, device: str | None = None, storage: str | None = None,
+             study: str | None = None, name: str = "runs") -> list[dict | None]:
+    """Run every ``(config, run_dir)``; results in input order.
 
-    ``jobs > 1`` runs that many at a time in separate processes, the CPU cores shared
-    between them (one thread each on a 2-core machine with ``jobs=2``), started in the
-    order given. ``on_done(i, result)`` is called as each run ends (finished runs read
-    back count too).
+    The runs not finished yet become one study of :func:`invlab.sweep.run_study`, done by
+    ``jobs`` workers sharing the cores, in the order given (``storage``: SQLite beside the
+    run folders unless given; ``device``: the workers', default the first config's).
+    ``on_done(i, result)`` is called for each run, in input order, once all have ended
+    (finished runs read back count too).
 
     ``train=False`` only reads finished runs back (a report of a study still under way,
-    or of runs made elsewhere): unfinished ones give ``None``. ``keep_going=True`` turns
-    a run that fails (a diverged loss, say) into ``None`` and a printed reason, instead of
-    stopping the study; the others carry on.
+    or of runs made elsewhere): unfinished ones give ``None``. A run that fails (a diverged
+    loss, say) stops the study with its reason, unless ``keep_going=True``: then it gives
+    ``None`` and a printed reason, and the others carry on.
     """
-    results: list[dict | None] = [None] * len(runs)
+    from . import sweep
 
-    def done(i, res):
-        results[i] = res
-        if on_done is not None:
-            on_done(i, res)
-
-    def failed(i, err):
-        if not keep_going:
-            raise err
-        print(f"run {runs[i][1]} failed: {type(err).__name__}: {err}", flush=True)
-
-    todo = []
+    todo = {str(Path(d)): (config, d) for config, d in runs if not (Path(d) / RESULT).exists()}
+    if train and todo:
+        device = device or runs[0][0].device
+        study, storage = sweep.run_study(todo, jobs, device=device, storage=storage, study=study, name=name)
+        failed = {k: why for k, why in sweep.failures(study, storage).items() if k in todo}
+        if failed and not keep_going:
+            raise RuntimeError(f"{len(failed)} of {len(todo)} runs failed (rerun the command to retry them): "
+                               + "; ".join(f"{k}: {why}" for k, why in failed.items()))
+        for k, why in failed.items():
+            print(f"run {k} failed: {why}", flush=True)
+    results: list[dict | None] = []
     for i, (config, run_dir) in enumerate(runs):
-        if (Path(run_dir) / RESULT).exists():
-            done(i, run_resumable(config, run_dir))  # finished: read back
-        elif train:
-            todo.append(i)
-    if jobs > 1 and len(todo) > 1:
-        threads = max(1, (os.cpu_count() or 1) // jobs)
-        with ProcessPoolExecutor(jobs, mp_context=multiprocessing.get_context("spawn")) as pool:
-            futures = {pool.submit(run_resumable, runs[i][0], str(runs[i][1]), threads): i for i in todo}
-            for fut in as_completed(futures):
-                try:
-                    res = fut.result()
-                except Exception as err:  # noqa: BLE001 - reported, or re-raised without keep_going
-                    failed(futures[fut], err)
-                else:
-                    done(futures[fut], res)
-    else:
-        for i in todo:
-            try:
-                res = run_resumable(runs[i][0], runs[i][1])
-            except Exception as err:  # noqa: BLE001
-                failed(i, err)
-            else:
-                done(i, res)
+        res = run_resumable(config, run_dir) if (Path(run_dir) / RESULT).exists() else None  # read back
+        results.append(res)
+        if res is not None and on_done is not None:
+            on_done(i, res)
     return results
 
 

@@ -400,6 +400,62 @@ def _work(study, st_storage, storage, trials, device, steps, runs_dir, heartbeat
     return done
 
 
+
+def run_study(runs: dict, jobs: int = 1, device: str = "auto", storage: str | None = None,
+              study: str | None = None, name: str = "runs", heartbeat: int = 30) -> tuple[str, str]:
+    """Run ``{run id: (TrainConfig, run_dir)}`` as one study of runs (:func:`create_runs`),
+    done by ``jobs`` workers: this process for one, else ``jobs`` ``invlab sweep work``
+    processes that share the cores (one thread each on a 2-core machine with two). The one
+    way invlab runs many trainings: N workers on one GPU are N workers with its ``device``.
+
+    Storage: ``storage``, else SQLite in the run folders' common parent; study name:
+    ``study``, else ``name`` and a hash of the runs. Calling it again continues: finished
+    runs are read back, unfinished ones resume from their checkpoints, failed ones run
+    again. Returns (study, storage URL)."""
+    import hashlib
+    import subprocess
+    import sys
+
+    if not runs:
+        raise ValueError("run_study needs at least one run")
+    dirs = [Path(d).resolve() for _, d in runs.values()]
+    if storage is None:
+        root = Path(os.path.commonpath([d.parent for d in dirs]))
+        root.mkdir(parents=True, exist_ok=True)
+        storage = f"sqlite:///{root / 'sweeps.db'}"
+    plan = " ".join(f"{k}={d}" for k, d in sorted(zip(runs, map(str, dirs))))
+    study = study or f"{Path(name).stem}-{hashlib.sha1(plan.encode()).hexdigest()[:10]}"
+    create_runs(study, storage, runs, name=name)
+    if jobs <= 1:
+        work(study, storage, device=device, heartbeat=heartbeat)
+        return study, storage
+    print(f"study {study} in {storage}: {len(runs)} runs, {jobs} workers", flush=True)
+    threads = max(1, (os.cpu_count() or 1) // jobs)
+    env = {**os.environ, "OMP_NUM_THREADS": str(threads)}
+    cmd = [sys.executable, "-m", "invlab.cli", "sweep", "work", "--study", study, "--storage", storage,
+           "--device", device, "--heartbeat", str(heartbeat)]
+    workers = [subprocess.Popen(cmd, env=env) for _ in range(jobs)]
+    try:
+        codes = [w.wait() for w in workers]
+    finally:
+        for w in workers:
+            if w.poll() is None:
+                w.terminate()
+    if any(codes):
+        print(f"warning: worker exit codes {codes}", file=sys.stderr)
+    return study, storage
+
+
+def failures(study: str, storage: str | None) -> dict[str, str]:
+    """{run id: reason} of the runs of a study of runs whose every trial failed."""
+    with _opened(storage) as st_storage:
+        trials = _optuna().load_study(study_name=study, storage=st_storage).get_trials(deepcopy=False)
+    seen: dict[str, list] = {}
+    for t in trials:
+        seen.setdefault(t.params.get("run", t.system_attrs.get("fixed_params", {}).get("run")), []).append(t)
+    return {run: ts[-1].user_attrs.get("failure", "failed") for run, ts in seen.items()
+            if all(t.state.name == "FAIL" for t in ts)}
+
 # -- report ---------------------------------------------------------------------------------
 
 def trial_table(study) -> list[dict]:
