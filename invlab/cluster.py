@@ -24,10 +24,8 @@ from pathlib import Path
 
 import numpy as np
 import torch
-from tqdm.auto import tqdm
 
 from .evaluate import predictions
-from .losses import SemiSupervisedLoss
 
 
 def _contingency(pred: torch.Tensor, target: torch.Tensor) -> np.ndarray:
@@ -93,89 +91,83 @@ class ClusterConfig:
     data_root: str | None = None
 
 
+def train_config(config: ClusterConfig):
+    """``config`` as the :class:`~invlab.train.TrainConfig` that :class:`~invlab.train.Trainer`
+    runs: alpha 0 and no labelled batch (no label is read), ``batch`` unlabelled samples per
+    step, Adam with cosine decay, one evaluation at the end (the model kept is the last)."""
+    from .train import TrainConfig
+
+    return TrainConfig(model=config.model, dataset=config.dataset, outputs=config.clusters, labels_per_class=1,
+                       alpha=0.0, beta=config.beta, balance=config.balance, steps=config.steps, labelled_batch=0,
+                       unlabelled_batch=config.batch, lr=config.lr, schedule="cosine", preprocess=config.preprocess,
+                       seed=config.seed, device=config.device, data_root=config.data_root, eval_every=config.steps,
+                       log_unweighted=False)
+
+
+def scores(model, data) -> dict:
+    """Cluster accuracy (%), NMI and cluster sizes of ``model``'s predictions on ``data``'s
+    (preprocessed) test set."""
+    pred = predictions(model, data.x_test)
+    with torch.no_grad():
+        outputs = model(data.x_test[:1].to(next(model.parameters()).device)).shape[1]
+    return {"cluster_accuracy": cluster_accuracy(pred, data.y_test), "nmi": nmi(pred, data.y_test),
+            "cluster_sizes": torch.bincount(pred, minlength=outputs).tolist(), "predictions": pred}
+
+
 def train_clustering(config: ClusterConfig, data=None, progress: bool = True) -> dict:
-    """Train ``config.model`` to cluster ``config.dataset`` without labels (Adam, cosine
-    decay); return test cluster accuracy and NMI of the final model, the per-cluster sizes,
-    and the model.
+    """Train ``config.model`` to cluster ``config.dataset`` without labels, on the one
+    :class:`~invlab.train.Trainer` (:func:`train_config`); return test cluster accuracy and
+    NMI of the final model, the per-cluster sizes, and the model.
 
     ``data``: a :class:`~invlab.data.SemiSupervisedData` (its labels are never read during
     training; the test labels score the clusters at the end). Default: ``config.dataset``."""
     from .data import load_dataset
-    from .data.preprocess import preprocess_data
-    from .models import create_model
-    from .loop import CyclingSampler, resolve_device, schedule_factor
+    from .train import Trainer
 
     if not 0 <= config.beta <= 1:
         raise ValueError(f"beta must lie in [0, 1], got {config.beta}")
-    device = resolve_device(config.device)
     data = load_dataset(config.dataset, 1, config.seed, root=config.data_root) if data is None else data
-    data = preprocess_data(data, config.preprocess)
-    clusters = config.clusters or data.num_classes
-    torch.manual_seed(config.seed)
-    model = create_model(config.model, num_classes=clusters, input_shape=data.input_shape).to(device)
-    loss_fn = SemiSupervisedLoss(0.0, config.beta, balance=config.balance, report_unweighted=False)
-    opt = torch.optim.Adam(model.parameters(), lr=config.lr)
-    sched = torch.optim.lr_scheduler.LambdaLR(opt, lambda t: schedule_factor("cosine", t, config.steps))
-    sampler = CyclingSampler(len(data.x_train), config.seed + 2)
-    unlabelled = torch.zeros(config.batch, dtype=torch.bool, device=device)
-    no_label = torch.full((config.batch,), -1, device=device)
+    trainer = Trainer(train_config(config), data)
     t0 = time.perf_counter()
-    for _ in tqdm(range(config.steps), disable=not progress, desc=f"clustering {config.model}", unit="step"):
-        x = data.x_train[sampler.next(config.batch)].to(device)
-        out = loss_fn(model, x, no_label, unlabelled)
-        opt.zero_grad(set_to_none=True)
-        out["total"].backward()
-        opt.step()
-        sched.step()
-    pred = predictions(model, data.x_test)
-    return {"cluster_accuracy": cluster_accuracy(pred, data.y_test), "nmi": nmi(pred, data.y_test),
-            "cluster_sizes": torch.bincount(pred, minlength=clusters).tolist(),
-            "train_time_s": time.perf_counter() - t0, "config": asdict(config), "model": model, "predictions": pred}
-
-
-def _clustering_run(config: ClusterConfig, path: str) -> dict:
-    """One seed of :func:`clustering_study` (a process of its own), with k-means beside it."""
-    from .data import load_dataset
-
-    torch.set_num_threads(1)
-    data = load_dataset(config.dataset, 1, config.seed, root=config.data_root)
-    res = train_clustering(config, data, progress=False)
-    km = kmeans_baseline(data.x_train, data.x_test, data.y_test, config.clusters or data.num_classes, config.seed)
-    out = {k: v for k, v in res.items() if k not in ("model", "predictions")}
-    out.update(kmeans_accuracy=km["accuracy"], kmeans_nmi=km["nmi"])
-    from .io import save_json
-
-    save_json(out, path)
-    return out
+    result = trainer.run(progress=progress)
+    model = result.model.eval()
+    return {**scores(model, trainer.data), "train_time_s": time.perf_counter() - t0, "config": asdict(config),
+            "model": model}
 
 
 def clustering_study(seeds, steps: int = 2000, beta: float = 0.2, balance: float = 1.0, runs_dir="runs/clustering",
                      device: str = "auto", data_root=None, jobs: int = 1, train: bool = True,
                      dataset: str = "mnist") -> dict | None:
-    """Per seed: the clustering run and k-means on raw pixels (same seed), each kept as
-    ``runs_dir/seed<s>-<steps>-<beta>-<balance>.json`` (finished seeds are read back;
-    ``train=False`` reports those only, None when there are none)."""
-    import multiprocessing
-    from concurrent.futures import ProcessPoolExecutor
+    """Per seed: the clustering run (:func:`invlab.studies.run_many`: resumable, ``jobs``
+    workers) and k-means on raw pixels (same seed), scored once and kept beside the run as
+    ``scores.json`` (finished seeds are read back; ``train=False`` reports those only, None
+    when there are none)."""
+    from .data import load_dataset
+    from .data.preprocess import preprocess_data
+    from .io import save_json
+    from .studies import RESULT, run_many
+    from .train import CHECKPOINT, load_model, run_key
 
-    runs_dir = Path(runs_dir)
-    runs_dir.mkdir(parents=True, exist_ok=True)
     configs = [ClusterConfig(dataset=dataset, steps=steps, beta=beta, balance=balance, seed=s, device=device,
                              data_root=data_root) for s in seeds]
     tag = "" if dataset == "mnist" else f"{dataset.replace(':', '_').replace('/', '_')}-"
-    paths = [runs_dir / f"{tag}seed{c.seed}-{steps}-{beta}-{balance}.json" for c in configs]
-    todo = [(c, str(p)) for c, p in zip(configs, paths) if not p.exists()]
-    if not train:
-        kept = [(c, p) for c, p in zip(configs, paths) if p.exists()]
-        if not kept:
-            return None
-        configs, paths = [c for c, _ in kept], [p for _, p in kept]
-        seeds, todo = [c.seed for c in configs], []
-    if todo:
-        with ProcessPoolExecutor(max(1, min(jobs, len(todo))), mp_context=multiprocessing.get_context("spawn")) as pool:
-            list(pool.map(_clustering_run, *zip(*todo)))
-    runs = [json.loads(p.read_text()) for p in paths]
-    return {"seeds": list(seeds), "settings": asdict(configs[0]) | {"seed": None},
-            "cluster_accuracy": [r["cluster_accuracy"] for r in runs], "nmi": [r["nmi"] for r in runs],
-            "kmeans_accuracy": [r["kmeans_accuracy"] for r in runs], "kmeans_nmi": [r["kmeans_nmi"] for r in runs],
-            "cluster_sizes": [r["cluster_sizes"] for r in runs], "train_time_s": [r["train_time_s"] for r in runs]}
+    runs = [(train_config(c), Path(runs_dir) / f"{tag}seed{c.seed}-{run_key(train_config(c))}") for c in configs]
+    results = run_many(runs, jobs, train=train, name="clustering")
+    kept = [(c, d) for c, (_, d), r in zip(configs, runs, results) if r is not None]
+    if not kept:
+        return None
+    per_seed = []
+    for c, run_dir in kept:
+        path = run_dir / "scores.json"
+        if not path.exists():
+            data = load_dataset(c.dataset, 1, c.seed, root=c.data_root)
+            model = load_model(run_dir / CHECKPOINT)
+            res = json.loads((run_dir / RESULT).read_text())
+            out = {k: v for k, v in scores(model, preprocess_data(data, c.preprocess)).items() if k != "predictions"}
+            km = kmeans_baseline(data.x_train, data.x_test, data.y_test, c.clusters or data.num_classes, c.seed)
+            save_json({**out, "kmeans_accuracy": km["accuracy"], "kmeans_nmi": km["nmi"],
+                       "train_time_s": res["wall_time_s"]}, path)
+        per_seed.append(json.loads(path.read_text()))
+    return {"seeds": [c.seed for c, _ in kept], "settings": asdict(configs[0]) | {"seed": None},
+            **{k: [r[k] for r in per_seed] for k in ("cluster_accuracy", "nmi", "kmeans_accuracy", "kmeans_nmi",
+                                                     "cluster_sizes", "train_time_s")}}

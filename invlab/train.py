@@ -101,6 +101,8 @@ class TrainConfig:
     model_file: str | None = option(None, "a network of your own: FACTORY() in FILE.py returns an nn.Module (it "
                                           "may take input_shape and num_classes); replaces --model; the checkpoint "
                                           "records it for load_model", metavar="FILE.py:FACTORY")
+    outputs: int | None = option(None, "the network's outputs (default: the data set's class count); clustering "
+                                       "without labels (alpha 0) may ask for another number of clusters", metavar="K")
     dataset: str = option("mnist", "a name of `invlab data list`: mnist, fashion-mnist, kmnist, cifar10, svhn, bird10 "
                                    "(real recordings under --data-root, else a synthetic stand-in), synthetic, "
                                    "folder:PATH, npz:PATH", metavar="NAME", type="dataset")
@@ -230,9 +232,16 @@ class TrainConfig:
             self.train_seed = None  # the same run: keep its name (run_key) the plain run's
         if self.labels_per_class is not None and self.labels_per_class < 1:
             raise ValueError(f"labels_per_class must be at least 1 (or None for all), got {self.labels_per_class}")
-        for name in ("labelled_batch", "eval_every"):
-            if getattr(self, name) < 1:
-                raise ValueError(f"{name} must be at least 1, got {getattr(self, name)}")
+        if self.eval_every < 1:
+            raise ValueError(f"eval_every must be at least 1, got {self.eval_every}")
+        if self.labelled_batch < 0 or (self.labelled_batch == 0 and max(schedules["alpha"].start,
+                                                                         schedules["alpha"].end) > 0):
+            raise ValueError(f"labelled_batch must be at least 1 (0 only without labels: alpha = 0), got "
+                             f"{self.labelled_batch} with alpha = {self.alpha}")
+        if self.outputs is not None and (isinstance(self.outputs, bool) or not isinstance(self.outputs, int)
+                                         or self.outputs < 2):
+            raise ValueError(f"outputs must be an integer of at least 2 (or None for the class count), got "
+                             f"{self.outputs!r}")
         if self.unlabelled_batch < 0:
             raise ValueError(f"unlabelled_batch must be >= 0, got {self.unlabelled_batch}")
         if self.unlabelled_batch == 0 and min(schedules["alpha"].start, schedules["alpha"].end) < 1:
@@ -346,7 +355,8 @@ class Trainer:
         self.device = resolve_device(config.device)
         rng_seed = config.seed if config.train_seed is None else config.train_seed  # the label draw is config.seed
         torch.manual_seed(rng_seed)
-        shape, classes = self.data.input_shape, self.data.num_classes  # (C, H, W) or (C, L)
+        shape = self.data.input_shape  # (C, H, W) or (C, L)
+        classes = self.outputs = config.outputs or self.data.num_classes
         if model is not None:
             self.model_source = model_source(model)
         elif config.model_file is not None:
@@ -414,9 +424,9 @@ class Trainer:
         except RuntimeError as err:
             raise ValueError(f"inputs of shape {tuple(x.shape[1:])} do not fit model {self.config.model!r} "
                              f"({str(err).splitlines()[0]}); check the dataset and the model's input size") from err
-        if out.shape != (len(x), self.data.num_classes):
+        if out.shape != (len(x), self.outputs):
             raise ValueError(f"model {self.config.model!r} returns shape {tuple(out.shape)} for a batch of "
-                             f"{len(x)}, expected ({len(x)}, {self.data.num_classes}) logits")
+                             f"{len(x)}, expected ({len(x)}, {self.outputs}) logits")
 
     def _lr_factor(self, step: int) -> float:
         return lr_factor(self.config, step, self.total_steps, self.steps_per_epoch)
@@ -632,7 +642,7 @@ def load_model(checkpoint: str | Path, best: bool = True, device: str = "cpu",
     config, info = state["config"], state.get("data", {})
     weights = state["best_state"] if best and state.get("best_state") else state["model"]
     if "input_shape" in info:
-        shape, classes = tuple(info["input_shape"]), info["num_classes"]
+        shape, classes = tuple(info["input_shape"]), config.get("outputs") or info["num_classes"]
     else:  # checkpoints written before the data set was recorded: MNIST digits or Bird10 segments
         first = next(v for k, v in state["model"].items() if k.endswith("weight"))  # the first layer's
         default = BIRD10_INPUT_SHAPE if first.ndim == 3 else MNIST_INPUT_SHAPE

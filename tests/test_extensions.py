@@ -311,3 +311,26 @@ def test_clustering_takes_its_cluster_count_and_size_from_the_data():
     assert len(res["cluster_sizes"]) == 4 and res["model"].input_shape == (3, 18, 18)
     named = train_clustering(ClusterConfig(dataset="synthetic", steps=2, batch=20, device="cpu"), progress=False)
     assert len(named["cluster_sizes"]) == 10
+
+
+def test_clustering_study_runs_on_the_one_runner_and_reads_back(tmp_path):
+    from invlab.cluster import clustering_study
+
+    kw = dict(steps=3, runs_dir=tmp_path, device="cpu", dataset="synthetic")
+    assert clustering_study([0, 1], train=False, **kw) is None  # nothing finished yet
+    first = clustering_study([0, 1], **kw)
+    assert first["seeds"] == [0, 1] and all(len(s) == 10 for s in first["cluster_sizes"])
+    assert (tmp_path / "sweeps.db").exists() and len(list(tmp_path.glob("synthetic-seed*/scores.json"))) == 2
+    assert clustering_study([0, 1], train=False, **kw) == first  # read back, not retrained
+
+
+def test_clustering_may_ask_for_more_clusters_than_classes():
+    from invlab.data import semi_supervised
+
+    g = torch.Generator().manual_seed(0)
+    data = semi_supervised("four", torch.rand(120, 1, 16, 16, generator=g), torch.arange(120) % 4, labels_per_class=1,
+                           seed=0, val_size=10)
+    res = train_clustering(ClusterConfig(steps=2, batch=20, clusters=6, device="cpu"), data, progress=False)
+    assert len(res["cluster_sizes"]) == 6 and sum(res["cluster_sizes"]) == len(data.x_test)
+    with pytest.raises(ValueError, match="labelled_batch must be at least 1"):
+        TrainConfig(labelled_batch=0, alpha=0.5)
