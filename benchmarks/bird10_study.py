@@ -24,9 +24,10 @@ import time
 from pathlib import Path
 
 from invlab.data import load_bird10
-from invlab.io import atomic_write, save_json
+from invlab.io import atomic_write, save_report
+from invlab.io import markdown_table as table
 from invlab.plots import learning_curves
-from invlab.provenance import results_header
+from invlab.provenance import provenance_line, results_header
 from invlab.studies import TrainAccuracyProbe, mean_std
 from invlab.train import TrainConfig, Trainer
 
@@ -86,8 +87,7 @@ def main(argv=None) -> int:
            "settings": rows, "selected_on_validation": {"alpha": chosen["alpha"], "beta": chosen["beta"]},
            "test_gain_over_baseline": chosen["test_mean"] - baseline["test_mean"],
            "wall_time_s": time.perf_counter() - t0, **results_header(device=args.device)}
-    save_json(out, args.out)
-    Path(args.out).with_suffix(".md").write_text(markdown_table(out))
+    save_report(out, args.out, markdown_table(out))
     fig_rows = [(baseline, "baseline"), (chosen, "selected on validation")]
     figs = [learning_curves(curves[(r["alpha"], r["beta"], args.seeds[0])],
                             title=f"{name} · {label}: α={r['alpha']}, β={r['beta']} (seed {args.seeds[0]})")
@@ -102,16 +102,14 @@ def markdown_table(out: dict) -> str:
     label = "synthetic stand-in (not real Bird10)" if out["dataset"] == "synthetic" else "Bird10"
     lines = [f"Per-segment accuracy (%) on the **{label}**, `bird10-cnn`, {out['steps']} steps, seeds {out['seeds']}, "
              f"mean ± std; valid and test at the step with the best validation accuracy.",
-             "", "| α | β | train | valid | test | test per recording |", "|---|---|---|---|---|---|"]
-    for r in out["settings"]:
-        lines.append(f"| {r['alpha']} | {r['beta']} | {r['train_mean']:.2f} ± {r['train_std']:.2f} | "
-                     f"{r['valid_mean']:.2f} ± {r['valid_std']:.2f} | {r['test_mean']:.2f} ± {r['test_std']:.2f} | "
-                     f"{r['test_recording_mean']:.1f} ± {r['test_recording_std']:.1f} |")
+             "", table(["α", "β", "train", "valid", "test", "test per recording"], [
+                 [r["alpha"], r["beta"], f"{r['train_mean']:.2f} ± {r['train_std']:.2f}",
+                  f"{r['valid_mean']:.2f} ± {r['valid_std']:.2f}", f"{r['test_mean']:.2f} ± {r['test_std']:.2f}",
+                  f"{r['test_recording_mean']:.1f} ± {r['test_recording_std']:.1f}"] for r in out["settings"]])]
     sel = out["selected_on_validation"]
     lines += ["", f"Selected on validation: α = {sel['alpha']}, β = {sel['beta']}; test gain over the (1, 0) "
                   f"baseline: {out['test_gain_over_baseline']:+.2f} points.",
-              f"Command: `{out['command']}` · commit {out['commit']} · {out['hardware']} · {out['date']} · "
-              f"{out['wall_time_s'] / 60:.0f} min.", ""]
+              provenance_line(out, f"{out['wall_time_s'] / 60:.0f} min"), ""]
     return "\n".join(lines)
 
 

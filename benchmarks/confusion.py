@@ -40,13 +40,17 @@ def confusion(run_dir: Path, data_root=None) -> dict:
 
 
 def markdown(out: dict) -> str:
-    lines = ["| run | validation (%) | lowest recall (%) | most confused (true → predicted: validation images) |",
-             "|---|---|---|---|"]
+    from invlab.io import markdown_table
+    from invlab.provenance import provenance_line
+
+    rows = []
     for r in out["runs"]:
-        low = min(range(10), key=lambda c: r["recall"][c])
+        low = min(range(len(r["recall"])), key=lambda c: r["recall"][c])
         pairs = ", ".join(f"{c['true']} → {c['predicted']}: {c['count']}" for c in r["most_confused"][:3])
-        lines.append(f"| {r['run']} | {r['val_accuracy']:.2f} | class {low}: {r['recall'][low]:.1f} | {pairs} |")
-    lines += ["", f"Command: `{out['command']}` · commit {out['commit']} · {out['date']}.", ""]
+        rows.append([r["run"], f"{r['val_accuracy']:.2f}", f"class {low}: {r['recall'][low]:.1f}", pairs])
+    lines = [markdown_table(["run", "validation (%)", "lowest recall (%)",
+                             "most confused (true → predicted: validation images)"], rows),
+             "", provenance_line({**out, "hardware": None}), ""]
     return "\n".join(lines)
 
 

@@ -71,6 +71,8 @@ def run_parts(args) -> dict:
 
     table = variants(args)
     parts = [p for p in args.parts if p in table]
+    if not parts:  # clustering or EBGAN alone: no baseline to train
+        return {}
     runs, keys = [], []
     for seed in args.seeds:
         base = config({}, seed, args)
@@ -179,18 +181,20 @@ def per_layer_figure(run_dir: Path, layers: list[str], args) -> str:
 
 
 def markdown(out: dict) -> str:
+    from invlab.io import markdown_table
     from invlab.studies import mean_std
 
-    lines = ["| extension | change | draws | eq. 10 (recipe) test % | variant test % | difference (points) |",
-             "|---|---|---|---|---|---|"]
+    rows = []
     for part in ("per_layer", "schedules", "learned_weights"):
         if part not in out:
             continue
         r = out[part]
         b, v = mean_std(r["baseline"]), mean_std(r["variant"])
         diff = [x - y for x, y in zip(r["variant"], r["baseline"])]
-        lines.append(f"| {part} | {r['description']} | {r['seeds']} | {b[0]:.2f} ± {b[1]:.2f} | {v[0]:.2f} ± {v[1]:.2f} | "
-                     f"{mean_std(diff)[0]:+.2f} ({' / '.join(f'{d:+.2f}' for d in diff)}) |")
+        rows.append([part, r["description"], r["seeds"], f"{b[0]:.2f} ± {b[1]:.2f}", f"{v[0]:.2f} ± {v[1]:.2f}",
+                     f"{mean_std(diff)[0]:+.2f} ({' / '.join(f'{d:+.2f}' for d in diff)})"])
+    lines = [markdown_table(["extension", "change", "draws", "eq. 10 (recipe) test %", "variant test %",
+                             "difference (points)"], rows)]
     if "clustering" in out:
         c = out["clustering"]
         acc, nmi, km = mean_std(c["cluster_accuracy"]), mean_std(c["nmi"]), mean_std(c["kmeans_accuracy"])

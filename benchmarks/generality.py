@@ -32,7 +32,6 @@ import statistics
 from pathlib import Path
 
 from invlab.methods import METHODS
-from invlab.provenance import provenance
 
 SPACES = Path(__file__).resolve().parent / "spaces"
 BASELINES = tuple(m for m in METHODS if m != "inversion")  # inversion = entropy with R
@@ -169,34 +168,33 @@ def collect(args, runs: dict | None = None) -> list[dict]:
 
 def tables(rows: list[dict], seeds: list[int]) -> str:
     """Methods x draws per data set and label count, without and with R, and R's gain."""
+    from invlab.io import markdown_table
+
     out = []
     keyed = {(r["dataset"], r["labels"], r["method"], r["reconstruction"], r["seed"]): r["test_accuracy"] for r in rows}
+    draws = [f"draw {s}" for s in seeds]
     for dataset, labels in sorted({(r["dataset"], r["labels"]) for r in rows}):
-        out += [f"### {dataset}, {labels} labels (test accuracy %, validation-selected)", "",
-                "| method | R | " + " | ".join(f"draw {s}" for s in seeds) + " | mean ± std |",
-                "|---|---|" + "---|" * (len(seeds) + 1)]
+        accuracy, gain = [], []
         for method in BASELINES:
             for with_r in (False, True):
                 vals = [keyed.get((dataset, labels, method, with_r, s)) for s in seeds]
-                if all(v is None for v in vals):
-                    continue
                 done = [v for v in vals if v is not None]
-                spread = (f"{statistics.fmean(done):.2f} ± {statistics.stdev(done):.2f} ({len(done)} draws)"
-                          if len(done) > 1 else f"{done[0]:.2f} (one draw)")
-                cells = " | ".join("…" if v is None else f"{v:.2f}" for v in vals)
-                out.append(f"| {method} | {'yes' if with_r else 'no'} | {cells} | {spread} |")
-        out.append("")
-        out += ["Gain of R (points, with minus without, same draw):", "",
-                "| method | " + " | ".join(f"draw {s}" for s in seeds) + " | mean |", "|---|" + "---|" * (len(seeds) + 1)]
-        for method in BASELINES:
-            gains = [(keyed[(dataset, labels, method, True, s)] - keyed[(dataset, labels, method, False, s)])
+                if done:
+                    spread = (f"{statistics.fmean(done):.2f} ± {statistics.stdev(done):.2f} ({len(done)} draws)"
+                              if len(done) > 1 else f"{done[0]:.2f} (one draw)")
+                    accuracy.append([method, "yes" if with_r else "no",
+                                     *(None if v is None else f"{v:.2f}" for v in vals), spread])
+            gains = [keyed[(dataset, labels, method, True, s)] - keyed[(dataset, labels, method, False, s)]
                      if (dataset, labels, method, True, s) in keyed and (dataset, labels, method, False, s) in keyed
                      else None for s in seeds]
             done = [g for g in gains if g is not None]
             if done:
-                out.append(f"| {method} | " + " | ".join("…" if g is None else f"{g:+.2f}" for g in gains)
-                           + f" | {statistics.fmean(done):+.2f} ({len(done)} draws) |")
-        out.append("")
+                gain.append([method, *(None if g is None else f"{g:+.2f}" for g in gains),
+                             f"{statistics.fmean(done):+.2f} ({len(done)} draws)"])
+        out += [f"### {dataset}, {labels} labels (test accuracy %, validation-selected)", "",
+                markdown_table(["method", "R", *draws, "mean ± std"], accuracy), "",
+                "Gain of R (points, with minus without, same draw):", "",
+                markdown_table(["method", *draws, "mean"], gain), ""]
     return "\n".join(out)
 
 
@@ -226,7 +224,8 @@ def figure(rows: list[dict], tuning: dict, path: Path) -> None:
 
 
 def report(args) -> None:
-    from invlab.io import save_report
+    from invlab.io import markdown_table, save_report
+    from invlab.provenance import provenance_line, results_header
 
     rows = collect(args)
     tuning = {m: tuning_summary(args, m) for m in BASELINES}
@@ -234,19 +233,17 @@ def report(args) -> None:
         "model": "smallcnn-mean", "tuned_on": "fashion-mnist, label draw 0, validation accuracy, without R",
         "trials_per_method": args.trials, "beta_with_R": args.beta, "seeds": args.seeds,
         "spaces": {m: f"benchmarks/spaces/generality-{m}.json" for m in BASELINES}},
-        "provenance": provenance(device=args.device)}
-    lines = [f"Tuning: Fashion-MNIST, 50 labels, label draw 0, without R; {args.trials} TPE trials per method, "
-             "scored on validation accuracy (%).", "",
-             "| method | trials done | best validation | its test | best setting |", "|---|---|---|---|---|"]
-    for m, t in tuning.items():
-        b = t.get("best")
-        setting = ", ".join(f"{k} {v:.3g}" if isinstance(v, float) else f"{k} {v}" for k, v in b["params"].items()) if b else ""
-        lines.append(f"| {m} | {t['completed_trials']} of {args.trials} | "
-                     + (f"{b['val_accuracy']:.2f} | {b['test_accuracy']:.2f} | {setting} |" if b else "… | … | |"))
+        **results_header(device=args.device)}
+    best = {m: t.get("best") for m, t in tuning.items()}
+    table = markdown_table(["method", "trials done", "best validation", "its test", "best setting"], [
+        [m, f"{t['completed_trials']} of {args.trials}", *((f"{b['val_accuracy']:.2f}", f"{b['test_accuracy']:.2f}",
+         ", ".join(f"{k} {v:.3g}" if isinstance(v, float) else f"{k} {v}" for k, v in b["params"].items()))
+                                                        if (b := best[m]) else (None, None, ""))]
+        for m, t in tuning.items()])
     text = (f"# Where reconstruction helps\n\n`python -m benchmarks.generality --stage report`: {len(rows)} runs of "
-            f"stage 2 finished.\n\n" + "\n".join(lines) + "\n\n" + tables(rows, args.seeds)
-            + f"\nCommand: `{out['provenance']['command']}` · commit {out['provenance']['commit']} · "
-              f"{out['provenance']['device']} · {out['provenance']['date'][:10]}.\n")
+            f"stage 2 finished.\n\nTuning: Fashion-MNIST, 50 labels, label draw 0, without R; {args.trials} TPE "
+            f"trials per method, scored on validation accuracy (%).\n\n{table}\n\n{tables(rows, args.seeds)}\n"
+            f"{provenance_line(out)}\n")
     save_report(out, args.out, text)
     figure(rows, tuning, Path(args.figure))
     print(text)

@@ -126,17 +126,18 @@ def summarise(arm: str, runs: list[dict], seeds: list[int]) -> dict:
 
 
 def markdown(out: dict) -> str:
-    lines = ["| arm | steps | test (%) mean ± std, validation-selected | per draw | "
-             "best test epoch (%) — test-selected, comparison only | minutes per run | change |",
-             "|---|---|---|---|---|---|---|"]
-    for name, r in out["arms"].items():
-        per = " / ".join(f"{a:.2f}" for a in r["test_accuracies"])
-        lines.append(f"| {name} | {r['steps']} | **{r['mean']:.2f} ± {r['std']:.2f}** | {per} | "
-                     f"{r['test_selected_mean']:.2f} ± {r['test_selected_std']:.2f} | "
-                     f"{sum(r['elapsed_s']) / len(r['elapsed_s']) / 60:.1f} | {r['description']} |")
+    from invlab.io import markdown_table
+    from invlab.provenance import provenance_line
+
+    lines = [markdown_table(
+        ["arm", "steps", "test (%) mean ± std, validation-selected", "per draw",
+         "best test epoch (%) — test-selected, comparison only", "minutes per run", "change"],
+        [[name, r["steps"], f"**{r['mean']:.2f} ± {r['std']:.2f}**", " / ".join(f"{a:.2f}" for a in r["test_accuracies"]),
+          f"{r['test_selected_mean']:.2f} ± {r['test_selected_std']:.2f}",
+          f"{sum(r['elapsed_s']) / len(r['elapsed_s']) / 60:.1f}", r["description"]] for name, r in out["arms"].items()])]
     any_arm = next(iter(out["arms"].values()))
     lines += ["", f"Label draws (seeds) {any_arm['seeds']}; {any_arm['hardware']}, {any_arm['threads_per_run']} "
-              f"thread(s) per run. Command: `{out['command']}` · commit {out['commit']} · {out['date']}.", ""]
+              "thread(s) per run. " + provenance_line({**out, "hardware": None}), ""]
     return "\n".join(lines)
 
 

@@ -122,13 +122,15 @@ def summarise(results: dict[tuple[int, int], dict], seeds: list[int]) -> dict:
 def markdown(out: dict) -> str:
     s = out["summary"]
     k = max(s["restarts_per_draw"].values())
-    lines = ["| label draw | " + " | ".join(f"restart {i}: test (val) %" for i in range(k))
-             + " | selected on validation: test % | best test evaluation of any restart % (test-selected) |",
-             "|---" * (k + 3) + "|"]
-    for seed, d in s["draws"].items():
-        cells = [f"{x['test']:.2f} ({x['val']:.2f})" for x in d["restarts"]] + ["—"] * (k - len(d["restarts"]))
-        lines.append(f"| {seed} | " + " | ".join(cells) + f" | **{d['selected_test']:.2f}** (restart "
-                     f"{d['selected_restart']}) | {d['best_test']:.2f} |")
+    from invlab.io import markdown_table
+    from invlab.provenance import provenance_line
+
+    rows = [[seed, *(f"{x['test']:.2f} ({x['val']:.2f})" for x in d["restarts"]), *["—"] * (k - len(d["restarts"])),
+             f"**{d['selected_test']:.2f}** (restart {d['selected_restart']})", f"{d['best_test']:.2f}"]
+            for seed, d in s["draws"].items()]
+    lines = [markdown_table(["label draw", *(f"restart {i}: test (val) %" for i in range(k)),
+                             "selected on validation: test %",
+                             "best test evaluation of any restart % (test-selected)"], rows)]
 
     def ms(row):
         return f"{row['mean']:.2f} ± {row['std']:.2f} % ({row['n']} draws)"
@@ -140,8 +142,7 @@ def markdown(out: dict) -> str:
               f"{s['within_draw_std']:.2f} points.",
               f"* Best test evaluation of any restart (test-selected, comparison only): {ms(s['test_selected'])}.",
               "", f"Arm `{out['arm']}` ({out['description']}); restart k trains with training seed "
-              f"label seed + {RESTART_STRIDE} k; {out['hardware']}. Command: `{out['command']}` · commit "
-              f"{out['commit']} · {out['date']}.", ""]
+              f"label seed + {RESTART_STRIDE} k. " + provenance_line(out), ""]
     return "\n".join(lines)
 
 

@@ -216,18 +216,23 @@ def methods(args) -> int:
 
 
 def methods_markdown(out: dict) -> str:
+    from invlab.io import markdown_table
+    from invlab.provenance import provenance_line
+
     names = [m.removeprefix("method:") for m in METHOD_MODES]
     lines = [f"Time per training step in ms of each method, median [interquartile range] of {out['repeat']} "
              f"interleaved rounds (each round starting one method later) after {out['warmup']} warm-up rounds; "
              f"batch {out['batch']} with {out['labelled']} labelled, {out['threads']} thread(s); (× the supervised "
              "method's step). The baselines without R; "
              "inversion = entropy + balance + R (beta 0.2).", "",
-             "| model | " + " | ".join(names) + " |", "|---|" + "---|" * len(names)]
-    for r in out["rows"]:
-        cells = [f"{_cell(r['runs'][m])} (×{r['ratio_' + m.removeprefix('method:')]:.2f})" for m in METHOD_MODES]
-        lines.append(f"| {r['model']} | " + " | ".join(cells) + " |")
-    lines += ["", f"Command: `{out['command']}` · commit {out['commit']} · {out['hardware']} · {out['date']}.", ""]
+             markdown_table(["model", *names], [[r["model"], *(_ratio_cell(r, m) for m in METHOD_MODES)]
+                                                for r in out["rows"]]),
+             "", provenance_line(out), ""]
     return "\n".join(lines)
+
+
+def _ratio_cell(row: dict, mode: str) -> str:
+    return f"{_cell(row['runs'][mode])} (×{row['ratio_' + mode.removeprefix('method:')]:.2f})"
 
 
 def _cell(run: dict) -> str:
@@ -235,20 +240,23 @@ def _cell(run: dict) -> str:
 
 
 def markdown(out: dict) -> str:
+    from invlab.io import markdown_table
+    from invlab.provenance import provenance_line
+
     lines = [f"Time per training step in ms, median [interquartile range] of {out['repeat']} interleaved rounds "
              f"after {out['warmup']} warm-up rounds; batch {out['batch']} with {out['labelled']} labelled, "
              f"{out['threads']} thread(s). Ratio = inversion-loss step / supervised step; steps/s of the default "
-             "inversion step before and after the CPU tuning.", "",
-             "| model | supervised | inverse, autograd (default) | ratio | inverse, torch.func | ratio | "
-             "before tuning | steps/s before → after | peak memory sup. / inv. (MB) |",
-             "|---|---|---|---|---|---|---|---|---|"]
+             "inversion step before and after the CPU tuning.", ""]
+    rows = []
     for r in out["rows"]:
         s, a, f, b = (r["runs"][m] for m in MODES)
         mem = (f"{s['peak_memory_mb']:.0f} / {a['peak_memory_mb']:.0f}" if "peak_memory_mb" in s else "not measured")
-        lines.append(f"| {r['model']} | {_cell(s)} | {_cell(a)} | {r['ratio_inverse-autograd']:.2f} | {_cell(f)} | "
-                     f"{r['ratio_inverse-func']:.2f} | {_cell(b)} | {b['steps_per_s']:.2f} → {a['steps_per_s']:.2f} "
-                     f"(×{r['speedup_vs_before']:.2f}) | {mem} |")
-    lines += ["", f"Command: `{out['command']}` · commit {out['commit']} · {out['hardware']} · {out['date']}.", ""]
+        rows.append([r["model"], _cell(s), _cell(a), f"{r['ratio_inverse-autograd']:.2f}", _cell(f),
+                     f"{r['ratio_inverse-func']:.2f}", _cell(b),
+                     f"{b['steps_per_s']:.2f} → {a['steps_per_s']:.2f} (×{r['speedup_vs_before']:.2f})", mem])
+    lines += [markdown_table(["model", "supervised", "inverse, autograd (default)", "ratio", "inverse, torch.func",
+                              "ratio", "before tuning", "steps/s before → after", "peak memory sup. / inv. (MB)"], rows),
+              "", provenance_line(out), ""]
     return "\n".join(lines)
 
 

@@ -224,22 +224,27 @@ def _pm(mean: float, std: float, seeds: list) -> str:
 
 
 def table_markdown(out: dict) -> str:
+    from invlab.io import markdown_table
+    from invlab.provenance import provenance_line
+
     rows = out["models"]
-    lines = ["| entry | (α, β) | labels | steps | test (%) mean ± std | validation (%) | paper (%) | "
-             "best test evaluation (%), test-selected, comparison only | seeds | "
-             "time to the selected step (s) | hardware |", "|---|---|---|---|---|---|---|---|---|---|---|"]
+    table = []
     for name, r in rows.items():
         paper = "" if r["paper"] is None else f"{r['paper']:.2f}"
         budget = f"{r['steps']}" + (f" (reduced, batch {r['batch'][0]}+{r['batch'][1]})" if r["reduced_budget"] else "")
-        lines.append(f"| {name} | ({r['alpha']}, {r['beta']}) | {r['labels']} | {budget} | "
-                     f"{_pm(r['mean'], r['std'], r['seeds'])} | {_pm(r['val_mean'], r['val_std'], r['seeds'])} | {paper} | "
-                     f"{r['test_selected_mean']:.2f} | "
-                     f"{len(r['seeds'])}{_missing(r)} | {statistics.fmean(r['time_to_selected_s']):.0f} | {r['hardware']} "
-                     f"({r['threads_per_run']} thread{'s' if r['threads_per_run'] != 1 else ''} per run) |")
+        table.append([name, f"({r['alpha']}, {r['beta']})", r["labels"], budget, _pm(r["mean"], r["std"], r["seeds"]),
+                      _pm(r["val_mean"], r["val_std"], r["seeds"]), paper, f"{r['test_selected_mean']:.2f}",
+                      f"{len(r['seeds'])}{_missing(r)}", f"{statistics.fmean(r['time_to_selected_s']):.0f}",
+                      f"{r['hardware']} ({r['threads_per_run']} thread{'s' if r['threads_per_run'] != 1 else ''} "
+                      "per run)"])
+    lines = [markdown_table(["entry", "(α, β)", "labels", "steps", "test (%) mean ± std", "validation (%)", "paper (%)",
+                             "best test evaluation (%), test-selected, comparison only", "seeds",
+                             "time to the selected step (s)", "hardware"], table)]
     missing = [m for m in PAPER if m not in rows]
     if missing:
         lines += ["", "Not run by this command: " + ", ".join(missing) + "."]
-    lines += ["", f"Command: `{out['command']}` · commit {out['commit']} · {out['date']} · recipe: " + ", ".join(f"{k} {v}" for k, v in out["recipe"].items()), ""]
+    lines += ["", provenance_line({**out, "hardware": None},
+                                  "recipe: " + ", ".join(f"{k} {v}" for k, v in out["recipe"].items())), ""]
     return "\n".join(lines)
 
 
@@ -250,16 +255,17 @@ def _missing(row: dict) -> str:
 
 
 def grid_markdown(out: dict) -> str:
+    from invlab.io import markdown_table
+    from invlab.provenance import provenance_line
+
     cells, alphas, betas = out["cells"], out["alphas"], out["betas"]
+    grid = [[a, *(f"{c['val_mean']:.2f} / {c['mean']:.2f} ± {c['std']:.2f}" for c in (cells[f"{a},{b}"] for b in betas))]
+            for a in alphas]
     lines = ["Validation / test accuracy (%) of `smallcnn-mean`, mean over seeds "
-             f"{out['seeds']}, {out['steps']} steps.", "", "| α \\ β | " + " | ".join(map(str, betas)) + " |",
-             "|---|" + "---|" * len(betas)]
-    for a in alphas:
-        row = [cells[f"{a},{b}"] for b in betas]
-        lines.append(f"| {a} | " + " | ".join(f"{c['val_mean']:.2f} / {c['mean']:.2f} ± {c['std']:.2f}" for c in row) + " |")
+             f"{out['seeds']}, {out['steps']} steps.", "", markdown_table(["α \\ β", *betas], grid)]
     best = out["selected_on_validation"]
     lines += ["", f"Selected on validation: α = {best['alpha']}, β = {best['beta']} (test {best['test']:.2f} %).",
-              f"Command: `{out['command']}` · commit {out['commit']} · {out['hardware']} · {out['date']}", ""]
+              provenance_line(out), ""]
     return "\n".join(lines)
 
 

@@ -47,6 +47,15 @@ def save_json(obj: Any, path: str | os.PathLike) -> Path:
     return atomic_write(path, lambda p: p.write_text(json.dumps(obj, indent=2) + "\n"))
 
 
+def markdown_table(headers: list, rows: list[list]) -> str:
+    """A GitHub Markdown table (``tabulate``) of ``rows`` under ``headers``; cells are
+    printed as given (format numbers before), ``None`` as an ellipsis."""
+    from tabulate import tabulate
+
+    return tabulate([["…" if c is None else c for c in row] for row in rows], headers=headers, tablefmt="github",
+                    disable_numparse=True)
+
+
 def save_report(obj: Any, path: str | os.PathLike, markdown: str) -> Path:
     """Atomically write a study's results: ``obj`` as JSON at ``path`` and ``markdown``
     beside it (the same name, ``.md``). Returns the JSON's path."""

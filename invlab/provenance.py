@@ -94,6 +94,13 @@ def provenance(argv: list[str] | None = None, device: str | torch.device = "cpu"
     }
 
 
+def provenance_line(out: dict, *more: str) -> str:
+    """The last line of every results table: command, commit, hardware (when recorded),
+    date, then ``more``."""
+    parts = [f"Command: `{out['command']}`", f"commit {out['commit']}", out.get("hardware"), out["date"], *more]
+    return " · ".join(p for p in parts if p) + "."
+
+
 def results_header(argv: list[str] | None = None, device: str = "cpu") -> dict:
     """The provenance keys of a results file: ``command``, ``commit`` (with "+uncommitted"
     when the tree had changes), ``hardware`` (:func:`hardware`) and ``date`` at the top level,

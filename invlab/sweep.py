@@ -491,18 +491,19 @@ def summarise(study) -> dict[str, dict]:
 
 
 def markdown(out: dict) -> str:
-    lines = [f"Study `{out['study']}` ({out['space']}): {out['counts']}", "",
-             "| entry | draws | test (%) mean ± std, validation-selected | validation (%) | "
-             "best test evaluation (%), test-selected, comparison only | steps | hardware |",
-             "|---|---|---|---|---|---|---|"]
-    for entry, r in out["entries"].items():
-        lines.append(f"| {entry} | {len(r['seeds'])} | {r['mean']:.2f} ± {r['std']:.2f} | {r['val_mean']:.2f} | "
-                     f"{r['test_selected_mean']:.2f} | {r['steps']} | {r['hardware']} |")
+    from .io import markdown_table
+    from .provenance import provenance_line
+
+    lines = [f"Study `{out['study']}` ({out['space']}): {out['counts']}", "", markdown_table(
+        ["entry", "draws", "test (%) mean ± std, validation-selected", "validation (%)",
+         "best test evaluation (%), test-selected, comparison only", "steps", "hardware"],
+        [[entry, len(r["seeds"]), f"{r['mean']:.2f} ± {r['std']:.2f}", f"{r['val_mean']:.2f}",
+          f"{r['test_selected_mean']:.2f}", r["steps"], r["hardware"]] for entry, r in out["entries"].items()])]
     best = out.get("best_trial")
     if best:
         lines += ["", f"Best trial on validation: #{best['number']} {best['params']}: validation "
                   f"{best['val_accuracy']:.2f} %, test {best['test_accuracy']:.2f} %."]
-    lines += ["", f"Command: `{out['command']}` · commit {out['commit']} · {out['date']}", ""]
+    lines += ["", provenance_line({**out, "hardware": None}), ""]
     return "\n".join(lines)
 
 
@@ -519,7 +520,7 @@ def report(study: str, storage: str | None, out: str | os.PathLike, figures: str
 
 
 def _report(st, study: str, out, figures) -> dict:
-    from .io import atomic_write, save_json
+    from .io import save_report
     from .provenance import results_header
 
     trials = trial_table(st)
@@ -532,8 +533,7 @@ def _report(st, study: str, out, figures) -> dict:
                   "test_accuracy": best.user_attrs.get("test_accuracy")},
               "counts": {s: states.count(s) for s in sorted(set(states))}, "trials": trials,
               **results_header()}
-    save_json(result, out)
-    atomic_write(Path(out).with_suffix(".md"), lambda p: p.write_text(markdown(result)))
+    save_report(result, out, markdown(result))
     if figures is not None:
         write_figures(st, Path(figures))
     return result
