@@ -34,7 +34,6 @@ from __future__ import annotations
 import argparse
 import json
 import sys
-import time
 from pathlib import Path
 
 BASE = dict(model="smallcnn-mean", labels_per_class=5, alpha=0.7, beta=0.2, lr=0.01, schedule="cosine",
@@ -83,14 +82,8 @@ def run_parts(args) -> dict:
             cfg = config(table[part][1], seed, args)
             runs.append((cfg, Path(args.runs_dir) / f"{part}-seed{seed}-{run_key(cfg)}"))
             keys.append((part, seed))
-    t0 = time.perf_counter()
-
-    def done(i, res):
-        print(f"{keys[i][0]} seed {keys[i][1]}: test {res['test_accuracy']:.2f} % (val {res['best_val_accuracy']:.2f} "
-              f"% at step {res['best_step']}) [{time.perf_counter() - t0:.0f} s]", flush=True)
-
-    results = dict(zip(keys, run_many(runs, args.jobs, on_done=done, train=not args.report_only,
-                                      keep_going=args.keep_going)))
+    results = dict(zip(keys, run_many(runs, args.jobs, labels=[f"{part} seed {seed}" for part, seed in keys],
+                                      train=not args.report_only, keep_going=args.keep_going)))
     out = {}
     for part in parts:
         seeds = [s for s in args.seeds if results[("baseline", s)] is not None and results[(part, s)] is not None]
@@ -213,6 +206,8 @@ def markdown(out: dict) -> str:
 
 
 def parse_args(argv=None):
+    from invlab.options import add_study_options, check_study_options
+
     p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     p.add_argument("--parts", nargs="+", choices=PARTS, default=list(PARTS))
     p.add_argument("--seeds", type=int, nargs="+", default=[0, 1, 2], help="label draws (clustering: seeds)")
@@ -228,19 +223,14 @@ def parse_args(argv=None):
     p.add_argument("--ebgan-margin", type=float, default=0.05, help="EBGAN margin m, in units of R")
     p.add_argument("--ebgan-figure", default="docs/figures/ebgan_samples.png")
     p.add_argument("--steps", type=int, default=None, help="override every run's length (smoke runs only)")
-    p.add_argument("--jobs", type=int, default=1)
     p.add_argument("--device", default="auto")
     p.add_argument("--data-root", default=None)
     p.add_argument("--runs-dir", default="runs/extensions")
     p.add_argument("--recipe-runs-dir", default="runs/recipe_study",
                    help="where benchmarks/recipe_study.py keeps the baseline's runs (read back when present)")
-    p.add_argument("--report-only", action="store_true", help="train nothing: report the finished runs")
-    p.add_argument("--keep-going", action="store_true", help="a failed run is reported and left out")
     p.add_argument("--out", default="results/extensions.json")
-    args = p.parse_args(argv)
-    if args.jobs < 1:
-        p.error("--jobs must be at least 1")
-    return args
+    add_study_options(p)
+    return check_study_options(p, p.parse_args(argv))
 
 
 def main(argv=None) -> int:

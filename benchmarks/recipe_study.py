@@ -23,7 +23,6 @@ from __future__ import annotations
 
 import argparse
 import sys
-import time
 from pathlib import Path
 
 BASE = dict(model="smallcnn-mean", labels_per_class=5, alpha=0.7, beta=0.2, lr=0.01, schedule="cosine",
@@ -159,14 +158,15 @@ def figure(out: dict):
 
 def add_run_options(p: argparse.ArgumentParser) -> None:
     """The options :func:`config_for` reads (TrainConfig's own, invlab.options; ``--steps`` and
-    ``--eval-every`` override every arm's when given), and ``--jobs``: shared with ``restarts.py``."""
-    from invlab.options import add_config_options
+    ``--eval-every`` override every arm's when given), and the study's (``--jobs``,
+    ``--report-only``, ``--keep-going``): shared with ``restarts.py``."""
+    from invlab.options import add_config_options, add_study_options
     from invlab.train import TrainConfig
 
     add_config_options(p, TrainConfig(val_size=10_000), only=("steps", "eval_every", "val_size", "device", "cuda_graph",
                                                              "dataset", "data_root"),
                        overrides={"steps": None, "eval_every": None})
-    p.add_argument("--jobs", type=int, default=1, help="runs at a time (processes sharing the cores)")
+    add_study_options(p)
 
 
 def parse_args(argv=None):
@@ -178,14 +178,9 @@ def parse_args(argv=None):
     p.add_argument("--runs-dir", default="runs/recipe_study", help="one resumable folder per run")
     p.add_argument("--out", default="results/recipe_study.json")
     p.add_argument("--figure", default="docs/figures/recipe_study_curves.html", help="'' for none")
-    p.add_argument("--report-only", action="store_true",
-                   help="train nothing: report the runs already finished under --runs-dir")
-    p.add_argument("--keep-going", action="store_true",
-                   help="a run that fails (diverges) is reported and left out; the others carry on")
-    args = p.parse_args(argv)
-    if args.jobs < 1:
-        p.error("--jobs must be at least 1")
-    return args
+    from invlab.options import check_study_options
+
+    return check_study_options(p, p.parse_args(argv))
 
 
 def main(argv=None) -> int:
@@ -200,14 +195,8 @@ def main(argv=None) -> int:
             config = config_for(arm, seed, args)
             runs.append((config, Path(args.runs_dir) / f"{arm}-seed{seed}-{run_key(config)}"))
             keys.append((arm, seed))
-    t0 = time.perf_counter()
-
-    def done(i, res):
-        arm, seed = keys[i]
-        print(f"{arm} seed {seed}: test {res['test_accuracy']:.2f} % (val {res['best_val_accuracy']:.2f} % at step "
-              f"{res['best_step']}) [{time.perf_counter() - t0:.0f} s]", flush=True)
-
-    results = run_many(runs, args.jobs, on_done=done, train=not args.report_only, keep_going=args.keep_going)
+    results = run_many(runs, args.jobs, labels=[f"{arm} seed {seed}" for arm, seed in keys],
+                       train=not args.report_only, keep_going=args.keep_going)
     arms = {}
     for arm in args.arms:
         finished = [(k[1], results[i]) for i, k in enumerate(keys) if k[0] == arm and results[i] is not None]

@@ -29,7 +29,6 @@ import argparse
 import math
 import statistics
 import sys
-import time
 from pathlib import Path
 
 from benchmarks import recipe_study  # the arms and their configs
@@ -178,12 +177,11 @@ def parse_args(argv=None):
                    help="folders whose finished runs of the same configuration are read back, not retrained")
     p.add_argument("--out", default="results/restarts.json")
     p.add_argument("--figure", default="docs/figures/restarts.html", help="'' for none")
-    p.add_argument("--report-only", action="store_true", help="train nothing: report the finished runs")
-    p.add_argument("--keep-going", action="store_true",
-                   help="a run that fails (diverges) is reported and left out; the others carry on")
-    args = p.parse_args(argv)
-    if args.jobs < 1 or args.restarts < 1:
-        p.error("--jobs and --restarts must be at least 1")
+    from invlab.options import check_study_options
+
+    args = check_study_options(p, p.parse_args(argv))
+    if args.restarts < 1:
+        p.error("--restarts must be at least 1")
     if len(set(args.seeds)) != len(args.seeds):
         p.error("--seeds: give each label draw once")
     return args
@@ -195,14 +193,8 @@ def main(argv=None) -> int:
 
     args = parse_args(argv)
     runs, keys = plan(args)
-    t0 = time.perf_counter()
-
-    def done(i, res):
-        seed, restart = keys[i]
-        print(f"draw {seed} restart {restart}: test {res['test_accuracy']:.2f} % (val {res['best_val_accuracy']:.2f} % "
-              f"at step {res['best_step']}) [{time.perf_counter() - t0:.0f} s]", flush=True)
-
-    results = run_many(runs, args.jobs, on_done=done, train=not args.report_only, keep_going=args.keep_going)
+    results = run_many(runs, args.jobs, labels=[f"draw {seed} restart {restart}" for seed, restart in keys],
+                       train=not args.report_only, keep_going=args.keep_going)
     for (_, run_dir), res in zip(runs, results):
         if res is not None:
             res["run_dir"] = str(run_dir)

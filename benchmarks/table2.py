@@ -145,14 +145,8 @@ def run_all(entries: list[Entry], args) -> dict[tuple[str, int], dict | None]:
         config = config_for(e, seed, args)
         runs.append((config, Path(args.runs_dir) / f"{e.name.replace('/', '_')}-seed{seed}-{run_key(config)}"))
         keys.append((e.name, seed))
-    t0 = time.perf_counter()
-
-    def done(i, res):
-        name, seed = keys[i]
-        print(f"{name} seed {seed}: test {res['test_accuracy']:.2f} % (val {res['best_val_accuracy']:.2f} % at "
-              f"step {res['best_step']}) in {res['wall_time_s']:.0f} s [{time.perf_counter() - t0:.0f} s]", flush=True)
-
-    results = run_many(runs, args.jobs, on_done=done, train=not args.report_only, keep_going=args.keep_going,
+    results = run_many(runs, args.jobs, labels=[f"{name} seed {seed}" for name, seed in keys],
+                       train=not args.report_only, keep_going=args.keep_going,
                        device=args.device, storage=args.storage, study=args.study, name="benchmarks/table2.py")
     return dict(zip(keys, results))
 
@@ -320,6 +314,8 @@ RECIPE_OPTIONS = ("lr", "schedule", "milestones", "lr_decay", "preprocess", "bia
 
 
 def parse_args(argv=None):
+    from invlab.options import add_config_options, add_study_options, check_study_options
+
     p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     p.add_argument("--parts", nargs="+", choices=PARTS, default=["table2", "sup1000", "ablations"])
     p.add_argument("--models", nargs="+", default=list(PAPER), choices=list(PAPER), metavar="MODEL",
@@ -338,19 +334,11 @@ def parse_args(argv=None):
     p.add_argument("--grid-betas", type=float, nargs="+", default=list(GRID_BETAS))
     p.add_argument("--grid-eval-every", type=int, default=250)
     # the recipe: TrainConfig's own options (invlab.options), its bare defaults (the paper's setting)
-    from invlab.options import add_config_options
     from invlab.train import TrainConfig
 
     add_config_options(p, TrainConfig(val_size=10_000), only=RECIPE_OPTIONS)
     # plumbing
-    p.add_argument("--jobs", type=int, default=1,
-                   help="workers: the runs are one `invlab sweep` study, done by N worker processes that share the "
-                        "cores (N = 1: this process); run the command again to continue a study cut short, or let "
-                        "workers join from other hosts: `invlab sweep work --study STUDY --storage URL`")
-    p.add_argument("--storage", default=None,
-                   help="Optuna storage of that study (default: SQLite under --runs-dir; a PostgreSQL URL lets "
-                        "workers on other hosts join)")
-    p.add_argument("--study", default=None, help="study name (default: derived from the planned runs)")
+    add_study_options(p, storage=True)
     p.add_argument("--sweep", action="store_true", help=argparse.SUPPRESS)  # always a study now; kept for old commands
     p.add_argument("--runs-dir", default="runs/table2",
                    help="one resumable folder per run (checkpoint, then result): rerun the command to continue")
@@ -358,15 +346,7 @@ def parse_args(argv=None):
     p.add_argument("--grid-out", default="results/ab_grid.json")
     p.add_argument("--figures", default="docs/figures", help="folder of the HTML figures")
     p.add_argument("--no-figures", action="store_true", help="write no figures (a machine without plotly)")
-    p.add_argument("--report-only", action="store_true",
-                   help="train nothing: tables of the runs already finished under --runs-dir (a study under way, "
-                        "or runs made elsewhere); entries without a finished run are left out")
-    p.add_argument("--keep-going", action="store_true",
-                   help="a run that fails (diverges) is reported and left out; the others carry on")
-    args = p.parse_args(argv)
-    if args.jobs < 1:
-        p.error("--jobs must be at least 1")
-    return args
+    return check_study_options(p, p.parse_args(argv))
 
 
 def main(argv=None) -> int:

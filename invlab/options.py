@@ -127,3 +127,28 @@ def config_kwargs(args: argparse.Namespace, cls=None) -> dict:
 
 
 __all__ = ["add_config_options", "config_kwargs", "dataset_arg", "flag", "layer_arg", "option"]
+
+
+def add_study_options(p: argparse.ArgumentParser, storage: bool = False) -> None:
+    """The options of every script that runs a list of runs through
+    :func:`invlab.studies.run_many`: ``--jobs``, ``--report-only``, ``--keep-going`` (and,
+    with ``storage``, ``--storage`` and ``--study``). Check them with :func:`check_study_options`."""
+    p.add_argument("--jobs", type=int, default=1,
+                   help="workers: the runs are one `invlab sweep` study, done by N worker processes that share the "
+                        "cores (N = 1: this process); run the command again to continue a study cut short")
+    p.add_argument("--report-only", action="store_true",
+                   help="train nothing: report the runs already finished under --runs-dir (a study under way, or "
+                        "runs made elsewhere); runs not finished are left out")
+    p.add_argument("--keep-going", action="store_true",
+                   help="a run that fails (diverges) is reported and left out; the others carry on")
+    if storage:
+        p.add_argument("--storage", default=None,
+                       help="Optuna storage of that study (default: SQLite under --runs-dir; a PostgreSQL URL lets "
+                            "workers on other hosts join: `invlab sweep work --study STUDY --storage URL`)")
+        p.add_argument("--study", default=None, help="study name (default: derived from the planned runs)")
+
+
+def check_study_options(p: argparse.ArgumentParser, args: argparse.Namespace) -> argparse.Namespace:
+    if args.jobs < 1:
+        p.error("--jobs must be at least 1")
+    return args

@@ -100,14 +100,15 @@ def run_resumable(config, run_dir: str | os.PathLike, threads: int | None = None
 def run_many(runs: list[tuple[object, str | os.PathLike]], jobs: int = 1,
              on_done: Callable[[int, dict], None] | None = None, train: bool = True,
              keep_going: bool = False, device: str | None = None, storage: str | None = None,
-             study: str | None = None, name: str = "runs") -> list[dict | None]:
+             study: str | None = None, name: str = "runs", labels: list[str] | None = None) -> list[dict | None]:
     """Run every ``(config, run_dir)``; results in input order.
 
     The runs not finished yet become one study of :func:`invlab.sweep.run_study`, done by
     ``jobs`` workers sharing the cores, in the order given (``storage``: SQLite beside the
     run folders unless given; ``device``: the workers', default the first config's).
     ``on_done(i, result)`` is called for each run, in input order, once all have ended
-    (finished runs read back count too).
+    (finished runs read back count too); with ``labels`` (one per run) a line per finished
+    run is printed: its test accuracy and the validation accuracy and step that chose it.
 
     ``train=False`` only reads finished runs back (a report of a study still under way,
     or of runs made elsewhere): unfinished ones give ``None``. A run that fails (a diverged
@@ -130,6 +131,9 @@ def run_many(runs: list[tuple[object, str | os.PathLike]], jobs: int = 1,
     for i, (config, run_dir) in enumerate(runs):
         res = run_resumable(config, run_dir) if (Path(run_dir) / RESULT).exists() else None  # read back
         results.append(res)
+        if res is not None and labels is not None:
+            print(f"{labels[i]}: test {res['test_accuracy']:.2f} % (val {res['best_val_accuracy']:.2f} % at step "
+                  f"{res['best_step']}) in {res['wall_time_s']:.0f} s", flush=True)
         if res is not None and on_done is not None:
             on_done(i, res)
     return results
