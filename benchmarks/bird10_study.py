@@ -21,14 +21,13 @@ from __future__ import annotations
 import argparse
 import sys
 import time
-from pathlib import Path
 
 from invlab.data import load_bird10
 from invlab.io import atomic_write, save_report
 from invlab.io import markdown_table as table
-from invlab.plots import learning_curves
-from invlab.provenance import provenance_line, results_header
-from invlab.studies import TrainAccuracyProbe, mean_std
+from invlab.viz.plots import learning_curves
+from invlab.experiments.provenance import provenance_line, results_header
+from invlab.experiments.studies import TrainAccuracyProbe, mean_std
 from invlab.train import TrainConfig, Trainer
 
 SETTINGS = [(1.0, 0.0)] + [(a, b) for a in (0.7, 0.6) for b in (0.5, 0.4, 0.3, 0.2, 0.1)]

@@ -19,7 +19,7 @@ def confusion(run_dir: Path, data_root=None) -> dict:
     import torch
 
     from invlab.data import load_mnist, preprocess
-    from invlab.evaluate import predictions
+    from invlab.training.evaluate import predictions
     from invlab.io import load_torch
     from invlab.train import load_model
 
@@ -41,7 +41,7 @@ def confusion(run_dir: Path, data_root=None) -> dict:
 
 def markdown(out: dict) -> str:
     from invlab.io import markdown_table
-    from invlab.provenance import provenance_line
+    from invlab.experiments.provenance import provenance_line
 
     rows = []
     for r in out["runs"]:
@@ -56,7 +56,7 @@ def markdown(out: dict) -> str:
 
 def main(argv=None) -> int:
     from invlab.io import save_report
-    from invlab.provenance import results_header
+    from invlab.experiments.provenance import results_header
 
     p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     p.add_argument("runs", nargs="+", type=Path, help="run folders holding checkpoint.pt")

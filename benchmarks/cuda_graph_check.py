@@ -1,7 +1,7 @@
 """CUDA graphs against eager steps on one GPU: the same training, and its time per step.
 
 For every model, two :class:`invlab.train.Trainer` with the same settings and seed — one
-eager, one with ``cuda_graph=True`` (:mod:`invlab.graphs`) — train with the recommended
+eager, one with ``cuda_graph=True`` (:mod:`invlab.training.graphs`) — train with the recommended
 recipe on MNIST (50 labels, batches of 50 + 100).
 
 * Time per step: their steps are timed in alternating blocks (a load change hits both
@@ -135,7 +135,7 @@ def main(argv=None) -> int:
 
     import torch
 
-    from invlab.provenance import provenance
+    from invlab.experiments.provenance import provenance
     from invlab.train import RECOMMENDED, TrainConfig, build_data
 
     if not torch.cuda.is_available():

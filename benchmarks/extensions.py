@@ -12,8 +12,8 @@ Parts (``--parts``, any subset; each is merged into ``--out``, so parts can run 
   chosen on validation so far: docs/RESULTS.md);
 * ``clustering`` — alpha = 0, no labels: reconstruction plus the mutual-information
   clustering term, cluster accuracy and NMI on the test set, against k-means on raw
-  pixels (``invlab.cluster``);
-* ``ebgan`` — the reconstruction energy as an EBGAN discriminator (``invlab.ebgan``):
+  pixels (``invlab.extensions.cluster``);
+* ``ebgan`` — the reconstruction energy as an EBGAN discriminator (``invlab.extensions.ebgan``):
   samples through training (``docs/figures/ebgan_samples.png``), scored by a supervised
   classifier trained here (share classified with confidence > 0.9, class histogram).
 
@@ -65,7 +65,7 @@ def config(overrides: dict, seed: int, args):
 
 
 def run_parts(args) -> dict:
-    from invlab.studies import best_test_epoch, run_many
+    from invlab.experiments.studies import best_test_epoch, run_many
     from invlab.train import run_key
 
     table = variants(args)
@@ -120,8 +120,8 @@ def ebgan_part(args) -> dict:
     from torchvision.utils import make_grid, save_image
 
     from invlab.data import load_mnist
-    from invlab.ebgan import EBGANConfig, score_samples, train_ebgan
-    from invlab.provenance import hardware
+    from invlab.extensions.ebgan import EBGANConfig, score_samples, train_ebgan
+    from invlab.experiments.provenance import hardware
     from invlab.train import TrainConfig, train
 
     steps = args.steps or args.ebgan_steps
@@ -150,7 +150,7 @@ def ebgan_part(args) -> dict:
 
 def summary(values: list[float], name: str) -> dict:
     """``{name}_mean`` and ``{name}_std`` (sample standard deviation) of per-seed values."""
-    from invlab.studies import mean_std
+    from invlab.experiments.studies import mean_std
 
     mean, std = mean_std(values)
     return {f"{name}_mean": mean, f"{name}_std": std}
@@ -161,7 +161,7 @@ def per_layer_figure(run_dir: Path, layers: list[str], args) -> str:
     reconstruction (df/dz)^T f, for the selected model of one per_layer run."""
     from invlab.data import load_mnist
     from invlab.inverse import layer_reconstructions
-    from invlab.plots import image_rows, layer_rows, save_figure_html
+    from invlab.viz.plots import image_rows, layer_rows, save_figure_html
     from invlab.train import load_model
 
     model = load_model(run_dir / "checkpoint.pt")
@@ -175,7 +175,7 @@ def per_layer_figure(run_dir: Path, layers: list[str], args) -> str:
 
 def markdown(out: dict) -> str:
     from invlab.io import markdown_table
-    from invlab.studies import mean_std
+    from invlab.experiments.studies import mean_std
 
     rows = []
     for part in ("per_layer", "schedules", "learned_weights"):
@@ -206,7 +206,7 @@ def markdown(out: dict) -> str:
 
 
 def parse_args(argv=None):
-    from invlab.options import add_study_options, check_study_options
+    from invlab.training.options import add_study_options, check_study_options
 
     p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     p.add_argument("--parts", nargs="+", choices=PARTS, default=list(PARTS))
@@ -235,7 +235,7 @@ def parse_args(argv=None):
 
 def main(argv=None) -> int:
     from invlab.io import save_report
-    from invlab.provenance import results_header
+    from invlab.experiments.provenance import results_header
 
     args = parse_args(argv)
     out_path = Path(args.out)
@@ -243,7 +243,7 @@ def main(argv=None) -> int:
     if "ebgan" in args.parts and not args.report_only:  # not resumable: kept in the results file
         new["ebgan"] = ebgan_part(args)
     if "clustering" in args.parts:
-        from invlab.cluster import clustering_study
+        from invlab.extensions.cluster import clustering_study
 
         new["clustering"] = clustering_study(args.seeds, steps=args.steps or args.cluster_steps, beta=args.cluster_beta,
                                              runs_dir=Path(args.runs_dir) / "clustering", device=args.device,

@@ -153,7 +153,7 @@ def collect(args, runs: dict | None = None) -> list[dict]:
     rows = []
     runs = runs if runs is not None else {**plan(args), **more_labels_plan(args)}
     for run_id, (config, folder) in runs.items():
-        from invlab.studies import RESULT
+        from invlab.experiments.studies import RESULT
 
         if not (folder / RESULT).exists():
             continue
@@ -204,7 +204,7 @@ def figure(rows: list[dict], tuning: dict, path: Path) -> None:
     import plotly.graph_objects as go
     from plotly.subplots import make_subplots
 
-    from invlab.plots import save_figure_html
+    from invlab.viz.plots import save_figure_html
 
     groups = sorted({(r["dataset"], r["labels"]) for r in rows})
     fig = make_subplots(rows=1, cols=1 + len(groups), subplot_titles=[
@@ -225,7 +225,7 @@ def figure(rows: list[dict], tuning: dict, path: Path) -> None:
 
 def report(args) -> None:
     from invlab.io import markdown_table, save_report
-    from invlab.provenance import provenance_line, results_header
+    from invlab.experiments.provenance import provenance_line, results_header
 
     rows = collect(args)
     tuning = {m: tuning_summary(args, m) for m in BASELINES}

@@ -4,7 +4,7 @@ the gap to the paper's 99 %?
 Each *arm* is the baseline recipe (raw pixels, biases, PyTorch's initialisation, Adam
 0.01 with cosine decay, 50 labelled + 100 unlabelled samples per step, (α, β) = (0.7, 0.2))
 with one change, run on the same label draws (``--seeds``). Every run is resumable
-(:func:`invlab.studies.run_resumable`): run the same command again, in this session or a
+(:func:`invlab.experiments.studies.run_resumable`): run the same command again, in this session or a
 later one, and unfinished runs continue from their last checkpoint under ``--runs-dir``.
 
 For every arm the output gives the honest number — test accuracy at the step with the
@@ -100,7 +100,7 @@ def config_for(arm: str, seed: int, args):
 
 
 def summarise(arm: str, runs: list[dict], seeds: list[int]) -> dict:
-    from invlab.studies import best_test_epoch, mean_std
+    from invlab.experiments.studies import best_test_epoch, mean_std
 
     test = [r["test_accuracy"] for r in runs]
     val = [r["best_val_accuracy"] for r in runs]
@@ -126,7 +126,7 @@ def summarise(arm: str, runs: list[dict], seeds: list[int]) -> dict:
 
 def markdown(out: dict) -> str:
     from invlab.io import markdown_table
-    from invlab.provenance import provenance_line
+    from invlab.experiments.provenance import provenance_line
 
     lines = [markdown_table(
         ["arm", "steps", "test (%) mean ± std, validation-selected", "per draw",
@@ -157,10 +157,10 @@ def figure(out: dict):
 
 
 def add_run_options(p: argparse.ArgumentParser) -> None:
-    """The options :func:`config_for` reads (TrainConfig's own, invlab.options; ``--steps`` and
+    """The options :func:`config_for` reads (TrainConfig's own, invlab.training.options; ``--steps`` and
     ``--eval-every`` override every arm's when given), and the study's (``--jobs``,
     ``--report-only``, ``--keep-going``): shared with ``restarts.py``."""
-    from invlab.options import add_config_options, add_study_options
+    from invlab.training.options import add_config_options, add_study_options
     from invlab.train import TrainConfig
 
     add_config_options(p, TrainConfig(val_size=10_000), only=("steps", "eval_every", "val_size", "device", "cuda_graph",
@@ -178,14 +178,14 @@ def parse_args(argv=None):
     p.add_argument("--runs-dir", default="runs/recipe_study", help="one resumable folder per run")
     p.add_argument("--out", default="results/recipe_study.json")
     p.add_argument("--figure", default="docs/figures/recipe_study_curves.html", help="'' for none")
-    from invlab.options import check_study_options
+    from invlab.training.options import check_study_options
 
     return check_study_options(p, p.parse_args(argv))
 
 
 def main(argv=None) -> int:
-    from invlab.provenance import results_header
-    from invlab.studies import run_many, runs_hardware
+    from invlab.experiments.provenance import results_header
+    from invlab.experiments.studies import run_many, runs_hardware
     from invlab.train import run_key
 
     args = parse_args(argv)
@@ -219,7 +219,7 @@ def write_outputs(out: dict, args, markdown, figure) -> None:
     text = markdown(out)
     save_report(out, args.out, text)
     if args.figure:
-        from invlab.plots import save_figure_html
+        from invlab.viz.plots import save_figure_html
 
         save_figure_html(figure(out), args.figure, plotlyjs="cdn")
     print(text)

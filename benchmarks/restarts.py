@@ -43,7 +43,7 @@ def train_seed(seed: int, restart: int) -> int | None:
 
 def find_finished(key: str, folders: list[Path]) -> Path | None:
     """A run folder named ``*-{key}`` that holds a finished run, in the first of ``folders``."""
-    from invlab.studies import RESULT
+    from invlab.experiments.studies import RESULT
 
     for folder in folders:
         for run_dir in sorted(folder.glob(f"*-{key}")):
@@ -84,7 +84,7 @@ def summarise(results: dict[tuple[int, int], dict], seeds: list[int]) -> dict:
     """Per draw: every restart and the one selected on validation; over draws: the plain
     runs, the validation-selected restarts, the test-selected ones (comparison only), and
     the spread between and within draws."""
-    from invlab.studies import best_test_epoch, mean_std
+    from invlab.experiments.studies import best_test_epoch, mean_std
 
     draws = {}
     for seed in seeds:
@@ -122,7 +122,7 @@ def markdown(out: dict) -> str:
     s = out["summary"]
     k = max(s["restarts_per_draw"].values())
     from invlab.io import markdown_table
-    from invlab.provenance import provenance_line
+    from invlab.experiments.provenance import provenance_line
 
     rows = [[seed, *(f"{x['test']:.2f} ({x['val']:.2f})" for x in d["restarts"]), *["—"] * (k - len(d["restarts"])),
              f"**{d['selected_test']:.2f}** (restart {d['selected_restart']})", f"{d['best_test']:.2f}"]
@@ -177,7 +177,7 @@ def parse_args(argv=None):
                    help="folders whose finished runs of the same configuration are read back, not retrained")
     p.add_argument("--out", default="results/restarts.json")
     p.add_argument("--figure", default="docs/figures/restarts.html", help="'' for none")
-    from invlab.options import check_study_options
+    from invlab.training.options import check_study_options
 
     args = check_study_options(p, p.parse_args(argv))
     if args.restarts < 1:
@@ -188,8 +188,8 @@ def parse_args(argv=None):
 
 
 def main(argv=None) -> int:
-    from invlab.provenance import results_header
-    from invlab.studies import run_many, runs_hardware
+    from invlab.experiments.provenance import results_header
+    from invlab.experiments.studies import run_many, runs_hardware
 
     args = parse_args(argv)
     runs, keys = plan(args)

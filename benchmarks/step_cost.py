@@ -161,7 +161,7 @@ def main(argv=None) -> int:
         return 0
 
     from invlab.io import save_report
-    from invlab.provenance import results_header
+    from invlab.experiments.provenance import results_header
 
     if args.part == "methods":
         return methods(args)
@@ -196,7 +196,7 @@ def main(argv=None) -> int:
 def methods(args) -> int:
     """``--part methods``: one interleaved timing per model over :data:`METHOD_MODES`."""
     from invlab.io import save_report
-    from invlab.provenance import results_header
+    from invlab.experiments.provenance import results_header
 
     rows = []
     for name in args.models:
@@ -217,7 +217,7 @@ def methods(args) -> int:
 
 def methods_markdown(out: dict) -> str:
     from invlab.io import markdown_table
-    from invlab.provenance import provenance_line
+    from invlab.experiments.provenance import provenance_line
 
     names = [m.removeprefix("method:") for m in METHOD_MODES]
     lines = [f"Time per training step in ms of each method, median [interquartile range] of {out['repeat']} "
@@ -241,7 +241,7 @@ def _cell(run: dict) -> str:
 
 def markdown(out: dict) -> str:
     from invlab.io import markdown_table
-    from invlab.provenance import provenance_line
+    from invlab.experiments.provenance import provenance_line
 
     lines = [f"Time per training step in ms, median [interquartile range] of {out['repeat']} interleaved rounds "
              f"after {out['warmup']} warm-up rounds; batch {out['batch']} with {out['labelled']} labelled, "

@@ -37,8 +37,8 @@ import time
 from dataclasses import dataclass
 from pathlib import Path
 
-from invlab.paper import GRID_ALPHAS, GRID_BETAS  # noqa: E402
-from invlab.paper import TABLE2 as PAPER  # noqa: E402  model: (test % with 50 labels, (alpha, beta), Sup1000 test %)
+from invlab.theory.paper import GRID_ALPHAS, GRID_BETAS  # noqa: E402
+from invlab.theory.paper import TABLE2 as PAPER  # noqa: E402  model: (test % with 50 labels, (alpha, beta), Sup1000 test %)
 
 PARTS = ("table2", "sup1000", "ablations", "grid")
 ABLATION_MODEL = "smallcnn-mean"
@@ -132,7 +132,7 @@ def run_all(entries: list[Entry], args) -> dict[tuple[str, int], dict | None]:
     Runs start draw by draw (every entry's first seed, then every entry's second, ...),
     the heavy models first within a draw: a study cut short still covers every entry,
     and the long runs do not trail at the end."""
-    from invlab.studies import run_many
+    from invlab.experiments.studies import run_many
     from invlab.train import run_key
 
     planned = []
@@ -152,7 +152,7 @@ def run_all(entries: list[Entry], args) -> dict[tuple[str, int], dict | None]:
 
 
 def summarise(entries: list[Entry], results: dict, args) -> dict[str, dict]:
-    from invlab.studies import best_test_epoch, mean_std
+    from invlab.experiments.studies import best_test_epoch, mean_std
 
     rows = {}
     for e in entries:
@@ -219,7 +219,7 @@ def _pm(mean: float, std: float, seeds: list) -> str:
 
 def table_markdown(out: dict) -> str:
     from invlab.io import markdown_table
-    from invlab.provenance import provenance_line
+    from invlab.experiments.provenance import provenance_line
 
     rows = out["models"]
     table = []
@@ -250,7 +250,7 @@ def _missing(row: dict) -> str:
 
 def grid_markdown(out: dict) -> str:
     from invlab.io import markdown_table
-    from invlab.provenance import provenance_line
+    from invlab.experiments.provenance import provenance_line
 
     cells, alphas, betas = out["cells"], out["alphas"], out["betas"]
     grid = [[a, *(f"{c['val_mean']:.2f} / {c['mean']:.2f} ± {c['std']:.2f}" for c in (cells[f"{a},{b}"] for b in betas))]
@@ -267,7 +267,7 @@ def figures(rows: dict, grid: dict | None, fig_dir: Path) -> list[Path]:
     import plotly.graph_objects as go
     from plotly.subplots import make_subplots
 
-    from invlab.plots import save_figure_html
+    from invlab.viz.plots import save_figure_html
 
     written = []
     table = {n: r for n, r in rows.items() if r["part"] in ("table2", "sup1000", "ablations")}
@@ -314,7 +314,7 @@ RECIPE_OPTIONS = ("lr", "schedule", "milestones", "lr_decay", "preprocess", "bia
 
 
 def parse_args(argv=None):
-    from invlab.options import add_config_options, add_study_options, check_study_options
+    from invlab.training.options import add_config_options, add_study_options, check_study_options
 
     p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     p.add_argument("--parts", nargs="+", choices=PARTS, default=["table2", "sup1000", "ablations"])
@@ -333,7 +333,7 @@ def parse_args(argv=None):
     p.add_argument("--grid-alphas", type=float, nargs="+", default=list(GRID_ALPHAS))
     p.add_argument("--grid-betas", type=float, nargs="+", default=list(GRID_BETAS))
     p.add_argument("--grid-eval-every", type=int, default=250)
-    # the recipe: TrainConfig's own options (invlab.options), its bare defaults (the paper's setting)
+    # the recipe: TrainConfig's own options (invlab.training.options), its bare defaults (the paper's setting)
     from invlab.train import TrainConfig
 
     add_config_options(p, TrainConfig(val_size=10_000), only=RECIPE_OPTIONS)
@@ -351,8 +351,8 @@ def parse_args(argv=None):
 
 def main(argv=None) -> int:
     from invlab.io import save_report
-    from invlab.provenance import results_header
-    from invlab.studies import runs_hardware
+    from invlab.experiments.provenance import results_header
+    from invlab.experiments.studies import runs_hardware
 
     args = parse_args(argv)
     entries = plan(args)

@@ -9,7 +9,7 @@
 # (default 3) worker processes that share the GPU and take runs draw by draw (every
 # topology's draw 0, then draw 1, ...), so a budget cut short still covers every topology.
 # A few workers, not one per run: GPU contexts take turns, and sixteen of them at once gained
-# little over running one after another. Each step is replayed as a CUDA graph (--cuda-graph, invlab.graphs:
+# little over running one after another. Each step is replayed as a CUDA graph (--cuda-graph, invlab.training.graphs:
 # the same maths, a fraction of the kernel launches) once benchmarks/cuda_graph_check.py
 # has shown, on this GPU, that graph and eager steps agree (else eager; CUDA_GRAPH=0: eager).
 # MINUTES (default 8) after the start, every run still going is stopped; each finished run keeps its

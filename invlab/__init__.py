@@ -3,12 +3,12 @@
 Reference implementation of Balestriero, Roger, Glotin & Baraniuk, "Semi-Supervised
 Learning via New Deep Network Inversion" (arXiv 1711.04313).
 
-data -> models -> inverse -> losses -> train -> plots
+data -> models -> inverse -> losses -> training -> viz  (see the README for the package layout)
 """
 
-from .inverse import forward_inverse, reconstruct, templates
-from .losses import SemiSupervisedLoss, entropy_loss, reconstruction_loss
-from .models import create_model, list_models
+from invlab.inverse import forward_inverse, reconstruct, templates
+from invlab.losses import SemiSupervisedLoss, entropy_loss, reconstruction_loss
+from invlab.models import create_model, list_models
 
 __version__ = "0.1.0"
 __all__ = ["SemiSupervisedLoss", "create_model", "entropy_loss", "forward_inverse", "list_models",

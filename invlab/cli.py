@@ -6,10 +6,11 @@ import argparse
 import sys
 from pathlib import Path
 
-from .data import fetch_dataset, fetchable_datasets, list_datasets, load_dataset
-from .models import list_models
-from .options import add_config_options, config_kwargs, dataset_arg
-from .train import RECOMMENDED, TrainConfig, train
+from invlab.data import fetch_dataset, fetchable_datasets, list_datasets, load_dataset
+from invlab.models import list_models
+from invlab.training.options import add_config_options, config_kwargs, dataset_arg
+from invlab.training.config import RECOMMENDED, TrainConfig
+from invlab.training.trainer import train
 
 EPILOG = """\
 example (the paper's SmallCNN with 50 labels, 5 per class):
@@ -29,7 +30,7 @@ def _parser() -> argparse.ArgumentParser:
                        description="Train on any data set of `invlab data list` with a few labels; writes OUT/metrics.json, "
                                    "OUT/checkpoint.pt, OUT/reconstructions.png, OUT/learning_curves.html.",
                        epilog=EPILOG, formatter_class=argparse.RawDescriptionHelpFormatter)
-    # Every TrainConfig field is an option (invlab.options), its defaults the recommended recipe;
+    # Every TrainConfig field is an option (invlab.training.options), its defaults the recommended recipe;
     # --labels and the output folder's options are the command line's own.
     add_config_options(t, TrainConfig(**RECOMMENDED),
                        overrides={"labels_per_class": None, "beta": None})  # None: decided per data set / method
@@ -59,12 +60,12 @@ def _parser() -> argparse.ArgumentParser:
 
 
 def _sweep_parser(sub) -> None:
-    """``invlab sweep create|work|report`` (see invlab.sweep)."""
-    from .sweep import DEFAULT_STORAGE, SPACES
+    """``invlab sweep create|work|report`` (see invlab.experiments.sweep)."""
+    from invlab.experiments.sweep import DEFAULT_STORAGE, SPACES
 
     sw = sub.add_parser("sweep", help="Optuna studies of many trainings: create once, run workers anywhere, report",
                         description="A study in an Optuna storage (SQLite by default, PostgreSQL across hosts); "
-                                    "see invlab.sweep and the README's 'Scaling out'.")
+                                    "see invlab.experiments.sweep and the README's 'Scaling out'.")
     verbs = sw.add_subparsers(dest="sweep_command", required=True)
     common = argparse.ArgumentParser(add_help=False)
     common.add_argument("--study", required=True, help="study name")
@@ -91,7 +92,7 @@ def _sweep_parser(sub) -> None:
 
 
 def _sweep(args) -> int:
-    from . import sweep
+    from invlab.experiments import sweep
 
     if args.sweep_command == "create":
         n = sweep.create(args.study, args.storage, args.space, steps=args.steps, dataset=args.dataset,
@@ -132,8 +133,8 @@ def labels_per_class(args) -> int | None:
 def _train(args) -> int:
     import torch
 
-    from .inverse import reconstruct
-    from .plots import learning_curves, save_figure_html, save_reconstruction_figure, waveform_rows
+    from invlab.inverse import reconstruct
+    from invlab.viz.plots import learning_curves, save_figure_html, save_reconstruction_figure, waveform_rows
 
     if args.model_file is not None and args.model != TrainConfig.model:
         raise ValueError(f"give --model ({args.model}) or --model-file ({args.model_file}), not both")
@@ -174,8 +175,8 @@ def models_table(dataset: str | None = None, data_root: str | None = None, resiz
     that input says why."""
     import torch.nn as nn
 
-    from .models import create_model
-    from .models.layers import LocalWinnerTakesAll
+    from invlab.models import create_model
+    from invlab.models.layers import LocalWinnerTakesAll
 
     shape = classes = None
     lines = []

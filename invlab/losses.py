@@ -17,7 +17,7 @@ import torch
 import torch.nn as nn
 import torch.nn.functional as F
 
-from .inverse import check_input, check_model, forward_inverse
+from invlab.inverse import check_input, check_model, forward_inverse
 
 #: The scalar terms every loss of this module reports (with ``total``), logged at every step.
 LOSS_KEYS = ("total", "ce", "reconstruction", "entropy", "imbalance")
@@ -219,7 +219,7 @@ def _prediction_terms(logits: torch.Tensor, y: torch.Tensor, labelled: torch.Ten
 def eq10_total(alpha, beta, ce, rec, ent, imbalance, share_l: float, share_u: float, balance: float = 0.0):
     """Eq. 10 from its terms: alpha·share_l·ce + (1 - alpha)·[beta·rec + (1 - beta)·share_u·(ent + balance·imbalance)].
 
-    ``alpha`` and ``beta`` may be tensors (learned weights, :mod:`invlab.hyper`); ``rec``
+    ``alpha`` and ``beta`` may be tensors (learned weights, :mod:`invlab.training.hyper`); ``rec``
     None leaves the reconstruction term out (its weight is zero)."""
     unsup = ent + balance * imbalance if balance else ent
     r_term = beta * rec if rec is not None else 0.0
@@ -290,7 +290,7 @@ class LayerwiseLoss:
         """The loss of ``model`` on the batch: ``total``, ``ce``, ``entropy``, ``imbalance``,
         ``reconstruction`` (the input's R, NaN when not weighted) and ``R:<layer>`` for
         every weighted layer. Arguments as :class:`SemiSupervisedLoss`'s."""
-        from .inverse import forward_layer_reconstructions
+        from invlab.inverse import forward_layer_reconstructions
 
         if check:
             check_model(model)

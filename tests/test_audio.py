@@ -9,7 +9,7 @@ import torch
 
 from invlab.data import Recording, Segments, load_bird10, load_recordings, segment_starts, split_by_recording
 from invlab.data.synthetic_birds import SPECIES, synthetic_recording
-from invlab.evaluate import vote_accuracy
+from invlab.training.evaluate import vote_accuracy
 
 
 def test_segment_counts_and_boundaries():

@@ -106,13 +106,13 @@ def test_train_bird10_on_a_recordings_folder(tmp_path, capsys):
 
 
 def test_every_config_field_is_an_option_everywhere_from_one_source():
-    """invlab train, the benchmarks and the fields share one description (invlab.options):
+    """invlab train, the benchmarks and the fields share one description (invlab.training.options):
     a new TrainConfig field is a new flag of `invlab train`, with the field's help."""
     import dataclasses
 
     from benchmarks import recipe_study, table2
     from invlab.cli import _parser
-    from invlab.options import flag
+    from invlab.training.options import flag
     from invlab.train import TrainConfig
 
     fields = {f.name: f for f in dataclasses.fields(TrainConfig)}

@@ -5,7 +5,7 @@ import pytest
 import torch
 
 from invlab import create_model, reconstruct
-from invlab.explain import Brush, add_noise, explain, ink_to_digit, model_input
+from invlab.viz.explain import Brush, add_noise, explain, ink_to_digit, model_input
 from invlab.data import Preprocess
 
 
@@ -59,7 +59,7 @@ def test_noise_and_preprocessing():
 
 
 def test_explorer_app_headless():
-    from invlab.explorer import ExplorerApp
+    from invlab.viz.explorer import ExplorerApp
 
     torch.manual_seed(0)
     model = create_model("smallcnn-mean").eval()
@@ -86,7 +86,7 @@ def test_explorer_fits_the_notebook_and_says_what_it_shows():
     """The browser review's items: views within the output area, templates on their own
     scale with labelled thumbnails, the true label beside the prediction, the drawing
     cleared when a test image is picked, each checkpoint listed once, long slider tracks."""
-    from invlab.explorer import OUTPUT_WIDTH, ExplorerApp
+    from invlab.viz.explorer import OUTPUT_WIDTH, ExplorerApp
 
     torch.manual_seed(0)
     model = create_model("smallcnn-mean").eval()
@@ -112,7 +112,7 @@ def test_explorer_fits_the_notebook_and_says_what_it_shows():
 
 
 def test_explorer_shows_colour_images_without_a_canvas():
-    from invlab.explorer import ExplorerApp
+    from invlab.viz.explorer import ExplorerApp
 
     torch.manual_seed(0)
     model = create_model("resnet3-16-mean", input_shape=(3, 20, 20), num_classes=4).eval()
@@ -134,7 +134,7 @@ def test_ink_is_framed_for_any_image_size():
 
 
 def test_explorer_loads_a_selected_checkpoint(task, tmp_path):
-    from invlab.explorer import ExplorerApp
+    from invlab.viz.explorer import ExplorerApp
     from invlab.train import TrainConfig, load_model, train
 
     train(TrainConfig(steps=2, eval_every=2, labelled_batch=10, unlabelled_batch=10, val_size=100), data=task,

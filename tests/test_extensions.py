@@ -9,11 +9,11 @@ import torch
 import torch.nn.functional as F
 from conftest import TinyCNN, tiny_models
 
-from invlab.cluster import ClusterConfig, cluster_accuracy, kmeans_baseline, nmi, train_clustering
-from invlab.hyper import HyperWeights, holdout_split
+from invlab.extensions.cluster import ClusterConfig, cluster_accuracy, kmeans_baseline, nmi, train_clustering
+from invlab.training.hyper import HyperWeights, holdout_split
 from invlab.inverse import forward_layer_reconstructions, layer_reconstructions, reconstruct, reconstructable_layers
 from invlab.losses import LayerwiseLoss, SemiSupervisedLoss, reconstruction_loss
-from invlab.schedules import WeightSchedule, weight_arg
+from invlab.training.schedules import WeightSchedule, weight_arg
 from invlab.train import TrainConfig, Trainer
 
 
@@ -188,7 +188,7 @@ def test_hypergradient_matches_finite_differences():
 
 
 def test_learned_weights_train_resume_and_stay_in_range(task, tmp_path):
-    from invlab.studies import run_resumable
+    from invlab.experiments.studies import run_resumable
 
     cfg = TrainConfig(steps=6, eval_every=3, labelled_batch=10, unlabelled_batch=10, learn_weights=True,
                       hyper_every=2, hyper_lr=0.3, device="cpu")
@@ -273,7 +273,7 @@ def test_cli_reads_schedules_and_layers(capsys, task):
 
 
 def test_ebgan_energy_losses_and_scores():
-    from invlab.ebgan import EBGANConfig, Generator, ebgan_losses, energy, score_samples, train_ebgan
+    from invlab.extensions.ebgan import EBGANConfig, Generator, ebgan_losses, energy, score_samples, train_ebgan
 
     model = TinyCNN("mean").double()
     real, fake = torch.rand(4, 1, 8, 8, dtype=torch.float64), torch.rand(4, 1, 8, 8, dtype=torch.float64)
@@ -314,7 +314,7 @@ def test_clustering_takes_its_cluster_count_and_size_from_the_data():
 
 
 def test_clustering_study_runs_on_the_one_runner_and_reads_back(tmp_path):
-    from invlab.cluster import clustering_study
+    from invlab.extensions.cluster import clustering_study
 
     kw = dict(steps=3, runs_dir=tmp_path, device="cpu", dataset="synthetic")
     assert clustering_study([0, 1], train=False, **kw) is None  # nothing finished yet

@@ -1,4 +1,4 @@
-"""CUDA-graph training steps (invlab.graphs): the synchronisation-free loss they need, their
+"""CUDA-graph training steps (invlab.training.graphs): the synchronisation-free loss they need, their
 configuration checks and portable checkpoints on the CPU; the graph itself where a GPU is."""
 
 import copy
@@ -6,7 +6,7 @@ import copy
 import pytest
 import torch
 
-from invlab.graphs import GraphedStep
+from invlab.training.graphs import GraphedStep
 from invlab.losses import LayerwiseLoss, SemiSupervisedLoss
 from invlab.train import TrainConfig, Trainer, run_key
 from conftest import TinyCNN

@@ -10,7 +10,7 @@ import torch
 from invlab import create_model, templates
 from invlab.data import Preprocess, preprocess, preprocess_data
 from invlab.models import TABLE2_MODELS, list_models
-from invlab.studies import best_test_epoch, run_resumable
+from invlab.experiments.studies import best_test_epoch, run_resumable
 from invlab.train import BalancedSampler, TrainConfig, Trainer, load_model, lr_factor, run_key, train
 
 FAST = dict(model="smallcnn-mean", labelled_batch=10, unlabelled_batch=20, eval_every=3, val_size=100)

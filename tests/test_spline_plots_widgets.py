@@ -5,8 +5,8 @@ import pytest
 import torch
 import torch.nn as nn
 
-from invlab.plots import bar_chart, image_rows, learning_curves, reconstruction_grid, region_figure, signals_figure
-from invlab.spline import region_ids, template_alignment
+from invlab.viz.plots import bar_chart, image_rows, learning_curves, reconstruction_grid, region_figure, signals_figure
+from invlab.theory.spline import region_ids, template_alignment
 from conftest import synthetic_task
 
 
@@ -58,7 +58,7 @@ def test_figures_are_built_and_updated():
 
 
 def test_training_app_trains_stops_and_continues():
-    from invlab.widgets import TrainingApp
+    from invlab.viz.widgets import TrainingApp
 
     task = synthetic_task()
     app = TrainingApp(lambda lpc, seed: task, steps=4, eval_every=2, labelled_batch=10, unlabelled_batch=10,
@@ -79,7 +79,7 @@ def test_training_app_trains_stops_and_continues():
 
 
 def test_training_app_shows_errors():
-    from invlab.widgets import TrainingApp
+    from invlab.viz.widgets import TrainingApp
 
     def broken(lpc, seed):
         raise ValueError("no data here")
@@ -99,7 +99,7 @@ def test_image_rows_draw_no_grid_lines_over_the_digits():
 
 def test_slider_labels_fit():
     """Every slider description fits its label width (about 8 px per character at the default font)."""
-    from invlab.widgets import SLIDER_LABEL_WIDTH, TrainingApp
+    from invlab.viz.widgets import SLIDER_LABEL_WIDTH, TrainingApp
 
     app = TrainingApp(lambda per_class, seed: synthetic_task(), steps=1, background=False)
     width = int(SLIDER_LABEL_WIDTH.removesuffix("px"))
@@ -109,7 +109,7 @@ def test_slider_labels_fit():
 
 
 def test_loss_axis_labels_powers_of_ten_only():
-    from invlab.plots import learning_curves
+    from invlab.viz.plots import learning_curves
 
     fig = learning_curves([{"step": 1, "total": 2.3, "ce": 2.2, "reconstruction": 0.5, "entropy": 1.9,
                             "val_accuracy": 10.0, "test_accuracy": 10.0}])

@@ -5,7 +5,7 @@ import math
 import pytest
 import torch
 
-from invlab.frameworks import haar_basis, inverse_reconstruction, table1
+from invlab.theory.frameworks import haar_basis, inverse_reconstruction, table1
 from invlab.theory import optimal_templates, spline_inverse
 
 

@@ -8,14 +8,14 @@ count lives in :mod:`invlab.data.mnist`.
 
 from __future__ import annotations
 
-from .arrays import SPLIT_SEED, check_examples, semi_supervised
-from .registry import (dataset_entry, fetch_dataset, fetchable_datasets, list_datasets, load_dataset,
+from invlab.data.arrays import SPLIT_SEED, check_examples, semi_supervised
+from invlab.data.registry import (dataset_entry, fetch_dataset, fetchable_datasets, list_datasets, load_dataset,
                        register_dataset)
-from .audio import Recording, Segments, load_recordings, read_audio, segment_starts, split_by_recording
-from .bird10 import load_bird10
-from .mnist import MNIST_CLASSES, data_dir, fetch_mnist, load_mnist, load_mnist_arrays
-from .preprocess import PREPROCESSING, Preprocess, preprocess, preprocess_data
-from .splits import SemiSupervisedData, labelled_split, subset
+from invlab.data.audio import Recording, Segments, load_recordings, read_audio, segment_starts, split_by_recording
+from invlab.data.bird10 import load_bird10
+from invlab.data.mnist import MNIST_CLASSES, data_dir, fetch_mnist, load_mnist, load_mnist_arrays
+from invlab.data.preprocess import PREPROCESSING, Preprocess, preprocess, preprocess_data
+from invlab.data.splits import SemiSupervisedData, labelled_split, subset
 
 
 def _mnist(labels_per_class=5, seed=0, val_size=None, root=None):
@@ -33,7 +33,7 @@ def _bird10(labels_per_class=None, seed=0, val_size=None, root=None):
 
 def _synthetic(labels_per_class=5, seed=0, val_size=None, root=None):
     """Ten classes of noisy random 28x28 prototypes: smoke runs, no difficulty."""
-    from .synthetic import synthetic_digits
+    from invlab.data.synthetic import synthetic_digits
 
     return synthetic_digits(labels_per_class, seed, n_val=200 if val_size is None else val_size)
 
@@ -41,7 +41,7 @@ def _synthetic(labels_per_class=5, seed=0, val_size=None, root=None):
 register_dataset("mnist", _mnist, fetch=lambda root=None, force=False: fetch_mnist(root, force=force))
 register_dataset("bird10", _bird10)
 register_dataset("synthetic", _synthetic)
-from . import files, vision  # noqa: E402,F401  (register fashion-mnist, kmnist, cifar10, svhn, folder:, npz:)
+from invlab.data import files, vision  # noqa: E402,F401  (register fashion-mnist, kmnist, cifar10, svhn, folder:, npz:)
 
 
 __all__ = ["MNIST_CLASSES", "SPLIT_SEED", "check_examples", "dataset_entry", "fetch_dataset", "fetchable_datasets", "list_datasets",

@@ -12,7 +12,7 @@ from __future__ import annotations
 
 import torch
 
-from .splits import SemiSupervisedData, labelled_split
+from invlab.data.splits import SemiSupervisedData, labelled_split
 
 #: Seed of every carved validation / test split (recorded as ``split_seed``): fixed, so
 #: that the label draws of one data set are compared on the same held-out examples.

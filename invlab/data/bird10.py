@@ -7,10 +7,10 @@ from pathlib import Path
 
 import torch
 
-from .audio import Segments, load_recordings, split_by_recording
-from .mnist import data_dir
-from .splits import SemiSupervisedData, labelled_split
-from .synthetic_birds import SPECIES, synthetic_bird10
+from invlab.data.audio import Segments, load_recordings, split_by_recording
+from invlab.data.mnist import data_dir
+from invlab.data.splits import SemiSupervisedData, labelled_split
+from invlab.data.synthetic_birds import SPECIES, synthetic_bird10
 
 
 def bird10_dir(root: str | os.PathLike | None = None) -> Path:

@@ -16,14 +16,13 @@ It is read with ``allow_pickle=False``: an archive of Python objects is refused.
 from __future__ import annotations
 
 import functools
-import os
 from pathlib import Path
 
 import numpy as np
 import torch
 
-from .arrays import semi_supervised
-from .registry import register_dataset
+from invlab.data.arrays import semi_supervised
+from invlab.data.registry import register_dataset
 
 _GREY_MODES = ("1", "L", "I", "I;16", "F")
 

@@ -33,8 +33,8 @@ from pathlib import Path
 import numpy as np
 import torch
 
-from ..io import atomic_write, load_torch, save_torch, sha256_file
-from .splits import SemiSupervisedData, labelled_split
+from invlab.io import atomic_write, load_torch, save_torch, sha256_file
+from invlab.data.splits import SemiSupervisedData, labelled_split
 
 MNIST_PICKLE = "mnist.pkl.gz"
 MNIST_PICKLE_SHA256 = "f11bb9e41d6c1b6c124aa38fd605497bdcfe2ee08cf7c2bb5a41ab5d759e1416"

@@ -21,7 +21,7 @@ from dataclasses import replace
 
 import torch
 
-from .splits import SemiSupervisedData
+from invlab.data.splits import SemiSupervisedData
 
 PREPROCESSING = ("none", "center-maxabs", "standardize")
 _EPS = 1e-8

@@ -18,7 +18,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Callable
 
-from .splits import SemiSupervisedData
+from invlab.data.splits import SemiSupervisedData
 
 Loader = Callable[..., SemiSupervisedData]
 

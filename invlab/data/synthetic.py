@@ -9,8 +9,8 @@ from __future__ import annotations
 
 import torch
 
-from .mnist import MNIST_CLASSES, MNIST_INPUT_SHAPE
-from .splits import SemiSupervisedData, labelled_split
+from invlab.data.mnist import MNIST_CLASSES, MNIST_INPUT_SHAPE
+from invlab.data.splits import SemiSupervisedData, labelled_split
 
 
 def synthetic_digits(labels_per_class: int | None = 5, seed: int = 0, n_train: int = 600, n_val: int = 200,

@@ -20,7 +20,7 @@ from dataclasses import dataclass
 
 import torch
 
-from .audio import Recording
+from invlab.data.audio import Recording
 
 
 @dataclass(frozen=True)

@@ -25,10 +25,10 @@ from pathlib import Path
 import numpy as np
 import torch
 
-from ..io import atomic_write
-from .arrays import default_val_size, semi_supervised
-from .mnist import data_dir
-from .registry import register_dataset
+from invlab.io import atomic_write
+from invlab.data.arrays import default_val_size, semi_supervised
+from invlab.data.mnist import data_dir
+from invlab.data.registry import register_dataset
 
 #: Where Debian's ``dataset-fashion-mnist`` puts the original files.
 DEBIAN_FASHION_MNIST = Path("/usr/share/datasets/fashion-mnist")

@@ -4,12 +4,12 @@ All are piecewise-affine (conv, dense, ReLU / inhibitor, mean / max pooling, res
 sums) and free of batch norm, so :mod:`invlab.inverse` applies exactly.
 """
 
-from . import audio, cnn, resnet  # noqa: F401  (registers the models)
-from .audio import Bird10CNN
-from .cnn import LargeCNN, SmallCNN
-from .layers import LocalWinnerTakesAll
-from .registry import create_model, list_models, register_model
-from .resnet import ResNet
+from invlab.models import audio, cnn, resnet  # noqa: F401  (registers the models)
+from invlab.models.audio import Bird10CNN
+from invlab.models.cnn import LargeCNN, SmallCNN
+from invlab.models.layers import LocalWinnerTakesAll
+from invlab.models.registry import create_model, list_models, register_model
+from invlab.models.resnet import ResNet
 
 #: The 12 topologies of Table 2, in the paper's order.
 TABLE2_MODELS = (

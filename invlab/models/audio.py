@@ -5,7 +5,7 @@ from __future__ import annotations
 import torch
 import torch.nn as nn
 
-from .registry import InputShapeError, register_model, resolve_shape
+from invlab.models.registry import InputShapeError, register_model, resolve_shape
 
 #: One 500 ms segment of mono audio at 44.1 kHz, the paper's Bird10 input.
 BIRD10_INPUT_SHAPE = (1, 22_050)

@@ -17,7 +17,7 @@ from pathlib import Path
 
 import torch.nn as nn
 
-from ..io import sha256_file
+from invlab.io import sha256_file
 
 
 def load_factory(spec: str):

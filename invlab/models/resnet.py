@@ -24,9 +24,9 @@ from __future__ import annotations
 import torch
 import torch.nn as nn
 
-from ..data.mnist import MNIST_CLASSES, MNIST_INPUT_SHAPE
-from .layers import activation, pool2d
-from .registry import InputShapeError, bias_free, register_model, resolve_shape
+from invlab.data.mnist import MNIST_CLASSES, MNIST_INPUT_SHAPE
+from invlab.models.layers import activation, pool2d
+from invlab.models.registry import InputShapeError, bias_free, register_model, resolve_shape
 
 
 class ResidualBlock(nn.Module):

@@ -2,7 +2,7 @@
 buttons and live plotly figures, all driven through :mod:`invlab.train` callbacks.
 
 The widget layer is thin: every number it shows comes from :class:`~invlab.train.Trainer`
-and every figure from :mod:`invlab.plots`.
+and every figure from :mod:`invlab.viz.plots`.
 """
 
 from __future__ import annotations
@@ -15,10 +15,11 @@ import ipywidgets as W
 import plotly.graph_objects as go
 import torch
 
-from .data import SemiSupervisedData
-from .inverse import reconstruct
-from .plots import image_rows, learning_curves, waveform_rows
-from .train import TrainConfig, Trainer, describe_data
+from invlab.data import SemiSupervisedData
+from invlab.inverse import reconstruct
+from invlab.viz.plots import image_rows, learning_curves, waveform_rows
+from invlab.training.config import TrainConfig, describe_data
+from invlab.training.trainer import Trainer
 
 
 class LiveFigures:

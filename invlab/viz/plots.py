@@ -12,8 +12,8 @@ import torch.nn as nn
 from plotly.subplots import make_subplots
 from torchvision.utils import make_grid, save_image
 
-from .inverse import reconstruct
-from .io import atomic_write
+from invlab.inverse import reconstruct
+from invlab.io import atomic_write
 
 #: The loss terms drawn in learning curves (the imbalance term is logged but not drawn).
 CURVE_KEYS = ("total", "ce", "reconstruction", "entropy")

@@ -24,8 +24,8 @@ import torch.nn as nn
 import torch.nn.functional as F
 from tqdm.auto import tqdm
 
-from .data.mnist import MNIST_INPUT_SHAPE
-from .inverse import forward_inverse
+from invlab.data.mnist import MNIST_INPUT_SHAPE
+from invlab.inverse import forward_inverse
 
 
 class Generator(nn.Module):
@@ -79,8 +79,8 @@ def train_ebgan(config: EBGANConfig, images: torch.Tensor, progress: bool = True
     """Train the EBGAN on ``images`` (N, C, H, W) in [0, 1]; returns the generator, the
     discriminator (sized for the images; its logits are unused), ``samples`` {step: (16, C, H, W)}
     from a fixed code, and ``history``."""
-    from .models import create_model
-    from .loop import CyclingSampler, resolve_device
+    from invlab.models import create_model
+    from invlab.training.loop import CyclingSampler, resolve_device
 
     device = resolve_device(config.device)
     torch.manual_seed(config.seed)

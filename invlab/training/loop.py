@@ -1,6 +1,6 @@
 """What every training loop of invlab shares: the samplers, the learning-rate schedules and
 the device choice. :class:`~invlab.train.Trainer` is built on them; the EBGAN game
-(:mod:`invlab.ebgan`) and the clustering runs (:mod:`invlab.cluster`) use the same ones.
+(:mod:`invlab.extensions.ebgan`) and the clustering runs (:mod:`invlab.extensions.cluster`) use the same ones.
 """
 
 from __future__ import annotations

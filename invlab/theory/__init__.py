@@ -9,6 +9,10 @@ the unique optimal templates are (eq. 4)
 and with no bias their inverse sum_c <A*_c, X> A*_c equals K ||X||^2 X (Corollary 1):
 an exact reconstruction when K ||X||^2 = 1. A bias b adds sum_c b_c A*_c; noise in the
 input is projected onto X, which is where the denoising behaviour comes from.
+
+The package also holds the rest of the theory: ``spline`` (regions and template
+alignment), ``frameworks`` (Table 1's classic frameworks as inverses) and ``paper`` (the
+paper's published numbers).
 """
 
 from __future__ import annotations

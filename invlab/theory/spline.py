@@ -6,7 +6,7 @@ import torch
 import torch.nn as nn
 import torch.nn.functional as F
 
-from .inverse import templates
+from invlab.inverse import templates
 
 
 def region_ids(model: nn.Module, x: torch.Tensor, decimals: int = 6) -> torch.Tensor:

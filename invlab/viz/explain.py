@@ -20,8 +20,8 @@ import torch
 import torch.nn as nn
 import torch.nn.functional as F
 
-from .data.mnist import MNIST_DIGIT_BOX, MNIST_INPUT_SHAPE
-from .inverse import templates
+from invlab.data.mnist import MNIST_DIGIT_BOX, MNIST_INPUT_SHAPE
+from invlab.inverse import templates
 
 CANVAS_SIZE = 280  # drawing canvas side in pixels: 10x an MNIST digit
 BRUSH_RADIUS = 11.0  # pixels of the canvas; a stroke about as thick as an MNIST pen stroke

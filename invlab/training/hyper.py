@@ -25,7 +25,7 @@ import torch
 import torch.nn as nn
 import torch.nn.functional as F
 
-from .losses import SemiSupervisedLoss, eq10_total
+from invlab.losses import SemiSupervisedLoss, eq10_total
 
 
 def _logit(p: float) -> float:

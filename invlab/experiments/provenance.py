@@ -77,7 +77,7 @@ def provenance(argv: list[str] | None = None, device: str | torch.device = "cpu"
     The environment variable ``INVLAB_COMMIT``, when set, names the commit instead, with
     ``dirty`` unknown (None): for code copied to another machine, whose copy may lack its
     ``.git`` or carry a stale one."""
-    from . import __version__
+    from invlab import __version__
 
     argv = _portable(list(sys.argv if argv is None else argv))
     if os.environ.get("INVLAB_COMMIT"):  # a copy of the code: the commit it was copied from

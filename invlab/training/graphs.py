@@ -28,7 +28,7 @@ from __future__ import annotations
 
 import torch
 
-from .losses import LOSS_KEYS
+from invlab.losses import LOSS_KEYS
 
 
 

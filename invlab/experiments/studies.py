@@ -5,7 +5,7 @@ A study is a list of runs, each a :class:`~invlab.train.TrainConfig` and a folde
 :func:`run_resumable` trains one of them so that it survives the end of a session: the
 checkpoint in its folder is rewritten at every evaluation, an unfinished run is continued
 from it, and a finished one is read back from its ``result.json``. :func:`run_many` runs
-a list of them as one :mod:`invlab.sweep` study (the one runner: any number of workers,
+a list of them as one :mod:`invlab.experiments.sweep` study (the one runner: any number of workers,
 one thread each by default), so that the same command, run again in a later session,
 carries on where the last one stopped.
 """
@@ -14,7 +14,6 @@ from __future__ import annotations
 
 import json
 import os
-import platform
 import statistics
 import time
 from pathlib import Path
@@ -22,9 +21,9 @@ from typing import Callable
 
 import torch
 
-from .evaluate import accuracy
-from .provenance import hardware
-from .train import Trainer
+from invlab.training.evaluate import accuracy
+from invlab.experiments.provenance import hardware
+from invlab.training.trainer import Trainer
 
 
 def mean_std(values: list[float]) -> tuple[float, float]:
@@ -75,9 +74,9 @@ def run_resumable(config, run_dir: str | os.PathLike, threads: int | None = None
     this call). A finished run is read back, not retrained; an interrupted one continues
     from its last checkpoint and gives the same numbers as an uninterrupted run.
     """
-    from .io import save_json
-    from .loop import resolve_device
-    from .train import CHECKPOINT
+    from invlab.io import save_json
+    from invlab.training.loop import resolve_device
+    from invlab.training.checkpoints import CHECKPOINT
 
     run_dir = Path(run_dir)
     if (run_dir / RESULT).exists():
@@ -103,7 +102,7 @@ def run_many(runs: list[tuple[object, str | os.PathLike]], jobs: int = 1,
              study: str | None = None, name: str = "runs", labels: list[str] | None = None) -> list[dict | None]:
     """Run every ``(config, run_dir)``; results in input order.
 
-    The runs not finished yet become one study of :func:`invlab.sweep.run_study`, done by
+    The runs not finished yet become one study of :func:`invlab.experiments.sweep.run_study`, done by
     ``jobs`` workers sharing the cores, in the order given (``storage``: SQLite beside the
     run folders unless given; ``device``: the workers', default the first config's).
     ``on_done(i, result)`` is called for each run, in input order, once all have ended
@@ -115,7 +114,7 @@ def run_many(runs: list[tuple[object, str | os.PathLike]], jobs: int = 1,
     loss, say) stops the study with its reason, unless ``keep_going=True``: then it gives
     ``None`` and a printed reason, and the others carry on.
     """
-    from . import sweep
+    from invlab.experiments import sweep
 
     todo = {str(Path(d)): (config, d) for config, d in runs if not (Path(d) / RESULT).exists()}
     if train and todo:

@@ -25,7 +25,7 @@ from pathlib import Path
 import numpy as np
 import torch
 
-from .evaluate import predictions
+from invlab.training.evaluate import predictions
 
 
 def _contingency(pred: torch.Tensor, target: torch.Tensor) -> np.ndarray:
@@ -95,7 +95,7 @@ def train_config(config: ClusterConfig):
     """``config`` as the :class:`~invlab.train.TrainConfig` that :class:`~invlab.train.Trainer`
     runs: alpha 0 and no labelled batch (no label is read), ``batch`` unlabelled samples per
     step, Adam with cosine decay, one evaluation at the end (the model kept is the last)."""
-    from .train import TrainConfig
+    from invlab.training.config import TrainConfig
 
     return TrainConfig(model=config.model, dataset=config.dataset, outputs=config.clusters, labels_per_class=1,
                        alpha=0.0, beta=config.beta, balance=config.balance, steps=config.steps, labelled_batch=0,
@@ -121,8 +121,8 @@ def train_clustering(config: ClusterConfig, data=None, progress: bool = True) ->
 
     ``data``: a :class:`~invlab.data.SemiSupervisedData` (its labels are never read during
     training; the test labels score the clusters at the end). Default: ``config.dataset``."""
-    from .data import load_dataset
-    from .train import Trainer
+    from invlab.data import load_dataset
+    from invlab.training.trainer import Trainer
 
     if not 0 <= config.beta <= 1:
         raise ValueError(f"beta must lie in [0, 1], got {config.beta}")
@@ -138,15 +138,16 @@ def train_clustering(config: ClusterConfig, data=None, progress: bool = True) ->
 def clustering_study(seeds, steps: int = 2000, beta: float = 0.2, balance: float = 1.0, runs_dir="runs/clustering",
                      device: str = "auto", data_root=None, jobs: int = 1, train: bool = True,
                      dataset: str = "mnist") -> dict | None:
-    """Per seed: the clustering run (:func:`invlab.studies.run_many`: resumable, ``jobs``
+    """Per seed: the clustering run (:func:`invlab.experiments.studies.run_many`: resumable, ``jobs``
     workers) and k-means on raw pixels (same seed), scored once and kept beside the run as
     ``scores.json`` (finished seeds are read back; ``train=False`` reports those only, None
     when there are none)."""
-    from .data import load_dataset
-    from .data.preprocess import preprocess_data
-    from .io import save_json
-    from .studies import RESULT, run_many
-    from .train import CHECKPOINT, load_model, run_key
+    from invlab.data import load_dataset
+    from invlab.data.preprocess import preprocess_data
+    from invlab.io import save_json
+    from invlab.experiments.studies import RESULT, run_many
+    from invlab.training.checkpoints import CHECKPOINT, load_model
+    from invlab.training.config import run_key
 
     configs = [ClusterConfig(dataset=dataset, steps=steps, beta=beta, balance=balance, seed=s, device=device,
                              data_root=data_root) for s in seeds]

@@ -1,15 +1,15 @@
 """The reconstruction explorer of ``notebooks/00_explore``: draw a digit (or pick a test
 image) and watch, live, the predicted class probabilities, the reconstruction
 (df/dx)^T f(x), the per-class templates A[x]_c, each class's contribution f_c(x)·A[x]_c
-and its share of the reconstruction (see :mod:`invlab.explain`).
+and its share of the reconstruction (see :mod:`invlab.viz.explain`).
 
 Any image data set works: the class names come from the checkpoint's data set
 (``model.data_info``), colour images are shown in colour, and the drawing canvas is
 offered for single-channel images only (a test-image picker for all).
 
-The app is a thin layer of widgets over :func:`invlab.explain.explain`; every view is a
+The app is a thin layer of widgets over :func:`invlab.viz.explain.explain`; every view is a
 plotly ``FigureWidget`` updated in place, and the drawing is kept server-side
-(:class:`~invlab.explain.Brush`), so the same code runs in a browser and headless.
+(:class:`~invlab.viz.explain.Brush`), so the same code runs in a browser and headless.
 """
 
 from __future__ import annotations
@@ -20,8 +20,8 @@ import plotly.graph_objects as go
 import torch
 import torch.nn as nn
 
-from .explain import CANVAS_SIZE, Brush, add_noise, explain, list_checkpoints, model_input
-from .plots import image_rows
+from invlab.viz.explain import CANVAS_SIZE, Brush, add_noise, explain, list_checkpoints, model_input
+from invlab.viz.plots import image_rows
 
 _UPDATE_EVERY = 4  # mouse-move events between live updates while drawing
 

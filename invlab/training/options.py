@@ -5,7 +5,7 @@ parsed options back into TrainConfig keywords. A new field is a new flag everywh
 
 Types come from the field's annotation: ``bool`` gives ``--x/--no-x``, ``int``/``float``/
 ``str`` (optionally ``| None``) a typed value, ``tuple[float, ...]`` a list, ``tuple[int,
-int]`` a pair; ``type="weight"`` (a number or a schedule, :mod:`invlab.schedules`),
+int]`` a pair; ``type="weight"`` (a number or a schedule, :mod:`invlab.training.schedules`),
 ``type="dataset"`` (a registered data set name) and ``type="layers"`` (repeated
 ``NAME=GAMMA``) name the three special parsers.
 """
@@ -35,7 +35,7 @@ def flag(field: dataclasses.Field) -> str:
 
 def dataset_arg(name: str) -> str:
     """argparse type of ``--dataset``: a registered name (``folder:PATH`` and ``npz:PATH`` included)."""
-    from .data import dataset_entry
+    from invlab.data import dataset_entry
 
     try:
         dataset_entry(name)
@@ -46,7 +46,7 @@ def dataset_arg(name: str) -> str:
 
 def layer_arg(item: str) -> tuple[str, float | str]:
     """argparse type of ``--layer NAME=GAMMA``."""
-    from .schedules import weight_arg
+    from invlab.training.schedules import weight_arg
 
     name, sep, value = item.partition("=")
     if not sep or not name:
@@ -58,7 +58,7 @@ def layer_arg(item: str) -> tuple[str, float | str]:
 
 
 def _kwargs(field: dataclasses.Field, hint, default) -> dict:
-    from .schedules import weight_arg
+    from invlab.training.schedules import weight_arg
 
     meta = field.metadata
     out: dict = {"dest": field.name, "help": meta["help"].replace("%", "%%")}
@@ -112,7 +112,7 @@ def config_kwargs(args: argparse.Namespace, cls=None) -> dict:
     """TrainConfig keywords from parsed options: every field the parser has (lists back to
     tuples, ``--layer`` items to a dict)."""
     if cls is None:
-        from .train import TrainConfig as cls
+        from invlab.training.config import TrainConfig as cls
     out = {}
     for field in dataclasses.fields(cls):
         if not hasattr(args, field.name):
@@ -131,7 +131,7 @@ __all__ = ["add_config_options", "config_kwargs", "dataset_arg", "flag", "layer_
 
 def add_study_options(p: argparse.ArgumentParser, storage: bool = False) -> None:
     """The options of every script that runs a list of runs through
-    :func:`invlab.studies.run_many`: ``--jobs``, ``--report-only``, ``--keep-going`` (and,
+    :func:`invlab.experiments.studies.run_many`: ``--jobs``, ``--report-only``, ``--keep-going`` (and,
     with ``storage``, ``--storage`` and ``--study``). Check them with :func:`check_study_options`."""
     p.add_argument("--jobs", type=int, default=1,
                    help="workers: the runs are one `invlab sweep` study, done by N worker processes that share the "

@@ -1,0 +1,562 @@
+"""Sweeps over many trainings with Optuna: one shared storage, any number of workers and hosts.
+
+A *study* lives in an Optuna storage: a SQLite file on one machine (the default,
+``runs/sweeps.db``) or a PostgreSQL database that workers on several hosts reach
+(``postgresql+psycopg://user@host/db``). Its lifecycle:
+
+* :func:`create` — once: the study, and for a grid space every point enqueued as a
+  waiting trial (``study.enqueue_trial``) that carries its full training config. Workers
+  take waiting trials from the storage atomically, so no grid point runs twice;
+* :func:`work` — on every worker (one per GPU): run trials until none is waiting or
+  running, or N are done. Each trial trains with :func:`invlab.experiments.studies.run_resumable` in a
+  folder keyed by its config, so a retried trial resumes from the lost one's checkpoint.
+  A heartbeat marks the trials of a killed worker failed after a grace period, and
+  ``RetryFailedTrialCallback`` enqueues them again; a run that diverges is a failed trial
+  with its reason (``user_attrs["failure"]``), not an accuracy;
+* :func:`report` — mean ± std over label draws per entry (validation-selected test
+  accuracy), JSON and Markdown under ``results/``, figures from ``optuna.visualization``.
+
+Spaces (:data:`SPACES`): ``table2`` (every topology with its paper (alpha, beta), label
+draws 0-4, the recipe), ``grid`` (alpha x beta x draws for smallcnn-mean, the paper's
+search, through ``GridSampler``), ``recipe`` (a TPE search over the recipe's options,
+scored on validation accuracy), or a JSON/YAML file::
+
+    {"base": {"model": "smallcnn-mean", "steps": 2000},      # TrainConfig fields
+     "grid": {"alpha": [0.5, 0.7], "seed": [0, 1, 2]}}       # or:
+    {"base": {...}, "search": {"lr": {"low": 0.001, "high": 0.03, "log": true},
+                               "schedule": {"choices": ["constant", "cosine"]}}, "seeds": [0]}
+
+Trials are scored on validation accuracy; the test accuracy of the selected step is
+recorded beside it and never steers anything.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import itertools
+import json
+import math
+import os
+import socket
+import statistics
+import time
+import warnings
+from pathlib import Path
+
+DEFAULT_STORAGE = "sqlite:///runs/sweeps.db"
+#: how long a SQLite worker waits for another one's transaction before giving up
+SQLITE_BUSY_TIMEOUT_MS = 60_000
+SPACES = ("table2", "grid", "recipe")
+#: attributes a trial records for the report (the run folders may live on other hosts)
+RESULT_KEYS = ("test_accuracy", "best_val_accuracy", "best_step", "final_test_accuracy", "wall_time_s", "elapsed_s",
+               "hardware", "steps_done")
+
+
+def _optuna():
+    try:
+        import optuna
+    except ImportError as err:  # pragma: no cover - optuna is a dependency
+        raise ImportError("invlab sweep needs optuna: pip install 'optuna>=5'") from err
+    optuna.logging.set_verbosity(optuna.logging.WARNING)
+    # heartbeats and stale-trial handling are marked experimental; they are what makes workers fault tolerant
+    warnings.filterwarnings("ignore", category=optuna.exceptions.ExperimentalWarning)
+    return optuna
+
+
+def storage_url(url: str | None) -> str:
+    """The storage URL, the SQLite default under ``runs/`` when none is given."""
+    if not url:
+        Path("runs").mkdir(exist_ok=True)
+        return DEFAULT_STORAGE
+    return url
+
+
+def open_storage(url: str | None, heartbeat: int = 60, grace: int | None = None, max_retry: int = 3):
+    """An Optuna RDB storage with a heartbeat (a worker's running trials are failed when it
+    stops beating for ``grace`` seconds, default twice the interval) and retries of such
+    trials (``RetryHeartbeatStaleTrialCallback``, Optuna 5's name for the former
+    ``RetryFailedTrialCallback``; at most ``max_retry`` times)."""
+    _optuna()
+    from optuna.storages import RDBStorage, RetryHeartbeatStaleTrialCallback
+
+    return _serialised(RDBStorage(storage_url(url), heartbeat_interval=heartbeat, grace_period=grace or 2 * heartbeat,
+                                  heartbeat_stale_trial_callback=RetryHeartbeatStaleTrialCallback(max_retry=max_retry)))
+
+
+@contextlib.contextmanager
+def _opened(url: str | None, **kwargs):
+    """An RDB storage whose database connections are closed on exit."""
+    storage = open_storage(url, **kwargs) if kwargs else _plain_storage(url)
+    try:
+        yield storage
+    finally:
+        storage.engine.dispose()
+
+
+def _plain_storage(url: str | None):
+    _optuna()
+    from optuna.storages import RDBStorage
+
+    return _serialised(RDBStorage(storage_url(url)))
+
+
+def _serialised(storage):
+    """Make a SQLite storage's transactions serialisable, so that two workers never take
+    the same waiting trial.
+
+    Optuna takes a waiting trial by reading its row ``SELECT ... FOR UPDATE`` and setting
+    it running only if it still waits. SQLite ignores ``FOR UPDATE``, and Python's sqlite3
+    starts its (deferred) transaction only at the write, after the read: two workers that
+    read the row at the same moment both set it running and both train it (Optuna issue
+    #4002; with four workers popping sixty waiting trials, up to a quarter were taken twice).
+    Beginning every transaction with ``BEGIN IMMEDIATE`` takes SQLite's write lock before
+    the read (SQLAlchemy's recipe for serialisable SQLite), so the second worker reads the
+    row after the first one's commit and moves on. Other databases lock the row as asked."""
+    from sqlalchemy import event
+
+    engine = storage.engine
+    if engine.dialect.name != "sqlite":
+        return storage
+    engine.dispose()  # connections opened while the storage set itself up predate the hooks
+
+    @event.listens_for(engine, "connect")
+    def _no_implicit_begin(dbapi_connection, _record):
+        dbapi_connection.isolation_level = None  # sqlite3 must not issue its own deferred BEGIN
+        dbapi_connection.execute(f"PRAGMA busy_timeout = {SQLITE_BUSY_TIMEOUT_MS}")
+
+    @event.listens_for(engine, "begin")
+    def _begin_immediate(connection):
+        connection.exec_driver_sql("BEGIN IMMEDIATE")
+
+    return storage
+
+
+# -- spaces -------------------------------------------------------------------------------
+
+def _recipe(**extra) -> dict:
+    from invlab.training.config import RECOMMENDED
+
+    return {**RECOMMENDED, "lr": None, "eval_every": 250, "log_unweighted": False, **extra}
+
+
+def load_space(space: str) -> dict:
+    """A space as a dict: ``{"name", "base", "grid" | "search", "seeds"?, "entry"}`` (see the
+    module docstring); ``space`` is a name of :data:`SPACES` or a JSON/YAML file."""
+    from invlab.theory.paper import GRID_ALPHAS, GRID_BETAS, TABLE2
+
+    if space == "table2":
+        return {"name": "table2", "base": _recipe(), "grid": {"model": list(TABLE2), "seed": [0, 1, 2, 3, 4]},
+                "per_model": {m: {"alpha": ab[0], "beta": ab[1]} for m, (_, ab, _) in TABLE2.items()},
+                "entry": ["model"]}
+    if space == "grid":
+        return {"name": "grid", "base": _recipe(model="smallcnn-mean"),
+                "grid": {"alpha": list(GRID_ALPHAS), "beta": list(GRID_BETAS), "seed": [0, 1, 2]},
+                "entry": ["alpha", "beta"], "sampler": "grid"}
+    if space == "recipe":
+        return {"name": "recipe", "base": _recipe(model="smallcnn-mean"), "seeds": [0],
+                "search": {"lr": {"low": 1e-3, "high": 3e-2, "log": True},
+                           "schedule": {"choices": ["constant", "cosine", "step"]},
+                           "balance": {"low": 0.0, "high": 2.0},
+                           "beta": {"low": 0.1, "high": 0.6},
+                           "preprocess": {"choices": ["none", "center-maxabs"]},
+                           "labelled_batch": {"choices": [20, 50]}}, "entry": []}
+    path = Path(space)
+    if not path.exists():
+        raise ValueError(f"unknown space {space!r}: use one of {', '.join(SPACES)} or a JSON/YAML file")
+    text = path.read_text()
+    if path.suffix in (".yaml", ".yml"):
+        import yaml
+
+        spec = yaml.safe_load(text)
+    else:
+        spec = json.loads(text)
+    if not isinstance(spec, dict) or ("grid" in spec) == ("search" in spec):
+        raise ValueError(f"{path}: a space file holds a 'base' of TrainConfig fields and either a 'grid' "
+                         "{name: [values]} or a 'search' {name: {low, high[, log]} | {choices}}")
+    spec.setdefault("name", path.stem)
+    spec.setdefault("base", {})
+    spec.setdefault("entry", [k for k in spec.get("grid", {}) if k != "seed"])
+    return spec
+
+
+def grid_points(spec: dict) -> list[dict]:
+    """Every combination of the grid's values, in order."""
+    names = list(spec["grid"])
+    return [dict(zip(names, values)) for values in itertools.product(*(spec["grid"][n] for n in names))]
+
+
+def config_for(spec: dict, params: dict, steps: int | None = None, device: str = "auto"):
+    """The :class:`~invlab.train.TrainConfig` of a point of the space."""
+    from invlab.training.config import TrainConfig
+
+    if "runs" in spec:  # an explicit list of runs (create_runs)
+        fields = {**spec["runs"][params["run"]]["config"], "device": device}
+        if steps:
+            fields.update(steps=steps, eval_every=min(fields["eval_every"], steps))
+        return TrainConfig(**fields)
+    fields = {**spec.get("base", {}), **spec.get("per_model", {}).get(params.get("model"), {}), **params}
+    if steps:
+        fields["steps"] = steps
+        fields["eval_every"] = min(fields.get("eval_every", 250), steps)
+    return TrainConfig(**fields, device=device)
+
+
+def entry_name(spec: dict, params: dict) -> str:
+    keys = spec.get("entry") or []
+    return ", ".join(f"{k}={params[k]}" if k != "model" else str(params[k]) for k in keys) or spec["name"]
+
+
+# -- create ---------------------------------------------------------------------------------
+
+def create(study: str, storage: str | None, space: str, steps: int | None = None,
+           dataset: str | None = None, data_root: str | None = None) -> int:
+    """Create ``study`` and, for a grid space, enqueue every point once; returns the number
+    of trials enqueued. Refuses a study that exists (create once, then run workers).
+    ``steps`` overrides every trial's training budget (smoke runs; recorded per trial);
+    ``dataset`` and ``data_root`` put every trial on that data set (a name of
+    :func:`invlab.data.list_datasets`)."""
+    spec = load_space(space)
+    if dataset is not None or data_root is not None:
+        from invlab.data import dataset_entry
+
+        if dataset is not None:
+            dataset_entry(dataset)  # a known name, before anything is created
+        spec["base"] = {**spec.get("base", {}), **({"dataset": dataset} if dataset else {}),
+                        **({"data_root": data_root} if data_root else {})}
+    with _opened(storage) as st_storage:
+        return _create(study, st_storage, spec, steps, storage_url(storage))
+
+
+def _create(study: str, storage, spec: dict, steps: int | None, url: str) -> int:
+    optuna = _optuna()
+    try:
+        st = optuna.create_study(study_name=study, storage=storage, direction="maximize")
+    except optuna.exceptions.DuplicatedStudyError:
+        raise ValueError(f"study {study!r} already exists in {url}: run `invlab sweep work` on it, or choose "
+                         "another --study name") from None
+    st.set_user_attr("space", spec)
+    st.set_user_attr("steps", steps)
+    if "grid" not in spec:
+        return 0
+    for params in grid_points(spec):
+        config = config_for(spec, params, steps)  # validates the point before any worker runs it
+        st.enqueue_trial(params, user_attrs={"entry": entry_name(spec, params), "seed": config.seed},
+                         skip_if_exists=True)
+    return len(grid_points(spec))
+
+
+def create_runs(study: str, storage: str | None, runs: dict, name: str = "runs") -> int:
+    """Create ``study`` over an explicit list of runs, ``{run id: (TrainConfig, run_dir)}``:
+    one enqueued trial per run, trained in its own ``run_dir`` (how ``benchmarks/table2.py``
+    spreads its runs over workers). An existing study of the same name is kept: its waiting
+    and failed runs are what workers still do. Returns the number of runs enqueued now."""
+    optuna = _optuna()
+    spec = {"name": name, "grid": {"run": list(runs)}, "entry": ["run"],
+            "runs": {k: {"config": cfg.to_dict(), "run_dir": str(d)} for k, (cfg, d) in runs.items()}}
+    with _opened(storage) as st_storage:
+        try:
+            st = optuna.load_study(study_name=study, storage=st_storage)
+            if st.user_attrs.get("space", {}).get("runs", {}).keys() != spec["runs"].keys():
+                raise ValueError(f"study {study!r} holds other runs; choose another study name")
+            return _enqueue_failed(st)
+        except KeyError:
+            pass
+        return _create(study, st_storage, spec, None, storage_url(storage))
+
+
+
+def _enqueue_failed(st) -> int:
+    """Enqueue again every run of ``st`` whose trials all failed (an error in the run, fixed
+    since): rerunning the command that created a study of runs redoes what failed. Returns
+    how many were enqueued."""
+    states: dict[str, set] = {}
+    for t in st.get_trials(deepcopy=False):
+        run = t.params.get("run", t.system_attrs.get("fixed_params", {}).get("run"))
+        states.setdefault(run, set()).add(t.state.name)
+    failed = [run for run, seen in states.items() if seen == {"FAIL"}]
+    spec = st.user_attrs["space"]
+    for run in failed:
+        st.enqueue_trial({"run": run}, user_attrs={"entry": entry_name(spec, {"run": run}),
+                                                   "seed": spec["runs"][run]["config"]["seed"]})
+    return len(failed)
+
+# -- work -----------------------------------------------------------------------------------
+
+def _suggest(trial, spec: dict) -> dict:
+    """The trial's parameters: a grid point's fixed values (enqueued), or sampled (search)."""
+    if "grid" in spec:
+        return {name: trial.suggest_categorical(name, values) for name, values in spec["grid"].items()}
+    params = {}
+    for name, dist in spec["search"].items():
+        if "choices" in dist:
+            params[name] = trial.suggest_categorical(name, dist["choices"])
+        elif all(isinstance(dist[k], int) for k in ("low", "high")) and not dist.get("log"):
+            params[name] = trial.suggest_int(name, dist["low"], dist["high"])
+        else:
+            params[name] = trial.suggest_float(name, dist["low"], dist["high"], log=bool(dist.get("log")))
+    return params
+
+
+class _Objective:
+    def __init__(self, spec: dict, runs_dir: Path, device: str, steps: int | None, study_name: str):
+        self.spec, self.runs_dir, self.device, self.steps, self.study_name = spec, runs_dir, device, steps, study_name
+
+    def __call__(self, trial) -> float:
+        optuna = _optuna()
+        from invlab.experiments.studies import best_test_epoch, run_resumable
+        from invlab.training.config import run_key
+
+        if "grid" in self.spec and "entry" not in trial.user_attrs:  # enqueued points (and retries) carry it
+            # another worker took the last waiting point between our check and our ask
+            trial.set_user_attr("failure", "no grid point left to run")
+            raise optuna.TrialPruned("no grid point left")
+        params = _suggest(trial, self.spec)
+        seeds = [params["seed"]] if "seed" in params else self.spec.get("seeds", [None])
+        trial.set_user_attr("worker", f"{socket.gethostname()}:{os.getpid()}")
+        trial.set_user_attr("entry", entry_name(self.spec, params))
+        if self.steps:
+            trial.set_user_attr("steps_override", self.steps)
+        vals, results, config_seeds = [], [], []
+        for seed in seeds:
+            config = config_for(self.spec, {**params, **({"seed": seed} if seed is not None else {})}, self.steps,
+                                self.device)
+            run_dir = (Path(self.spec["runs"][params["run"]]["run_dir"]) if "runs" in self.spec
+                       else self.runs_dir / self.study_name / run_key(config))  # a retry resumes here
+            trial.set_user_attr("run_dir", str(run_dir))
+            try:
+                res = run_resumable(config, run_dir)
+            except Exception as err:  # noqa: BLE001 - a diverged or broken run is a failed trial, with its reason
+                trial.set_user_attr("failure", f"{type(err).__name__}: {err}")
+                raise
+            results.append(res)
+            vals.append(res["best_val_accuracy"])
+            config_seeds.append(config.seed)
+        res = results[0]
+        for key in RESULT_KEYS:
+            trial.set_user_attr(key, res.get(key))
+        trial.set_user_attr("test_selected_accuracy", best_test_epoch(res)[0])
+        trial.set_user_attr("seed", config_seeds[0] if len(config_seeds) == 1 else config_seeds)
+        trial.set_user_attr("curve", {"step": [h["step"] for h in res["history"]],
+                                      "val": [h["val_accuracy"] for h in res["history"]],
+                                      "test": [h["test_accuracy"] for h in res["history"]]})
+        value = statistics.fmean(vals)
+        if not math.isfinite(value):
+            trial.set_user_attr("failure", f"validation accuracy {value}")
+            raise ValueError(f"validation accuracy {value}")
+        return value
+
+
+def _counts(study) -> dict[str, int]:
+    from optuna.trial import TrialState
+
+    trials = study.get_trials(deepcopy=False, states=(TrialState.WAITING, TrialState.RUNNING, TrialState.COMPLETE))
+    return {s: sum(t.state.name == s for t in trials) for s in ("WAITING", "RUNNING", "COMPLETE")}
+
+
+def work(study: str, storage: str | None, trials: int | None = None, device: str = "auto",
+         steps: int | None = None, runs_dir: str | os.PathLike = "runs/sweeps", heartbeat: int = 60,
+         grace: int | None = None, poll: float | None = None) -> int:
+    """Run trials of ``study`` until the grid is done (nothing waiting, nothing running on
+    any worker) or ``trials`` have run here; returns the number run here.
+
+    While other workers' trials are running, this worker waits and checks their
+    heartbeats, so that the trials of a worker that died are failed, retried, and run
+    here. ``steps`` overrides the training budget (else the one given at create)."""
+    with _opened(storage, heartbeat=heartbeat, grace=grace) as st_storage:
+        return _work(study, st_storage, storage, trials, device, steps, runs_dir, heartbeat, poll)
+
+
+def _work(study, st_storage, storage, trials, device, steps, runs_dir, heartbeat, poll) -> int:
+    optuna = _optuna()
+    from optuna.storages import fail_stale_trials
+
+    try:
+        st = optuna.load_study(study_name=study, storage=st_storage)
+    except KeyError:
+        raise ValueError(f"no study {study!r} in {storage_url(storage)}: create it first with "
+                         "`invlab sweep create`") from None
+    spec = st.user_attrs["space"]
+    if "grid" in spec and spec.get("sampler") == "grid":
+        st.sampler = optuna.samplers.GridSampler(spec["grid"], seed=0)
+    elif "search" in spec:
+        # seeded by worker and by how far the study is: a worker that calls work() again
+        # (one trial at a time) must not draw the same first point again
+        st.sampler = optuna.samplers.TPESampler(seed=os.getpid() * 1000 + len(st.get_trials(deepcopy=False)))
+    objective = _Objective(spec, Path(runs_dir), device, steps or st.user_attrs.get("steps"), study)
+    done = 0
+    poll = poll if poll is not None else max(1.0, heartbeat / 2)
+    while trials is None or done < trials:
+        fail_stale_trials(st)  # trials of dead workers: failed, then enqueued again by the retry callback
+        counts = _counts(st)
+        if "grid" in spec and counts["WAITING"] == 0:
+            if counts["RUNNING"] == 0:
+                break
+            time.sleep(poll)  # others are running: wait in case one of them dies
+            continue
+        if "search" in spec and trials is None:
+            raise ValueError("a search space has no end: give --trials N")
+        st.optimize(objective, n_trials=1, catch=(Exception,), gc_after_trial=True)
+        done += 1
+    return done
+
+
+
+def run_study(runs: dict, jobs: int = 1, device: str = "auto", storage: str | None = None,
+              study: str | None = None, name: str = "runs", heartbeat: int = 30) -> tuple[str, str]:
+    """Run ``{run id: (TrainConfig, run_dir)}`` as one study of runs (:func:`create_runs`),
+    done by ``jobs`` workers: this process for one, else ``jobs`` ``invlab sweep work``
+    processes that share the cores (one thread each on a 2-core machine with two). The one
+    way invlab runs many trainings: N workers on one GPU are N workers with its ``device``.
+
+    Storage: ``storage``, else SQLite in the run folders' common parent; study name:
+    ``study``, else ``name`` and a hash of the runs. Calling it again continues: finished
+    runs are read back, unfinished ones resume from their checkpoints, failed ones run
+    again. Returns (study, storage URL)."""
+    import hashlib
+    import subprocess
+    import sys
+
+    if not runs:
+        raise ValueError("run_study needs at least one run")
+    dirs = [Path(d).resolve() for _, d in runs.values()]
+    if storage is None:
+        root = Path(os.path.commonpath([d.parent for d in dirs]))
+        root.mkdir(parents=True, exist_ok=True)
+        storage = f"sqlite:///{root / 'sweeps.db'}"
+    plan = " ".join(f"{k}={d}" for k, d in sorted(zip(runs, map(str, dirs))))
+    study = study or f"{Path(name).stem}-{hashlib.sha1(plan.encode()).hexdigest()[:10]}"
+    create_runs(study, storage, runs, name=name)
+    if jobs <= 1:
+        work(study, storage, device=device, heartbeat=heartbeat)
+        return study, storage
+    print(f"study {study} in {storage}: {len(runs)} runs, {jobs} workers", flush=True)
+    threads = max(1, (os.cpu_count() or 1) // jobs)
+    env = {**os.environ, "OMP_NUM_THREADS": str(threads)}
+    cmd = [sys.executable, "-m", "invlab.cli", "sweep", "work", "--study", study, "--storage", storage,
+           "--device", device, "--heartbeat", str(heartbeat)]
+    workers = [subprocess.Popen(cmd, env=env) for _ in range(jobs)]
+    try:
+        codes = [w.wait() for w in workers]
+    finally:
+        for w in workers:
+            if w.poll() is None:
+                w.terminate()
+    if any(codes):
+        print(f"warning: worker exit codes {codes}", file=sys.stderr)
+    return study, storage
+
+
+def failures(study: str, storage: str | None) -> dict[str, str]:
+    """{run id: reason} of the runs of a study of runs whose every trial failed."""
+    with _opened(storage) as st_storage:
+        trials = _optuna().load_study(study_name=study, storage=st_storage).get_trials(deepcopy=False)
+    seen: dict[str, list] = {}
+    for t in trials:
+        seen.setdefault(t.params.get("run", t.system_attrs.get("fixed_params", {}).get("run")), []).append(t)
+    return {run: ts[-1].user_attrs.get("failure", "failed") for run, ts in seen.items()
+            if all(t.state.name == "FAIL" for t in ts)}
+
+# -- report ---------------------------------------------------------------------------------
+
+def trial_table(study) -> list[dict]:
+    """Every trial: number, state, params, entry, seed and the recorded results."""
+    return [{"number": t.number, "state": t.state.name, "params": t.params, "value": t.value,
+             **{k: t.user_attrs.get(k) for k in ("entry", "seed", "failure", "worker", "steps_override",
+                                                  "test_selected_accuracy", *RESULT_KEYS)},
+             "retry_of": t.system_attrs.get("failed_trial")} for t in study.get_trials(deepcopy=False)]
+
+
+def summarise(study) -> dict[str, dict]:
+    """Per entry: validation-selected test accuracy, mean ± std over the completed draws."""
+    from invlab.experiments.studies import mean_std
+
+    rows: dict[str, list] = {}
+    for t in study.get_trials(deepcopy=False):
+        if t.state.name == "COMPLETE":
+            rows.setdefault(t.user_attrs["entry"], []).append(t)
+    out = {}
+    for entry, ts in rows.items():
+        ts.sort(key=lambda t: str(t.user_attrs.get("seed")))
+        test = [t.user_attrs["test_accuracy"] for t in ts]
+        val = [t.user_attrs["best_val_accuracy"] for t in ts]
+        sel = [t.user_attrs["test_selected_accuracy"] for t in ts]
+        out[entry] = {"params": {k: v for k, v in ts[0].params.items() if k != "seed"},
+                      "seeds": [t.user_attrs.get("seed") for t in ts], "trials": [t.number for t in ts],
+                      "test_accuracies": test, "mean": mean_std(test)[0], "std": mean_std(test)[1],
+                      "val_accuracies": val, "val_mean": mean_std(val)[0], "val_std": mean_std(val)[1],
+                      "test_selected_accuracies": sel, "test_selected_mean": mean_std(sel)[0],
+                      "steps": ts[0].user_attrs.get("steps_done"), "hardware": ts[0].user_attrs.get("hardware"),
+                      "wall_time_s": sum(t.user_attrs.get("wall_time_s") or 0 for t in ts)}
+    return out
+
+
+def markdown(out: dict) -> str:
+    from invlab.io import markdown_table
+    from invlab.experiments.provenance import provenance_line
+
+    lines = [f"Study `{out['study']}` ({out['space']}): {out['counts']}", "", markdown_table(
+        ["entry", "draws", "test (%) mean ± std, validation-selected", "validation (%)",
+         "best test evaluation (%), test-selected, comparison only", "steps", "hardware"],
+        [[entry, len(r["seeds"]), f"{r['mean']:.2f} ± {r['std']:.2f}", f"{r['val_mean']:.2f}",
+          f"{r['test_selected_mean']:.2f}", r["steps"], r["hardware"]] for entry, r in out["entries"].items()])]
+    best = out.get("best_trial")
+    if best:
+        lines += ["", f"Best trial on validation: #{best['number']} {best['params']}: validation "
+                  f"{best['val_accuracy']:.2f} %, test {best['test_accuracy']:.2f} %."]
+    lines += ["", provenance_line({**out, "hardware": None}), ""]
+    return "\n".join(lines)
+
+
+def report(study: str, storage: str | None, out: str | os.PathLike, figures: str | os.PathLike | None = None) -> dict:
+    """Write ``out`` (JSON) and its Markdown table, and plotly figures of the study under
+    ``figures`` (history, parameter importances, alpha x beta contour when both vary)."""
+    optuna = _optuna()
+    with _opened(storage) as st_storage:
+        try:
+            st = optuna.load_study(study_name=study, storage=st_storage)
+        except KeyError:
+            raise ValueError(f"no study {study!r} in {storage_url(storage)}") from None
+        return _report(st, study, out, figures)
+
+
+def _report(st, study: str, out, figures) -> dict:
+    from invlab.io import save_report
+    from invlab.experiments.provenance import results_header
+
+    trials = trial_table(st)
+    states = [t["state"] for t in trials]
+    complete = [t for t in st.get_trials(deepcopy=False) if t.state.name == "COMPLETE"]
+    best = max(complete, key=lambda t: t.value) if complete else None  # on validation accuracy
+    result = {"study": study, "space": st.user_attrs["space"]["name"], "entries": summarise(st),
+              "best_trial": None if best is None else {
+                  "number": best.number, "params": best.params, "val_accuracy": best.value,
+                  "test_accuracy": best.user_attrs.get("test_accuracy")},
+              "counts": {s: states.count(s) for s in sorted(set(states))}, "trials": trials,
+              **results_header()}
+    save_report(result, out, markdown(result))
+    if figures is not None:
+        write_figures(st, Path(figures))
+    return result
+
+
+def write_figures(study, folder: Path) -> list[Path]:
+    """History, parameter importances and, when alpha and beta vary, their contour."""
+    from optuna import visualization as vis
+
+    from invlab.viz.plots import save_figure_html
+
+    complete = [t for t in study.get_trials(deepcopy=False) if t.state.name == "COMPLETE"]
+    if not complete:
+        return []
+    written = [save_figure_html(vis.plot_optimization_history(study), folder / "history.html", plotlyjs="cdn")]
+    varying = [k for k in complete[0].params if len({str(t.params.get(k)) for t in complete}) > 1]
+    if len(complete) > 2 and varying:
+        try:
+            written.append(save_figure_html(vis.plot_param_importances(study), folder / "importances.html",
+                                            plotlyjs="cdn"))
+        except (RuntimeError, ValueError):  # too few distinct trials to estimate importances
+            pass
+    if {"alpha", "beta"} <= set(varying):
+        written.append(save_figure_html(vis.plot_contour(study, params=["alpha", "beta"]), folder / "contour.html",
+                                        plotlyjs="cdn"))
+    return written

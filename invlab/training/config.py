@@ -1,0 +1,308 @@
+"""A training run's settings: :class:`TrainConfig` (every field an option of `invlab train`,
+the benchmarks and sweep spaces, :mod:`invlab.training.options`), its validation, the data
+it names, and :func:`run_key`, the name of a cached or resumable run."""
+
+from __future__ import annotations
+
+import dataclasses
+import hashlib
+import json
+import math
+from dataclasses import asdict, dataclass
+from typing import Any
+
+import torch
+
+from invlab.data import SemiSupervisedData, load_dataset
+from invlab.data.preprocess import PREPROCESSING, check_preprocess
+from invlab.losses import SemiSupervisedLoss
+from invlab.methods import DEFAULTS as METHOD_DEFAULTS, METHODS
+from invlab.training.options import option
+from invlab.models import list_models
+from invlab.models.registry import INITS
+from invlab.training.schedules import WeightSchedule
+
+SCHEDULES = ("constant", "cosine", "step", "invsqrt")
+
+
+#: The recipe that ``invlab train``'s defaults and ``bin/run`` use, on top of TrainConfig's,
+#: chosen on validation accuracy by ``benchmarks/recipe_study.py`` (docs/RESULTS.md):
+#: cosine decay, per-image centring and max-abs scaling, and the class-balance term.
+#: TrainConfig's own defaults stay the paper's bare setting (eq. 10, raw pixels).
+RECOMMENDED = {"schedule": "cosine", "preprocess": "center-maxabs", "balance": 1.0, "steps": 2000}
+
+
+def default_lr(model: str) -> float:
+    """Adam learning rate of the paper (§3): 0.01 for SmallCNN, 0.01/3 for ResNets and
+    LargeCNN. ``bird10-cnn`` gets 0.001 (not given in the paper: an assumption)."""
+    if model.startswith("small"):
+        return 0.01
+    if model.startswith("bird10") or model not in list_models():
+        return 1e-3  # bird10-cnn and networks of your own (--model-file): Adam's usual rate
+    return 0.01 / 3
+
+
+@dataclass
+class TrainConfig:
+    """Everything that defines a training run (overridable by keyword).
+
+    ``steps`` counts optimiser steps; ``epochs``, when given, overrides it with
+    ceil(epochs · n_unlabelled / unlabelled_batch), one epoch being a pass over the
+    unlabelled pool. ``lr=None`` takes :func:`default_lr`.
+
+    Learning-rate schedules (factor applied to ``lr`` at step t of T):
+
+    * ``"constant"`` — 1;
+    * ``"cosine"`` — (1 + cos(pi t / T)) / 2, down to 0 at the end;
+    * ``"step"`` — ``lr_decay`` ** (number of ``milestones`` (fractions of T) passed),
+      e.g. ÷5 at 50 % and 75 % of the run, as the first author's later code did at
+      epochs 60, 120, 160;
+    * ``"invsqrt"`` — 1 / sqrt(1 + t / E), E the steps of one epoch (one pass over the
+      unlabelled pool): lr / sqrt(epoch), another of the author's choices.
+
+    The input preprocessing (``preprocess``), biases (``bias``) and initialisation
+    (``init``) are recorded in the checkpoint, so :func:`load_model` rebuilds the same
+    network and hands back the same input transform.
+
+    The paper's extensions (its §4): ``alpha`` and ``beta`` may be schedules over the run
+    (eq. 13, :mod:`invlab.training.schedules`, e.g. ``alpha="0.3:0.7"``); ``layers`` adds the
+    reconstruction of hidden layers, {module name: gamma} (eqs. 11-12,
+    :class:`~invlab.losses.LayerwiseLoss`); ``learn_weights`` learns alpha and beta by
+    hypergradient (eqs. 14-15, :mod:`invlab.training.hyper`), holding ``hyper_holdout`` labelled
+    examples per class out of the loss for its objective. Every evaluation record holds
+    the weights in use (``alpha``, ``beta``, ``gamma:<layer>``).
+    """
+
+    # Every field is an option of `invlab train`, of the benchmarks and of sweep spaces
+    # (invlab.training.options builds them from the help, choices and flags given here).
+    model: str = option("smallcnn-mean", "network: a name of `invlab models`", metavar="NAME")
+    model_file: str | None = option(None, "a network of your own: FACTORY() in FILE.py returns an nn.Module (it "
+                                          "may take input_shape and num_classes); replaces --model; the checkpoint "
+                                          "records it for load_model", metavar="FILE.py:FACTORY")
+    outputs: int | None = option(None, "the network's outputs (default: the data set's class count); clustering "
+                                       "without labels (alpha 0) may ask for another number of clusters", metavar="K")
+    dataset: str = option("mnist", "a name of `invlab data list`: mnist, fashion-mnist, kmnist, cifar10, svhn, bird10 "
+                                   "(real recordings under --data-root, else a synthetic stand-in), synthetic, "
+                                   "folder:PATH, npz:PATH", metavar="NAME", type="dataset")
+    resize: tuple[int, int] | None = option(None, "folder: data sets: resize every image to H x W (else images of "
+                                                  "different sizes are refused)", metavar=("H", "W"))
+    labels_per_class: int | None = option(5, "labelled training examples of each class (None: all labelled, "
+                                             "Bird10's setting)", metavar="K")
+    alpha: float | str = option(0.7, "weight of the supervised cross-entropy, in [0, 1]; a number or a schedule over "
+                                     "the run, START:END[:linear|cosine|step][@FRACTION], e.g. 0.3:0.7 (invlab."
+                                     "schedules)", metavar="WEIGHT", type="weight")
+    beta: float | str = option(0.2, "reconstruction share of the unsupervised part, in [0, 1]; a number or a schedule "
+                                    "like --alpha's (default 0.2; on the command line 0 with a --method other than "
+                                    "inversion)", metavar="WEIGHT", type="weight")
+    layers: dict = option({}, "reconstruction at a hidden layer too (eqs. 11-12), weight GAMMA (a number or a "
+                              "schedule); repeat for several layers; NAME from the model's named_modules(), e.g. "
+                              "--layer features.2=0.06", flag="--layer", metavar="NAME=GAMMA", type="layers")
+    method: str = option("inversion", "the unsupervised term: inversion (the paper: entropy, balance and R), "
+                                      "supervised, entropy, pseudo-label (Lee 2013), vat (Miyato et al. 2018), "
+                                      "mean-teacher (Tarvainen & Valpola 2017); beta > 0 adds R to any of them",
+                         choices=METHODS)
+    pl_threshold: float = option(METHOD_DEFAULTS["pl_threshold"], "pseudo-label: confidence needed for a hard label")
+    rampup: float = option(METHOD_DEFAULTS["rampup"], "pseudo-label, mean-teacher: fraction of the run over which "
+                                                      "the weight ramps up")
+    vat_eps: float = option(METHOD_DEFAULTS["vat_eps"], "vat: L2 norm of the adversarial perturbation")
+    vat_xi: float = option(METHOD_DEFAULTS["vat_xi"], "vat: step of the power iteration")
+    ema: float = option(METHOD_DEFAULTS["ema"], "mean-teacher: decay of the teacher's moving average")
+    consistency: float = option(METHOD_DEFAULTS["consistency"], "mean-teacher: weight of the consistency cost")
+    noise: float = option(METHOD_DEFAULTS["noise"], "mean-teacher: std of the Gaussian input noise")
+    learn_weights: bool = option(False, "learn alpha and beta by hypergradient through one update (eqs. 14-15), "
+                                        "starting from --alpha and --beta; the objective is the cross-entropy of "
+                                        "--hyper-holdout labelled examples per class kept out of the loss")
+    hyper_lr: float = option(0.02, "Adam step of the learned weights' logits")
+    hyper_every: int = option(10, "training steps between hypergradient steps")
+    hyper_holdout: int = option(1, "labelled examples per class held out for the hypergradient")
+    balance: float = option(0.0, "weight of a class-balance term beside the entropy, log C - H(mean prediction) over "
+                                 "the unlabelled samples (not in the paper; 0 = the paper's loss; 1 = mutual "
+                                 "information)")
+    seed: int = option(0, "the label draw; also the initialisation and batch order unless --train-seed is given")
+    train_seed: int | None = option(None, "seed of the initialisation and batches only, the label draw kept "
+                                          "(--seed): a restart of the same draw (default: --seed)")
+    steps: int = option(1000, "optimiser steps")
+    epochs: float | None = option(None, "passes over the unlabelled pool; overrides --steps")
+    labelled_batch: int = option(50, "labelled samples per step, cycling the labelled set")
+    unlabelled_batch: int = option(100, "unlabelled samples per step, cycling the unlabelled pool")
+    balanced: bool = option(False, "draw labelled batches class-balanced (LABELLED_BATCH / classes of each class)")
+    lr: float | None = option(None, "Adam learning rate (default: the paper's, 0.01 for SmallCNN, 0.01/3 for LargeCNN "
+                                    "and ResNets, 0.001 for bird10-cnn and networks of your own)")
+    schedule: str = option("constant", "learning-rate schedule: constant, cosine (decay to 0), step (x LR_DECAY at "
+                                       "each of MILESTONES), invsqrt (lr / sqrt(1 + epoch))", choices=SCHEDULES)
+    milestones: tuple[float, ...] = option((0.5, 0.75), "step schedule: fractions of the run where the rate drops",
+                                           metavar="FRACTION")
+    lr_decay: float = option(0.2, "step schedule: factor applied at each milestone")
+    preprocess: str = option("none", "per-example input transform for train, validation and test: none, "
+                                     "center-maxabs (centre, divide by max |x|), standardize (zero mean, unit "
+                                     "variance)", choices=PREPROCESSING)
+    bias: bool | None = option(None, "biases in every layer (default: the model's own; the inhibitor 'U' models have "
+                                     "none); --no-bias makes f(x) = A[x]x exactly")
+    init: str = option("default", "weight initialisation: default (PyTorch's) or xavier (uniform, zero biases)",
+                       choices=INITS)
+    reconstruction: str = option("mse", "reconstruction loss R", choices=("mse", "cosine"))
+    reduce_dims: str = option("mean", "average or sum R over input dimensions", choices=("mean", "sum"))
+    inverse_method: str = option("autograd", "how (df/dx)^T f is computed: torch.autograd.grad or torch.func.vjp "
+                                             "(benchmarks/step_cost.py)", choices=("autograd", "func"))
+    eval_every: int = option(250, "steps between evaluations and checkpoints")
+    val_size: int | None = option(None, "validation examples carved from the training set (default: the data set's "
+                                        "own, 10 000 on mnist, fashion-mnist and kmnist, else 10 % of training)",
+                                  metavar="N")
+    data_root: str | None = option(None, "the data set's folder (default: the data folder, or its <name>/ "
+                                         "subfolder)", metavar="DIR")
+    device: str = option("auto", "auto uses a CUDA GPU when there is one; cpu, cuda or cuda:K", metavar="DEVICE")
+    log_unweighted: bool = option(True, "compute R for the logs even when its weight is 0 (one extra pass)")
+    cuda_graph: bool = option(False, "replay each training step as one CUDA graph on a GPU: the same maths, far "
+                                     "fewer kernel launches (needs --device cuda, constant alpha and beta)")
+
+    # Fields that may differ when resuming (a longer run, another machine, quieter logs);
+    # a schedule tied to the run's length (cosine, step) then stretches from the resumed step on.
+    RESUMABLE_CHANGES = ("steps", "epochs", "eval_every", "device", "log_unweighted", "inverse_method",
+                         "cuda_graph")
+
+    def __post_init__(self):
+        if self.model_file is not None:
+            if self.model not in ("custom", "smallcnn-mean"):
+                raise ValueError(f"give a registry model ({self.model!r}) or a model_file, not both")
+            self.model = "custom"
+        elif self.model == "custom":
+            raise ValueError("model 'custom' needs model_file='FILE.py:FACTORY' (--model-file)")
+        if self.method not in METHODS:
+            raise ValueError(f"method must be one of {', '.join(METHODS)}, got {self.method!r}")
+        if self.method not in ("inversion", "entropy") and (self.layers or self.learn_weights or self.cuda_graph):
+            raise ValueError(f"method {self.method!r} runs eq. 10's input reconstruction only: drop layers, "
+                             "learn_weights and cuda_graph, or use method 'inversion'")
+        if not (0 < self.pl_threshold <= 1 and 0 <= self.rampup <= 1 and self.vat_eps > 0 and self.vat_xi > 0
+                and 0 <= self.ema < 1 and self.consistency >= 0 and self.noise >= 0):
+            raise ValueError("method knobs out of range: need 0 < pl_threshold <= 1, 0 <= rampup <= 1, vat_eps > 0, "
+                             "vat_xi > 0, 0 <= ema < 1, consistency >= 0, noise >= 0")
+        if self.resize is not None:
+            self.resize = tuple(int(v) for v in self.resize)
+            if len(self.resize) != 2 or min(self.resize) < 1:
+                raise ValueError(f"resize must be two positive integers (H, W), got {self.resize}")
+        schedules = self.schedules()  # validates the forms
+        for name in ("alpha", "beta"):
+            schedules[name].check_range(name)
+        for name, sched in schedules["layers"].items():
+            sched.check_range(f"the weight of layer {name!r}", high=None)
+        for a in (schedules["alpha"].start, schedules["alpha"].end):  # validates the rest
+            SemiSupervisedLoss(a, schedules["beta"].start, self.reconstruction, self.reduce_dims, balance=self.balance)
+        if "input" in self.layers:
+            raise ValueError("layers: the input's reconstruction is eq. 10's beta term; name hidden layers only")
+        if self.layers and (self.reconstruction, self.reduce_dims) != ("mse", "mean"):
+            raise ValueError("per-layer reconstruction (layers) uses the squared error averaged over each layer's "
+                             "dimensions: keep reconstruction='mse' and reduce_dims='mean'")
+        if self.learn_weights:
+            if not (schedules["alpha"].constant and schedules["beta"].constant):
+                raise ValueError("learn_weights starts from constant alpha and beta; give numbers, not schedules")
+            if not (0 < schedules["alpha"].start < 1 and 0 < schedules["beta"].start < 1):
+                raise ValueError("learn_weights needs alpha and beta strictly inside (0, 1) to start from")
+            if self.hyper_every < 1 or self.hyper_holdout < 1 or not self.hyper_lr > 0:
+                raise ValueError("hyper_every and hyper_holdout must be at least 1 and hyper_lr positive")
+        if self.cuda_graph and (self.learn_weights or self.layers or not (
+                schedules["alpha"].constant and schedules["beta"].constant)):
+            raise ValueError("cuda_graph replays one fixed training step: it needs constant alpha and beta, "
+                             "and neither learn_weights nor layers; drop cuda_graph for those runs")
+        if self.train_seed is not None and (isinstance(self.train_seed, bool) or not isinstance(self.train_seed, int)
+                                            or self.train_seed < 0):
+            raise ValueError(f"train_seed must be a non-negative integer or None, got {self.train_seed!r}")
+        if self.train_seed == self.seed:
+            self.train_seed = None  # the same run: keep its name (run_key) the plain run's
+        if self.labels_per_class is not None and self.labels_per_class < 1:
+            raise ValueError(f"labels_per_class must be at least 1 (or None for all), got {self.labels_per_class}")
+        if self.eval_every < 1:
+            raise ValueError(f"eval_every must be at least 1, got {self.eval_every}")
+        if self.labelled_batch < 0 or (self.labelled_batch == 0 and max(schedules["alpha"].start,
+                                                                         schedules["alpha"].end) > 0):
+            raise ValueError(f"labelled_batch must be at least 1 (0 only without labels: alpha = 0), got "
+                             f"{self.labelled_batch} with alpha = {self.alpha}")
+        if self.outputs is not None and (isinstance(self.outputs, bool) or not isinstance(self.outputs, int)
+                                         or self.outputs < 2):
+            raise ValueError(f"outputs must be an integer of at least 2 (or None for the class count), got "
+                             f"{self.outputs!r}")
+        if self.unlabelled_batch < 0:
+            raise ValueError(f"unlabelled_batch must be >= 0, got {self.unlabelled_batch}")
+        if self.unlabelled_batch == 0 and min(schedules["alpha"].start, schedules["alpha"].end) < 1:
+            raise ValueError(f"unlabelled_batch is 0 but alpha = {self.alpha} < 1 gives the unlabelled terms a "
+                             "weight: use a positive unlabelled batch, or alpha = 1 for supervised training")
+        if self.val_size is not None and self.val_size < 1:
+            raise ValueError(f"val_size must be at least 1 (or None for the data set's default), got {self.val_size}")
+        if self.epochs is None and self.steps < 1:
+            raise ValueError(f"steps must be at least 1, got {self.steps}")
+        if self.epochs is not None and self.epochs <= 0:
+            raise ValueError(f"epochs must be positive, got {self.epochs}")
+        if self.schedule not in SCHEDULES:
+            raise ValueError(f"schedule must be one of {', '.join(SCHEDULES)}, got {self.schedule!r}")
+        self.milestones = tuple(float(m) for m in self.milestones)
+        if any(not 0 < m < 1 for m in self.milestones) or list(self.milestones) != sorted(self.milestones):
+            raise ValueError(f"milestones must be increasing fractions of the run in (0, 1), got {self.milestones}")
+        if not 0 < self.lr_decay <= 1:
+            raise ValueError(f"lr_decay must lie in (0, 1], got {self.lr_decay}")
+        if self.lr is not None and not self.lr > 0:
+            raise ValueError(f"lr must be positive, got {self.lr}")
+        check_preprocess(self.preprocess)
+        if self.inverse_method not in ("autograd", "func"):
+            raise ValueError(f"inverse_method must be 'autograd' or 'func', got {self.inverse_method!r}")
+        if self.init not in INITS:
+            raise ValueError(f"init must be one of {', '.join(INITS)}, got {self.init!r}")
+        if self.device not in ("auto", "cpu", "cuda") and not self.device.startswith("cuda:"):
+            raise ValueError(f"device must be auto, cpu or cuda, got {self.device!r}")
+
+    def schedules(self) -> dict:
+        """The loss weights as :class:`~invlab.training.schedules.WeightSchedule`: alpha, beta, layers."""
+        return {"alpha": WeightSchedule.parse(self.alpha), "beta": WeightSchedule.parse(self.beta),
+                "layers": {k: WeightSchedule.parse(v) for k, v in self.layers.items()}}
+
+    @property
+    def learning_rate(self) -> float:
+        return self.lr if self.lr is not None else default_lr(self.model)
+
+    def total_steps(self, n_unlabelled: int) -> int:
+        if self.epochs is None:
+            return self.steps
+        return max(1, math.ceil(self.epochs * n_unlabelled / max(self.unlabelled_batch, 1)))
+
+    def to_dict(self) -> dict[str, Any]:
+        return asdict(self)
+
+
+def build_data(config: TrainConfig) -> SemiSupervisedData:
+    """The data set named by ``config.dataset`` with the config's label draw (see
+    :func:`invlab.data.load_dataset`)."""
+    return load_dataset(config.dataset, config.labels_per_class, config.seed, config.val_size,
+                        root=config.data_root, resize=config.resize)
+
+
+def describe_data(config: TrainConfig, data: SemiSupervisedData) -> TrainConfig:
+    """``config`` with what ``data`` (given to :func:`train` directly) says of itself: its
+    name, labels per class and validation size, so that the run records the data it used."""
+    counts = torch.bincount(data.y_labelled, minlength=data.num_classes)
+    per_class = (None if len(data.labelled) == len(data.x_train) else
+                 int(counts[0]) if bool((counts == counts[0]).all()) else config.labels_per_class)
+    changes = {"dataset": data.name, "labels_per_class": per_class, "val_size": len(data.x_val)}
+    if config.dataset == "mnist" and data.name == "mnist" and config.val_size is None and len(data.x_val) == 10_000:
+        changes["val_size"] = None  # MNIST's default, as build_data would load it
+    return dataclasses.replace(config, **changes)
+
+
+def _comparable(fields: dict) -> dict:
+    """A config's fields with MNIST's default validation size written as the default (None):
+    runs and checkpoints made before val_size defaulted to the data set's own are the same runs."""
+    if fields.get("dataset") == "mnist" and fields.get("val_size") == 10_000:
+        fields = {**fields, "val_size": None}
+    return fields
+
+
+def run_key(config: TrainConfig) -> str:
+    """Short hash of everything in ``config`` that shapes a run's numbers (not the device,
+    whether unweighted terms are logged, nor CUDA graphs): the name of a cached or resumable run.
+
+    Only the fields that differ from :class:`TrainConfig`'s defaults enter the hash, so a
+    new option added with a default that keeps the old behaviour leaves existing keys
+    (and the runs cached under them) valid."""
+    defaults = TrainConfig().to_dict()
+    fields_ = _comparable(config.to_dict())
+    blob = json.dumps({k: v for k, v in fields_.items()
+                       if k not in ("device", "log_unweighted", "cuda_graph") and v != defaults[k]},
+                      sort_keys=True)
+    return hashlib.sha1(blob.encode()).hexdigest()[:12]
