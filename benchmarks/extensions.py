@@ -61,7 +61,8 @@ def config(overrides: dict, seed: int, args):
     from invlab.train import TrainConfig
 
     extra = {"steps": args.steps, "eval_every": args.steps} if args.steps else {}
-    return TrainConfig(**{**BASE, **overrides, **extra}, seed=seed, device=args.device, data_root=args.data_root)
+    return TrainConfig(**{**BASE, **overrides, **extra}, seed=seed, device=args.device, dataset=args.dataset,
+                       data_root=args.data_root)
 
 
 def run_parts(args) -> dict:
@@ -206,7 +207,8 @@ def markdown(out: dict) -> str:
 
 
 def parse_args(argv=None):
-    from invlab.training.options import add_study_options, check_study_options
+    from invlab.train import TrainConfig
+    from invlab.training.options import add_config_options, add_study_options, check_study_options
 
     p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     p.add_argument("--parts", nargs="+", choices=PARTS, default=list(PARTS))
@@ -223,8 +225,7 @@ def parse_args(argv=None):
     p.add_argument("--ebgan-margin", type=float, default=0.05, help="EBGAN margin m, in units of R")
     p.add_argument("--ebgan-figure", default="docs/figures/ebgan_samples.png")
     p.add_argument("--steps", type=int, default=None, help="override every run's length (smoke runs only)")
-    p.add_argument("--device", default="auto")
-    p.add_argument("--data-root", default=None)
+    add_config_options(p, TrainConfig(), only=("dataset", "data_root", "device"))  # EBGAN: MNIST only
     p.add_argument("--runs-dir", default="runs/extensions")
     p.add_argument("--recipe-runs-dir", default="runs/recipe_study",
                    help="where benchmarks/recipe_study.py keeps the baseline's runs (read back when present)")
@@ -247,7 +248,8 @@ def main(argv=None) -> int:
 
         new["clustering"] = clustering_study(args.seeds, steps=args.steps or args.cluster_steps, beta=args.cluster_beta,
                                              runs_dir=Path(args.runs_dir) / "clustering", device=args.device,
-                                             data_root=args.data_root, jobs=args.jobs, train=not args.report_only)
+                                             data_root=args.data_root, jobs=args.jobs, train=not args.report_only,
+                                             dataset=args.dataset)
         if new["clustering"] is None:
             del new["clustering"]
         else:

@@ -74,7 +74,8 @@ def tune(args) -> None:
     for method in BASELINES[args.worker::args.workers]:
         name = f"{args.prefix}-tune-{method}"
         try:
-            sweep.create(name, storage(args), str(SPACES / f"generality-{method}.json"), steps=args.steps)
+            sweep.create(name, storage(args), str(SPACES / f"generality-{method}.json"), steps=args.steps,
+                         dataset=args.tune_dataset)
         except ValueError:
             pass  # created by an earlier session: continue it
         while (done := tuned(args, method)[1]) < args.trials:
@@ -230,7 +231,7 @@ def report(args) -> None:
     rows = collect(args)
     tuning = {m: tuning_summary(args, m) for m in BASELINES}
     out = {"runs": rows, "tuning": tuning, "protocol": {
-        "model": "smallcnn-mean", "tuned_on": "fashion-mnist, label draw 0, validation accuracy, without R",
+        "model": "smallcnn-mean", "tuned_on": f"{args.tune_dataset}, label draw 0, validation accuracy, without R",
         "trials_per_method": args.trials, "beta_with_R": args.beta, "seeds": args.seeds,
         "spaces": {m: f"benchmarks/spaces/generality-{m}.json" for m in BASELINES}},
         **results_header(device=args.device)}
@@ -241,7 +242,7 @@ def report(args) -> None:
                                                         if (b := best[m]) else (None, None, ""))]
         for m, t in tuning.items()])
     text = (f"# Where reconstruction helps\n\n`python -m benchmarks.generality --stage report`: {len(rows)} runs of "
-            f"stage 2 finished.\n\nTuning: Fashion-MNIST, 50 labels, label draw 0, without R; {args.trials} TPE "
+            f"stage 2 finished.\n\nTuning: {args.tune_dataset}, 50 labels, label draw 0, without R; {args.trials} TPE "
             f"trials per method, scored on validation accuracy (%).\n\n{table}\n\n{tables(rows, args.seeds)}\n"
             f"{provenance_line(out)}\n")
     save_report(out, args.out, text)
@@ -257,6 +258,7 @@ def main(argv=None) -> None:
     p.add_argument("--trials", type=int, default=6, help="TPE trials per method (the same for each)")
     p.add_argument("--seeds", type=int, nargs="+", default=[0, 1, 2, 3, 4])
     p.add_argument("--datasets", nargs="+", default=["mnist", "fashion-mnist"])
+    p.add_argument("--tune-dataset", default="fashion-mnist", help="the data set of the equal tuning (its draw 0)")
     p.add_argument("--beta", type=float, default=0.2, help="R's share with R (the recipe's)")
     p.add_argument("--more-labels", type=int, default=50, help="labels per class of the second round")
     p.add_argument("--more-methods", nargs="*", default=["best"],

@@ -45,24 +45,23 @@ def test_step_cost_tiny(tmp_path):
     assert result["interleaved"] and result["threads"] == 1 and "steps/s before → after" in (tmp_path / "cost.md").read_text()
 
 
-def test_table2_reproduction_tiny(tmp_path, fake_mnist_root):
+def test_table2_reproduction_tiny(tmp_path):
     """Every part runs, writes the contracted JSON fields, and a second call reuses the cached runs."""
     table2 = _load("table2")
-    args = ["--models", "smallcnn-mean", "--seeds", "0", "--steps", "2", "--eval-every", "1",
-            "--grid-seeds", "0", "--grid-steps", "1", "--grid-eval-every", "1", "--val-size", "20",
+    args = ["--models", "smallcnn-mean", "--seeds", "0", "--steps", "2", "--eval-every", "1", "--dataset", "synthetic",
+            "--grid-seeds", "0", "--grid-steps", "1", "--grid-eval-every", "1",
             "--grid-alphas", "0.7", "--grid-betas", "0.2", "0.5",
             "--labelled-batch", "4", "--unlabelled-batch", "4", "--device", "cpu",
             "--runs-dir", str(tmp_path / "runs"), "--out", str(tmp_path / "table2.json"),
             "--grid-out", str(tmp_path / "grid.json"), "--figures", str(tmp_path / "fig")]
-    assert table2.main(args + ["--parts", "table2", "sup1000", "ablations", "grid"]) == 0
+    assert table2.main(args + ["--parts", "table2", "ablations", "grid"]) == 0
     out = json.loads((tmp_path / "table2.json").read_text())
     assert {"models", "command", "commit", "date"} <= set(out)
-    assert set(out["models"]) == {"smallcnn-mean", "smallcnn-mean/sup1000", "smallcnn-mean/supervised-50",
+    assert set(out["models"]) == {"smallcnn-mean", "smallcnn-mean/supervised-50",
                                   "smallcnn-mean/entropy-only", "smallcnn-mean/reconstruction-only"}
     main = out["models"]["smallcnn-mean"]
     assert (main["alpha"], main["beta"], main["steps"], main["paper"]) == (0.7, 0.2, 2, 99.07)
     assert len(main["test_accuracies"]) == 1 and {"mean", "std", "wall_time_s", "hardware"} <= set(main)
-    assert out["models"]["smallcnn-mean/sup1000"]["labels"] == 1000
     assert (out["models"]["smallcnn-mean/entropy-only"]["beta"], out["models"]["smallcnn-mean/reconstruction-only"]["beta"]) == (0.0, 1.0)
     grid = json.loads((tmp_path / "grid.json").read_text())
     assert set(grid["cells"]) == {"0.7,0.2", "0.7,0.5"} and grid["selected_on_validation"]["alpha"] == 0.7
@@ -71,19 +70,30 @@ def test_table2_reproduction_tiny(tmp_path, fake_mnist_root):
         assert (tmp_path / "fig" / f"{name}.html").stat().st_size > 0
     folders = lambda: [d for d in (tmp_path / "runs").iterdir() if d.is_dir()]  # noqa: E731 - beside them: sweeps.db
     cached = len(folders())
-    assert cached == 5 + 2
+    assert cached == 4 + 2
     before = (tmp_path / "table2.json").stat().st_mtime_ns
     assert table2.main(args + ["--parts", "ablations"]) == 0  # all cached: no new run files
     assert len(folders()) == cached
     assert (tmp_path / "table2.json").stat().st_mtime_ns != before
 
 
-def test_recipe_study_tiny_resumes_and_reports(tmp_path, fake_mnist_root):
+def test_table2_sup1000_takes_a_thousand_labels(tmp_path, fake_mnist_root):
+    """Sup1000 needs 100 labelled images per class: the (fake) MNIST of 60 000, one evaluation."""
+    table2 = _load("table2")
+    assert table2.main(["--models", "smallcnn-mean", "--seeds", "0", "--steps", "1", "--eval-every", "1",
+                        "--val-size", "20", "--labelled-batch", "4", "--unlabelled-batch", "4", "--device", "cpu",
+                        "--runs-dir", str(tmp_path / "runs"), "--out", str(tmp_path / "t.json"), "--no-figures",
+                        "--parts", "sup1000"]) == 0
+    row = json.loads((tmp_path / "t.json").read_text())["models"]["smallcnn-mean/sup1000"]
+    assert row["labels"] == 1000 and len(row["test_accuracies"]) == 1
+
+
+def test_recipe_study_tiny_resumes_and_reports(tmp_path):
     """Two arms, one draw, a tiny budget: results, the test-selected comparison column, and a
     second call that reads every finished run back instead of training it again."""
     study = _load("recipe_study")
     args = ["--arms", "base-2k", "balance-2k", "--seeds", "0", "--steps", "2", "--eval-every", "1",
-            "--val-size", "20", "--device", "cpu", "--runs-dir", str(tmp_path / "runs"),
+            "--dataset", "synthetic", "--device", "cpu", "--runs-dir", str(tmp_path / "runs"),
             "--out", str(tmp_path / "study.json"), "--figure", str(tmp_path / "curves.html")]
     assert study.main(args) == 0
     out = json.loads((tmp_path / "study.json").read_text())
@@ -109,11 +119,11 @@ def test_confusion_tiny(tmp_path, fake_mnist_root):
     assert sum(map(sum, run["matrix"])) == 30 and len(run["most_confused"]) == 5
 
 
-def test_table2_with_sweep_workers_gives_the_same_table(tmp_path, fake_mnist_root):
+def test_table2_with_sweep_workers_gives_the_same_table(tmp_path):
     """--jobs 2 runs the plan as an invlab sweep study done by two worker processes: same numbers as --jobs 1."""
     table2 = _load("table2")
     args = ["--parts", "table2", "--models", "smallcnn-mean", "smallucnn", "--seeds", "0", "1", "--steps", "3",
-            "--eval-every", "3", "--val-size", "50", "--labelled-batch", "4", "--unlabelled-batch", "4",
+            "--eval-every", "3", "--dataset", "synthetic", "--labelled-batch", "4", "--unlabelled-batch", "4",
             "--device", "cpu", "--no-figures"]
     tables = {}
     for jobs in (1, 2):
@@ -129,7 +139,7 @@ def test_extensions_tiny(tmp_path, fake_mnist_root):
     """Every part of the extensions benchmark runs and writes its contracted fields."""
     ext = _load("extensions")
     out = tmp_path / "extensions.json"
-    args = ["--seeds", "0", "--steps", "2", "--device", "cpu", "--runs-dir", str(tmp_path / "runs"),
+    args = ["--seeds", "0", "--steps", "2", "--device", "cpu", "--dataset", "synthetic", "--runs-dir", str(tmp_path / "runs"),
             "--recipe-runs-dir", str(tmp_path / "none"), "--out", str(out),
             "--per-layer-figure", str(tmp_path / "pl.html"), "--ebgan-figure", str(tmp_path / "gan.png")]
     assert ext.main(args + ["--parts", "per_layer", "learned_weights", "clustering", "ebgan"]) == 0
@@ -146,11 +156,11 @@ def test_extensions_tiny(tmp_path, fake_mnist_root):
     assert again["ebgan"] == res["ebgan"] and again["per_layer"]["variant"] == res["per_layer"]["variant"]
 
 
-def test_restarts_tiny_reuses_the_plain_run(tmp_path, fake_mnist_root):
+def test_restarts_tiny_reuses_the_plain_run(tmp_path):
     """Two draws, two restarts: restart 0 is the recipe study's run, read back; restart 1
     shares its labelled images and trains anew; the summary separates the two spreads."""
     study, restarts = _load("recipe_study"), _load("restarts")
-    common = ["--seeds", "0", "1", "--steps", "2", "--eval-every", "1", "--val-size", "20", "--device", "cpu"]
+    common = ["--seeds", "0", "1", "--steps", "2", "--eval-every", "1", "--dataset", "synthetic", "--device", "cpu"]
     assert study.main(["--arms", "balance-maxabs-2k", *common, "--runs-dir", str(tmp_path / "recipe"),
                        "--out", str(tmp_path / "study.json"), "--figure", ""]) == 0
     plain = sorted((tmp_path / "recipe").glob("*/result.json"))
@@ -174,7 +184,7 @@ def test_restarts_tiny_reuses_the_plain_run(tmp_path, fake_mnist_root):
 
 def test_generality_tiny_tunes_runs_and_reports(tmp_path):
     gen = _load("generality")
-    common = ["--workers", "1", "--trials", "1", "--seeds", "0", "--datasets", "synthetic",
+    common = ["--workers", "1", "--trials", "1", "--seeds", "0", "--datasets", "synthetic", "--tune-dataset", "synthetic",
               "--more-labels", "6", "--steps", "2", "--runs-dir", str(tmp_path / "runs")]
     gen.main(["--stage", "all", *common])
     out = tmp_path / "generality.json"
