@@ -4,6 +4,7 @@ clobbered runs, misleading messages, hidden defaults, results without provenance
 import json
 import re
 import struct
+from pathlib import Path
 
 import pytest
 import torch
@@ -165,8 +166,11 @@ def test_provenance_names_the_copied_commit(monkeypatch):
 def test_provenance_commands_carry_no_machine_path():
     """`python -m benchmarks.NAME` puts the file's absolute path in argv[0]: recorded as typed."""
     from invlab.experiments.provenance import _REPO, provenance
+    from invlab.viz.explain import runs_dir
 
-    script = str(_REPO / "benchmarks" / "step_cost.py")
+    checkout = Path(__file__).resolve().parents[1]  # found from here, not from the module under test
+    assert _REPO == checkout and runs_dir() == checkout / "runs"
+    script = str(checkout / "benchmarks" / "step_cost.py")
     assert provenance([script, "--part", "methods"])["command"] == "python -m benchmarks.step_cost --part methods"
     assert provenance(["benchmarks/table2.py", "--jobs", "2"])["command"] == "benchmarks/table2.py --jobs 2"
     assert provenance(["/usr/bin/invlab", "train"])["command"] == "/usr/bin/invlab train"

@@ -18,7 +18,7 @@ from pathlib import Path
 
 import torch
 
-_REPO = Path(__file__).resolve().parents[1]
+_REPO = Path(__file__).resolve().parents[2]  # the checkout: invlab/experiments/provenance.py
 
 
 def _git(*args: str) -> str | None:

@@ -29,7 +29,7 @@ BRUSH_RADIUS = 11.0  # pixels of the canvas; a stroke about as thick as an MNIST
 
 def runs_dir() -> Path:
     """``runs/`` of the source checkout (where ``bin/run`` and ``invlab train`` write)."""
-    return Path(__file__).resolve().parents[1] / "runs"
+    return Path(__file__).resolve().parents[2] / "runs"  # the checkout's runs/
 
 
 def default_checkpoint() -> Path | None:
