@@ -334,3 +334,39 @@ def test_clustering_may_ask_for_more_clusters_than_classes():
     assert len(res["cluster_sizes"]) == 6 and sum(res["cluster_sizes"]) == len(data.x_test)
     with pytest.raises(ValueError, match="labelled_batch must be at least 1"):
         TrainConfig(labelled_batch=0, alpha=0.5)
+
+
+def test_clustering_on_the_trainer_is_the_plain_alpha_0_loop():
+    """Clustering moved onto Trainer: with the same memory layout it takes exactly the steps
+    of the plain loop it replaced (Adam, cosine decay, eq. 10 with alpha 0, unlabelled
+    batches from the same sampler). The Trainer's channels-last layout only rounds differently."""
+    from invlab.data import load_dataset
+    from invlab.data.preprocess import preprocess_data
+    from invlab.extensions.cluster import train_config
+    from invlab.losses import SemiSupervisedLoss
+    from invlab.models import create_model
+    from invlab.training.loop import CyclingSampler, schedule_factor
+
+    cfg = ClusterConfig(dataset="synthetic", steps=6, batch=20, device="cpu", seed=3)
+    data = load_dataset("synthetic", 1, cfg.seed)
+    d = preprocess_data(data, cfg.preprocess)
+    torch.manual_seed(cfg.seed)
+    model = create_model(cfg.model, num_classes=10, input_shape=d.input_shape)
+    loss_fn = SemiSupervisedLoss(0.0, cfg.beta, balance=cfg.balance, report_unweighted=False)
+    opt = torch.optim.Adam(model.parameters(), lr=cfg.lr)
+    sched = torch.optim.lr_scheduler.LambdaLR(opt, lambda t: schedule_factor("cosine", t, cfg.steps))
+    sampler = CyclingSampler(len(d.x_train), cfg.seed + 2)
+    for _ in range(cfg.steps):
+        out = loss_fn(model, d.x_train[sampler.next(cfg.batch)], torch.full((cfg.batch,), -1),
+                      torch.zeros(cfg.batch, dtype=torch.bool))
+        opt.zero_grad(set_to_none=True)
+        out["total"].backward()
+        opt.step()
+        sched.step()
+    trainer = Trainer(train_config(cfg), data)
+    trainer.memory_format = torch.contiguous_format
+    trainer.model.to(memory_format=torch.contiguous_format)
+    for _ in range(cfg.steps):
+        trainer.train_step()
+    for (name, a), b in zip(model.state_dict().items(), trainer.model.state_dict().values()):
+        assert torch.equal(a, b), name
