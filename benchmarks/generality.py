@@ -10,7 +10,9 @@ Stages, each an ``invlab sweep`` study in one storage (resumable: rerun the same
    has finished) on MNIST and Fashion-MNIST, 5 labels per class, draws ``--seeds``, without
    R (beta = 0) and with R (beta = ``--beta``); then, once those are done, ``--more-labels``
    per class (50: 500 labels) for ``--more-methods`` (``best``: the method with the best
-   mean validation accuracy without R in the first round);
+   mean validation accuracy without R in the first round); then the principled changes of
+   :data:`CHANGES` to entropy with R on ``--change-dataset`` (Fashion-MNIST, where R helped
+   least), draws ``--change-seeds``, judged on validation accuracy against round one;
 3. ``report`` — ``results/generality.json`` (one entry per finished run), its Markdown
    twin and ``docs/figures/generality.html``; written from whatever has finished.
 
@@ -35,6 +37,12 @@ from invlab.methods import METHODS
 
 SPACES = Path(__file__).resolve().parent / "spaces"
 BASELINES = tuple(m for m in METHODS if m != "inversion")  # inversion = entropy with R
+#: Principled changes to the paper's method (entropy with R), tried on the validation split
+#: where R helps least: the reconstruction loss's form, reconstruction at hidden layers too
+#: (eqs. 11-12), and per-image standardisation instead of centring and max-abs scaling.
+CHANGES = {"cosine-R": {"reconstruction": "cosine"},
+           "per-layer-R": {"layers": {"features.2": 0.06, "features.5": 0.06}},
+           "standardize": {"preprocess": "standardize"}}
 
 
 def storage(args) -> str:
@@ -128,6 +136,27 @@ def more_labels_plan(args) -> dict:
     return plan(args, args.more_labels, tuple(dict.fromkeys(methods)))
 
 
+def changes_plan(args) -> dict:
+    """The third round: each of :data:`CHANGES` applied to entropy with R, 5 labels per class,
+    on ``--change-dataset``, draws ``--change-seeds``; compared with round one's run of the
+    same draw on validation accuracy."""
+    import dataclasses
+
+    from invlab.train import run_key
+
+    round_one = argparse.Namespace(**{**vars(args), "datasets": [args.change_dataset], "seeds": args.change_seeds})
+    base = plan(round_one, 5, ("entropy",))
+    runs = {}
+    for run_id, (config, _) in base.items():
+        dataset, labels, method, r, seed = run_id.split("/")
+        if r != "R":
+            continue
+        for name, overrides in CHANGES.items():
+            changed = dataclasses.replace(config, **overrides)
+            runs[f"{dataset}/{labels}/{method}+{name}/R/{seed}"] = (changed, Path(args.runs_dir) / "runs" / run_key(changed))
+    return runs
+
+
 def run(args) -> None:
     from invlab import sweep
 
@@ -135,10 +164,11 @@ def run(args) -> None:
     if missing and not args.untuned:
         print(f"[runs] tuning unfinished for {', '.join(missing)}: run the tune stage first (or --untuned)")
         return
-    for stage, runs in (("runs", lambda: plan(args)), ("more", lambda: more_labels_plan(args))):
+    for stage, runs in (("runs", lambda: plan(args)), ("more", lambda: more_labels_plan(args)),
+                        ("changes", lambda: changes_plan(args))):
         runs = runs()  # the second plan is made once the first study is done (it picks its method)
         if not runs:
-            print(f"[{stage}] nothing to run: {args.more_methods} not known yet")
+            print(f"[{stage}] nothing to run yet")
             return
         study = f"{args.prefix}-{stage}-{len(runs)}"
         try:
@@ -152,7 +182,7 @@ def collect(args, runs: dict | None = None) -> list[dict]:
     """One entry per finished run of stage 2 (``runs``, else both plans), read from the run
     folders."""
     rows = []
-    runs = runs if runs is not None else {**plan(args), **more_labels_plan(args)}
+    runs = runs if runs is not None else {**plan(args), **more_labels_plan(args), **changes_plan(args)}
     for run_id, (config, folder) in runs.items():
         from invlab.experiments.studies import RESULT
 
@@ -197,6 +227,30 @@ def tables(rows: list[dict], seeds: list[int]) -> str:
                 "Gain of R (points, with minus without, same draw):", "",
                 markdown_table(["method", *draws, "mean"], gain), ""]
     return "\n".join(out)
+
+
+def changes_table(rows: list[dict]) -> str:
+    """Each change to entropy with R against round one's run of the same draw: validation
+    accuracy (what chooses) and test accuracy, per draw, and the mean change."""
+    from invlab.io import markdown_table
+
+    base = {(r["dataset"], r["seed"]): r for r in rows if r["method"] == "entropy" and r["reconstruction"]
+            and r["labels"] == 50}
+    table = []
+    for name in CHANGES:
+        sel = [r for r in rows if r["method"] == f"entropy+{name}" and (r["dataset"], r["seed"]) in base]
+        if not sel:
+            continue
+        dv = [r["val_accuracy"] - base[(r["dataset"], r["seed"])]["val_accuracy"] for r in sel]
+        dt = [r["test_accuracy"] - base[(r["dataset"], r["seed"])]["test_accuracy"] for r in sel]
+        table.append([name, sel[0]["dataset"], " / ".join(str(r["seed"]) for r in sel),
+                      " / ".join(f"{r['val_accuracy']:.2f}" for r in sel), f"{statistics.fmean(dv):+.2f}",
+                      " / ".join(f"{r['test_accuracy']:.2f}" for r in sel), f"{statistics.fmean(dt):+.2f}"])
+    if not table:
+        return ""
+    return ("### Changes to entropy with R (50 labels), against the same draw's run\n\n"
+            + markdown_table(["change", "data set", "draws", "validation %", "mean change (val)", "test %",
+                              "mean change (test)"], table) + "\n")
 
 
 def figure(rows: list[dict], tuning: dict, path: Path) -> None:
@@ -244,6 +298,7 @@ def report(args) -> None:
     text = (f"# Where reconstruction helps\n\n`python -m benchmarks.generality --stage report`: {len(rows)} runs of "
             f"stage 2 finished.\n\nTuning: {args.tune_dataset}, 50 labels, label draw 0, without R; {args.trials} TPE "
             f"trials per method, scored on validation accuracy (%).\n\n{table}\n\n{tables(rows, args.seeds)}\n"
+            f"{changes_table(rows)}\n"
             f"{provenance_line(out)}\n")
     save_report(out, args.out, text)
     figure(rows, tuning, Path(args.figure))
@@ -263,6 +318,8 @@ def main(argv=None) -> None:
     p.add_argument("--more-labels", type=int, default=50, help="labels per class of the second round")
     p.add_argument("--more-methods", nargs="*", default=["best"],
                    help="methods of the second round; 'best' = the best mean validation accuracy of the first")
+    p.add_argument("--change-dataset", default="fashion-mnist", help="the data set of the third round (CHANGES)")
+    p.add_argument("--change-seeds", type=int, nargs="+", default=[0, 1, 2], help="its label draws")
     p.add_argument("--untuned", action="store_true", help="run stage 2 with published defaults where tuning is unfinished")
     p.add_argument("--steps", type=int, default=None, help="override every run's budget (smoke runs)")
     p.add_argument("--device", default="cpu")

@@ -185,18 +185,25 @@ def test_restarts_tiny_reuses_the_plain_run(tmp_path):
 def test_generality_tiny_tunes_runs_and_reports(tmp_path):
     gen = _load("generality")
     common = ["--workers", "1", "--trials", "1", "--seeds", "0", "--datasets", "synthetic", "--tune-dataset", "synthetic",
+              "--change-dataset", "synthetic", "--change-seeds", "0",
               "--more-labels", "6", "--steps", "2", "--runs-dir", str(tmp_path / "runs")]
     gen.main(["--stage", "all", *common])
     out = tmp_path / "generality.json"
     gen.main(["--stage", "report", *common, "--out", str(out), "--figure", str(tmp_path / "g.html")])
     res = json.loads(out.read_text())
-    first = [r for r in res["runs"] if r["labels"] == 50]
+    first = [r for r in res["runs"] if r["labels"] == 50 and "+" not in r["method"]]
     assert {(r["method"], r["reconstruction"]) for r in first} == {
         (m, r) for m in ("supervised", "entropy", "pseudo-label", "vat", "mean-teacher") for r in (False, True)}
     # the second round: the method with the best validation accuracy without R, chosen from the first
     best = max(gen.BASELINES, key=lambda m: statistics.fmean(
         r["val_accuracy"] for r in first if r["method"] == m and not r["reconstruction"]))
     assert {(r["labels"], r["method"]) for r in res["runs"] if r["labels"] != 50} == {(60, best)}
+    # the third round: each principled change to entropy with R, compared on the same draw
+    changed = {r["method"]: r for r in res["runs"] if "+" in r["method"]}
+    assert set(changed) == {f"entropy+{c}" for c in gen.CHANGES}
+    assert changed["entropy+cosine-R"]["config"]["reconstruction"] == "cosine"
+    assert changed["entropy+standardize"]["config"]["preprocess"] == "standardize"
+    assert "### Changes to entropy with R" in (tmp_path / "generality.md").read_text()
     run = res["runs"][0]
     assert set(run) >= {"dataset", "labels", "method", "reconstruction", "seed", "test_accuracy", "val_accuracy",
                         "steps", "config", "minutes"}
