@@ -122,7 +122,7 @@ def test_confusion_tiny(tmp_path, fake_mnist_root):
 def test_table2_with_sweep_workers_gives_the_same_table(tmp_path):
     """--jobs 2 runs the plan as an invlab sweep study done by two worker processes: same numbers as --jobs 1."""
     table2 = _load("table2")
-    args = ["--parts", "table2", "--models", "smallcnn-mean", "smallucnn", "--seeds", "0", "1", "--steps", "3",
+    args = ["--parts", "table2", "--models", "smallcnn-mean", "smallcnn-max", "--seeds", "0", "1", "--steps", "3",
             "--eval-every", "3", "--dataset", "synthetic", "--labelled-batch", "4", "--unlabelled-batch", "4",
             "--device", "cpu", "--no-figures"]
     tables = {}
@@ -131,7 +131,7 @@ def test_table2_with_sweep_workers_gives_the_same_table(tmp_path):
         assert table2.main(args + ["--jobs", str(jobs), "--runs-dir", str(tmp_path / f"runs{jobs}"),
                                    "--out", str(out)]) == 0
         tables[jobs] = {n: r["test_accuracies"] for n, r in json.loads(out.read_text())["models"].items()}
-    assert tables[1] == tables[2] and set(tables[1]) == {"smallcnn-mean", "smallucnn"}
+    assert tables[1] == tables[2] and set(tables[1]) == {"smallcnn-mean", "smallcnn-max"}
     assert (tmp_path / "runs2" / "sweeps.db").exists()
 
 
