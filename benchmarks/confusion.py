@@ -15,28 +15,43 @@ import sys
 from pathlib import Path
 
 
-def confusion(run_dir: Path, data_root=None) -> dict:
+def confusion(run_dir: Path, data_root=None, keep_data: bool = False) -> dict:
+    """The confusion matrix of the run's selected model on its data set's validation split
+    (the data set, label draw and preprocessing its checkpoint records). ``keep_data``: also
+    return the (preprocessed) data, the model and the predictions under ``"_data"``,
+    ``"_model"``, ``"_pred"`` (not JSON) for figures of the mistakes."""
+    import dataclasses
+
     import torch
 
-    from invlab.data import load_mnist, preprocess
-    from invlab.training.evaluate import predictions
+    from invlab.data.preprocess import preprocess_data
     from invlab.io import load_torch
-    from invlab.train import load_model
+    from invlab.train import TrainConfig, build_data, load_model
+    from invlab.training.evaluate import predictions
 
     state = load_torch(run_dir / "checkpoint.pt")
     config = state["config"]
+    fields = {f.name for f in dataclasses.fields(TrainConfig)}
+    train_config = TrainConfig(**{k: v for k, v in config.items() if k in fields and k != "device"}, device="cpu")
+    if data_root is not None:
+        train_config = dataclasses.replace(train_config, data_root=str(data_root))
     model = load_model(run_dir / "checkpoint.pt")
-    data = load_mnist(config["labels_per_class"], config["seed"], config["val_size"], root=data_root)
-    pred = predictions(model, preprocess(data.x_val, config.get("preprocess", "none")))
-    matrix = torch.zeros(10, 10, dtype=torch.long)
+    data = preprocess_data(build_data(train_config), train_config.preprocess)
+    pred = predictions(model, data.x_val)
+    c = data.num_classes
+    matrix = torch.zeros(c, c, dtype=torch.long)
     matrix.index_put_((data.y_val, pred), torch.ones_like(pred), accumulate=True)
     recall = (matrix.diag().float() / matrix.sum(1).clamp_min(1).float() * 100).tolist()
-    off = [(int(matrix[t, p]), t, p) for t in range(10) for p in range(10) if t != p]
+    off = [(int(matrix[t, p]), t, p) for t in range(c) for p in range(c) if t != p]
     top = sorted(off, reverse=True)[:5]
-    return {"run": run_dir.name, "seed": config["seed"], "step": state["best_step"],
-            "val_accuracy": float(matrix.diag().sum() / matrix.sum() * 100), "matrix": matrix.tolist(),
-            "recall": recall, "most_confused": [{"true": t, "predicted": p, "count": n} for n, t, p in top],
-            "labelled_classes": data.y_labelled.tolist()}
+    out = {"run": run_dir.name, "dataset": data.name, "seed": config["seed"], "step": state["best_step"],
+           "val_accuracy": float(matrix.diag().sum() / matrix.sum() * 100), "matrix": matrix.tolist(),
+           "recall": recall, "class_names": list(data.class_names or range(c)),
+           "most_confused": [{"true": t, "predicted": p, "count": n} for n, t, p in top],
+           "labelled_classes": data.y_labelled.tolist()}
+    if keep_data:
+        out.update(_data=data, _model=model, _pred=pred)
+    return out
 
 
 def markdown(out: dict) -> str:

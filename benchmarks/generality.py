@@ -278,6 +278,56 @@ def figure(rows: list[dict], tuning: dict, path: Path) -> None:
     save_figure_html(fig, path, plotlyjs="cdn")  # kept in git: a few kB
 
 
+def failures(args) -> None:
+    """Where R fails: for every finished run of the paper's method (entropy with R, 5 labels
+    per class), the confusion pairs of its selected model on the validation split, and for
+    its most confused pair the misclassified validation images beside their reconstructions
+    (df/dx)^T f(x) and beside correctly classified images of the same class."""
+    from benchmarks.confusion import confusion
+    from invlab import reconstruct
+    from invlab.experiments.provenance import provenance_line, results_header
+    from invlab.experiments.studies import RESULT
+    from invlab.io import markdown_table, save_report
+    from invlab.viz.plots import image_rows, save_figure_html
+
+    entries, rows = [], {}
+    for run_id, (_, folder) in plan(args, 5, ("entropy",)).items():
+        dataset, _, method, r, seed = run_id.split("/")
+        if r != "R" or not (folder / RESULT).exists():
+            continue
+        c = confusion(folder, keep_data=True)
+        data, model, pred = c.pop("_data"), c.pop("_model"), c.pop("_pred")
+        names = c["class_names"]
+        t, p = c["most_confused"][0]["true"], c["most_confused"][0]["predicted"]
+        wrong = ((data.y_val == t) & (pred == p)).nonzero().flatten()[:args.show]
+        right = ((data.y_val == t) & (pred == t)).nonzero().flatten()[:args.show]
+        for kind, idx in ((f"{names[t]} taken for {names[p]}", wrong), (f"{names[t]} right", right)):
+            if len(idx):
+                x = data.x_val[idx]
+                rows[f"{dataset} draw {seed}: {kind}"] = x
+                rows[f"{dataset} draw {seed}: {kind}, reconstructed"] = reconstruct(model, x).detach()
+        entries.append({"dataset": dataset, "method": method, "reconstruction": True, "seed": int(seed),
+                        "test_accuracy": json.loads((folder / RESULT).read_text())["test_accuracy"], **c})
+    out = {"split": "validation", "runs": entries, **results_header(device=args.device)}
+    def lowest(e):
+        k = min(range(len(e["recall"])), key=e["recall"].__getitem__)
+        return f"{e['class_names'][k]} {e['recall'][k]:.1f} %"
+
+    table = markdown_table(
+        ["data set", "draw", "validation %", "lowest recall", "most confused (true → predicted: validation images)"],
+        [[e["dataset"], e["seed"], f"{e['val_accuracy']:.2f}", lowest(e),
+          ", ".join(f"{e['class_names'][m['true']]} → {e['class_names'][m['predicted']]}: {m['count']}"
+                    for m in e["most_confused"][:3])] for e in entries])
+    text = ("# Where R fails: the paper's method (entropy with R), 50 labels, on the validation split\n\n"
+            f"{table}\n\nFigure: `{args.failures_figure}`.\n\n{provenance_line(out)}\n")
+    save_report(out, args.failures_out, text)
+    if rows:
+        fig = image_rows(rows, title="the most confused pair of each run: mistakes, their reconstructions, and "
+                                     "correct images of the same class")
+        save_figure_html(fig, args.failures_figure, plotlyjs="cdn")
+    print(text)
+
+
 def report(args) -> None:
     from invlab.io import markdown_table, save_report
     from invlab.experiments.provenance import provenance_line, results_header
@@ -307,7 +357,7 @@ def report(args) -> None:
 
 def main(argv=None) -> None:
     p = argparse.ArgumentParser(description=__doc__.split("\n\n")[0], formatter_class=argparse.RawDescriptionHelpFormatter)
-    p.add_argument("--stage", choices=["tune", "runs", "all", "report"], default="all")
+    p.add_argument("--stage", choices=["tune", "runs", "all", "report", "failures"], default="all")
     p.add_argument("--worker", type=int, default=0, help="this worker's index (tuning is split between workers)")
     p.add_argument("--workers", type=int, default=2)
     p.add_argument("--trials", type=int, default=6, help="TPE trials per method (the same for each)")
@@ -329,6 +379,9 @@ def main(argv=None) -> None:
     p.add_argument("--runs-dir", default="runs/generality")
     p.add_argument("--out", default="results/generality.json")
     p.add_argument("--figure", default="docs/figures/generality.html")
+    p.add_argument("--failures-out", default="results/generality_failures.json")
+    p.add_argument("--failures-figure", default="docs/figures/generality_failures.html")
+    p.add_argument("--show", type=int, default=8, help="failures: images shown per row")
     args = p.parse_args(argv)
     import torch
 
@@ -350,6 +403,8 @@ def main(argv=None) -> None:
         run(args)
     if args.stage == "report":
         report(args)
+    if args.stage == "failures":
+        failures(args)
 
 
 if __name__ == "__main__":

@@ -204,6 +204,13 @@ def test_generality_tiny_tunes_runs_and_reports(tmp_path):
     assert changed["entropy+cosine-R"]["config"]["reconstruction"] == "cosine"
     assert changed["entropy+standardize"]["config"]["preprocess"] == "standardize"
     assert "### Changes to entropy with R" in (tmp_path / "generality.md").read_text()
+    # where R fails: the confusion pairs of the paper's method and a figure of its mistakes
+    gen.main(["--stage", "failures", *common, "--failures-out", str(tmp_path / "fail.json"),
+              "--failures-figure", str(tmp_path / "fail.html"), "--show", "2"])
+    fail = json.loads((tmp_path / "fail.json").read_text())
+    assert [(r["dataset"], r["method"], r["seed"]) for r in fail["runs"]] == [("synthetic", "entropy", 0)]
+    assert len(fail["runs"][0]["most_confused"]) == 5 and sum(map(sum, fail["runs"][0]["matrix"])) > 0
+    assert (tmp_path / "fail.html").stat().st_size > 0
     run = res["runs"][0]
     assert set(run) >= {"dataset", "labels", "method", "reconstruction", "seed", "test_accuracy", "val_accuracy",
                         "steps", "config", "minutes"}
