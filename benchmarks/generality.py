@@ -96,14 +96,14 @@ def plan(args, labels: int = 5, methods: tuple[str, ...] = BASELINES) -> dict:
     data set and draw, without and with R, in the order workers take them (draw by draw)."""
     from invlab.train import TrainConfig, run_key
 
+    bases = {m: json.loads((SPACES / f"generality-{m}.json").read_text())["base"] for m in methods}
+    params = {m: tuned(args, m)[0] for m in methods}  # one read of the storage per method, not per run
     runs = {}
     for seed in args.seeds:
         for dataset in args.datasets:
             for method in methods:
-                space = json.loads((SPACES / f"generality-{method}.json").read_text())
-                params = tuned(args, method)[0]
                 for with_r in (False, True):
-                    fields = {**space["base"], **params, "dataset": dataset, "labels_per_class": labels,
+                    fields = {**bases[method], **params[method], "dataset": dataset, "labels_per_class": labels,
                               "seed": seed, "beta": args.beta if with_r else 0.0, "device": args.device}
                     if args.steps:  # smoke runs
                         fields.update(steps=args.steps, eval_every=min(args.steps, fields["eval_every"]))
@@ -116,8 +116,9 @@ def plan(args, labels: int = 5, methods: tuple[str, ...] = BASELINES) -> dict:
 def best_method(args) -> str | None:
     """The method of stage 2 with the highest mean validation accuracy without R over every
     data set and draw (the test set never chooses); None until all its runs have finished."""
-    rows = collect(args, plan(args))
-    if len(rows) < len(plan(args)):
+    first = plan(args)
+    rows = collect(args, first)
+    if len(rows) < len(first):
         return None
     scores = {m: statistics.fmean(r["val_accuracy"] for r in rows if r["method"] == m and not r["reconstruction"])
               for m in BASELINES}

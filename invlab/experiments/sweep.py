@@ -264,16 +264,19 @@ def create_runs(study: str, storage: str | None, runs: dict, name: str = "runs")
         return _create(study, st_storage, spec, None, storage_url(storage))
 
 
+def _failed_runs(trials) -> dict:
+    """{run id: its last trial} of the runs of a study of runs whose every trial failed."""
+    seen: dict[str, list] = {}
+    for t in trials:
+        seen.setdefault(t.params.get("run", t.system_attrs.get("fixed_params", {}).get("run")), []).append(t)
+    return {run: ts[-1] for run, ts in seen.items() if all(t.state.name == "FAIL" for t in ts)}
+
 
 def _enqueue_failed(st) -> int:
     """Enqueue again every run of ``st`` whose trials all failed (an error in the run, fixed
     since): rerunning the command that created a study of runs redoes what failed. Returns
     how many were enqueued."""
-    states: dict[str, set] = {}
-    for t in st.get_trials(deepcopy=False):
-        run = t.params.get("run", t.system_attrs.get("fixed_params", {}).get("run"))
-        states.setdefault(run, set()).add(t.state.name)
-    failed = [run for run, seen in states.items() if seen == {"FAIL"}]
+    failed = _failed_runs(st.get_trials(deepcopy=False))
     spec = st.user_attrs["space"]
     for run in failed:
         st.enqueue_trial({"run": run}, user_attrs={"entry": entry_name(spec, {"run": run}),
@@ -450,11 +453,8 @@ def failures(study: str, storage: str | None) -> dict[str, str]:
     """{run id: reason} of the runs of a study of runs whose every trial failed."""
     with _opened(storage) as st_storage:
         trials = _optuna().load_study(study_name=study, storage=st_storage).get_trials(deepcopy=False)
-    seen: dict[str, list] = {}
-    for t in trials:
-        seen.setdefault(t.params.get("run", t.system_attrs.get("fixed_params", {}).get("run")), []).append(t)
-    return {run: ts[-1].user_attrs.get("failure", "failed") for run, ts in seen.items()
-            if all(t.state.name == "FAIL" for t in ts)}
+    return {run: t.user_attrs.get("failure", "failed") for run, t in _failed_runs(trials).items()}
+
 
 # -- report ---------------------------------------------------------------------------------
 
