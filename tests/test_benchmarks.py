@@ -49,7 +49,7 @@ def test_table2_reproduction_tiny(tmp_path):
     """Every part runs, writes the contracted JSON fields, and a second call reuses the cached runs."""
     table2 = _load("table2")
     args = ["--models", "smallcnn-mean", "--seeds", "0", "--steps", "2", "--eval-every", "1", "--dataset", "synthetic",
-            "--grid-seeds", "0", "--grid-steps", "1", "--grid-eval-every", "1",
+            "--val-size", "50", "--grid-seeds", "0", "--grid-steps", "1", "--grid-eval-every", "1",
             "--grid-alphas", "0.7", "--grid-betas", "0.2", "0.5",
             "--labelled-batch", "4", "--unlabelled-batch", "4", "--device", "cpu",
             "--runs-dir", str(tmp_path / "runs"), "--out", str(tmp_path / "table2.json"),
@@ -93,7 +93,7 @@ def test_recipe_study_tiny_resumes_and_reports(tmp_path):
     second call that reads every finished run back instead of training it again."""
     study = _load("recipe_study")
     args = ["--arms", "base-2k", "balance-2k", "--seeds", "0", "--steps", "2", "--eval-every", "1",
-            "--dataset", "synthetic", "--device", "cpu", "--runs-dir", str(tmp_path / "runs"),
+            "--dataset", "synthetic", "--val-size", "50", "--device", "cpu", "--runs-dir", str(tmp_path / "runs"),
             "--out", str(tmp_path / "study.json"), "--figure", str(tmp_path / "curves.html")]
     assert study.main(args) == 0
     out = json.loads((tmp_path / "study.json").read_text())
@@ -123,7 +123,7 @@ def test_table2_with_sweep_workers_gives_the_same_table(tmp_path):
     """--jobs 2 runs the plan as an invlab sweep study done by two worker processes: same numbers as --jobs 1."""
     table2 = _load("table2")
     args = ["--parts", "table2", "--models", "smallcnn-mean", "smallcnn-max", "--seeds", "0", "1", "--steps", "3",
-            "--eval-every", "3", "--dataset", "synthetic", "--labelled-batch", "4", "--unlabelled-batch", "4",
+            "--eval-every", "3", "--dataset", "synthetic", "--val-size", "50", "--labelled-batch", "4", "--unlabelled-batch", "4",
             "--device", "cpu", "--no-figures"]
     tables = {}
     for jobs in (1, 2):
@@ -160,7 +160,8 @@ def test_restarts_tiny_reuses_the_plain_run(tmp_path):
     """Two draws, two restarts: restart 0 is the recipe study's run, read back; restart 1
     shares its labelled images and trains anew; the summary separates the two spreads."""
     study, restarts = _load("recipe_study"), _load("restarts")
-    common = ["--seeds", "0", "1", "--steps", "2", "--eval-every", "1", "--dataset", "synthetic", "--device", "cpu"]
+    common = ["--seeds", "0", "1", "--steps", "2", "--eval-every", "1", "--dataset", "synthetic", "--val-size", "50",
+              "--device", "cpu"]
     assert study.main(["--arms", "balance-maxabs-2k", *common, "--runs-dir", str(tmp_path / "recipe"),
                        "--out", str(tmp_path / "study.json"), "--figure", ""]) == 0
     plain = sorted((tmp_path / "recipe").glob("*/result.json"))
