@@ -5,7 +5,9 @@
 * Notebook 0 (the explorer): runs every cell, draws a stroke with the mouse on the canvas
   and checks that the prediction and the reconstruction image changed.
 
-Both check that no widget shows an error and save screenshots to ``test-artifacts/``.
+Both check that no widget shows an error and save screenshots to ``test-artifacts/``. They
+share one JupyterLab server (on one xdist worker) and serve copies of the notebooks with
+smaller budgets than the lessons' defaults, which the nbmake runs cover.
 Chromium is Debian's (``.ci/run`` installs it); where it is missing outside CI the tests
 are skipped with the reason.
 """
@@ -15,6 +17,7 @@ from __future__ import annotations
 import contextlib
 import json
 import os
+import re
 import shutil
 import socket
 import subprocess
@@ -37,7 +40,7 @@ if CHROMIUM is None:
         raise RuntimeError("CI must have Debian's chromium installed (see .ci/run)")
     pytest.skip("Debian's chromium is not installed (apt-get install chromium)", allow_module_level=True)
 
-pytestmark = pytest.mark.slow
+pytestmark = [pytest.mark.slow, pytest.mark.xdist_group("jupyterlab")]  # one server, one worker
 
 
 def _free_port() -> int:
@@ -46,20 +49,38 @@ def _free_port() -> int:
         return s.getsockname()[1]
 
 
-@pytest.fixture
-def jupyterlab(tmp_path):
-    """JupyterLab on loopback serving a copy of the notebook (the committed file stays clean)."""
+# The served copies train less than the lessons' defaults (nbmake runs those): the browser
+# tests check the widgets in a real front end, not what the quick models learn.
+SERVED_PARAMETERS = {NOTEBOOK: {"steps": 10, "eval_every": 5}, EXPLORER: {"steps": 10}}
+
+
+def _serve(notebook: str, folder: Path, parameters: dict) -> None:
+    """Copy ``notebook`` into ``folder`` with ``parameters`` set in its ``parameters`` cell
+    (each name must already be assigned there: a renamed parameter fails the test)."""
+    nb = json.loads((ROOT / notebook).read_text())
+    cell = next(c for c in nb["cells"] if "parameters" in c.get("metadata", {}).get("tags", []))
+    source = "".join(cell["source"])
+    for name, value in parameters.items():
+        source, n = re.subn(rf"^{name} = [^#\n]*", f"{name} = {value!r}   ", source, flags=re.M)
+        assert n == 1, f"{notebook}: no parameter {name!r} in its parameters cell"
+    cell["source"] = source
+    (folder / Path(notebook).name).write_text(json.dumps(nb))
+
+
+@pytest.fixture(scope="module")
+def jupyterlab_server(tmp_path_factory):
+    """One JupyterLab on loopback for the module's tests (they share one xdist worker: see
+    ``pytestmark``), serving copies of the notebooks (the committed files stay clean)."""
+    tmp_path = tmp_path_factory.mktemp("jupyterlab")
     port, token = _free_port(), "invlab-browser-test"
     served = tmp_path / "served"
     served.mkdir()
-    for notebook in (NOTEBOOK, EXPLORER):
-        shutil.copy(ROOT / notebook, served)
+    for notebook, parameters in SERVED_PARAMETERS.items():
+        _serve(notebook, served, parameters)
     env = {**os.environ, "JUPYTER_RUNTIME_DIR": str(tmp_path / "runtime")}
     cmd = [sys.executable, "-m", "jupyterlab", "--no-browser", "--ip=127.0.0.1", f"--port={port}",
            f"--IdentityProvider.token={token}", f"--ServerApp.root_dir={served}", "--ServerApp.open_browser=False", "--allow-root",
            "--LabApp.news_url=", "--LabApp.check_for_updates_class=jupyterlab.NeverCheckForUpdate",
-           # a fresh workspace and settings per test: JupyterLab would otherwise reopen the
-           # notebooks an earlier test left open, and run the wrong one
            f"--LabApp.workspaces_dir={tmp_path / 'workspaces'}", f"--LabApp.user_settings_dir={tmp_path / 'settings'}"]
     log = open(tmp_path / "jupyterlab.log", "w")
     proc = subprocess.Popen(cmd, cwd=served, env=env, stdout=log, stderr=subprocess.STDOUT)
@@ -83,6 +104,18 @@ def jupyterlab(tmp_path):
         except subprocess.TimeoutExpired:
             proc.kill()
         log.close()
+
+
+@pytest.fixture
+def jupyterlab(jupyterlab_server):
+    """The shared server; the test's kernels are shut down after it, freeing their memory."""
+    yield jupyterlab_server
+    base, token = jupyterlab_server
+    with urllib.request.urlopen(f"{base}/api/kernels?token={token}", timeout=10) as r:
+        kernels = json.load(r)
+    for kernel in kernels:
+        request = urllib.request.Request(f"{base}/api/kernels/{kernel['id']}?token={token}", method="DELETE")
+        urllib.request.urlopen(request, timeout=30).close()
 
 
 def _val_points(page) -> int:
@@ -126,15 +159,19 @@ def _launch(p):
 
 
 def _open_and_run(page, base, token, notebook) -> None:
-    page.goto(f"{base}/lab/tree/{Path(notebook).name}?token={token}", timeout=120_000)
+    # A workspace of its own per notebook: JupyterLab would otherwise reopen the notebooks
+    # an earlier test left open on the shared server, and run the wrong one.
+    workspace = Path(notebook).stem
+    page.goto(f"{base}/lab/workspaces/{workspace}/tree/{Path(notebook).name}?token={token}", timeout=120_000)
     page.wait_for_selector(".jp-Notebook .jp-Cell", timeout=120_000)
     page.wait_for_selector(".jp-Notebook-ExecutionIndicator[data-status='idle']", timeout=120_000)
+    # A fresh profile may ask which kernel, sometimes only after a while: wait until it asks
+    # or the notebook names its kernel, whichever comes first.
+    page.wait_for_function("""() => document.querySelector('.jp-Dialog') || /python/i.test(
+        document.querySelector('.jp-Toolbar-kernelName')?.textContent || '')""", timeout=60_000)
     select_kernel = page.locator(".jp-Dialog button", has_text="Select")
-    try:  # first start on a fresh profile asks which kernel, sometimes only after a while
-        select_kernel.first.wait_for(timeout=10_000)
+    if select_kernel.count():
         select_kernel.first.click()
-    except playwright.Error:
-        pass
     _run_all_cells(page)
 
 
@@ -213,23 +250,25 @@ def test_notebook6_in_chromium(jupyterlab):
     base, token = jupyterlab
     with _browser_page("notebook6", 1000) as (page, errors):
         _open_and_run(page, base, token, NOTEBOOK)
-        # The notebook's own cells train twice (30 + 60 steps); wait for the last one.
+        # The notebook's own cells train twice (STEPS, then on to 2 * STEPS); wait for the last one.
         train_button = page.locator(".widget-button", has_text="Train").first
         train_button.wait_for(timeout=180_000)
         _wait_all_cells_done(page)
         before = _val_points(page)
-        # 60 steps evaluated every 10, plus one point where the notebook pressed Stop.
-        assert 6 <= before <= 7, f"the notebook's own runs left {before} validation points"
-        # Move the α slider with the keyboard, ask for 90 steps, press Train.
+        # 2 * STEPS evaluated every EVAL_EVERY, plus one point where the notebook pressed Stop.
+        points = 2 * SERVED_PARAMETERS[NOTEBOOK]["steps"] // SERVED_PARAMETERS[NOTEBOOK]["eval_every"]
+        assert points <= before <= points + 1, f"the notebook's own runs left {before} validation points"
+        # Move the α slider with the keyboard, ask for more steps, press Train: a new run.
+        steps = 3 * SERVED_PARAMETERS[NOTEBOOK]["steps"]
         handle = page.locator(".widget-slider", has_text="α").first.locator(".noUi-handle").first
         handle.focus()
         page.keyboard.press("ArrowLeft")
         steps_box = page.locator(".widget-text", has_text="steps").first.locator("input")
-        steps_box.fill("90")
+        steps_box.fill(str(steps))
         steps_box.press("Enter")
         train_button.click()
-        page.wait_for_function("() => Array.from(document.querySelectorAll('.widget-html-content'))"
-                               ".some(e => e.textContent.includes('done at step 90'))", timeout=300_000)
+        page.wait_for_function("(s) => Array.from(document.querySelectorAll('.widget-html-content'))"
+                               ".some(e => e.textContent.includes(`done at step ${s}`))", arg=steps, timeout=300_000)
         after = _val_points(page)
         news = page.locator(".jp-toast-button", has_text="No")
         if news.count():
@@ -237,6 +276,6 @@ def test_notebook6_in_chromium(jupyterlab):
         page.locator(".js-plotly-plot").first.scroll_into_view_if_needed()
         page.screenshot(path=str(ARTIFACTS / "notebook6-chromium.png"))
         status = " ".join(page.locator(".widget-html-content").all_inner_texts())
-        assert after == 9 > before, (before, after)
+        assert after == steps // SERVED_PARAMETERS[NOTEBOOK]["eval_every"] > before, (before, after)
         assert "error" not in status.lower(), status
         _no_errors_shown(page, errors)

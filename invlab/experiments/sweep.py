@@ -386,6 +386,12 @@ def _work(study, st_storage, storage, trials, device, steps, runs_dir, heartbeat
         # (one trial at a time) must not draw the same first point again
         st.sampler = optuna.samplers.TPESampler(seed=os.getpid() * 1000 + len(st.get_trials(deepcopy=False)))
     objective = _Objective(spec, Path(runs_dir), device, steps or st.user_attrs.get("steps"), study)
+    # A finished run's CUDA memory may sit in reference cycles until the next collection:
+    # collect after each trial there. On the CPU Python's own collector suffices, and a full
+    # collection in a big process (a notebook, a test session) costs a quarter of a second.
+    from invlab.training.loop import resolve_device
+
+    collect = resolve_device(device).type == "cuda"
     done = 0
     poll = poll if poll is not None else max(1.0, heartbeat / 2)
     while trials is None or done < trials:
@@ -398,7 +404,7 @@ def _work(study, st_storage, storage, trials, device, steps, runs_dir, heartbeat
             continue
         if "search" in spec and trials is None:
             raise ValueError("a search space has no end: give --trials N")
-        st.optimize(objective, n_trials=1, catch=(Exception,), gc_after_trial=True)
+        st.optimize(objective, n_trials=1, catch=(Exception,), gc_after_trial=collect)
         done += 1
     return done
 
