@@ -26,7 +26,7 @@ optuna = pytest.importorskip("optuna")
 
 from invlab import sweep  # noqa: E402
 
-SPACE = {"base": {"dataset": "synthetic", "model": "smallcnn-mean", "steps": 80, "eval_every": 10,
+SPACE = {"base": {"dataset": "synthetic", "model": "smallcnn-mean", "steps": 40, "eval_every": 10,
                   "labelled_batch": 10, "unlabelled_batch": 10, "val_size": 100, "log_unweighted": False},
          "grid": {"alpha": [0.5, 0.7], "seed": [0, 1]}}
 
@@ -148,9 +148,10 @@ import sys, time
 from pathlib import Path
 import optuna
 from invlab import sweep
-url, go = sys.argv[1], Path(sys.argv[2])
+url, go, ready = sys.argv[1], Path(sys.argv[2]), Path(sys.argv[3])
 with sweep._opened(url) as storage:
     study = optuna.load_study(study_name="queue", storage=storage)
+    ready.touch()
     while not go.exists():
         time.sleep(0.001)
     taken = []
@@ -166,10 +167,13 @@ def _pop_concurrently(url, tmp_path, workers=4, waiting=40):
         study = optuna.create_study(study_name="queue", storage=storage)
         for i in range(waiting):
             study.enqueue_trial({"x": i})
-    go = tmp_path / "go"
-    procs = [subprocess.Popen([sys.executable, "-c", _POP, url, str(go)], stdout=subprocess.PIPE, text=True)
-             for _ in range(workers)]
-    time.sleep(3)  # every worker connected and waiting
+    go, ready = tmp_path / "go", [tmp_path / f"ready{i}" for i in range(workers)]
+    procs = [subprocess.Popen([sys.executable, "-c", _POP, url, str(go), str(r)], stdout=subprocess.PIPE, text=True)
+             for r in ready]
+    deadline = time.monotonic() + 120
+    while not all(r.exists() for r in ready):  # every worker connected and waiting
+        assert time.monotonic() < deadline and all(p.poll() is None for p in procs), "a worker never got ready"
+        time.sleep(0.01)
     go.touch()
     outs = [p.communicate(timeout=120)[0] for p in procs]
     assert all(p.returncode == 0 for p in procs)
