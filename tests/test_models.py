@@ -60,3 +60,12 @@ def test_local_winner_takes_all():
     assert out.flatten().tolist() == [0.0, 3.0, -2.0, 0.0]
     with pytest.raises(ValueError, match="groups"):
         LocalWinnerTakesAll(3)(z)
+
+
+def test_local_winner_takes_all_on_channels_last_images_keeps_values_and_layout():
+    """The channels-last path (the Trainer's layout) groups the same channels as the plain one."""
+    z = torch.randn(3, 8, 5, 6)
+    plain = LocalWinnerTakesAll(2)(z)
+    last = LocalWinnerTakesAll(2)(z.contiguous(memory_format=torch.channels_last))
+    assert torch.equal(last, plain) and last.is_contiguous(memory_format=torch.channels_last)
+    assert torch.equal(plain[:, 0::2] * plain[:, 1::2], torch.zeros_like(plain[:, 0::2]))  # one winner per pair

@@ -40,6 +40,13 @@ class LocalWinnerTakesAll(nn.Module):
         b, c = z.shape[:2]
         if c % self.group_size:
             raise ValueError(f"{c} channels cannot be split into groups of {self.group_size}")
+        if z.dim() == 4 and not z.is_contiguous() and z.is_contiguous(memory_format=torch.channels_last):
+            # channels-last images: group along the innermost (channel) axis as views, so that
+            # neither reshape copies and the output stays channels-last; the same values
+            h = z.permute(0, 2, 3, 1)  # (B, H, W, C), contiguous
+            g = h.reshape(*h.shape[:3], c // self.group_size, self.group_size)  # (B, H, W, C/k, k)
+            winner = g == g.amax(dim=-1, keepdim=True)
+            return (g * winner).reshape(h.shape).permute(0, 3, 1, 2)
         g = z.reshape(b, c // self.group_size, self.group_size, *z.shape[2:])  # (B, C/k, k, *)
         winner = g == g.amax(dim=2, keepdim=True)  # the mask is constant within a region
         return (g * winner).reshape(z.shape)
