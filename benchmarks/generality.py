@@ -222,12 +222,54 @@ def tables(rows: list[dict], seeds: list[int]) -> str:
             done = [g for g in gains if g is not None]
             if done:
                 gain.append([method, *(None if g is None else f"{g:+.2f}" for g in gains),
-                             f"{statistics.fmean(done):+.2f} ({len(done)} draws)"])
+                             f"{statistics.fmean(done):+.2f} ({len(done)} draw{'s' if len(done) > 1 else ''})"])
         out += [f"### {dataset}, {labels} labels (test accuracy %, validation-selected)", "",
                 markdown_table(["method", "R", *draws, "mean ± std"], accuracy), "",
                 "Gain of R (points, with minus without, same draw):", "",
                 markdown_table(["method", *draws, "mean"], gain), ""]
     return "\n".join(out)
+
+
+def summary(rows: list[dict], seeds: list[int], labels: int = 50) -> dict:
+    """The issue's two targets per data set, on the draws where every method has finished
+    with and without R (so that every mean is over the same draws): the best method
+    without R, chosen by mean validation accuracy, and what R adds to it; invlab's method
+    (entropy with R) against every baseline without R."""
+    out = {}
+    for dataset in sorted({r["dataset"] for r in rows if r["labels"] == labels and "+" not in r["method"]}):
+        keyed = {(r["method"], r["reconstruction"], r["seed"]): r for r in rows
+                 if r["dataset"] == dataset and r["labels"] == labels}
+        arms = [(m, with_r) for m in BASELINES for with_r in (False, True)]
+        draws = [s for s in seeds if all((m, with_r, s) in keyed for m, with_r in arms)]
+        if not draws:
+            continue
+
+        def mean(method, with_r, key="test_accuracy"):
+            return round(statistics.fmean(keyed[(method, with_r, s)][key] for s in draws), 2)
+
+        best = max(BASELINES, key=lambda m: mean(m, False, "val_accuracy"))
+        invlab = mean("entropy", True)
+        out[dataset] = {
+            "labels": labels, "draws": draws,
+            "test_mean": {m: {"without_R": mean(m, False), "with_R": mean(m, True)} for m in BASELINES},
+            "best_without_R": best, "best_without_R_test": mean(best, False),
+            "best_with_R_test": mean(best, True), "gain_of_R_on_best": round(mean(best, True) - mean(best, False), 2),
+            "invlab_test": invlab, "invlab_minus_baseline": {m: round(invlab - mean(m, False), 2) for m in BASELINES}}
+    return out
+
+
+def summary_text(summ: dict) -> str:
+    lines = []
+    for dataset, s in summ.items():
+        n = len(s["draws"])
+        worst = min(s["invlab_minus_baseline"], key=s["invlab_minus_baseline"].get)
+        lines.append(
+            f"- **{dataset}**, {s['labels']} labels, the {n} draw{'s' if n > 1 else ''} every method has finished "
+            f"({', '.join(map(str, s['draws']))}): the best method without R by validation is {s['best_without_R']} "
+            f"({s['best_without_R_test']:.2f} % test); with R it gets {s['best_with_R_test']:.2f} % "
+            f"({s['gain_of_R_on_best']:+.2f} points). invlab's method (entropy with R): {s['invlab_test']:.2f} %, "
+            f"{s['invlab_minus_baseline'][worst]:+.2f} points against its closest baseline without R ({worst}).")
+    return "\n".join(lines) if lines else "No draw has finished for every method yet."
 
 
 def changes_table(rows: list[dict]) -> str:
@@ -335,7 +377,7 @@ def report(args) -> None:
 
     rows = collect(args)
     tuning = {m: tuning_summary(args, m) for m in BASELINES}
-    out = {"runs": rows, "tuning": tuning, "protocol": {
+    out = {"runs": rows, "summary": summary(rows, args.seeds), "tuning": tuning, "protocol": {
         "model": "smallcnn-mean", "tuned_on": f"{args.tune_dataset}, label draw 0, validation accuracy, without R",
         "trials_per_method": args.trials, "beta_with_R": args.beta, "seeds": args.seeds,
         "spaces": {m: f"benchmarks/spaces/generality-{m}.json" for m in BASELINES}},
@@ -348,7 +390,8 @@ def report(args) -> None:
         for m, t in tuning.items()])
     text = (f"# Where reconstruction helps\n\n`python -m benchmarks.generality --stage report`: {len(rows)} runs of "
             f"stage 2 finished.\n\nTuning: {args.tune_dataset}, 50 labels, label draw 0, without R; {args.trials} TPE "
-            f"trials per method, scored on validation accuracy (%).\n\n{table}\n\n{tables(rows, args.seeds)}\n"
+            f"trials per method, scored on validation accuracy (%).\n\n{table}\n\n## Targets\n\n"
+            f"{summary_text(out['summary'])}\n\n{tables(rows, args.seeds)}\n"
             f"{changes_table(rows)}\n"
             f"{provenance_line(out)}\n")
     save_report(out, args.out, text)

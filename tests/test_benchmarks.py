@@ -6,6 +6,8 @@ import re
 import statistics
 from pathlib import Path
 
+import pytest
+
 ROOT = Path(__file__).resolve().parents[1]
 
 
@@ -199,6 +201,13 @@ def test_generality_tiny_tunes_runs_and_reports(tmp_path):
     best = max(gen.BASELINES, key=lambda m: statistics.fmean(
         r["val_accuracy"] for r in first if r["method"] == m and not r["reconstruction"]))
     assert {(r["labels"], r["method"]) for r in res["runs"] if r["labels"] != 50} == {(60, best)}
+    # the targets, on the draws every method finished: the same best method, R's gain on it
+    target = res["summary"]["synthetic"]
+    test = {(r["method"], r["reconstruction"]): r["test_accuracy"] for r in first}
+    assert target["draws"] == [0] and target["best_without_R"] == best
+    assert target["gain_of_R_on_best"] == pytest.approx(test[(best, True)] - test[(best, False)], abs=0.011)
+    assert target["invlab_minus_baseline"]["vat"] == pytest.approx(test[("entropy", True)] - test[("vat", False)], abs=0.011)
+    assert "## Targets" in (tmp_path / "generality.md").read_text()
     # the third round: each principled change to entropy with R, compared on the same draw
     changed = {r["method"]: r for r in res["runs"] if "+" in r["method"]}
     assert set(changed) == {f"entropy+{c}" for c in gen.CHANGES}
