@@ -148,8 +148,10 @@ def test_metrics_carry_provenance(fake_mnist_root, tmp_path):
     out = tmp_path / "run"
     assert main([*TRAIN, "--out", str(out)]) == 0
     prov = json.loads((out / "metrics.json").read_text())["provenance"]
-    assert set(prov) >= {"command", "commit", "dirty", "invlab", "torch", "python", "threads", "device", "date"}
+    assert set(prov) >= {"command", "commit", "dirty", "invlab", "torch", "python", "threads", "device",
+                         "cpu_capability", "date"}
     assert prov["torch"] == torch.__version__ and prov["threads"] == torch.get_num_threads()
+    assert prov["cpu_capability"] == torch.backends.cpu.get_cpu_capability()
     assert prov["invlab"] == "0.1.0" and "cores" in prov["device"] and prov["date"][:2] == "20"
 
 

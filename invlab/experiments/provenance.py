@@ -2,8 +2,9 @@
 
 :func:`provenance` gives the command line, the git commit (and whether the working tree
 had uncommitted changes), the versions of invlab, torch and Python, the torch thread
-count, the device (CPU model or GPU name) and the UTC date. ``metrics.json`` of every
-training run and every results JSON of the benchmarks carry it as ``"provenance"``.
+count, the device (CPU model or GPU name), the instruction set of torch's CPU kernels and
+the UTC date. ``metrics.json`` of every training run and every results JSON of the
+benchmarks carry it as ``"provenance"``.
 """
 
 from __future__ import annotations
@@ -72,7 +73,9 @@ def _portable(argv: list[str]) -> list[str]:
 
 def provenance(argv: list[str] | None = None, device: str | torch.device = "cpu") -> dict:
     """How a result was made: ``command`` (argv, shell-quoted), ``commit``, ``dirty``,
-    ``invlab``, ``torch``, ``python``, ``threads``, ``device``, ``date`` (UTC, ISO 8601).
+    ``invlab``, ``torch``, ``python``, ``threads``, ``device``, ``cpu_capability`` (the
+    instruction set of torch's CPU kernels, e.g. AVX2 or AVX512: a CPU run's last digits
+    depend on it), ``date`` (UTC, ISO 8601).
 
     The environment variable ``INVLAB_COMMIT``, when set, names the commit instead, with
     ``dirty`` unknown (None): for code copied to another machine, whose copy may lack its
@@ -90,6 +93,8 @@ def provenance(argv: list[str] | None = None, device: str | torch.device = "cpu"
         "commit": commit or "unknown", "dirty": dirty,
         "invlab": __version__, "torch": torch.__version__, "python": platform.python_version(),
         "threads": torch.get_num_threads(), "device": hardware(device, detail=True),
+        # the vector instructions torch's CPU kernels use: float results may differ across them
+        "cpu_capability": torch.backends.cpu.get_cpu_capability(),
         "date": _dt.datetime.now(_dt.timezone.utc).isoformat(timespec="seconds"),
     }
 
