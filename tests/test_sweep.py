@@ -240,3 +240,27 @@ def test_creating_a_study_of_runs_again_redoes_the_runs_that_failed(tmp_path):
     sweep.work("r", url, device="cpu", runs_dir=tmp_path)
     done = {t.params["run"] for t in _trials(url, "r") if t.state.name == "COMPLETE"}
     assert done == {"seed0", "seed1"} and sweep.create_runs("r", url, runs) == 0
+
+
+def test_a_worker_whose_trial_was_failed_after_a_missed_heartbeat_goes_on(tmp_path, monkeypatch):
+    """A worker suspended past the grace period finds its trial failed by another worker when
+    it comes back: it must go on with the next trial, not crash (Optuna refuses the tell)."""
+    from invlab.train import TrainConfig
+
+    url = f"sqlite:///{tmp_path / 's.db'}"
+    runs = {f"seed{s}": (TrainConfig(**{**SPACE["base"], "steps": 2, "eval_every": 2, "seed": s}), tmp_path / f"run{s}")
+            for s in (0, 1)}
+    assert sweep.create_runs("r", url, runs) == 2
+    finish = sweep._Objective.__call__
+
+    def failed_meanwhile(self, trial):
+        value = finish(self, trial)
+        if trial.number == 0:  # as another worker's fail_stale_trials would have done
+            trial.study._storage.set_trial_state_values(trial._trial_id, optuna.trial.TrialState.FAIL)
+        return value
+
+    monkeypatch.setattr(sweep._Objective, "__call__", failed_meanwhile)
+    with pytest.warns(UserWarning, match="missed heartbeat"):
+        assert sweep.work("r", url, device="cpu", runs_dir=tmp_path) == 2
+    assert Counter(t.state.name for t in _trials(url, "r")) == {"FAIL": 1, "COMPLETE": 1}
+    assert (tmp_path / "run0" / "result.json").exists()  # the failed trial's run is on disk for its retry

@@ -404,7 +404,18 @@ def _work(study, st_storage, storage, trials, device, steps, runs_dir, heartbeat
             continue
         if "search" in spec and trials is None:
             raise ValueError("a search space has no end: give --trials N")
-        st.optimize(objective, n_trials=1, catch=(Exception,), gc_after_trial=collect)
+        try:
+            st.optimize(objective, n_trials=1, catch=(Exception,), gc_after_trial=collect)
+        except (ValueError, AssertionError) as e:
+            # This worker missed its heartbeats for longer than the grace period (suspended,
+            # or starved of CPU) and another worker failed its trial and enqueued it again.
+            # The run's folder keeps what it finished: the retry reads it back or resumes it.
+            # (Optuna refuses the tell, and its logging of the refusal may then assert.)
+            refused = e if isinstance(e, ValueError) else e.__context__
+            if not (isinstance(refused, ValueError) and str(refused).startswith("Cannot tell a")):
+                raise
+            warnings.warn(f"another worker failed this worker's trial after a missed heartbeat ({refused}); its "
+                          "retry reads the run back from its folder", stacklevel=2)
         done += 1
     return done
 
