@@ -24,6 +24,10 @@ def pytest_collection_modifyitems(config, items):
         path = str(item.path)
         if path.endswith(".ipynb") or path.endswith("test_benchmarks.py"):
             item.add_marker(pytest.mark.slow)
+    # Longest first: the xdist workers take tests in this order as they free up, so short
+    # tests at the end even out their finishing times (the browser tests, one worker's
+    # serial group, before all).
+    items.sort(key=lambda item: 0 if item.path.name == "test_browser.py" else 1 if item.get_closest_marker("slow") else 2)
 
 
 @pytest.fixture(autouse=True)
