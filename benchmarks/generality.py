@@ -198,6 +198,32 @@ def collect(args, runs: dict | None = None) -> list[dict]:
     return rows
 
 
+def progress(args, rows: list[dict]) -> dict:
+    """What is left of the three rounds, and about how long two workers need for it at the
+    minutes each method's finished runs took (with and without R; every run has the same
+    number of steps). The second round counts before its method is known: one method,
+    with and without R, on every data set and draw."""
+    from invlab.experiments.studies import RESULT
+
+    planned = {**plan(args), **more_labels_plan(args), **changes_plan(args)}
+    left = [run_id for run_id, (_, folder) in planned.items() if not (folder / RESULT).exists()]
+    unknown = 0 if more_labels_plan(args) else 2 * len(args.datasets) * len(args.seeds)
+    took: dict[str, list[float]] = {}
+    for r in rows:
+        took.setdefault(f"{r['method'].split('+')[0]} {'with' if r['reconstruction'] else 'without'} R", []).append(
+            r["minutes"])
+    per_run = {k: round(statistics.fmean(v), 1) for k, v in sorted(took.items())}
+    overall = statistics.fmean(m for v in took.values() for m in v) if took else None
+
+    def minutes(run_id: str) -> float | None:
+        _, _, method, with_r, _ = run_id.split("/")
+        return per_run.get(f"{method.split('+')[0]} {'with' if with_r == 'R' else 'without'} R", overall)
+
+    estimate = None if overall is None else round((sum(minutes(i) for i in left) + unknown * overall) / 60 / 2, 1)
+    return {"planned": len(planned) + unknown, "finished": len(planned) - len(left), "remaining": len(left) + unknown,
+            "minutes_per_run": per_run, "hours_left_two_workers": estimate}
+
+
 def tables(rows: list[dict], seeds: list[int]) -> str:
     """Methods x draws per data set and label count, without and with R, and R's gain."""
     from invlab.io import markdown_table
@@ -377,7 +403,8 @@ def report(args) -> None:
 
     rows = collect(args)
     tuning = {m: tuning_summary(args, m) for m in BASELINES}
-    out = {"runs": rows, "summary": summary(rows, args.seeds), "tuning": tuning, "protocol": {
+    out = {"runs": rows, "summary": summary(rows, args.seeds), "progress": progress(args, rows), "tuning": tuning,
+           "protocol": {
         "model": "smallcnn-mean", "tuned_on": f"{args.tune_dataset}, label draw 0, validation accuracy, without R",
         "trials_per_method": args.trials, "beta_with_R": args.beta, "seeds": args.seeds,
         "spaces": {m: f"benchmarks/spaces/generality-{m}.json" for m in BASELINES}},
@@ -388,8 +415,12 @@ def report(args) -> None:
          ", ".join(f"{k} {v:.3g}" if isinstance(v, float) else f"{k} {v}" for k, v in b["params"].items()))
                                                         if (b := best[m]) else (None, None, ""))]
         for m, t in tuning.items()])
-    text = (f"# Where reconstruction helps\n\n`python -m benchmarks.generality --stage report`: {len(rows)} runs of "
-            f"stage 2 finished.\n\nTuning: {args.tune_dataset}, 50 labels, label draw 0, without R; {args.trials} TPE "
+    left = out["progress"]
+    text = (f"# Where reconstruction helps\n\n`python -m benchmarks.generality --stage report`: {left['finished']} of "
+            f"{left['planned']} runs finished; the {left['remaining']} left take two workers about "
+            f"{left['hours_left_two_workers']} hours at the minutes per run measured so far "
+            f"({', '.join(f'{k} {v}' for k, v in left['minutes_per_run'].items())}).\n\n"
+            f"Tuning: {args.tune_dataset}, 50 labels, label draw 0, without R; {args.trials} TPE "
             f"trials per method, scored on validation accuracy (%).\n\n{table}\n\n## Targets\n\n"
             f"{summary_text(out['summary'])}\n\n{tables(rows, args.seeds)}\n"
             f"{changes_table(rows)}\n"

@@ -208,6 +208,9 @@ def test_generality_tiny_tunes_runs_and_reports(tmp_path):
     assert target["gain_of_R_on_best"] == pytest.approx(test[(best, True)] - test[(best, False)], abs=0.011)
     assert target["invlab_minus_baseline"]["vat"] == pytest.approx(test[("entropy", True)] - test[("vat", False)], abs=0.011)
     assert "## Targets" in (tmp_path / "generality.md").read_text()
+    # every round has finished: nothing left, one run per plan entry (10 + 2 + 3)
+    assert res["progress"]["remaining"] == 0 and res["progress"]["finished"] == res["progress"]["planned"] == 15
+    assert res["progress"]["hours_left_two_workers"] == 0 and "vat with R" in res["progress"]["minutes_per_run"]
     # the third round: each principled change to entropy with R, compared on the same draw
     changed = {r["method"]: r for r in res["runs"] if "+" in r["method"]}
     assert set(changed) == {f"entropy+{c}" for c in gen.CHANGES}
