@@ -205,9 +205,10 @@ def progress(args, rows: list[dict]) -> dict:
     with and without R, on every data set and draw."""
     from invlab.experiments.studies import RESULT
 
-    planned = {**plan(args), **more_labels_plan(args), **changes_plan(args)}
+    more = more_labels_plan(args)
+    planned = {**plan(args), **more, **changes_plan(args)}
     left = [run_id for run_id, (_, folder) in planned.items() if not (folder / RESULT).exists()]
-    unknown = 0 if more_labels_plan(args) else 2 * len(args.datasets) * len(args.seeds)
+    unknown = 0 if more else 2 * len(args.datasets) * len(args.seeds)
     took: dict[str, list[float]] = {}
     for r in rows:
         took.setdefault(f"{r['method'].split('+')[0]} {'with' if r['reconstruction'] else 'without'} R", []).append(
