@@ -198,17 +198,16 @@ def collect(args, runs: dict | None = None) -> list[dict]:
     return rows
 
 
-def progress(args, rows: list[dict]) -> dict:
-    """What is left of the three rounds, and about how long two workers need for it at the
-    minutes each method's finished runs took (with and without R; every run has the same
-    number of steps). The second round counts before its method is known: one method,
-    with and without R, on every data set and draw."""
+def progress(args, rows: list[dict], planned: dict, more_known: bool) -> dict:
+    """What is left of the three rounds (``planned``, their runs), and about how long two
+    workers need for it at the minutes each method's finished runs (``rows``) took, with and
+    without R (every run has the same number of steps). Until its method is known
+    (``more_known``), the second round counts as one method, with and without R, on every
+    data set and draw."""
     from invlab.experiments.studies import RESULT
 
-    more = more_labels_plan(args)
-    planned = {**plan(args), **more, **changes_plan(args)}
     left = [run_id for run_id, (_, folder) in planned.items() if not (folder / RESULT).exists()]
-    unknown = 0 if more else 2 * len(args.datasets) * len(args.seeds)
+    unknown = 0 if more_known else 2 * len(args.datasets) * len(args.seeds)
     took: dict[str, list[float]] = {}
     for r in rows:
         took.setdefault(f"{r['method'].split('+')[0]} {'with' if r['reconstruction'] else 'without'} R", []).append(
@@ -402,9 +401,12 @@ def report(args) -> None:
     from invlab.io import markdown_table, save_report
     from invlab.experiments.provenance import provenance_line, results_header
 
-    rows = collect(args)
+    more = more_labels_plan(args)
+    planned = {**plan(args), **more, **changes_plan(args)}  # the three rounds, each made once
+    rows = collect(args, planned)
     tuning = {m: tuning_summary(args, m) for m in BASELINES}
-    out = {"runs": rows, "summary": summary(rows, args.seeds), "progress": progress(args, rows), "tuning": tuning,
+    out = {"runs": rows, "summary": summary(rows, args.seeds), "progress": progress(args, rows, planned, bool(more)),
+           "tuning": tuning,
            "protocol": {
         "model": "smallcnn-mean", "tuned_on": f"{args.tune_dataset}, label draw 0, validation accuracy, without R",
         "trials_per_method": args.trials, "beta_with_R": args.beta, "seeds": args.seeds,
