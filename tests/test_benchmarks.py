@@ -207,6 +207,13 @@ def test_generality_tiny_tunes_runs_and_reports(tmp_path):
     assert target["draws"] == [0] and target["best_without_R"] == best
     assert target["gain_of_R_on_best"] == pytest.approx(test[(best, True)] - test[(best, False)], abs=0.011)
     assert target["invlab_minus_baseline"]["vat"] == pytest.approx(test[("entropy", True)] - test[("vat", False)], abs=0.011)
+    # invlab's best: the method with R that validation prefers, against every baseline without R
+    val = {(r["method"], r["reconstruction"]): r["val_accuracy"] for r in first}
+    best_r = max(gen.BASELINES, key=lambda m: val[(m, True)])
+    assert target["invlab_best"] == best_r and target["invlab_best_test"] == pytest.approx(test[(best_r, True)], abs=0.006)
+    assert target["invlab_best_minus_baseline"]["supervised"] == pytest.approx(
+        test[(best_r, True)] - test[("supervised", False)], abs=0.011)
+    assert target["gain_of_R"]["vat"] == pytest.approx(test[("vat", True)] - test[("vat", False)], abs=0.011)
     assert "## Targets" in (tmp_path / "generality.md").read_text()
     # every round has finished: nothing left, one run per plan entry (10 + 2 + 3)
     assert res["progress"]["remaining"] == 0 and res["progress"]["finished"] == res["progress"]["planned"] == 15
