@@ -333,27 +333,47 @@ def changes_table(rows: list[dict]) -> str:
 
 
 def figure(rows: list[dict], tuning: dict, path: Path) -> None:
-    """The tuning trials of every method (validation accuracy), then per data set and label
-    count every draw's test accuracy of each method without and with R."""
+    """Top: the tuning trials of every method (validation accuracy), then per data set and
+    label count every draw's test accuracy of each method without and with R. Bottom, per
+    data set and label count: R's gain on each draw against the same run's accuracy without
+    R (does R help the methods and draws that are weak without it more?)."""
     import plotly.graph_objects as go
     from plotly.subplots import make_subplots
 
     from invlab.viz.plots import save_figure_html
 
-    groups = sorted({(r["dataset"], r["labels"]) for r in rows})
-    fig = make_subplots(rows=1, cols=1 + len(groups), subplot_titles=[
-        "tuning: validation accuracy of each trial", *(f"{d}, {n} labels: test accuracy per draw" for d, n in groups)])
+    groups = sorted({(r["dataset"], r["labels"]) for r in rows if "+" not in r["method"]})
+    fig = make_subplots(rows=2, cols=1 + len(groups), vertical_spacing=0.16,
+                        specs=[[{}] * (1 + len(groups)), [None] + [{}] * len(groups)], subplot_titles=[
+        "tuning: validation accuracy of each trial", *(f"{d}, {n} labels: test accuracy per draw" for d, n in groups),
+        *(f"{d}, {n} labels: gain of R against accuracy without R" for d, n in groups)])
     fig.add_trace(go.Box(x=[m for m, t in tuning.items() for _ in t["trials"]],
                          y=[trial["val_accuracy"] for t in tuning.values() for trial in t["trials"]],
                          boxpoints="all", name="tuning trials", marker_color="#1f77b4"), row=1, col=1)
+    colours = dict(zip(BASELINES, ("#8c564b", "#000000", "#2ca02c", "#9467bd", "#ff7f0e")))  # not the boxes' grey, red
     for col, (dataset, labels) in enumerate(groups, 2):
         for with_r, colour in ((False, "#888888"), (True, "#d62728")):
-            sel = [r for r in rows if (r["dataset"], r["labels"], r["reconstruction"]) == (dataset, labels, with_r)]
+            sel = [r for r in rows if (r["dataset"], r["labels"], r["reconstruction"]) == (dataset, labels, with_r)
+                   and "+" not in r["method"]]
             fig.add_trace(go.Box(x=[r["method"] for r in sel], y=[r["test_accuracy"] for r in sel], boxpoints="all",
                                  name="with R" if with_r else "without R", marker_color=colour,
                                  text=[f"draw {r['seed']}" for r in sel], showlegend=col == 2), row=1, col=col)
+        keyed = {(r["method"], r["reconstruction"], r["seed"]): r["test_accuracy"] for r in rows
+                 if (r["dataset"], r["labels"]) == (dataset, labels)}
+        for method in BASELINES:
+            pairs = [(s, keyed[(m, False, s)], keyed[(m, True, s)] - keyed[(m, False, s)])
+                     for (m, with_r, s) in keyed if m == method and not with_r and (m, True, s) in keyed]
+            if pairs:
+                fig.add_trace(go.Scatter(x=[p[1] for p in pairs], y=[p[2] for p in pairs], mode="markers",
+                                         name=f"gain of R: {method}", marker=dict(color=colours[method], size=9),
+                                         text=[f"{method}, draw {p[0]}" for p in pairs], legendgroup=method,
+                                         showlegend=col == 2), row=2, col=col)
+        fig.update_xaxes(categoryorder="array", categoryarray=list(BASELINES), row=1, col=col)
+        fig.add_hline(y=0, line_dash="dot", line_color="#888888", row=2, col=col)
+        fig.update_xaxes(title_text="test accuracy without R (%)", row=2, col=col)
+        fig.update_yaxes(title_text="gain of R (points)", row=2, col=col)
     fig.update_layout(boxmode="group", title="Test accuracy per label draw: each method without and with R",
-                      yaxis_title="test accuracy (%)")
+                      yaxis_title="validation accuracy (%)", yaxis2_title="test accuracy (%)", height=900)
     save_figure_html(fig, path, plotlyjs="cdn")  # kept in git: a few kB
 
 

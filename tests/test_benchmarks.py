@@ -215,6 +215,7 @@ def test_generality_tiny_tunes_runs_and_reports(tmp_path):
         test[(best_r, True)] - test[("supervised", False)], abs=0.011)
     assert target["gain_of_R"]["vat"] == pytest.approx(test[("vat", True)] - test[("vat", False)], abs=0.011)
     assert "## Targets" in (tmp_path / "generality.md").read_text()
+    assert "gain of R against accuracy without R" in (tmp_path / "g.html").read_text()  # the figure's second row
     # every round has finished: nothing left, one run per plan entry (10 + 2 + 3)
     assert res["progress"]["remaining"] == 0 and res["progress"]["finished"] == res["progress"]["planned"] == 15
     assert res["progress"]["hours_left_two_workers"] == 0 and "vat with R" in res["progress"]["minutes_per_run"]
