@@ -200,8 +200,8 @@ def collect(args, runs: dict | None = None) -> list[dict]:
 
 def progress(args, rows: list[dict], planned: dict, more_known: bool) -> dict:
     """What is left of the three rounds (``planned``, their runs), and about how long two
-    workers need for it at the minutes each method's finished runs (``rows``) took, with and
-    without R (every run has the same number of steps). Until its method is known
+    workers need for it at the median minutes each method's finished runs (``rows``) took,
+    with and without R (every run has the same number of steps). Until its method is known
     (``more_known``), the second round counts as one method, with and without R, on every
     data set and draw."""
     from invlab.experiments.studies import RESULT
@@ -212,8 +212,9 @@ def progress(args, rows: list[dict], planned: dict, more_known: bool) -> dict:
     for r in rows:
         took.setdefault(f"{r['method'].split('+')[0]} {'with' if r['reconstruction'] else 'without'} R", []).append(
             r["minutes"])
-    per_run = {k: round(statistics.fmean(v), 1) for k, v in sorted(took.items())}
-    overall = statistics.fmean(m for v in took.values() for m in v) if took else None
+    # medians: a run that shared the cores with other jobs (tests, timings) takes longer
+    per_run = {k: round(statistics.median(v), 1) for k, v in sorted(took.items())}
+    overall = statistics.median(m for v in took.values() for m in v) if took else None
 
     def minutes(run_id: str) -> float | None:
         _, _, method, with_r, _ = run_id.split("/")
@@ -451,7 +452,7 @@ def report(args) -> None:
     left = out["progress"]
     text = (f"# Where reconstruction helps\n\n`python -m benchmarks.generality --stage report`: {left['finished']} of "
             f"{left['planned']} runs finished; the {left['remaining']} left take two workers about "
-            f"{left['hours_left_two_workers']} hours at the minutes per run measured so far "
+            f"{left['hours_left_two_workers']} hours at the median minutes per run measured so far "
             f"({', '.join(f'{k} {v}' for k, v in left['minutes_per_run'].items())}).\n\n"
             f"Tuning: {args.tune_dataset}, 50 labels, label draw 0, without R; {args.trials} TPE "
             f"trials per method, scored on validation accuracy (%).\n\n{table}\n\n## Targets\n\n"
