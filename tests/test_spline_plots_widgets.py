@@ -97,6 +97,19 @@ def test_image_rows_draw_no_grid_lines_over_the_digits():
     assert len(axes) == 4 and all(a.showgrid is False and a.zeroline is False for a in axes)
 
 
+def test_image_rows_take_any_number_of_rows_with_the_same_gap():
+    """Plotly's spacing between rows is a fraction of the figure: a fixed fraction fails past
+    a dozen rows (32 rows: "Vertical spacing cannot be greater than 0.032")."""
+    few = image_rows({f"r{i}": torch.rand(2, 1, 6, 6) for i in range(4)})
+    many = image_rows({f"r{i}": torch.rand(2, 1, 6, 6) for i in range(32)})
+
+    def gap_px(fig):
+        top, below = fig.layout.yaxis.domain, fig.layout.yaxis2.domain
+        return (top[0] - below[1]) * (fig.layout.height - 70)  # the plotting area: height less the margins
+
+    assert len(many.data) == 32 and gap_px(many) == pytest.approx(gap_px(few), rel=0.1)
+
+
 def test_slider_labels_fit():
     """Every slider description fits its label width (about 8 px per character at the default font)."""
     from invlab.viz.widgets import SLIDER_LABEL_WIDTH, TrainingApp

@@ -119,8 +119,12 @@ def image_rows(rows: dict[str, torch.Tensor], title: str = "", signed: bool = Fa
         return go.Heatmap(z=grid[0], colorscale="gray", zmin=0, zmax=1, showscale=False)
 
     if fig is None:
-        fig = make_subplots(rows=len(labels), cols=1, subplot_titles=labels, vertical_spacing=0.09 if captions
-                            else 0.06)
+        per_row = 520 * grids[0].shape[1] / max(grids[0].shape[2], 1) + 40
+        height = int(min(260, max(90, per_row)) * len(labels) + 60 + 20 * bool(captions))
+        # the same gap in pixels between rows whatever their number (plotly's spacing is a fraction)
+        gap = (40 if captions else 28) / height
+        fig = make_subplots(rows=len(labels), cols=1, subplot_titles=labels,
+                            vertical_spacing=min(gap, 0.5 / max(len(labels) - 1, 1)))
         for i, grid in enumerate(grids):
             fig.add_trace(trace(i, grid), row=i + 1, col=1)
             # pictures, not charts: no grid lines or zero lines drawn over the digits
@@ -131,9 +135,7 @@ def image_rows(rows: dict[str, torch.Tensor], title: str = "", signed: bool = Fa
             fig.update_xaxes(showgrid=False, zeroline=False, row=i + 1, col=1, showticklabels=bool(names),
                              **(dict(tickvals=[1 + k * (w + 1) + (w - 1) / 2 for k in range(b)],
                                      ticktext=list(names), tickangle=0, ticks="") if names else {}))
-        per_row = 520 * grids[0].shape[1] / max(grids[0].shape[2], 1) + 40
-        fig.update_layout(title=title, height=int(min(260, max(90, per_row)) * len(labels) + 60 + 20 * bool(captions)),
-                          margin=dict(l=10, r=10, t=60, b=10), template="plotly_white")
+        fig.update_layout(title=title, height=height, margin=dict(l=10, r=10, t=60, b=10), template="plotly_white")
     else:
         for i, (tr, grid) in enumerate(zip(fig.data, grids)):
             new = trace(i, grid)
