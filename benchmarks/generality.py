@@ -490,7 +490,7 @@ def main(argv=None) -> None:
     p.add_argument("--figure", default="docs/figures/generality.html")
     p.add_argument("--failures-out", default="results/generality_failures.json")
     p.add_argument("--failures-figure", default="docs/figures/generality_failures.html")
-    p.add_argument("--show", type=int, default=8, help="failures: images shown per row")
+    p.add_argument("--show", type=int, default=4, help="failures: images shown per row (the figure stays under 1 MiB)")
     args = p.parse_args(argv)
     import torch
 
