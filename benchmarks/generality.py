@@ -225,6 +225,15 @@ def progress(args, rows: list[dict], planned: dict, more_known: bool) -> dict:
             "minutes_per_run": per_run, "hours_left_two_workers": estimate}
 
 
+def gains(rows: list[dict], dataset: str, labels: int) -> dict[tuple[str, int], tuple[float, float]]:
+    """{(method, draw): (test accuracy without R, gain of R in points)} for every method and
+    draw of ``dataset`` with ``labels`` labels that has finished both with and without R."""
+    keyed = {(r["method"], r["reconstruction"], r["seed"]): r["test_accuracy"] for r in rows
+             if (r["dataset"], r["labels"]) == (dataset, labels)}
+    return {(m, s): (acc, keyed[(m, True, s)] - acc) for (m, with_r, s), acc in sorted(keyed.items())
+            if not with_r and (m, True, s) in keyed}
+
+
 def tables(rows: list[dict], seeds: list[int]) -> str:
     """Methods x draws per data set and label count, without and with R, and R's gain."""
     from invlab.io import markdown_table
@@ -234,6 +243,7 @@ def tables(rows: list[dict], seeds: list[int]) -> str:
     draws = [f"draw {s}" for s in seeds]
     for dataset, labels in sorted({(r["dataset"], r["labels"]) for r in rows}):
         accuracy, gain = [], []
+        gains_of_r = gains(rows, dataset, labels)
         for method in BASELINES:
             for with_r in (False, True):
                 vals = [keyed.get((dataset, labels, method, with_r, s)) for s in seeds]
@@ -243,12 +253,10 @@ def tables(rows: list[dict], seeds: list[int]) -> str:
                               if len(done) > 1 else f"{done[0]:.2f} (one draw)")
                     accuracy.append([method, "yes" if with_r else "no",
                                      *(None if v is None else f"{v:.2f}" for v in vals), spread])
-            gains = [keyed[(dataset, labels, method, True, s)] - keyed[(dataset, labels, method, False, s)]
-                     if (dataset, labels, method, True, s) in keyed and (dataset, labels, method, False, s) in keyed
-                     else None for s in seeds]
-            done = [g for g in gains if g is not None]
+            gains_ = [gains_of_r[(method, s)][1] if (method, s) in gains_of_r else None for s in seeds]
+            done = [g for g in gains_ if g is not None]
             if done:
-                gain.append([method, *(None if g is None else f"{g:+.2f}" for g in gains),
+                gain.append([method, *(None if g is None else f"{g:+.2f}" for g in gains_),
                              f"{statistics.fmean(done):+.2f} ({len(done)} draw{'s' if len(done) > 1 else ''})"])
         out += [f"### {dataset}, {labels} labels (test accuracy %, validation-selected)", "",
                 markdown_table(["method", "R", *draws, "mean ± std"], accuracy), "",
@@ -359,11 +367,9 @@ def figure(rows: list[dict], tuning: dict, path: Path) -> None:
             fig.add_trace(go.Box(x=[r["method"] for r in sel], y=[r["test_accuracy"] for r in sel], boxpoints="all",
                                  name="with R" if with_r else "without R", marker_color=colour,
                                  text=[f"draw {r['seed']}" for r in sel], showlegend=col == 2), row=1, col=col)
-        keyed = {(r["method"], r["reconstruction"], r["seed"]): r["test_accuracy"] for r in rows
-                 if (r["dataset"], r["labels"]) == (dataset, labels)}
+        gains_of_r = gains(rows, dataset, labels)
         for method in BASELINES:
-            pairs = [(s, keyed[(m, False, s)], keyed[(m, True, s)] - keyed[(m, False, s)])
-                     for (m, with_r, s) in keyed if m == method and not with_r and (m, True, s) in keyed]
+            pairs = [(s, *gains_of_r[(m, s)]) for (m, s) in gains_of_r if m == method]
             if pairs:
                 fig.add_trace(go.Scatter(x=[p[1] for p in pairs], y=[p[2] for p in pairs], mode="markers",
                                          name=f"gain of R: {method}", marker=dict(color=colours[method], size=9),
