@@ -387,8 +387,11 @@ def figure(rows: list[dict], tuning: dict, path: Path) -> None:
 def failures(args) -> None:
     """Where R fails: for every finished run of the paper's method (entropy with R, 5 labels
     per class), the confusion pairs of its selected model on the validation split, and for
-    its most confused pair the misclassified validation images beside their reconstructions
-    (df/dx)^T f(x) and beside correctly classified images of the same class."""
+    its most confused pair the draw's labelled images of both classes, the misclassified
+    validation images beside their reconstructions (df/dx)^T f(x), and correctly classified
+    images of the same class."""
+    import torch
+
     from benchmarks.confusion import confusion
     from invlab import reconstruct
     from invlab.experiments.provenance import provenance_line, results_header
@@ -407,6 +410,9 @@ def failures(args) -> None:
         t, p = c["most_confused"][0]["true"], c["most_confused"][0]["predicted"]
         wrong = ((data.y_val == t) & (pred == p)).nonzero().flatten()[:args.show]
         right = ((data.y_val == t) & (pred == t)).nonzero().flatten()[:args.show]
+        # the draw's labelled images of both classes: is the confusion in the labels?
+        rows[f"{dataset} draw {seed}: the labelled {names[t]} | {names[p]}"] = torch.cat(
+            [data.x_labelled[data.y_labelled == k] for k in (t, p)])
         for kind, idx in ((f"{names[t]} taken for {names[p]}", wrong), (f"{names[t]} right", right)):
             if len(idx):
                 x = data.x_val[idx]
@@ -428,8 +434,8 @@ def failures(args) -> None:
             f"{table}\n\nFigure: `{args.failures_figure}`.\n\n{provenance_line(out)}\n")
     save_report(out, args.failures_out, text)
     if rows:
-        fig = image_rows(rows, title="the most confused pair of each run: mistakes, their reconstructions, and "
-                                     "correct images of the same class")
+        fig = image_rows(rows, title="the most confused pair of each run: the labelled images of both classes,<br>"
+                                     "mistakes, their reconstructions, and correct images of the same class")
         save_figure_html(fig, args.failures_figure, plotlyjs="cdn")
     print(text)
 

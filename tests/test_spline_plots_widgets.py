@@ -1,5 +1,6 @@
 """Spline regions, template alignment, figures and the training widget (headless)."""
 
+import numpy as np
 import plotly.graph_objects as go
 import pytest
 import torch
@@ -127,3 +128,16 @@ def test_loss_axis_labels_powers_of_ten_only():
     fig = learning_curves([{"step": 1, "total": 2.3, "ce": 2.2, "reconstruction": 0.5, "entropy": 1.9,
                             "val_accuracy": 10.0, "test_accuracy": 10.0}])
     assert fig.layout.yaxis.type == "log" and fig.layout.yaxis.dtick == 1
+
+
+def test_image_rows_store_pictures_as_8_bit_grey_levels():
+    """Unsigned rows are pictures: 0-255 levels in one byte each (a quarter of float32's
+    bytes in a saved figure), the darkest pixel of each image at 0 and the lightest at 255."""
+    x = torch.rand(2, 1, 6, 6)
+    z = np.asarray(image_rows({"a": x}).data[0].z)
+    assert z.dtype == np.uint8 and z.shape == (8, 15)
+    first = z[1:7, 1:7]  # inside the one-pixel padding
+    assert first.min() == 0 and first.max() == 255
+    assert np.array_equal(first.argmax(), x[0, 0].flatten().argmax().numpy())
+    signed = np.asarray(image_rows({"a": x - 0.5}, signed=True).data[0].z)
+    assert signed.dtype.kind == "f"  # templates keep their values and sign

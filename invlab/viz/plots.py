@@ -83,8 +83,8 @@ def image_rows(rows: dict[str, torch.Tensor], title: str = "", signed: bool = Fa
                captions: dict[str, list[str]] | None = None) -> go.Figure:
     """One labelled row of images per entry: ``rows[label]`` is (B, C, H, W), C = 1 or 3.
 
-    ``signed=False``: each image min-max scaled to [0, 1], grey or colour (pictures,
-    reconstructions). ``signed=True``: a symmetric scale centred on 0 (templates, whose
+    ``signed=False``: each image min-max scaled to 8-bit levels (0-255), grey or colour
+    (pictures, reconstructions). ``signed=True``: a symmetric scale centred on 0 (templates, whose
     sign matters): red-blue for one channel; for colour images, grey is 0 and each
     channel's sign shows as a shift of hue. ``scale="shared"`` gives every signed row one
     scale, ``"row"`` each row its own (rows of very different magnitude, such as templates
@@ -111,12 +111,14 @@ def image_rows(rows: dict[str, torch.Tensor], title: str = "", signed: bool = Fa
     def trace(i: int, grid: np.ndarray):
         if grid.shape[0] == 3:  # colour: an RGB picture, signed values around mid-grey
             rgb = 0.5 + grid / (2 * lims[i]) if signed else grid
-            return go.Image(z=(rgb.clip(0, 1).transpose(1, 2, 0) * 255).round())
+            return go.Image(z=(rgb.clip(0, 1).transpose(1, 2, 0) * 255).round().astype(np.uint8))
         if signed:
             bar = dict(len=0.9 / len(grids), y=1 - (i + 0.5) / len(grids), thickness=12)
             return go.Heatmap(z=grid[0], colorscale="RdBu_r", zmid=0, zmin=-lims[i], zmax=lims[i],
                               showscale=scale == "row" or i == 0, colorbar=bar)
-        return go.Heatmap(z=grid[0], colorscale="gray", zmin=0, zmax=1, showscale=False)
+        # pictures as 8-bit grey levels: what a screen shows, and a quarter of float32's bytes in the HTML
+        return go.Heatmap(z=(grid[0] * 255).round().astype(np.uint8), colorscale="gray", zmin=0, zmax=255,
+                          showscale=False)
 
     if fig is None:
         per_row = 520 * grids[0].shape[1] / max(grids[0].shape[2], 1) + 40
