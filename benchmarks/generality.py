@@ -271,7 +271,8 @@ def summary(rows: list[dict], seeds: list[int], labels: int = 50) -> dict:
     without R, chosen by mean validation accuracy, and what R adds to it; invlab's method
     (entropy with R) and invlab's best method (the method with R of the best mean validation
     accuracy: every method takes ``--beta``) against every baseline without R; each
-    method's mean gain of R."""
+    method's mean gain of R; on each draw, the highest test accuracy of any method (is a
+    draw bad for every method?)."""
     out = {}
     for dataset in sorted({r["dataset"] for r in rows if r["labels"] == labels and "+" not in r["method"]}):
         keyed = {(r["method"], r["reconstruction"], r["seed"]): r for r in rows
@@ -295,7 +296,11 @@ def summary(rows: list[dict], seeds: list[int], labels: int = 50) -> dict:
             "invlab_test": invlab, "invlab_minus_baseline": {m: round(invlab - mean(m, False), 2) for m in BASELINES},
             "invlab_best": best_r, "invlab_best_test": mean(best_r, True),
             "invlab_best_minus_baseline": {m: round(mean(best_r, True) - mean(m, False), 2) for m in BASELINES},
-            "gain_of_R": {m: round(mean(m, True) - mean(m, False), 2) for m in BASELINES}}
+            "gain_of_R": {m: round(mean(m, True) - mean(m, False), 2) for m in BASELINES},
+            # is a draw bad for every method? (a description of the draws, not a model selection)
+            "highest_per_draw": {s: dict(zip(("method", "reconstruction", "test_accuracy"), max(
+                ((m, with_r, keyed[(m, with_r, s)]["test_accuracy"]) for m, with_r in arms), key=lambda a: a[2])))
+                for s in draws}}
     return out
 
 
@@ -313,7 +318,10 @@ def summary_text(summ: dict) -> str:
             f"invlab's best method (the method with R of the best validation accuracy): {s['invlab_best']} with R, "
             f"{s['invlab_best_test']:.2f} %, {min(s['invlab_best_minus_baseline'].values()):+.2f} points against its "
             f"closest baseline without R. R's mean gain per method: "
-            f"{', '.join(f'{m} {g:+.2f}' for m, g in s['gain_of_R'].items())} points.")
+            f"{', '.join(f'{m} {g:+.2f}' for m, g in s['gain_of_R'].items())} points. The highest test accuracy "
+            f"of any method on each draw: " + ", ".join(
+                f"draw {d} {h['test_accuracy']:.2f} % ({h['method']} {'with' if h['reconstruction'] else 'without'} R)"
+                for d, h in s["highest_per_draw"].items()) + ".")
     return "\n".join(lines) if lines else "No draw has finished for every method yet."
 
 

@@ -214,6 +214,9 @@ def test_generality_tiny_tunes_runs_and_reports(tmp_path):
     assert target["invlab_best_minus_baseline"]["supervised"] == pytest.approx(
         test[(best_r, True)] - test[("supervised", False)], abs=0.011)
     assert target["gain_of_R"]["vat"] == pytest.approx(test[("vat", True)] - test[("vat", False)], abs=0.011)
+    # is the draw bad for every method? its highest test accuracy, and which arm reached it
+    top = max(test, key=test.get)
+    assert target["highest_per_draw"]["0"] == {"method": top[0], "reconstruction": top[1], "test_accuracy": test[top]}
     assert "## Targets" in (tmp_path / "generality.md").read_text()
     assert "gain of R against accuracy without R" in (tmp_path / "g.html").read_text()  # the figure's second row
     # every round has finished: nothing left, one run per plan entry (10 + 2 + 3)
