@@ -8,11 +8,12 @@ Stages, each an ``invlab sweep`` study in one storage (resumable: rerun the same
    validation split of Fashion-MNIST, label draw 0, without R;
 2. ``runs`` — each method's best tuned setting (its published defaults until its tuning
    has finished) on MNIST and Fashion-MNIST, 5 labels per class, draws ``--seeds``, without
-   R (beta = 0) and with R (beta = ``--beta``); then, once those are done, ``--more-labels``
-   per class (50: 500 labels) for ``--more-methods`` (``best``: the method with the best
-   mean validation accuracy without R in the first round); then the principled changes of
-   :data:`CHANGES` to entropy with R on ``--change-dataset`` (Fashion-MNIST, where R helped
-   least), draws ``--change-seeds``, judged on validation accuracy against round one;
+   R (beta = 0) and with R (beta = ``--beta``); then, once those are done, the principled
+   changes of :data:`CHANGES` to entropy with R on ``--change-dataset`` (Fashion-MNIST,
+   where R helped least), draws ``--change-seeds``, judged on validation accuracy against
+   round one; then ``--more-labels`` per class (50: 500 labels) for ``--more-methods``
+   (``best``: the method with the best mean validation accuracy without R in the first
+   round);
 3. ``report`` — ``results/generality.json`` (one entry per finished run), its Markdown
    twin and ``docs/figures/generality.html``; written from whatever has finished.
 
@@ -138,7 +139,7 @@ def more_labels_plan(args) -> dict:
 
 
 def changes_plan(args) -> dict:
-    """The third round: each of :data:`CHANGES` applied to entropy with R, 5 labels per class,
+    """The changes round: each of :data:`CHANGES` applied to entropy with R, 5 labels per class,
     on ``--change-dataset``, draws ``--change-seeds``; compared with round one's run of the
     same draw on validation accuracy."""
     import dataclasses
@@ -165,9 +166,10 @@ def run(args) -> None:
     if missing and not args.untuned:
         print(f"[runs] tuning unfinished for {', '.join(missing)}: run the tune stage first (or --untuned)")
         return
-    for stage, runs in (("runs", lambda: plan(args)), ("more", lambda: more_labels_plan(args)),
-                        ("changes", lambda: changes_plan(args))):
-        runs = runs()  # the second plan is made once the first study is done (it picks its method)
+    # the changes before the 500-label round: they answer where R fails, on round one's draws
+    for stage, runs in (("runs", lambda: plan(args)), ("changes", lambda: changes_plan(args)),
+                        ("more", lambda: more_labels_plan(args))):
+        runs = runs()  # the 500-label plan is made once the first study is done (it picks its method)
         if not runs:
             print(f"[{stage}] nothing to run yet")
             return
@@ -202,7 +204,7 @@ def progress(args, rows: list[dict], planned: dict, more_known: bool) -> dict:
     """What is left of the three rounds (``planned``, their runs), and about how long two
     workers need for it at the median minutes each method's finished runs (``rows``) took,
     with and without R (every run has the same number of steps). Until its method is known
-    (``more_known``), the second round counts as one method, with and without R, on every
+    (``more_known``), the 500-label round counts as one method, with and without R, on every
     data set and draw."""
     from invlab.experiments.studies import RESULT
 
@@ -494,10 +496,10 @@ def main(argv=None) -> None:
     p.add_argument("--datasets", nargs="+", default=["mnist", "fashion-mnist"])
     p.add_argument("--tune-dataset", default="fashion-mnist", help="the data set of the equal tuning (its draw 0)")
     p.add_argument("--beta", type=float, default=0.2, help="R's share with R (the recipe's)")
-    p.add_argument("--more-labels", type=int, default=50, help="labels per class of the second round")
+    p.add_argument("--more-labels", type=int, default=50, help="labels per class of the 500-label round")
     p.add_argument("--more-methods", nargs="*", default=["best"],
-                   help="methods of the second round; 'best' = the best mean validation accuracy of the first")
-    p.add_argument("--change-dataset", default="fashion-mnist", help="the data set of the third round (CHANGES)")
+                   help="methods of the 500-label round; 'best' = the best mean validation accuracy of the first")
+    p.add_argument("--change-dataset", default="fashion-mnist", help="the data set of the changes round (CHANGES)")
     p.add_argument("--change-seeds", type=int, nargs="+", default=[0, 1, 2], help="its label draws")
     p.add_argument("--untuned", action="store_true", help="run stage 2 with published defaults where tuning is unfinished")
     p.add_argument("--steps", type=int, default=None, help="override every run's budget (smoke runs)")
