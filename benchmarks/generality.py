@@ -236,25 +236,41 @@ def gains(rows: list[dict], dataset: str, labels: int) -> dict[tuple[str, int], 
             if not with_r and (m, True, s) in keyed}
 
 
+def arms(rows: list[dict], seeds: list[int]) -> list[dict]:
+    """Each method without and with R per data set and label count: its test accuracy on
+    every finished draw, their mean and (over two draws or more) standard deviation."""
+    keyed = {(r["dataset"], r["labels"], r["method"], r["reconstruction"], r["seed"]): r["test_accuracy"] for r in rows}
+    out = []
+    for dataset, labels in sorted({(r["dataset"], r["labels"]) for r in rows if "+" not in r["method"]}):
+        for method in BASELINES:
+            for with_r in (False, True):
+                done = {s: keyed[k] for s in seeds if (k := (dataset, labels, method, with_r, s)) in keyed}
+                if done:
+                    out.append({"dataset": dataset, "labels": labels, "method": method, "reconstruction": with_r,
+                                "test_accuracy": done, "mean": round(statistics.fmean(done.values()), 2),
+                                "std": round(statistics.stdev(done.values()), 2) if len(done) > 1 else None})
+    return out
+
+
 def tables(rows: list[dict], seeds: list[int]) -> str:
     """Methods x draws per data set and label count, without and with R, and R's gain."""
     from invlab.io import markdown_table
 
     out = []
-    keyed = {(r["dataset"], r["labels"], r["method"], r["reconstruction"], r["seed"]): r["test_accuracy"] for r in rows}
+    stats = {(a["dataset"], a["labels"], a["method"], a["reconstruction"]): a for a in arms(rows, seeds)}
     draws = [f"draw {s}" for s in seeds]
-    for dataset, labels in sorted({(r["dataset"], r["labels"]) for r in rows}):
+    for dataset, labels in sorted({(r["dataset"], r["labels"]) for r in rows if "+" not in r["method"]}):
         accuracy, gain = [], []
         gains_of_r = gains(rows, dataset, labels)
         for method in BASELINES:
             for with_r in (False, True):
-                vals = [keyed.get((dataset, labels, method, with_r, s)) for s in seeds]
-                done = [v for v in vals if v is not None]
-                if done:
-                    spread = (f"{statistics.fmean(done):.2f} ± {statistics.stdev(done):.2f} ({len(done)} draws)"
-                              if len(done) > 1 else f"{done[0]:.2f} (one draw)")
-                    accuracy.append([method, "yes" if with_r else "no",
-                                     *(None if v is None else f"{v:.2f}" for v in vals), spread])
+                if (a := stats.get((dataset, labels, method, with_r))) is None:
+                    continue
+                vals = [a["test_accuracy"].get(s) for s in seeds]
+                n = len(a["test_accuracy"])
+                spread = f"{a['mean']:.2f} ± {a['std']:.2f} ({n} draws)" if n > 1 else f"{a['mean']:.2f} (one draw)"
+                accuracy.append([method, "yes" if with_r else "no",
+                                 *(None if v is None else f"{v:.2f}" for v in vals), spread])
             gains_ = [gains_of_r[(method, s)][1] if (method, s) in gains_of_r else None for s in seeds]
             done = [g for g in gains_ if g is not None]
             if done:
@@ -458,7 +474,8 @@ def report(args) -> None:
     planned = {**plan(args), **more, **changes_plan(args)}  # the three rounds, each made once
     rows = collect(args, planned)
     tuning = {m: tuning_summary(args, m) for m in BASELINES}
-    out = {"runs": rows, "summary": summary(rows, args.seeds), "progress": progress(args, rows, planned, bool(more)),
+    out = {"runs": rows, "summary": summary(rows, args.seeds), "arms": arms(rows, args.seeds),
+           "progress": progress(args, rows, planned, bool(more)),
            "tuning": tuning,
            "protocol": {
         "model": "smallcnn-mean", "tuned_on": f"{args.tune_dataset}, label draw 0, validation accuracy, without R",

@@ -214,6 +214,10 @@ def test_generality_tiny_tunes_runs_and_reports(tmp_path):
     assert target["invlab_best_minus_baseline"]["supervised"] == pytest.approx(
         test[(best_r, True)] - test[("supervised", False)], abs=0.011)
     assert target["gain_of_R"]["vat"] == pytest.approx(test[("vat", True)] - test[("vat", False)], abs=0.011)
+    # each arm's mean (and spread, over two draws or more) in the JSON, as the tables show them
+    vat = next(a for a in res["arms"] if (a["method"], a["reconstruction"], a["labels"]) == ("vat", False, 50))
+    assert vat["mean"] == pytest.approx(test[("vat", False)], abs=0.006) and vat["std"] is None
+    assert f"{vat['mean']:.2f} (one draw)" in (tmp_path / "generality.md").read_text()
     # is the draw bad for every method? its highest test accuracy, and which arm reached it
     top = max(test, key=test.get)
     assert target["highest_per_draw"]["0"] == {"method": top[0], "reconstruction": top[1], "test_accuracy": test[top]}
