@@ -13,7 +13,7 @@ Stages, each an ``invlab sweep`` study in one storage (resumable: rerun the same
    where R helped least), draws ``--change-seeds``, judged on validation accuracy against
    round one; then ``--more-labels`` per class (50: 500 labels) for ``--more-methods``
    (``best``: the method with the best mean validation accuracy without R in the first
-   round);
+   round), draws ``--more-seeds``;
 3. ``report`` — ``results/generality.json`` (one entry per finished run), its Markdown
    twin and ``docs/figures/generality.html``; written from whatever has finished.
 
@@ -126,16 +126,24 @@ def best_method(args) -> str | None:
     return max(scores, key=scores.get)
 
 
+def more_seeds(args) -> list[int]:
+    """The label draws of the 500-label round: ``--more-seeds``, else the first three of
+    ``--seeds`` (with ten times the labels a draw decides far less than with five per class)."""
+    return args.more_seeds if args.more_seeds is not None else args.seeds[:3]
+
+
 def more_labels_plan(args) -> dict:
     """Stage 2's 500-label runs (``--more-labels`` per class) of ``--more-methods``, where
-    ``best`` stands for :func:`best_method`; empty until that is known."""
+    ``best`` stands for :func:`best_method`, on the draws :func:`more_seeds`; empty until
+    that is known."""
     methods = []
     for m in args.more_methods:
         m = best_method(args) if m == "best" else m
         if m is None:
             return {}
         methods.append(m)
-    return plan(args, args.more_labels, tuple(dict.fromkeys(methods)))
+    more = argparse.Namespace(**{**vars(args), "seeds": more_seeds(args)})
+    return plan(more, args.more_labels, tuple(dict.fromkeys(methods)))
 
 
 def changes_plan(args) -> dict:
@@ -209,7 +217,7 @@ def progress(args, rows: list[dict], planned: dict, more_known: bool) -> dict:
     from invlab.experiments.studies import RESULT
 
     left = [run_id for run_id, (_, folder) in planned.items() if not (folder / RESULT).exists()]
-    unknown = 0 if more_known else 2 * len(args.datasets) * len(args.seeds)
+    unknown = 0 if more_known else 2 * len(args.datasets) * len(more_seeds(args))
     took: dict[str, list[float]] = {}
     for r in rows:
         took.setdefault(f"{r['method'].split('+')[0]} {'with' if r['reconstruction'] else 'without'} R", []).append(
@@ -258,20 +266,23 @@ def tables(rows: list[dict], seeds: list[int]) -> str:
 
     out = []
     stats = {(a["dataset"], a["labels"], a["method"], a["reconstruction"]): a for a in arms(rows, seeds)}
-    draws = [f"draw {s}" for s in seeds]
     for dataset, labels in sorted({(r["dataset"], r["labels"]) for r in rows if "+" not in r["method"]}):
+        # the draws this group has run (the 500-label round runs fewer)
+        ran = [s for s in seeds if any((r["dataset"], r["labels"], r["seed"]) == (dataset, labels, s)
+                                       and "+" not in r["method"] for r in rows)]
+        draws = [f"draw {s}" for s in ran]
         accuracy, gain = [], []
         gains_of_r = gains(rows, dataset, labels)
         for method in BASELINES:
             for with_r in (False, True):
                 if (a := stats.get((dataset, labels, method, with_r))) is None:
                     continue
-                vals = [a["test_accuracy"].get(s) for s in seeds]
+                vals = [a["test_accuracy"].get(s) for s in ran]
                 n = len(a["test_accuracy"])
                 spread = f"{a['mean']:.2f} ± {a['std']:.2f} ({n} draws)" if n > 1 else f"{a['mean']:.2f} (one draw)"
                 accuracy.append([method, "yes" if with_r else "no",
                                  *(None if v is None else f"{v:.2f}" for v in vals), spread])
-            gains_ = [gains_of_r[(method, s)][1] if (method, s) in gains_of_r else None for s in seeds]
+            gains_ = [gains_of_r[(method, s)][1] if (method, s) in gains_of_r else None for s in ran]
             done = [g for g in gains_ if g is not None]
             if done:
                 gain.append([method, *(None if g is None else f"{g:+.2f}" for g in gains_),
@@ -480,6 +491,8 @@ def report(args) -> None:
            "protocol": {
         "model": "smallcnn-mean", "tuned_on": f"{args.tune_dataset}, label draw 0, validation accuracy, without R",
         "trials_per_method": args.trials, "beta_with_R": args.beta, "seeds": args.seeds,
+        "more_labels_per_class": args.more_labels, "more_seeds": more_seeds(args),
+        "change_dataset": args.change_dataset, "change_seeds": args.change_seeds,
         "spaces": {m: f"benchmarks/spaces/generality-{m}.json" for m in BASELINES}},
         **results_header(device=args.device)}
     best = {m: t.get("best") for m, t in tuning.items()}
@@ -516,6 +529,8 @@ def main(argv=None) -> None:
     p.add_argument("--more-labels", type=int, default=50, help="labels per class of the 500-label round")
     p.add_argument("--more-methods", nargs="*", default=["best"],
                    help="methods of the 500-label round; 'best' = the best mean validation accuracy of the first")
+    p.add_argument("--more-seeds", type=int, nargs="+", default=None,
+                   help="label draws of the 500-label round (default: the first three of --seeds)")
     p.add_argument("--change-dataset", default="fashion-mnist", help="the data set of the changes round (CHANGES)")
     p.add_argument("--change-seeds", type=int, nargs="+", default=[0, 1, 2], help="its label draws")
     p.add_argument("--untuned", action="store_true", help="run stage 2 with published defaults where tuning is unfinished")
