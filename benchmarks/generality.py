@@ -360,23 +360,33 @@ def summary_text(summ: dict) -> str:
     return "\n".join(lines) if lines else "No draw has finished for every method yet."
 
 
+def changes(rows: list[dict]) -> dict:
+    """{change: its runs' draws, validation and test accuracy, and the mean change of each
+    against round one's entropy with R on the same draw}, for every change with a finished run."""
+    base = {(r["dataset"], r["seed"]): r for r in rows if r["method"] == "entropy" and r["reconstruction"]
+            and r["labels"] == 50}
+    out = {}
+    for name in CHANGES:
+        sel = [r for r in rows if r["method"] == f"entropy+{name}" and (r["dataset"], r["seed"]) in base]
+        if sel:
+            out[name] = {
+                "dataset": sel[0]["dataset"], "draws": [r["seed"] for r in sel],
+                "val_accuracy": [r["val_accuracy"] for r in sel], "test_accuracy": [r["test_accuracy"] for r in sel],
+                **{f"mean_change_{k}": round(statistics.fmean(
+                    r[f"{k}_accuracy"] - base[(r["dataset"], r["seed"])][f"{k}_accuracy"] for r in sel), 2)
+                   for k in ("val", "test")}}
+    return out
+
+
 def changes_table(rows: list[dict]) -> str:
     """Each change to entropy with R against round one's run of the same draw: validation
     accuracy (what chooses) and test accuracy, per draw, and the mean change."""
     from invlab.io import markdown_table
 
-    base = {(r["dataset"], r["seed"]): r for r in rows if r["method"] == "entropy" and r["reconstruction"]
-            and r["labels"] == 50}
-    table = []
-    for name in CHANGES:
-        sel = [r for r in rows if r["method"] == f"entropy+{name}" and (r["dataset"], r["seed"]) in base]
-        if not sel:
-            continue
-        dv = [r["val_accuracy"] - base[(r["dataset"], r["seed"])]["val_accuracy"] for r in sel]
-        dt = [r["test_accuracy"] - base[(r["dataset"], r["seed"])]["test_accuracy"] for r in sel]
-        table.append([name, sel[0]["dataset"], " / ".join(str(r["seed"]) for r in sel),
-                      " / ".join(f"{r['val_accuracy']:.2f}" for r in sel), f"{statistics.fmean(dv):+.2f}",
-                      " / ".join(f"{r['test_accuracy']:.2f}" for r in sel), f"{statistics.fmean(dt):+.2f}"])
+    table = [[name, c["dataset"], " / ".join(map(str, c["draws"])),
+              " / ".join(f"{v:.2f}" for v in c["val_accuracy"]), f"{c['mean_change_val']:+.2f}",
+              " / ".join(f"{v:.2f}" for v in c["test_accuracy"]), f"{c['mean_change_test']:+.2f}"]
+             for name, c in changes(rows).items()]
     if not table:
         return ""
     return ("### Changes to entropy with R (50 labels), against the same draw's run\n\n"
@@ -492,6 +502,7 @@ def report(args) -> None:
     rows = collect(args, planned)
     tuning = {m: tuning_summary(args, m) for m in BASELINES}
     out = {"runs": rows, "summary": summary(rows, args.seeds), "arms": arms(rows, args.seeds),
+           "changes": changes(rows),
            "progress": progress(args, rows, planned, bool(more)),
            "tuning": tuning,
            "protocol": {

@@ -226,11 +226,15 @@ def test_generality_tiny_tunes_runs_and_reports(tmp_path):
     # every round has finished: nothing left, one run per plan entry (10 + 2 + 3)
     assert res["progress"]["remaining"] == 0 and res["progress"]["finished"] == res["progress"]["planned"] == 15
     assert res["progress"]["hours_left_two_workers"] == 0 and "vat with R" in res["progress"]["minutes_per_run"]
-    # the third round: each principled change to entropy with R, compared on the same draw
+    # the changes round: each principled change to entropy with R, compared on the same draw
     changed = {r["method"]: r for r in res["runs"] if "+" in r["method"]}
     assert set(changed) == {f"entropy+{c}" for c in gen.CHANGES}
     assert changed["entropy+cosine-R"]["config"]["reconstruction"] == "cosine"
     assert changed["entropy+standardize"]["config"]["preprocess"] == "standardize"
+    base = next(r for r in first if r["method"] == "entropy" and r["reconstruction"])
+    cosine = res["changes"]["cosine-R"]
+    assert cosine["draws"] == [0] and cosine["mean_change_val"] == pytest.approx(
+        changed["entropy+cosine-R"]["val_accuracy"] - base["val_accuracy"], abs=0.006)
     assert "### Changes to entropy with R" in (tmp_path / "generality.md").read_text()
     # where R fails: the confusion pairs of the paper's method and a figure of its mistakes
     gen.main(["--stage", "failures", *common, "--failures-out", str(tmp_path / "fail.json"),
