@@ -44,6 +44,9 @@ BASELINES = tuple(m for m in METHODS if m != "inversion")  # inversion = entropy
 CHANGES = {"cosine-R": {"reconstruction": "cosine"},
            "per-layer-R": {"layers": {"features.2": 0.06, "features.5": 0.06}},
            "standardize": {"preprocess": "standardize"}}
+#: Changes that are not R's alone (the input scaling acts on every term): run without R too,
+#: so that their gain with R can be set against their gain without it.
+CONTROLS = ("standardize",)
 
 
 def storage(args) -> str:
@@ -147,9 +150,9 @@ def more_labels_plan(args) -> dict:
 
 
 def changes_plan(args) -> dict:
-    """The changes round: each of :data:`CHANGES` applied to entropy with R, 5 labels per class,
-    on ``--change-dataset``, draws ``--change-seeds``; compared with round one's run of the
-    same draw on validation accuracy."""
+    """The changes round: each of :data:`CHANGES` applied to entropy with R (those of
+    :data:`CONTROLS` also without R), 5 labels per class, on ``--change-dataset``, draws
+    ``--change-seeds``; compared with round one's run of the same draw on validation accuracy."""
     import dataclasses
 
     from invlab.train import run_key
@@ -159,11 +162,11 @@ def changes_plan(args) -> dict:
     runs = {}
     for run_id, (config, _) in base.items():
         dataset, labels, method, r, seed = run_id.split("/")
-        if r != "R":
-            continue
         for name, overrides in CHANGES.items():
-            changed = dataclasses.replace(config, **overrides)
-            runs[f"{dataset}/{labels}/{method}+{name}/R/{seed}"] = (changed, Path(args.runs_dir) / "runs" / run_key(changed))
+            if r == "R" or name in CONTROLS:
+                changed = dataclasses.replace(config, **overrides)
+                runs[f"{dataset}/{labels}/{method}+{name}/{r}/{seed}"] = (
+                    changed, Path(args.runs_dir) / "runs" / run_key(changed))
     return runs
 
 
@@ -362,35 +365,43 @@ def summary_text(summ: dict) -> str:
 
 def changes(rows: list[dict]) -> dict:
     """{change: its runs' draws, validation and test accuracy, and the mean change of each
-    against round one's entropy with R on the same draw}, for every change with a finished run."""
-    base = {(r["dataset"], r["seed"]): r for r in rows if r["method"] == "entropy" and r["reconstruction"]
-            and r["labels"] == 50}
-    out = {}
-    for name in CHANGES:
-        sel = [r for r in rows if r["method"] == f"entropy+{name}" and (r["dataset"], r["seed"]) in base]
-        if sel:
-            out[name] = {
-                "dataset": sel[0]["dataset"], "draws": [r["seed"] for r in sel],
+    against round one's entropy on the same draw, with R; for :data:`CONTROLS` the same
+    without R under ``"without_R"``}, for every change with a finished run."""
+    base = {(r["dataset"], r["seed"], r["reconstruction"]): r for r in rows
+            if r["method"] == "entropy" and r["labels"] == 50}
+
+    def against(sel):
+        return {"dataset": sel[0]["dataset"], "draws": [r["seed"] for r in sel],
                 "val_accuracy": [r["val_accuracy"] for r in sel], "test_accuracy": [r["test_accuracy"] for r in sel],
                 **{f"mean_change_{k}": round(statistics.fmean(
-                    r[f"{k}_accuracy"] - base[(r["dataset"], r["seed"])][f"{k}_accuracy"] for r in sel), 2)
-                   for k in ("val", "test")}}
+                    r[f"{k}_accuracy"] - base[(r["dataset"], r["seed"], r["reconstruction"])][f"{k}_accuracy"]
+                    for r in sel), 2) for k in ("val", "test")}}
+
+    out = {}
+    for name in CHANGES:
+        sel = {with_r: [r for r in rows if r["method"] == f"entropy+{name}" and r["reconstruction"] == with_r
+                        and (r["dataset"], r["seed"], with_r) in base] for with_r in (True, False)}
+        if sel[True]:
+            out[name] = against(sel[True])
+            if sel[False]:
+                out[name]["without_R"] = against(sel[False])
     return out
 
 
 def changes_table(rows: list[dict]) -> str:
-    """Each change to entropy with R against round one's run of the same draw: validation
+    """Each change to entropy against round one's run of the same draw with the same R: validation
     accuracy (what chooses) and test accuracy, per draw, and the mean change."""
     from invlab.io import markdown_table
 
-    table = [[name, c["dataset"], " / ".join(map(str, c["draws"])),
+    table = [[name, "yes" if with_r else "no", c["dataset"], " / ".join(map(str, c["draws"])),
               " / ".join(f"{v:.2f}" for v in c["val_accuracy"]), f"{c['mean_change_val']:+.2f}",
               " / ".join(f"{v:.2f}" for v in c["test_accuracy"]), f"{c['mean_change_test']:+.2f}"]
-             for name, c in changes(rows).items()]
+             for name, ch in changes(rows).items()
+             for with_r, c in ((True, ch), (False, ch.get("without_R"))) if c]
     if not table:
         return ""
-    return ("### Changes to entropy with R (50 labels), against the same draw's run\n\n"
-            + markdown_table(["change", "data set", "draws", "validation %", "mean change (val)", "test %",
+    return ("### Changes to entropy (50 labels), against the same draw's run with the same R\n\n"
+            + markdown_table(["change", "R", "data set", "draws", "validation %", "mean change (val)", "test %",
                               "mean change (test)"], table) + "\n")
 
 

@@ -223,19 +223,25 @@ def test_generality_tiny_tunes_runs_and_reports(tmp_path):
     assert target["highest_per_draw"]["0"] == {"method": top[0], "reconstruction": top[1], "test_accuracy": test[top]}
     assert "## Targets" in (tmp_path / "generality.md").read_text()
     assert "gain of R against accuracy without R" in (tmp_path / "g.html").read_text()  # the figure's second row
-    # every round has finished: nothing left, one run per plan entry (10 + 2 + 3)
-    assert res["progress"]["remaining"] == 0 and res["progress"]["finished"] == res["progress"]["planned"] == 15
+    # every round has finished: nothing left, one run per plan entry (10 + 2 + 3 changes + 1 control)
+    assert res["progress"]["remaining"] == 0 and res["progress"]["finished"] == res["progress"]["planned"] == 16
     assert res["progress"]["hours_left_two_workers"] == 0 and "vat with R" in res["progress"]["minutes_per_run"]
     # the changes round: each principled change to entropy with R, compared on the same draw
-    changed = {r["method"]: r for r in res["runs"] if "+" in r["method"]}
+    changed = {r["method"]: r for r in res["runs"] if "+" in r["method"] and r["reconstruction"]}
     assert set(changed) == {f"entropy+{c}" for c in gen.CHANGES}
+    # the input scaling acts on every term: it also runs without R, against entropy without R
+    control = next(r for r in res["runs"] if r["method"] == "entropy+standardize" and not r["reconstruction"])
+    without = next(r for r in first if r["method"] == "entropy" and not r["reconstruction"])
+    assert control["config"]["beta"] == 0 and res["changes"]["standardize"]["without_R"]["mean_change_val"] == \
+        pytest.approx(control["val_accuracy"] - without["val_accuracy"], abs=0.006)
+    assert "without_R" not in res["changes"]["cosine-R"]
     assert changed["entropy+cosine-R"]["config"]["reconstruction"] == "cosine"
     assert changed["entropy+standardize"]["config"]["preprocess"] == "standardize"
     base = next(r for r in first if r["method"] == "entropy" and r["reconstruction"])
     cosine = res["changes"]["cosine-R"]
     assert cosine["draws"] == [0] and cosine["mean_change_val"] == pytest.approx(
         changed["entropy+cosine-R"]["val_accuracy"] - base["val_accuracy"], abs=0.006)
-    assert "### Changes to entropy with R" in (tmp_path / "generality.md").read_text()
+    assert "### Changes to entropy (50 labels)" in (tmp_path / "generality.md").read_text()
     # where R fails: the confusion pairs of the paper's method and a figure of its mistakes
     gen.main(["--stage", "failures", *common, "--failures-out", str(tmp_path / "fail.json"),
               "--failures-figure", str(tmp_path / "fail.html"), "--show", "2"])
