@@ -342,6 +342,44 @@ def summary(rows: list[dict], seeds: list[int], labels: int = 50) -> dict:
     return out
 
 
+def label_effect(rows: list[dict], labels: int = 50) -> list[dict]:
+    """Is R's gain a low-label effect? For every method, data set and label count other than
+    ``labels`` (the 500-label round), on the draws finished there with and without R: the
+    mean test accuracy without and with R, R's gain, and R's gain with ``labels`` labels on
+    the same draws."""
+    keyed = {(r["dataset"], r["labels"], r["method"], r["reconstruction"], r["seed"]): r["test_accuracy"]
+             for r in rows if "+" not in r["method"]}
+    out = []
+    for dataset, n, method in sorted({(r["dataset"], r["labels"], r["method"]) for r in rows
+                                      if r["labels"] != labels and "+" not in r["method"]}):
+        draws = sorted(s for (d, k, m, with_r, s) in keyed if (d, k, m, with_r) == (dataset, n, method, False)
+                       and (dataset, n, method, True, s) in keyed)
+        if not draws:
+            continue
+
+        def mean(k, with_r, draws=draws):
+            return statistics.fmean(keyed[(dataset, k, method, with_r, s)] for s in draws)
+
+        few = [s for s in draws if all((dataset, labels, method, w, s) in keyed for w in (False, True))]
+        out.append({"dataset": dataset, "labels": n, "method": method, "draws": draws,
+                    "without_R": round(mean(n, False), 2), "with_R": round(mean(n, True), 2),
+                    "gain_of_R": round(mean(n, True) - mean(n, False), 2),
+                    f"gain_of_R_with_{labels}_labels": (round(mean(labels, True, few) - mean(labels, False, few), 2)
+                                                       if few == draws else None)})
+    return out
+
+
+def label_effect_text(effects: list[dict], labels: int = 50) -> str:
+    lines = []
+    for e in effects:
+        other = e[f"gain_of_R_with_{labels}_labels"]
+        lines.append(f"- **{e['dataset']}**, {e['method']}, {e['labels']} labels, draws "
+                     f"{', '.join(map(str, e['draws']))}: {e['without_R']:.2f} % without R, {e['with_R']:.2f} % with R "
+                     f"({e['gain_of_R']:+.2f} points" + ("" if other is None else
+                                                         f"; with {labels} labels on the same draws {other:+.2f}") + ")")
+    return "### Is R's gain a low-label effect?\n\n" + "\n".join(lines) + "\n" if lines else ""
+
+
 def summary_text(summ: dict) -> str:
     lines = []
     for dataset, s in summ.items():
@@ -513,7 +551,7 @@ def report(args) -> None:
     rows = collect(args, planned)
     tuning = {m: tuning_summary(args, m) for m in BASELINES}
     out = {"runs": rows, "summary": summary(rows, args.seeds), "arms": arms(rows, args.seeds),
-           "changes": changes(rows),
+           "changes": changes(rows), "label_effect": label_effect(rows),
            "progress": progress(args, rows, planned, bool(more)),
            "tuning": tuning,
            "protocol": {
@@ -537,7 +575,7 @@ def report(args) -> None:
             f"Tuning: {args.tune_dataset}, 50 labels, label draw 0, without R; {args.trials} TPE "
             f"trials per method, scored on validation accuracy (%).\n\n{table}\n\n## Targets\n\n"
             f"{summary_text(out['summary'])}\n\n{tables(rows, args.seeds)}\n"
-            f"{changes_table(rows)}\n"
+            f"{label_effect_text(out['label_effect'])}\n{changes_table(rows)}\n"
             f"{provenance_line(out)}\n")
     save_report(out, args.out, text)
     figure(rows, tuning, Path(args.figure))

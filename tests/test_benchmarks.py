@@ -201,6 +201,14 @@ def test_generality_tiny_tunes_runs_and_reports(tmp_path):
     best = max(gen.BASELINES, key=lambda m: statistics.fmean(
         r["val_accuracy"] for r in first if r["method"] == m and not r["reconstruction"]))
     assert {(r["labels"], r["method"]) for r in res["runs"] if r["labels"] != 50} == {(60, best)}
+    # is R's gain a low-label effect? the 60-label gain beside the 50-label gain on the same draw
+    more = {r["reconstruction"]: r["test_accuracy"] for r in res["runs"] if r["labels"] == 60}
+    few = {r["reconstruction"]: r["test_accuracy"] for r in first if r["method"] == best}
+    (effect,) = res["label_effect"]
+    assert (effect["labels"], effect["method"], effect["draws"]) == (60, best, [0])
+    assert effect["gain_of_R"] == pytest.approx(more[True] - more[False], abs=0.006)
+    assert effect["gain_of_R_with_50_labels"] == pytest.approx(few[True] - few[False], abs=0.006)
+    assert "### Is R's gain a low-label effect?" in (tmp_path / "generality.md").read_text()
     # the targets, on the draws every method finished: the same best method, R's gain on it
     target = res["summary"]["synthetic"]
     test = {(r["method"], r["reconstruction"]): r["test_accuracy"] for r in first}
