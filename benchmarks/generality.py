@@ -309,8 +309,8 @@ def summary(rows: list[dict], seeds: list[int], labels: int = 50) -> dict:
     for dataset in sorted({r["dataset"] for r in rows if r["labels"] == labels and "+" not in r["method"]}):
         keyed = {(r["method"], r["reconstruction"], r["seed"]): r for r in rows
                  if r["dataset"] == dataset and r["labels"] == labels}
-        arms = [(m, with_r) for m in BASELINES for with_r in (False, True)]
-        draws = [s for s in seeds if all((m, with_r, s) in keyed for m, with_r in arms)]
+        both = [(m, with_r) for m in BASELINES for with_r in (False, True)]  # every arm
+        draws = [s for s in seeds if all((m, with_r, s) in keyed for m, with_r in both)]
         if not draws:
             continue
 
@@ -337,7 +337,7 @@ def summary(rows: list[dict], seeds: list[int], labels: int = 50) -> dict:
             "gain_of_R": {m: diff((m, True), (m, False)) for m in BASELINES},
             # is a draw bad for every method? (a description of the draws, not a model selection)
             "highest_per_draw": {s: dict(zip(("method", "reconstruction", "test_accuracy"), max(
-                ((m, with_r, keyed[(m, with_r, s)]["test_accuracy"]) for m, with_r in arms), key=lambda a: a[2])))
+                ((m, with_r, keyed[(m, with_r, s)]["test_accuracy"]) for m, with_r in both), key=lambda a: a[2])))
                 for s in draws}}
     return out
 
