@@ -346,26 +346,19 @@ def label_effect(rows: list[dict], labels: int = 50) -> list[dict]:
     """Is R's gain a low-label effect? For every method, data set and label count other than
     ``labels`` (the 500-label round), on the draws finished there with and without R: the
     mean test accuracy without and with R, R's gain, and R's gain with ``labels`` labels on
-    the same draws."""
-    keyed = {(r["dataset"], r["labels"], r["method"], r["reconstruction"], r["seed"]): r["test_accuracy"]
-             for r in rows if "+" not in r["method"]}
+    the same draws (:func:`gains` of both)."""
     out = []
-    for dataset, n, method in sorted({(r["dataset"], r["labels"], r["method"]) for r in rows
-                                      if r["labels"] != labels and "+" not in r["method"]}):
-        draws = sorted(s for (d, k, m, with_r, s) in keyed if (d, k, m, with_r) == (dataset, n, method, False)
-                       and (dataset, n, method, True, s) in keyed)
-        if not draws:
-            continue
-
-        def mean(k, with_r, draws=draws):
-            return statistics.fmean(keyed[(dataset, k, method, with_r, s)] for s in draws)
-
-        few = [s for s in draws if all((dataset, labels, method, w, s) in keyed for w in (False, True))]
-        out.append({"dataset": dataset, "labels": n, "method": method, "draws": draws,
-                    "without_R": round(mean(n, False), 2), "with_R": round(mean(n, True), 2),
-                    "gain_of_R": round(mean(n, True) - mean(n, False), 2),
-                    f"gain_of_R_with_{labels}_labels": (round(mean(labels, True, few) - mean(labels, False, few), 2)
-                                                       if few == draws else None)})
+    for dataset, n in sorted({(r["dataset"], r["labels"]) for r in rows if r["labels"] != labels}):
+        more, few = gains(rows, dataset, n), gains(rows, dataset, labels)
+        for method in sorted({m for m, _ in more if "+" not in m}):
+            draws = sorted(s for m, s in more if m == method)
+            without = statistics.fmean(more[(method, s)][0] for s in draws)
+            gain = statistics.fmean(more[(method, s)][1] for s in draws)
+            out.append({"dataset": dataset, "labels": n, "method": method, "draws": draws,
+                        "without_R": round(without, 2), "with_R": round(without + gain, 2), "gain_of_R": round(gain, 2),
+                        f"gain_of_R_with_{labels}_labels": (
+                            round(statistics.fmean(few[(method, s)][1] for s in draws), 2)
+                            if all((method, s) in few for s in draws) else None)})
     return out
 
 
