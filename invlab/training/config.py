@@ -105,7 +105,9 @@ class TrainConfig:
     rampup: float = option(METHOD_DEFAULTS["rampup"], "pseudo-label, mean-teacher: fraction of the run over which "
                                                       "the weight ramps up")
     vat_eps: float = option(METHOD_DEFAULTS["vat_eps"], "vat: L2 norm of the adversarial perturbation")
-    vat_xi: float = option(METHOD_DEFAULTS["vat_xi"], "vat: step of the power iteration")
+    vat_xi: float = option(METHOD_DEFAULTS["vat_xi"], "vat: finite-difference step of the power iteration; 0 "
+                                                       "(default): sqrt(float eps) x the inputs' mean L2 norm "
+                                                       "(Miyato et al.'s absolute 1e-6 is below float32's resolution)")
     ema: float = option(METHOD_DEFAULTS["ema"], "mean-teacher: decay of the teacher's moving average")
     consistency: float = option(METHOD_DEFAULTS["consistency"], "mean-teacher: weight of the consistency cost")
     noise: float = option(METHOD_DEFAULTS["noise"], "mean-teacher: std of the Gaussian input noise")
@@ -172,10 +174,10 @@ class TrainConfig:
         if self.method not in ("inversion", "entropy") and (self.layers or self.learn_weights or self.cuda_graph):
             raise ValueError(f"method {self.method!r} runs eq. 10's input reconstruction only: drop layers, "
                              "learn_weights and cuda_graph, or use method 'inversion'")
-        if not (0 < self.pl_threshold <= 1 and 0 <= self.rampup <= 1 and self.vat_eps > 0 and self.vat_xi > 0
+        if not (0 < self.pl_threshold <= 1 and 0 <= self.rampup <= 1 and self.vat_eps > 0 and self.vat_xi >= 0
                 and 0 <= self.ema < 1 and self.consistency >= 0 and self.noise >= 0):
             raise ValueError("method knobs out of range: need 0 < pl_threshold <= 1, 0 <= rampup <= 1, vat_eps > 0, "
-                             "vat_xi > 0, 0 <= ema < 1, consistency >= 0, noise >= 0")
+                             "vat_xi >= 0, 0 <= ema < 1, consistency >= 0, noise >= 0")
         if self.resize is not None:
             self.resize = tuple(int(v) for v in self.resize)
             if len(self.resize) != 2 or min(self.resize) < 1:

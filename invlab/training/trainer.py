@@ -239,6 +239,9 @@ class Trainer:
                   "val_accuracy": accuracy(self.model, self.data.x_val, self.data.y_val),
                   # tracked for learning curves and the final report; never used for selection
                   "test_accuracy": accuracy(self.model, self.data.x_test, self.data.y_test)}
+        teacher = getattr(self.method, "teacher", None)
+        if teacher is not None:  # the mean teacher's promise: a teacher better than its student
+            record["teacher_val_accuracy"] = accuracy(teacher, self.data.x_val, self.data.y_val)
         self.eval_time_s += time.perf_counter() - t0  # kept out of the history (deterministic)
         self._sums = {}
         if record["val_accuracy"] > self.best_val:
