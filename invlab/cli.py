@@ -61,7 +61,7 @@ def _parser() -> argparse.ArgumentParser:
 
 def _sweep_parser(sub) -> None:
     """``invlab sweep create|work|report`` (see invlab.experiments.sweep)."""
-    from invlab.experiments.sweep import DEFAULT_STORAGE, SPACES
+    from invlab.experiments.sweep import DEFAULT_STORAGE, PRUNERS, SPACES
 
     sw = sub.add_parser("sweep", help="Optuna studies of many trainings: create once, run workers anywhere, report",
                         description="A study in an Optuna storage (SQLite by default, PostgreSQL across hosts); "
@@ -78,6 +78,15 @@ def _sweep_parser(sub) -> None:
     c.add_argument("--dataset", default=None, type=dataset_arg, metavar="NAME",
                    help="run every trial on this data set (a name of `invlab data list`; default: the space's)")
     c.add_argument("--data-root", default=None, metavar="DIR", help="the data set's folder")
+    c.add_argument("--pruner", default=None, choices=PRUNERS,
+                   help="stop unpromising trials early on their validation accuracy at each evaluation "
+                        "(Optuna's pruners; recorded in the study; default none)")
+    c.add_argument("--min-resource", type=int, default=None, metavar="STEPS",
+                   help="pruning: steps before the first cut (default a quarter of the budget)")
+    c.add_argument("--reduction-factor", type=int, default=2, metavar="ETA",
+                   help="successive-halving, hyperband: keep the top 1/ETA at each rung (default %(default)s)")
+    c.add_argument("--startup-trials", type=int, default=None, metavar="N",
+                   help="search spaces: the TPE sampler's random start-up trials (default Optuna's 10)")
     w = verbs.add_parser("work", parents=[common], help="run trials until the study is done (one worker per GPU)")
     w.add_argument("--trials", type=int, default=None, help="stop after N trials here (required for a search)")
     w.add_argument("--device", default="auto", help="auto, cpu, cuda or cuda:K (default %(default)s)")
@@ -96,9 +105,11 @@ def _sweep(args) -> int:
 
     if args.sweep_command == "create":
         n = sweep.create(args.study, args.storage, args.space, steps=args.steps, dataset=args.dataset,
-                         data_root=args.data_root)
+                         data_root=args.data_root, pruner=args.pruner, min_resource=args.min_resource,
+                         reduction_factor=args.reduction_factor, startup_trials=args.startup_trials)
         print(f"created study {args.study!r} in {sweep.storage_url(args.storage)}"
-              + (f" with {n} grid points enqueued" if n else " (a search: give workers --trials)"))
+              + (f" with {n} grid points enqueued" if n else " (a search: give workers --trials)")
+              + (f", pruner {args.pruner}" if args.pruner else ""))
     elif args.sweep_command == "work":
         n = sweep.work(args.study, args.storage, trials=args.trials, device=args.device, steps=args.steps,
                        runs_dir=args.runs_dir, heartbeat=args.heartbeat)

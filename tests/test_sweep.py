@@ -264,3 +264,82 @@ def test_a_worker_whose_trial_was_failed_after_a_missed_heartbeat_goes_on(tmp_pa
         assert sweep.work("r", url, device="cpu", runs_dir=tmp_path) == 2
     assert Counter(t.state.name for t in _trials(url, "r")) == {"FAIL": 1, "COMPLETE": 1}
     assert (tmp_path / "run0" / "result.json").exists()  # the failed trial's run is on disk for its retry
+
+
+def test_a_pruned_study_with_two_workers_stops_the_hopeless_trials_and_marks_their_folders(tmp_path):
+    """`invlab sweep create --pruner successive-halving`: every trial reports its validation
+    accuracy at each evaluation; with two workers, the trials of a learning rate far too low
+    to learn are stopped at the first rung (10 steps of 40), their folders keep a checkpoint
+    and stopped.json but no result.json, and a later run of such a folder continues it."""
+    from invlab.cli import main
+    from invlab.experiments.studies import RESULT, STOPPED, run_resumable
+
+    url = f"sqlite:///{tmp_path / 's.db'}"
+    space = tmp_path / "lr.json"
+    # two good learning rates first (the workers take them first), then two that cannot learn in 40 steps
+    space.write_text(json.dumps({"base": SPACE["base"], "grid": {"lr": [0.003, 0.002, 1e-7, 2e-7]}}))
+    assert main(["sweep", "create", "--study", "p", "--storage", url, "--space", str(space),
+                 "--pruner", "successive-halving", "--min-resource", "10"]) == 0
+    st = optuna.load_study(study_name="p", storage=url)
+    assert st.user_attrs["space"]["pruner"] == {"name": "successive-halving", "min_resource": 10, "max_resource": 40,
+                                                "reduction_factor": 2}
+    runs = tmp_path / "runs"
+    workers = [_worker(url, "p", runs, tmp_path) for _ in range(2)]
+    for w in workers:
+        out, _ = w.communicate(timeout=300)
+        assert w.returncode == 0, out
+    trials = {t.params["lr"]: t for t in _trials(url, "p")}
+    states = {lr: t.state.name for lr, t in trials.items()}
+    assert states[1e-7] == states[2e-7] == "PRUNED", states  # hopeless: stopped at the first rung
+    # a good rate may also be cut (successive halving keeps the top half at each rung), never both
+    assert "COMPLETE" in (states[0.003], states[0.002]) and set(states.values()) == {"COMPLETE", "PRUNED"}
+    for lr, t in trials.items():
+        steps = sorted(t.intermediate_values)
+        assert steps == ([10, 20, 30, 40] if t.state.name == "COMPLETE" else list(range(10, t.user_attrs["pruned_at"] + 1, 10)))
+        folder = Path(t.user_attrs["run_dir"])
+        assert (folder / "checkpoint.pt").exists()
+        assert (folder / RESULT).exists() == (t.state.name == "COMPLETE")
+        assert (folder / STOPPED).exists() == (t.state.name == "PRUNED")
+    pruned = Path(trials[1e-7].user_attrs["run_dir"])
+    assert json.loads((pruned / STOPPED).read_text())["reason"] == "pruned"
+    at = trials[1e-7].user_attrs["pruned_at"]
+    assert at in (10, 20)  # the first rung, or the second when it reached the first before its peers
+    # the marked folder is an unfinished run: continued from step 10, never read back as a result
+    from invlab.train import TrainConfig
+
+    res = run_resumable(TrainConfig(**{**SPACE["base"], "lr": 1e-7, "device": "cpu"}), pruned)
+    assert res["resumed_from"] == at and res["steps_done"] == 40
+    assert (pruned / RESULT).exists() and not (pruned / STOPPED).exists()
+
+
+def test_sweep_pruner_and_startup_trials_are_checked_and_recorded(tmp_path):
+    url = f"sqlite:///{tmp_path / 's.db'}"
+    space = tmp_path / "search.json"
+    space.write_text(json.dumps({"base": {**SPACE["base"], "steps": 20, "eval_every": 5}, "seeds": [0],
+                                 "search": {"lr": {"low": 1e-4, "high": 1e-1, "log": True}}}))
+    with pytest.raises(ValueError, match="unknown pruner 'fast'"):
+        sweep.create("s", url, str(space), pruner="fast")
+    with pytest.raises(ValueError, match="min_resource must lie in"):
+        sweep.create("s", url, str(space), pruner="median", min_resource=50)
+    two = tmp_path / "two.json"
+    two.write_text(json.dumps({**json.loads(space.read_text()), "seeds": [0, 1]}))
+    with pytest.raises(ValueError, match="one run per trial"):
+        sweep.create("s", url, str(two), pruner="median")
+    sweep.create("s", url, str(space), pruner="median", startup_trials=1)
+    spec = optuna.load_study(study_name="s", storage=url).user_attrs["space"]
+    assert spec["pruner"]["min_resource"] == 5 and spec["startup_trials"] == 1
+    sweep.work("s", url, trials=3, device="cpu", runs_dir=tmp_path / "runs")
+    trials = _trials(url, "s")
+    assert all(sorted(t.intermediate_values)[:1] == [5] for t in trials)  # every trial reported
+    assert {t.state.name for t in trials} <= {"COMPLETE", "PRUNED"}
+
+
+def test_a_study_without_a_pruner_never_prunes(tmp_path):
+    """Optuna gives a loaded study a median pruner by default: invlab must not, now that trials report."""
+    url = f"sqlite:///{tmp_path / 's.db'}"
+    space = tmp_path / "lr.json"
+    space.write_text(json.dumps({"base": {**SPACE["base"], "steps": 20, "eval_every": 5},
+                                 "grid": {"lr": [0.003, 1e-7, 2e-7, 3e-7]}}))
+    sweep.create("n", url, str(space))
+    sweep.work("n", url, device="cpu", runs_dir=tmp_path / "runs")
+    assert Counter(t.state.name for t in _trials(url, "n")) == {"COMPLETE": 4}

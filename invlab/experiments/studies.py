@@ -48,6 +48,9 @@ class TrainAccuracyProbe:
 
 
 RESULT = "result.json"
+#: written instead of ``result.json`` by a run stopped before its budget (a pruned trial):
+#: the folder holds a checkpoint to continue from, never a result to read back
+STOPPED = "stopped.json"
 
 
 class Clock:
@@ -65,7 +68,8 @@ class Clock:
         trainer.elapsed_s = record["elapsed_s"] = self.now()
 
 
-def run_resumable(config, run_dir: str | os.PathLike, threads: int | None = None, data=None) -> dict:
+def run_resumable(config, run_dir: str | os.PathLike, threads: int | None = None, data=None,
+                  callbacks=()) -> dict:
     """Train ``config`` in ``run_dir``, resuming from its checkpoint; return the result dict.
 
     ``run_dir`` holds ``checkpoint.pt`` (rewritten atomically at every evaluation) and,
@@ -73,6 +77,12 @@ def run_resumable(config, run_dir: str | os.PathLike, threads: int | None = None
     fields, plus ``hardware``, ``threads`` and ``resumed_from`` — the steps done before
     this call). A finished run is read back, not retrained; an interrupted one continues
     from its last checkpoint and gives the same numbers as an uninterrupted run.
+
+    ``callbacks`` go to the trainer beside the run's clock. One that stops the run before
+    its budget (``trainer.stop``, with ``trainer.stop_reason``, e.g. a pruned trial) leaves
+    ``stopped.json`` (reason, step, best validation accuracy so far) and no ``result.json``:
+    the folder is an unfinished run, which a later call continues. The returned dict then
+    has ``stopped`` set to the reason.
     """
     from invlab.io import save_json
     from invlab.training.loop import resolve_device
@@ -88,11 +98,18 @@ def run_resumable(config, run_dir: str | os.PathLike, threads: int | None = None
     if (run_dir / CHECKPOINT).exists():
         trainer.load_checkpoint(run_dir / CHECKPOINT)
     resumed_from = trainer.step
-    result = trainer.run([Clock(trainer)], progress=False, checkpoint_path=run_dir / CHECKPOINT)
+    result = trainer.run([Clock(trainer), *callbacks], progress=False, checkpoint_path=run_dir / CHECKPOINT)
     out = result.to_dict()
     out.update(hardware=hardware(str(resolve_device(config.device))), threads=torch.get_num_threads(),
                resumed_from=resumed_from, elapsed_s=trainer.elapsed_s)
+    if trainer.step < trainer.total_steps:  # stopped early: not a result
+        trainer.save_checkpoint(run_dir / CHECKPOINT)
+        reason = trainer.stop_reason or "stopped"
+        save_json({"reason": reason, "step": trainer.step, "steps": trainer.total_steps,
+                   "best_val_accuracy": trainer.best_val, "elapsed_s": trainer.elapsed_s}, run_dir / STOPPED)
+        return {**out, "stopped": reason}
     save_json(out, run_dir / RESULT)
+    (run_dir / STOPPED).unlink(missing_ok=True)
     return out
 
 

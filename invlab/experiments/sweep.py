@@ -13,6 +13,10 @@ A *study* lives in an Optuna storage: a SQLite file on one machine (the default,
   A heartbeat marks the trials of a killed worker failed after a grace period, and
   ``RetryFailedTrialCallback`` enqueues them again; a run that diverges is a failed trial
   with its reason (``user_attrs["failure"]``), not an accuracy;
+* pruning (``create(..., pruner=...)``, recorded in the study): each trial reports its
+  validation accuracy at every evaluation and is stopped when the pruner (:data:`PRUNERS`,
+  :func:`make_pruner`) ranks it below its peers at the same step; a pruned trial's folder
+  is marked ``stopped.json`` so that no later read takes it for a finished run;
 * :func:`report` — mean ± std over label draws per entry (validation-selected test
   accuracy), JSON and Markdown under ``results/``, figures from ``optuna.visualization``.
 
@@ -47,6 +51,10 @@ DEFAULT_STORAGE = "sqlite:///runs/sweeps.db"
 #: how long a SQLite worker waits for another one's transaction before giving up
 SQLITE_BUSY_TIMEOUT_MS = 60_000
 SPACES = ("table2", "grid", "recipe")
+#: ``invlab sweep create --pruner NAME``: Optuna's pruners. Every trial reports its validation
+#: accuracy at each evaluation (``trial.report``); a pruned trial stops there (its run folder
+#: keeps the checkpoint and a ``stopped.json``, never a ``result.json``).
+PRUNERS = ("none", "median", "successive-halving", "hyperband")
 #: attributes a trial records for the report (the run folders may live on other hosts)
 RESULT_KEYS = ("test_accuracy", "best_val_accuracy", "best_step", "final_test_accuracy", "wall_time_s", "elapsed_s",
                "hardware", "steps_done")
@@ -206,16 +214,84 @@ def entry_name(spec: dict, params: dict) -> str:
     return ", ".join(f"{k}={params[k]}" if k != "model" else str(params[k]) for k in keys) or spec["name"]
 
 
+# -- pruning --------------------------------------------------------------------------------
+
+def make_pruner(name: str | None, min_resource: int = 1, max_resource: int | None = None,
+                reduction_factor: int = 2, startup_trials: int = 4):
+    """The Optuna pruner ``name`` (:data:`PRUNERS`), in training steps.
+
+    * ``median`` — :class:`~optuna.pruners.MedianPruner`: from step ``min_resource`` on, stop
+      a trial whose best validation accuracy so far is below the median of the earlier
+      trials' at the same step (after ``startup_trials`` trials have finished);
+    * ``successive-halving`` — :class:`~optuna.pruners.SuccessiveHalvingPruner` (asynchronous,
+      ASHA): rungs at ``min_resource``·η^k steps (η = ``reduction_factor``); a trial passes a
+      rung only if it is in the top 1/η of the trials that reached it;
+    * ``hyperband`` — :class:`~optuna.pruners.HyperbandPruner`: several successive-halving
+      brackets from ``min_resource`` to ``max_resource`` steps;
+    * ``none`` (or None) — no pruning.
+    """
+    optuna = _optuna()
+    if name in (None, "none"):
+        return optuna.pruners.NopPruner()
+    if name == "median":
+        return optuna.pruners.MedianPruner(n_startup_trials=startup_trials, n_warmup_steps=max(0, min_resource - 1))
+    if name == "successive-halving":
+        return optuna.pruners.SuccessiveHalvingPruner(min_resource=min_resource, reduction_factor=reduction_factor)
+    if name == "hyperband":
+        return optuna.pruners.HyperbandPruner(min_resource=min_resource, max_resource=max_resource or "auto",
+                                              reduction_factor=max(reduction_factor, 2))
+    raise ValueError(f"unknown pruner {name!r}: use one of {', '.join(PRUNERS)}")
+
+
+class _Report:
+    """Callback: the trial's validation accuracy at every evaluation (``trial.report``, step =
+    training step; a resumed run reports its earlier evaluations too), and the run stopped
+    (``trainer.stop_reason = "pruned"``) when the study's pruner says so."""
+
+    def __init__(self, trial):
+        self.trial, self.seen = trial, set()
+
+    def on_eval(self, trainer, record) -> None:
+        for r in trainer.history:
+            if r["step"] not in self.seen:
+                self.seen.add(r["step"])
+                self.trial.report(r["val_accuracy"], r["step"])
+        if trainer.step < trainer.total_steps and self.trial.should_prune():
+            trainer.stop, trainer.stop_reason = True, "pruned"
+
+
 # -- create ---------------------------------------------------------------------------------
 
 def create(study: str, storage: str | None, space: str, steps: int | None = None,
-           dataset: str | None = None, data_root: str | None = None) -> int:
+           dataset: str | None = None, data_root: str | None = None, pruner: str | None = None,
+           min_resource: int | None = None, reduction_factor: int = 2, startup_trials: int | None = None) -> int:
     """Create ``study`` and, for a grid space, enqueue every point once; returns the number
     of trials enqueued. Refuses a study that exists (create once, then run workers).
     ``steps`` overrides every trial's training budget (smoke runs; recorded per trial);
     ``dataset`` and ``data_root`` put every trial on that data set (a name of
-    :func:`invlab.data.list_datasets`)."""
+    :func:`invlab.data.list_datasets`).
+
+    ``pruner`` (:data:`PRUNERS`) stops unpromising trials early (:func:`make_pruner`;
+    ``min_resource`` steps before the first cut, default a quarter of the budget);
+    ``startup_trials`` is the TPE sampler's random start (Optuna's default 10; a third of
+    the trials or fewer leaves the rest to guided search). Both are recorded in the study."""
+    if pruner is not None and pruner not in PRUNERS:
+        raise ValueError(f"unknown pruner {pruner!r}: use one of {', '.join(PRUNERS)}")
+    if startup_trials is not None and startup_trials < 0:
+        raise ValueError(f"startup_trials must be >= 0, got {startup_trials}")
     spec = load_space(space)
+    if pruner not in (None, "none"):
+        if len(spec.get("seeds", [None])) > 1:
+            raise ValueError(f"pruner {pruner!r} judges one run per trial, but the space trains "
+                             f"{len(spec['seeds'])} seeds per trial: give one seed, or no pruner")
+        budget = steps or spec.get("base", {}).get("steps") or 1000
+        min_resource = min_resource or max(1, budget // 4)
+        if not 1 <= min_resource <= budget:
+            raise ValueError(f"min_resource must lie in [1, {budget}] steps (the budget), got {min_resource}")
+        spec["pruner"] = {"name": pruner, "min_resource": int(min_resource), "max_resource": int(budget),
+                          "reduction_factor": int(reduction_factor)}
+    if startup_trials is not None:
+        spec["startup_trials"] = int(startup_trials)
     if dataset is not None or data_root is not None:
         from invlab.data import dataset_entry
 
@@ -327,10 +403,15 @@ class _Objective:
                        else self.runs_dir / self.study_name / run_key(config))  # a retry resumes here
             trial.set_user_attr("run_dir", str(run_dir))
             try:
-                res = run_resumable(config, run_dir)
+                res = run_resumable(config, run_dir, callbacks=[_Report(trial)] if len(seeds) == 1 else [])
             except Exception as err:  # noqa: BLE001 - a diverged or broken run is a failed trial, with its reason
                 trial.set_user_attr("failure", f"{type(err).__name__}: {err}")
                 raise
+            if res.get("stopped"):  # pruned: its folder holds a checkpoint and stopped.json, no result
+                trial.set_user_attr("pruned_at", res["steps_done"])
+                trial.set_user_attr("best_val_accuracy", res["best_val_accuracy"])
+                trial.set_user_attr("elapsed_s", res.get("elapsed_s"))
+                raise optuna.TrialPruned(f"pruned at step {res['steps_done']} of {res['config']['steps']}")
             results.append(res)
             vals.append(res["best_val_accuracy"])
             config_seeds.append(config.seed)
@@ -384,7 +465,11 @@ def _work(study, st_storage, storage, trials, device, steps, runs_dir, heartbeat
     elif "search" in spec:
         # seeded by worker and by how far the study is: a worker that calls work() again
         # (one trial at a time) must not draw the same first point again
-        st.sampler = optuna.samplers.TPESampler(seed=os.getpid() * 1000 + len(st.get_trials(deepcopy=False)))
+        st.sampler = optuna.samplers.TPESampler(seed=os.getpid() * 1000 + len(st.get_trials(deepcopy=False)),
+                                                n_startup_trials=spec.get("startup_trials", 10))
+    # no pruner recorded: never prune (a loaded study's default would be a median pruner)
+    st.pruner = make_pruner(**{k: v for k, v in (spec.get("pruner") or {"name": None}).items()},
+                            startup_trials=spec.get("startup_trials", 4))
     objective = _Objective(spec, Path(runs_dir), device, steps or st.user_attrs.get("steps"), study)
     # A finished run's CUDA memory may sit in reference cycles until the next collection:
     # collect after each trial there. On the CPU Python's own collector suffices, and a full
@@ -478,7 +563,7 @@ def failures(study: str, storage: str | None) -> dict[str, str]:
 def trial_table(study) -> list[dict]:
     """Every trial: number, state, params, entry, seed and the recorded results."""
     return [{"number": t.number, "state": t.state.name, "params": t.params, "value": t.value,
-             **{k: t.user_attrs.get(k) for k in ("entry", "seed", "failure", "worker", "steps_override",
+             **{k: t.user_attrs.get(k) for k in ("entry", "seed", "failure", "worker", "steps_override", "pruned_at",
                                                   "test_selected_accuracy", *RESULT_KEYS)},
              "retry_of": t.system_attrs.get("failed_trial")} for t in study.get_trials(deepcopy=False)]
 

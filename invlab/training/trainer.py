@@ -133,6 +133,7 @@ class Trainer:
         self.history: list[dict] = []
         self.best_val, self.best_step, self.best_state = -1.0, 0, None
         self.stop = False
+        self.stop_reason: str | None = None  # why a callback stopped the run (a pruned trial: "pruned")
         self.eval_time_s = 0.0  # seconds spent evaluating in this process (see TrainResult.extra)
         self.elapsed_s = 0.0  # wall time of the run over all its sessions, kept by studies.Clock
         self._sums: dict[str, float] = {}
