@@ -53,46 +53,94 @@ def storage(args) -> str:
     return args.storage or f"sqlite:///{Path(args.runs_dir) / 'sweeps.db'}"
 
 
-def tuned(args, method: str) -> tuple[dict, int]:
-    """The best parameters of ``method``'s tuning study (empty until it has finished) and
-    the number of its completed trials."""
-    summary = tuning_summary(args, method)
+#: Every method tuned on each data set: the baselines (tuned without R) and the paper's method
+#: (``inversion``: entropy with R, its learning rate, beta and balance tuned together).
+TUNED = (*BASELINES, "inversion")
+#: How the tuning prunes: asynchronous successive halving in training steps, rungs at
+#: ``--min-resource`` x 2^k (500, 1000, 2000 of 2000 steps): a trial goes on past a rung only
+#: in the top half of the trials that reached it (about half the steps of full trials).
+PRUNER = "successive-halving"
+
+
+def tune_study(args, dataset: str, method: str) -> str:
+    return f"{args.prefix}-tune-{dataset}-{method}"
+
+
+def tuned(args, method: str, dataset: str) -> tuple[dict, int]:
+    """The best parameters of ``method``'s tuning study on ``dataset`` (empty until it has
+    finished) and the number of its finished (completed or pruned) trials."""
+    summary = tuning_summary(args, method, dataset)
     best = summary["best"]["params"] if summary.get("finished") else {}
-    return dict(best), summary["completed_trials"]
+    return dict(best), summary["finished_trials"]
 
 
-def tuning_summary(args, method: str) -> dict:
-    """Every completed trial of ``method``'s tuning: parameters, validation and (never used
-    to choose) test accuracy, and the best one so far."""
+def tuning_summary(args, method: str, dataset: str) -> dict:
+    """Every completed trial of ``method``'s tuning on ``dataset``: parameters, validation and
+    (never used to choose) test accuracy, and the best one so far; the pruned trials' count
+    and the steps all trials trained (what pruning saved)."""
     import optuna
 
     from invlab import sweep
 
     with sweep._opened(storage(args)) as st_storage:
         try:
-            st = optuna.load_study(study_name=f"{args.prefix}-tune-{method}", storage=st_storage)
+            st = optuna.load_study(study_name=tune_study(args, dataset, method), storage=st_storage)
         except KeyError:
-            return {"completed_trials": 0, "trials": []}
-        done = [t for t in st.get_trials(deepcopy=False) if t.state.name == "COMPLETE"]
+            return {"completed_trials": 0, "pruned_trials": 0, "finished_trials": 0, "trials": []}
+        all_trials = st.get_trials(deepcopy=False)
+    done = [t for t in all_trials if t.state.name == "COMPLETE"]
+    pruned = [t for t in all_trials if t.state.name == "PRUNED"]
     trials = [{"number": t.number, "params": t.params, "val_accuracy": t.value,
                "test_accuracy": t.user_attrs.get("test_accuracy")} for t in done]
     best = max(trials, key=lambda t: (t["val_accuracy"], -t["number"])) if trials else None
-    return {"completed_trials": len(trials), "finished": len(trials) >= args.trials, "best": best, "trials": trials}
+    steps = sum(t.user_attrs.get("steps_done") or 0 for t in done) + sum(t.user_attrs.get("pruned_at") or 0
+                                                                         for t in pruned)
+    full = (len(done) + len(pruned)) * (args.steps or 2000)
+    return {"dataset": dataset, "completed_trials": len(done), "pruned_trials": len(pruned),
+            "finished_trials": len(done) + len(pruned), "finished": len(done) + len(pruned) >= args.trials,
+            "steps_trained": steps, "steps_of_full_trials": full, "best": best, "trials": trials,
+            "pruned": [{"number": t.number, "params": t.params, "pruned_at": t.user_attrs.get("pruned_at"),
+                        "val_accuracy": t.user_attrs.get("best_val_accuracy")} for t in pruned]}
+
+
+def _taken(args, dataset: str, method: str) -> int:
+    """Trials of a tuning study finished, running or waiting (a dead worker's running trial
+    is failed and enqueued again first, so it counts once)."""
+    import optuna
+    from optuna.storages import fail_stale_trials
+
+    from invlab import sweep
+
+    with sweep._opened(storage(args), heartbeat=60) as st_storage:
+        st = optuna.load_study(study_name=tune_study(args, dataset, method), storage=st_storage)
+        fail_stale_trials(st)
+        return sum(t.state.name in ("COMPLETE", "PRUNED", "RUNNING", "WAITING") for t in st.get_trials(deepcopy=False))
 
 
 def tune(args) -> None:
+    """Both workers share one queue of tuning studies (every data set x :data:`TUNED`), one
+    trial at a time, data set by data set: each study gets ``--trials`` trials, the first
+    ``--startup-trials`` random (TPE's start), the rest guided, pruned by :data:`PRUNER`."""
     from invlab import sweep
 
-    for method in BASELINES[args.worker::args.workers]:
-        name = f"{args.prefix}-tune-{method}"
+    studies = [(d, m) for d in args.datasets for m in TUNED]
+    for dataset, method in studies:
         try:
-            sweep.create(name, storage(args), str(SPACES / f"generality-{method}.json"), steps=args.steps,
-                         dataset=args.tune_dataset)
+            sweep.create(tune_study(args, dataset, method), storage(args), str(SPACES / f"generality-{method}.json"),
+                         steps=args.steps, dataset=dataset, pruner=PRUNER,
+                         min_resource=args.min_resource if not args.steps else max(1, args.steps // 4),
+                         startup_trials=args.startup_trials)
         except ValueError:
-            pass  # created by an earlier session: continue it
-        while (done := tuned(args, method)[1]) < args.trials:
-            print(f"[tune] {method}: trial {done + 1} of {args.trials}", flush=True)
-            sweep.work(name, storage(args), trials=1, device=args.device, runs_dir=args.runs_dir)
+            pass  # created by the other worker or an earlier session: continue it
+    while True:
+        todo = [(d, m) for d, m in studies if _taken(args, d, m) < args.trials]
+        if not todo:
+            break
+        # this worker's share first, so that two workers start on different studies
+        dataset, method = todo[args.worker % len(todo)] if len(todo) > 1 else todo[0]
+        print(f"[tune] {dataset} {method}: trial {_taken(args, dataset, method) + 1} of {args.trials}", flush=True)
+        sweep.work(tune_study(args, dataset, method), storage(args), trials=1, device=args.device,
+                   runs_dir=args.runs_dir)
 
 
 def plan(args, labels: int = 5, methods: tuple[str, ...] = BASELINES) -> dict:
@@ -580,10 +628,11 @@ def main(argv=None) -> None:
     p.add_argument("--stage", choices=["tune", "runs", "all", "report", "failures"], default="all")
     p.add_argument("--worker", type=int, default=0, help="this worker's index (tuning is split between workers)")
     p.add_argument("--workers", type=int, default=2)
-    p.add_argument("--trials", type=int, default=6, help="TPE trials per method (the same for each)")
+    p.add_argument("--trials", type=int, default=12, help="tuning trials per method and data set (the same for each)")
+    p.add_argument("--startup-trials", type=int, default=4, help="of which random (TPE's start-up; the rest guided)")
+    p.add_argument("--min-resource", type=int, default=500, help="steps before the pruner's first cut")
     p.add_argument("--seeds", type=int, nargs="+", default=[0, 1, 2, 3, 4])
     p.add_argument("--datasets", nargs="+", default=["mnist", "fashion-mnist"])
-    p.add_argument("--tune-dataset", default="fashion-mnist", help="the data set of the equal tuning (its draw 0)")
     p.add_argument("--beta", type=float, default=0.2, help="R's share with R (the recipe's)")
     p.add_argument("--more-labels", type=int, default=50, help="labels per class of the 500-label round")
     p.add_argument("--more-methods", nargs="*", default=["best"],
@@ -598,7 +647,7 @@ def main(argv=None) -> None:
     p.add_argument("--threads", type=int, default=1)
     p.add_argument("--prefix", default="generality")
     p.add_argument("--storage", default=None, help="Optuna storage (default sqlite under --runs-dir)")
-    p.add_argument("--runs-dir", default="runs/generality")
+    p.add_argument("--runs-dir", default="runs/generality-v2")
     p.add_argument("--out", default="results/generality.json")
     p.add_argument("--figure", default="docs/figures/generality.html")
     p.add_argument("--failures-out", default="results/generality_failures.json")
@@ -618,7 +667,7 @@ def main(argv=None) -> None:
         tune(args)
     if args.stage in ("runs", "all"):
         if args.stage == "all":
-            while any(tuned(args, m)[1] < args.trials for m in BASELINES):  # the other worker's tuning
+            while any(tuned(args, m, d)[1] < args.trials for d in args.datasets for m in TUNED):  # the other worker's
                 import time
 
                 time.sleep(60)
