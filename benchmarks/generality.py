@@ -37,16 +37,22 @@ from pathlib import Path
 from invlab.methods import METHODS
 
 SPACES = Path(__file__).resolve().parent / "spaces"
-BASELINES = tuple(m for m in METHODS if m != "inversion")  # inversion = entropy with R
-#: Principled changes to the paper's method (entropy with R), tried on the validation split
-#: where R helps least: the reconstruction loss's form, reconstruction at hidden layers too
-#: (eqs. 11-12), and per-image standardisation instead of centring and max-abs scaling.
-CHANGES = {"cosine-R": {"reconstruction": "cosine"},
-           "per-layer-R": {"layers": {"features.2": 0.06, "features.5": 0.06}},
-           "standardize": {"preprocess": "standardize"}}
-#: Changes that are not R's alone (the input scaling acts on every term): run without R too,
-#: so that their gain with R can be set against their gain without it.
-CONTROLS = ("standardize",)
+BASELINES = tuple(m for m in METHODS if m != "inversion")  # each run without and with R
+#: Every arm of a round: each baseline without and with R (its own tuned setting, plus
+#: beta = ``--beta`` with R), and the paper's method (``inversion``: entropy with R, its
+#: learning rate, beta and balance tuned together), which has R by definition.
+ARMS = (*((m, with_r) for m in BASELINES for with_r in (False, True)), ("inversion", True))
+#: Each method's own unsupervised term as the run logs it, unweighted: a run whose term stays
+#: below ALIVE of its cross-entropy at every evaluation is flagged (a dead term, like VAT's LDS
+#: at 5e-8 before the perturbation was fixed).
+TERMS = {"entropy": "entropy", "inversion": "entropy", "pseudo-label": "m:pseudo", "vat": "m:lds",
+         "mean-teacher": "m:consistency"}
+ALIVE = 1e-4
+#: The changes round (where R helped least, Fashion-MNIST): per-image standardisation instead of
+#: centring and max-abs scaling, which the last study found to help R and only R, now for VAT
+#: (the strongest baseline) and the paper's method, each without and with R.
+CHANGES = {"standardize": {"preprocess": "standardize"}}
+CHANGE_METHODS = ("vat", "inversion")
 
 
 def storage(args) -> str:
@@ -117,6 +123,19 @@ def _taken(args, dataset: str, method: str) -> int:
         return sum(t.state.name in ("COMPLETE", "PRUNED", "RUNNING", "WAITING") for t in st.get_trials(deepcopy=False))
 
 
+def create_tuning(args, dataset: str, method: str) -> None:
+    """The tuning study of ``method`` on ``dataset`` (kept if it exists: rerunning continues it)."""
+    from invlab import sweep
+
+    try:
+        sweep.create(tune_study(args, dataset, method), storage(args), str(SPACES / f"generality-{method}.json"),
+                     steps=args.steps, dataset=dataset, pruner=PRUNER,
+                     min_resource=args.min_resource if not args.steps else max(1, args.steps // 4),
+                     startup_trials=args.startup_trials)
+    except ValueError:
+        pass  # created by the other worker or an earlier session: continue it
+
+
 def tune(args) -> None:
     """Both workers share one queue of tuning studies (every data set x :data:`TUNED`), one
     trial at a time, data set by data set: each study gets ``--trials`` trials, the first
@@ -125,13 +144,7 @@ def tune(args) -> None:
 
     studies = [(d, m) for d in args.datasets for m in TUNED]
     for dataset, method in studies:
-        try:
-            sweep.create(tune_study(args, dataset, method), storage(args), str(SPACES / f"generality-{method}.json"),
-                         steps=args.steps, dataset=dataset, pruner=PRUNER,
-                         min_resource=args.min_resource if not args.steps else max(1, args.steps // 4),
-                         startup_trials=args.startup_trials)
-        except ValueError:
-            pass  # created by the other worker or an earlier session: continue it
+        create_tuning(args, dataset, method)
     while True:
         todo = [(d, m) for d, m in studies if _taken(args, d, m) < args.trials]
         if not todo:
@@ -141,40 +154,50 @@ def tune(args) -> None:
         print(f"[tune] {dataset} {method}: trial {_taken(args, dataset, method) + 1} of {args.trials}", flush=True)
         sweep.work(tune_study(args, dataset, method), storage(args), trials=1, device=args.device,
                    runs_dir=args.runs_dir)
+        save(args)
 
 
-def plan(args, labels: int = 5, methods: tuple[str, ...] = BASELINES) -> dict:
-    """{run id: (TrainConfig, run folder)} of ``methods`` with ``labels`` per class on every
-    data set and draw, without and with R, in the order workers take them (draw by draw)."""
+def _params(args, arms) -> dict:
+    """{(method, data set): tuned parameters} for the methods of ``arms`` (one storage read each)."""
+    return {(m, d): tuned(args, m, d)[0] for m in dict.fromkeys(m for m, _ in arms) for d in args.datasets}
+
+
+def plan(args, labels: int = 5, arms=ARMS, datasets=None, seeds=None) -> dict:
+    """{run id: (TrainConfig, run folder)} of ``arms`` with ``labels`` per class on every data
+    set and draw, in the order workers take them (draw by draw). Each method runs with the
+    setting tuned on the data set it runs on; a baseline with R adds beta = ``--beta``."""
     from invlab.train import TrainConfig, run_key
 
-    bases = {m: json.loads((SPACES / f"generality-{m}.json").read_text())["base"] for m in methods}
-    params = {m: tuned(args, m)[0] for m in methods}  # one read of the storage per method, not per run
+    bases = {m: json.loads((SPACES / f"generality-{m}.json").read_text())["base"] for m, _ in arms}
+    params = _params(args, arms)
     runs = {}
-    for seed in args.seeds:
-        for dataset in args.datasets:
-            for method in methods:
-                for with_r in (False, True):
-                    fields = {**bases[method], **params[method], "dataset": dataset, "labels_per_class": labels,
-                              "seed": seed, "beta": args.beta if with_r else 0.0, "device": args.device}
-                    if args.steps:  # smoke runs
-                        fields.update(steps=args.steps, eval_every=min(args.steps, fields["eval_every"]))
-                    config = TrainConfig(**fields)
-                    run_id = f"{dataset}/{labels}/{method}/{'R' if with_r else 'noR'}/{seed}"
-                    runs[run_id] = (config, Path(args.runs_dir) / "runs" / run_key(config))
+    for seed in seeds if seeds is not None else args.seeds:
+        for dataset in datasets or args.datasets:
+            for method, with_r in arms:
+                fields = {**bases[method], **params.get((method, dataset), {}), "dataset": dataset,
+                          "labels_per_class": labels, "seed": seed, "device": args.device}
+                if method != "inversion":
+                    fields["beta"] = args.beta if with_r else 0.0
+                if args.steps:  # smoke runs
+                    fields.update(steps=args.steps, eval_every=min(args.steps, fields["eval_every"]))
+                config = TrainConfig(**fields)
+                run_id = f"{dataset}/{labels}/{method}/{'R' if with_r else 'noR'}/{seed}"
+                runs[run_id] = (config, Path(args.runs_dir) / "runs" / run_key(config))
     return runs
 
 
-def best_method(args) -> str | None:
-    """The method of stage 2 with the highest mean validation accuracy without R over every
-    data set and draw (the test set never chooses); None until all its runs have finished."""
+def best_arms(args, rows: list[dict] | None = None, with_r: bool | None = None, dataset: str | None = None) -> list:
+    """Round one's arms ranked by mean validation accuracy (the test set never chooses) over
+    ``dataset`` (default every data set) and every draw, optionally only those without or
+    with R; empty until all of round one has finished."""
     first = plan(args)
-    rows = collect(args, first)
+    rows = collect(args, first) if rows is None else [r for r in rows if r["labels"] == 50 and "+" not in r["method"]]
     if len(rows) < len(first):
-        return None
-    scores = {m: statistics.fmean(r["val_accuracy"] for r in rows if r["method"] == m and not r["reconstruction"])
-              for m in BASELINES}
-    return max(scores, key=scores.get)
+        return []
+    score = {arm: statistics.fmean(r["val_accuracy"] for r in rows if (r["method"], r["reconstruction"]) == arm
+                                   and (dataset is None or r["dataset"] == dataset))
+             for arm in ARMS if with_r is None or arm[1] == with_r}
+    return sorted(score, key=score.get, reverse=True)
 
 
 def more_seeds(args) -> list[int]:
@@ -184,51 +207,135 @@ def more_seeds(args) -> list[int]:
 
 
 def more_labels_plan(args) -> dict:
-    """Stage 2's 500-label runs (``--more-labels`` per class) of ``--more-methods``, where
-    ``best`` stands for :func:`best_method`, on the draws :func:`more_seeds`; empty until
-    that is known."""
-    methods = []
-    for m in args.more_methods:
-        m = best_method(args) if m == "best" else m
-        if m is None:
-            return {}
-        methods.append(m)
-    more = argparse.Namespace(**{**vars(args), "seeds": more_seeds(args)})
-    return plan(more, args.more_labels, tuple(dict.fromkeys(methods)))
+    """The 500-label round (``--more-labels`` per class): the best method without R of round
+    one (by validation, every data set) without and with R, on the draws :func:`more_seeds`;
+    empty until round one has finished."""
+    ranked = best_arms(args, with_r=False)
+    if not ranked:
+        return {}
+    method = ranked[0][0]
+    return plan(args, args.more_labels, ((method, False), (method, True)), seeds=more_seeds(args))
+
+
+def hundred_plan(args) -> dict:
+    """100 labels (``--hundred-labels`` per class) on ``--hundred-dataset``, every draw: the two
+    best arms of round one there by validation, so that invlab meets the label count of the
+    published MNIST results; empty until round one has finished."""
+    ranked = best_arms(args, dataset=args.hundred_dataset)
+    if not ranked:
+        return {}
+    return plan(args, args.hundred_labels, tuple(ranked[:2]), datasets=[args.hundred_dataset])
 
 
 def changes_plan(args) -> dict:
-    """The changes round: each of :data:`CHANGES` applied to entropy with R (those of
-    :data:`CONTROLS` also without R), 5 labels per class, on ``--change-dataset``, draws
-    ``--change-seeds``; compared with round one's run of the same draw on validation accuracy."""
+    """The changes round: each of :data:`CHANGES` applied to :data:`CHANGE_METHODS`, without
+    and with R (the paper's method without R: its tuned setting, beta 0), 5 labels per class,
+    on ``--change-dataset``, draws ``--change-seeds``."""
     import dataclasses
 
     from invlab.train import run_key
 
-    round_one = argparse.Namespace(**{**vars(args), "datasets": [args.change_dataset], "seeds": args.change_seeds})
-    base = plan(round_one, 5, ("entropy",))
+    arms = [arm for arm in ARMS if arm[0] in CHANGE_METHODS]
+    base = plan(args, 5, arms, datasets=[args.change_dataset], seeds=args.change_seeds)
     runs = {}
     for run_id, (config, _) in base.items():
         dataset, labels, method, r, seed = run_id.split("/")
-        for name, overrides in CHANGES.items():
-            if r == "R" or name in CONTROLS:
-                changed = dataclasses.replace(config, **overrides)
-                runs[f"{dataset}/{labels}/{method}+{name}/{r}/{seed}"] = (
+        for with_r in ((False, True) if method == "inversion" else (r == "R",)):
+            for name, overrides in CHANGES.items():
+                changed = dataclasses.replace(config, **overrides, **({} if with_r else {"beta": 0.0}))
+                runs[f"{dataset}/{labels}/{method}+{name}/{'R' if with_r else 'noR'}/{seed}"] = (
                     changed, Path(args.runs_dir) / "runs" / run_key(changed))
     return runs
 
 
+def save(args) -> None:
+    """What a fresh machine needs to continue the study, under ``--record`` (committed, a few
+    kB a run): every tuning study's finished trials (``tuning.json``) and every finished run's
+    result (``runs/<run key>.json``). Run folders and the storage live under ``--runs-dir``,
+    which a new machine does not have: :func:`restore` rebuilds them from the record (an
+    unfinished run's checkpoint is the one thing lost)."""
+    import optuna
+
+    from invlab import sweep
+    from invlab.experiments.studies import RESULT
+    from invlab.io import save_json
+
+    record = Path(args.record)
+    studies = {}
+    with sweep._opened(storage(args)) as st_storage:
+        for d in args.datasets:
+            for m in TUNED:
+                try:
+                    st = optuna.load_study(study_name=tune_study(args, d, m), storage=st_storage)
+                except KeyError:
+                    continue
+                studies[tune_study(args, d, m)] = [{
+                    "state": t.state.name, "params": t.params, "value": t.value,
+                    "distributions": {k: optuna.distributions.distribution_to_json(v)
+                                      for k, v in t.distributions.items()},
+                    "intermediate_values": {str(k): v for k, v in t.intermediate_values.items()},
+                    "user_attrs": t.user_attrs} for t in st.get_trials(deepcopy=False)
+                    if t.state.name in ("COMPLETE", "PRUNED")]
+    if studies:
+        save_json(studies, record / "tuning.json")
+    for folder in sorted((Path(args.runs_dir) / "runs").glob(f"*/{RESULT}")):
+        target = record / "runs" / f"{folder.parent.name}.json"
+        if not target.exists():
+            save_json(json.loads(folder.read_text()), target)
+
+
+def restore(args) -> dict:
+    """Rebuild from ``--record`` what this machine lacks: each tuning study missing from the
+    storage, with its finished trials (TPE goes on from them), and each finished run's
+    ``result.json`` in its folder. Returns how many of each it restored."""
+    import optuna
+
+    from invlab import sweep
+    from invlab.experiments.studies import RESULT
+
+    record, done = Path(args.record), {"studies": 0, "runs": 0}
+    if (record / "tuning.json").exists():
+        saved = json.loads((record / "tuning.json").read_text())
+        for d in args.datasets:
+            for m in TUNED:
+                name = tune_study(args, d, m)
+                if name not in saved:
+                    continue
+                create_tuning(args, d, m)
+                with sweep._opened(storage(args)) as st_storage:
+                    st = optuna.load_study(study_name=name, storage=st_storage)
+                    if st.get_trials(deepcopy=False):
+                        continue  # this machine has the study: its storage is newer than the record
+                    for t in saved[name]:
+                        st.add_trial(optuna.trial.create_trial(
+                            state=optuna.trial.TrialState[t["state"]], value=t["value"], params=t["params"],
+                            distributions={k: optuna.distributions.json_to_distribution(v)
+                                           for k, v in t["distributions"].items()},
+                            intermediate_values={int(k): v for k, v in t["intermediate_values"].items()},
+                            user_attrs=t["user_attrs"]))
+                    done["studies"] += 1
+    for saved_run in sorted((record / "runs").glob("*.json")):
+        folder = Path(args.runs_dir) / "runs" / saved_run.stem
+        if not (folder / RESULT).exists():
+            folder.mkdir(parents=True, exist_ok=True)
+            (folder / RESULT).write_text(saved_run.read_text())
+            done["runs"] += 1
+    return done
+
+
+ROUNDS = (("runs", plan), ("changes", changes_plan), ("hundred", hundred_plan), ("more", more_labels_plan))
+
+
 def run(args) -> None:
+    """The rounds of :data:`ROUNDS` in order, each one study of runs shared by the workers."""
     from invlab import sweep
 
-    missing = [m for m in BASELINES if tuned(args, m)[1] < args.trials]
+    missing = [f"{d} {m}" for d in args.datasets for m in TUNED if tuned(args, m, d)[1] < args.trials]
     if missing and not args.untuned:
         print(f"[runs] tuning unfinished for {', '.join(missing)}: run the tune stage first (or --untuned)")
         return
-    # the changes before the 500-label round: they answer where R fails, on round one's draws
-    for stage, runs in (("runs", lambda: plan(args)), ("changes", lambda: changes_plan(args)),
-                        ("more", lambda: more_labels_plan(args))):
-        runs = runs()  # the 500-label plan is made once the first study is done (it picks its method)
+    for stage, make in ROUNDS:
+        runs = make(args)  # the later rounds are made once round one is done (they pick their arms)
         if not runs:
             print(f"[{stage}] nothing to run yet")
             return
@@ -238,37 +345,65 @@ def run(args) -> None:
         except Exception as err:  # noqa: BLE001 - the other worker created it a moment ago
             print(f"[{stage}] {study}: {err}; working on the existing study")
         sweep.work(study, storage(args), device=args.device, runs_dir=args.runs_dir)
+        save(args)
+
+
+def planned(args) -> dict:
+    """Every run of every round made so far, each once."""
+    out = {}
+    for _, make in ROUNDS:
+        out.update(make(args))
+    return out
+
+
+def term_ratio(method: str, history: list[dict]) -> float | None:
+    """The largest ratio, over the run's evaluations, of its method's own term (unweighted, as
+    logged: :data:`TERMS`) to its cross-entropy; None for a method without one (supervised)."""
+    key = TERMS.get(method.split("+")[0])
+    ratios = [h[key] / h["ce"] for h in history if key and key in h and h.get("ce")]
+    return max(ratios) if ratios else None
 
 
 def collect(args, runs: dict | None = None) -> list[dict]:
-    """One entry per finished run of stage 2 (``runs``, else both plans), read from the run
-    folders."""
-    rows = []
-    runs = runs if runs is not None else {**plan(args), **more_labels_plan(args), **changes_plan(args)}
-    for run_id, (config, folder) in runs.items():
-        from invlab.experiments.studies import RESULT
+    """One entry per finished run (``runs``, else every round's), read from the run folders."""
+    from invlab.experiments.studies import RESULT
 
+    rows = []
+    runs = runs if runs is not None else planned(args)
+    for run_id, (config, folder) in runs.items():
         if not (folder / RESULT).exists():
             continue
         res = json.loads((folder / RESULT).read_text())
         dataset, labels, method, r, seed = run_id.split("/")
+        history = res["history"]
+        best = next(h for h in history if h["step"] == res["best_step"])
         rows.append({"dataset": dataset, "labels": int(labels) * 10, "method": method, "reconstruction": r == "R",
                      "seed": int(seed), "test_accuracy": res["test_accuracy"], "val_accuracy": res["best_val_accuracy"],
                      "steps": res["steps_done"], "config": res["config"],
-                     "minutes": round(res.get("elapsed_s", 0) / 60, 1)})
+                     "minutes": round(res.get("elapsed_s", 0) / 60, 1), "term_ratio": term_ratio(method, history),
+                     **({"teacher_val_accuracy": best["teacher_val_accuracy"]} if "teacher_val_accuracy" in best else {}),
+                     **({"confident": best["m:confident"]} if "m:confident" in best else {})})
     return rows
 
 
-def progress(args, rows: list[dict], planned: dict, more_known: bool) -> dict:
-    """What is left of the three rounds (``planned``, their runs), and about how long two
-    workers need for it at the median minutes each method's finished runs (``rows``) took,
-    with and without R (every run has the same number of steps). Until its method is known
-    (``more_known``), the 500-label round counts as one method, with and without R, on every
-    data set and draw."""
+def dead_terms(rows: list[dict]) -> list[dict]:
+    """The runs whose method term stayed below :data:`ALIVE` of their cross-entropy."""
+    return [{k: r[k] for k in ("dataset", "labels", "method", "reconstruction", "seed", "term_ratio")}
+            for r in rows if r["term_ratio"] is not None and r["term_ratio"] < ALIVE]
+
+
+def progress(args, rows: list[dict], runs: dict) -> dict:
+    """What is left of the rounds made so far (``runs``), and about how long two workers need
+    for it at the median minutes each method's finished runs (``rows``) took, with and without
+    R (every run has the same number of steps). Rounds not made yet (they wait for round one)
+    are counted at the runs they will have: 2 x 5 (100 labels), 2 x data sets x draws (500)."""
     from invlab.experiments.studies import RESULT
 
-    left = [run_id for run_id, (_, folder) in planned.items() if not (folder / RESULT).exists()]
-    unknown = 0 if more_known else 2 * len(args.datasets) * len(more_seeds(args))
+    left = [run_id for run_id, (_, folder) in runs.items() if not (folder / RESULT).exists()]
+    made = {stage for stage, make in ROUNDS if make is not plan and any(
+        k in runs for k in make(args))} if rows else set()
+    unknown = (0 if "hundred" in made else 2 * len(args.seeds)) + (
+        0 if "more" in made else 2 * len(args.datasets) * len(more_seeds(args)))
     took: dict[str, list[float]] = {}
     for r in rows:
         took.setdefault(f"{r['method'].split('+')[0]} {'with' if r['reconstruction'] else 'without'} R", []).append(
@@ -282,7 +417,7 @@ def progress(args, rows: list[dict], planned: dict, more_known: bool) -> dict:
         return per_run.get(f"{method.split('+')[0]} {'with' if with_r == 'R' else 'without'} R", overall)
 
     estimate = None if overall is None else round((sum(minutes(i) for i in left) + unknown * overall) / 60 / 2, 1)
-    return {"planned": len(planned) + unknown, "finished": len(planned) - len(left), "remaining": len(left) + unknown,
+    return {"planned": len(runs) + unknown, "finished": len(runs) - len(left), "remaining": len(left) + unknown,
             "minutes_per_run": per_run, "hours_left_two_workers": estimate}
 
 
@@ -296,23 +431,22 @@ def gains(rows: list[dict], dataset: str, labels: int) -> dict[tuple[str, int], 
 
 
 def arms(rows: list[dict], seeds: list[int]) -> list[dict]:
-    """Each method without and with R per data set and label count: its test accuracy on
-    every finished draw, their mean and (over two draws or more) standard deviation."""
+    """Each arm per data set and label count: its test accuracy on every finished draw, their
+    mean and (over two draws or more) standard deviation."""
     keyed = {(r["dataset"], r["labels"], r["method"], r["reconstruction"], r["seed"]): r["test_accuracy"] for r in rows}
     out = []
     for dataset, labels in sorted({(r["dataset"], r["labels"]) for r in rows if "+" not in r["method"]}):
-        for method in BASELINES:
-            for with_r in (False, True):
-                done = {s: keyed[k] for s in seeds if (k := (dataset, labels, method, with_r, s)) in keyed}
-                if done:
-                    out.append({"dataset": dataset, "labels": labels, "method": method, "reconstruction": with_r,
-                                "test_accuracy": done, "mean": round(statistics.fmean(done.values()), 2),
-                                "std": round(statistics.stdev(done.values()), 2) if len(done) > 1 else None})
+        for method, with_r in ARMS:
+            done = {s: keyed[k] for s in seeds if (k := (dataset, labels, method, with_r, s)) in keyed}
+            if done:
+                out.append({"dataset": dataset, "labels": labels, "method": method, "reconstruction": with_r,
+                            "test_accuracy": done, "mean": round(statistics.fmean(done.values()), 2),
+                            "std": round(statistics.stdev(done.values()), 2) if len(done) > 1 else None})
     return out
 
 
 def tables(rows: list[dict], seeds: list[int]) -> str:
-    """Methods x draws per data set and label count, without and with R, and R's gain."""
+    """Arms x draws per data set and label count, and R's gain per method and draw."""
     from invlab.io import markdown_table
 
     out = []
@@ -324,41 +458,40 @@ def tables(rows: list[dict], seeds: list[int]) -> str:
         draws = [f"draw {s}" for s in ran]
         accuracy, gain = [], []
         gains_of_r = gains(rows, dataset, labels)
+        for method, with_r in ARMS:
+            if (a := stats.get((dataset, labels, method, with_r))) is None:
+                continue
+            vals = [a["test_accuracy"].get(s) for s in ran]
+            n = len(a["test_accuracy"])
+            spread = f"{a['mean']:.2f} ± {a['std']:.2f} ({n} draws)" if n > 1 else f"{a['mean']:.2f} (one draw)"
+            accuracy.append([method, "yes" if with_r else "no", *(None if v is None else f"{v:.2f}" for v in vals),
+                             spread])
         for method in BASELINES:
-            for with_r in (False, True):
-                if (a := stats.get((dataset, labels, method, with_r))) is None:
-                    continue
-                vals = [a["test_accuracy"].get(s) for s in ran]
-                n = len(a["test_accuracy"])
-                spread = f"{a['mean']:.2f} ± {a['std']:.2f} ({n} draws)" if n > 1 else f"{a['mean']:.2f} (one draw)"
-                accuracy.append([method, "yes" if with_r else "no",
-                                 *(None if v is None else f"{v:.2f}" for v in vals), spread])
             gains_ = [gains_of_r[(method, s)][1] if (method, s) in gains_of_r else None for s in ran]
             done = [g for g in gains_ if g is not None]
             if done:
                 gain.append([method, *(None if g is None else f"{g:+.2f}" for g in gains_),
                              f"{statistics.fmean(done):+.2f} ({len(done)} draw{'s' if len(done) > 1 else ''})"])
         out += [f"### {dataset}, {labels} labels (test accuracy %, validation-selected)", "",
-                markdown_table(["method", "R", *draws, "mean ± std"], accuracy), "",
-                "Gain of R (points, with minus without, same draw):", "",
-                markdown_table(["method", *draws, "mean"], gain), ""]
+                markdown_table(["method", "R", *draws, "mean ± std"], accuracy), ""]
+        if gain:
+            out += ["Gain of R (points, with minus without, same draw):", "",
+                    markdown_table(["method", *draws, "mean"], gain), ""]
     return "\n".join(out)
 
 
 def summary(rows: list[dict], seeds: list[int], labels: int = 50) -> dict:
-    """The issue's two targets per data set, on the draws where every method has finished
-    with and without R (so that every mean is over the same draws): the best method
-    without R, chosen by mean validation accuracy, and what R adds to it; invlab's method
-    (entropy with R) and invlab's best method (the method with R of the best mean validation
-    accuracy: every method takes ``--beta``) against every baseline without R; each
-    method's mean gain of R; on each draw, the highest test accuracy of any method (is a
-    draw bad for every method?)."""
+    """The issue's targets per data set, on the draws where every arm has finished (so that
+    every mean is over the same draws): the best method without R, chosen by mean validation
+    accuracy, what R adds to it, draw by draw; the paper's method (``inversion``, tuned) and
+    invlab's best method (the arm with R of the best mean validation accuracy) against every
+    baseline without R; each baseline's mean gain of R; on each draw, the highest test
+    accuracy of any arm and the arm that validation would pick there."""
     out = {}
     for dataset in sorted({r["dataset"] for r in rows if r["labels"] == labels and "+" not in r["method"]}):
         keyed = {(r["method"], r["reconstruction"], r["seed"]): r for r in rows
                  if r["dataset"] == dataset and r["labels"] == labels}
-        both = [(m, with_r) for m in BASELINES for with_r in (False, True)]  # every arm
-        draws = [s for s in seeds if all((m, with_r, s) in keyed for m, with_r in both)]
+        draws = [s for s in seeds if all((m, with_r, s) in keyed for m, with_r in ARMS)]
         if not draws:
             continue
 
@@ -371,22 +504,28 @@ def summary(rows: list[dict], seeds: list[int], labels: int = 50) -> dict:
         def diff(a, b):  # of the unrounded means: the gain tables' mean, to the last digit
             return round(raw(*a) - raw(*b), 2)
 
-        best = max(BASELINES, key=lambda m: mean(m, False, "val_accuracy"))
-        best_r = max(BASELINES, key=lambda m: mean(m, True, "val_accuracy"))
-        invlab = mean("entropy", True)
+        best = max(BASELINES, key=lambda m: raw(m, False, "val_accuracy"))
+        with_r = [arm for arm in ARMS if arm[1]]
+        best_r = max(with_r, key=lambda a: raw(*a, "val_accuracy"))
         out[dataset] = {
             "labels": labels, "draws": draws,
-            "test_mean": {m: {"without_R": mean(m, False), "with_R": mean(m, True)} for m in BASELINES},
+            "test_mean": {f"{m} {'with' if r else 'without'} R": mean(m, r) for m, r in ARMS},
             "best_without_R": best, "best_without_R_test": mean(best, False),
             "best_with_R_test": mean(best, True), "gain_of_R_on_best": diff((best, True), (best, False)),
-            "invlab_test": invlab, "invlab_minus_baseline": {m: diff(("entropy", True), (m, False)) for m in BASELINES},
-            "invlab_best": best_r, "invlab_best_test": mean(best_r, True),
-            "invlab_best_minus_baseline": {m: diff((best_r, True), (m, False)) for m in BASELINES},
+            "gain_of_R_on_best_per_draw": {s: round(keyed[(best, True, s)]["test_accuracy"]
+                                                    - keyed[(best, False, s)]["test_accuracy"], 2) for s in draws},
+            "invlab_test": mean("inversion", True),
+            "invlab_minus_baseline": {m: diff(("inversion", True), (m, False)) for m in BASELINES},
+            "invlab_best": f"{best_r[0]} with R", "invlab_best_test": mean(*best_r),
+            "invlab_best_minus_baseline": {m: diff(best_r, (m, False)) for m in BASELINES},
             "gain_of_R": {m: diff((m, True), (m, False)) for m in BASELINES},
             # is a draw bad for every method? (a description of the draws, not a model selection)
             "highest_per_draw": {s: dict(zip(("method", "reconstruction", "test_accuracy"), max(
-                ((m, with_r, keyed[(m, with_r, s)]["test_accuracy"]) for m, with_r in both), key=lambda a: a[2])))
-                for s in draws}}
+                ((m, r, keyed[(m, r, s)]["test_accuracy"]) for m, r in ARMS), key=lambda a: a[2])))
+                for s in draws},
+            "best_by_validation_per_draw": {s: dict(zip(("method", "reconstruction", "val_accuracy", "test_accuracy"),
+                max(((m, r, keyed[(m, r, s)]["val_accuracy"], keyed[(m, r, s)]["test_accuracy"]) for m, r in ARMS),
+                    key=lambda a: a[2]))) for s in draws}}
     return out
 
 
@@ -427,65 +566,90 @@ def summary_text(summ: dict) -> str:
         n = len(s["draws"])
         worst = min(s["invlab_minus_baseline"], key=s["invlab_minus_baseline"].get)
         lines.append(
-            f"- **{dataset}**, {s['labels']} labels, the {n} draw{'s' if n > 1 else ''} every method has finished "
+            f"- **{dataset}**, {s['labels']} labels, the {n} draw{'s' if n > 1 else ''} every arm has finished "
             f"({', '.join(map(str, s['draws']))}): the best method without R by validation is {s['best_without_R']} "
             f"({s['best_without_R_test']:.2f} % test); with R it gets {s['best_with_R_test']:.2f} % "
-            f"({s['gain_of_R_on_best']:+.2f} points). invlab's method (entropy with R): {s['invlab_test']:.2f} %, "
-            f"{s['invlab_minus_baseline'][worst]:+.2f} points against its closest baseline without R ({worst}). "
-            f"invlab's best method (the method with R of the best validation accuracy): {s['invlab_best']} with R, "
+            f"({s['gain_of_R_on_best']:+.2f} points; per draw "
+            f"{', '.join(f'{g:+.2f}' for g in s['gain_of_R_on_best_per_draw'].values())}). The paper's method "
+            f"(inversion, tuned): {s['invlab_test']:.2f} %, {s['invlab_minus_baseline'][worst]:+.2f} points against "
+            f"its closest baseline without R ({worst}). invlab's best arm with R by validation: {s['invlab_best']}, "
             f"{s['invlab_best_test']:.2f} %, {min(s['invlab_best_minus_baseline'].values()):+.2f} points against its "
             f"closest baseline without R. R's mean gain per method: "
-            f"{', '.join(f'{m} {g:+.2f}' for m, g in s['gain_of_R'].items())} points. The highest test accuracy "
-            f"of any method on each draw: " + ", ".join(
-                f"draw {d} {h['test_accuracy']:.2f} % ({h['method']} {'with' if h['reconstruction'] else 'without'} R)"
-                for d, h in s["highest_per_draw"].items()) + ".")
-    return "\n".join(lines) if lines else "No draw has finished for every method yet."
+            f"{', '.join(f'{m} {g:+.2f}' for m, g in s['gain_of_R'].items())} points. Each draw's best arm by "
+            f"validation: " + ", ".join(
+                f"draw {d} {h['method']} {'with' if h['reconstruction'] else 'without'} R ({h['test_accuracy']:.2f} % "
+                f"test)" for d, h in s["best_by_validation_per_draw"].items()) + "; the highest test accuracy of any "
+            f"arm on each draw: " + ", ".join(f"draw {d} {h['test_accuracy']:.2f} %"
+                                              for d, h in s["highest_per_draw"].items()) + ".")
+    return "\n".join(lines) if lines else "No draw has finished for every arm yet."
 
 
 def changes(rows: list[dict]) -> dict:
-    """{change: its runs' draws, validation and test accuracy, and the mean change of each
-    against round one's entropy on the same draw, with R; for :data:`CONTROLS` the same
-    without R under ``"without_R"``}, for every change with a finished run."""
-    base = {(r["dataset"], r["seed"], r["reconstruction"]): r for r in rows
-            if r["method"] == "entropy" and r["labels"] == 50}
-
-    def against(sel):
-        return {"dataset": sel[0]["dataset"], "draws": [r["seed"] for r in sel],
-                "val_accuracy": [r["val_accuracy"] for r in sel], "test_accuracy": [r["test_accuracy"] for r in sel],
-                **{f"mean_change_{k}": round(statistics.fmean(
-                    r[f"{k}_accuracy"] - base[(r["dataset"], r["seed"], r["reconstruction"])][f"{k}_accuracy"]
-                    for r in sel), 2) for k in ("val", "test")}}
-
+    """{method+change: per R, its runs' draws, validation and test accuracy, the mean change
+    against round one's run of the same arm and draw (where there is one), and R's gain
+    within the change on the draws with both}."""
+    base = {(r["dataset"], r["method"], r["reconstruction"], r["seed"]): r for r in rows
+            if r["labels"] == 50 and "+" not in r["method"]}
     out = {}
-    for name in CHANGES:
-        sel = {with_r: [r for r in rows if r["method"] == f"entropy+{name}" and r["reconstruction"] == with_r
-                        and (r["dataset"], r["seed"], with_r) in base] for with_r in (True, False)}
-        if sel[True]:
-            out[name] = against(sel[True])
-            if sel[False]:
-                out[name]["without_R"] = against(sel[False])
-    return out
+    for name in {r["method"] for r in rows if "+" in r["method"]}:
+        method = name.split("+")[0]
+        entry = {}
+        for with_r in (False, True):
+            sel = sorted((r for r in rows if r["method"] == name and r["reconstruction"] == with_r),
+                         key=lambda r: r["seed"])
+            if not sel:
+                continue
+            paired = [(r, base[k]) for r in sel if (k := (r["dataset"], method, with_r, r["seed"])) in base]
+            entry["with_R" if with_r else "without_R"] = {
+                "dataset": sel[0]["dataset"], "draws": [r["seed"] for r in sel],
+                "val_accuracy": [r["val_accuracy"] for r in sel], "test_accuracy": [r["test_accuracy"] for r in sel],
+                **({f"mean_change_{k}": round(statistics.fmean(r[f"{k}_accuracy"] - b[f"{k}_accuracy"]
+                                                               for r, b in paired), 2) for k in ("val", "test")}
+                   if paired else {})}
+        if {"with_R", "without_R"} <= entry.keys():
+            w, wo = entry["with_R"], entry["without_R"]
+            both = [s for s in w["draws"] if s in wo["draws"]]
+            if both:
+                t = {s: a for s, a in zip(w["draws"], w["test_accuracy"])}
+                u = {s: a for s, a in zip(wo["draws"], wo["test_accuracy"])}
+                entry["gain_of_R"] = {"draws": both, "per_draw": [round(t[s] - u[s], 2) for s in both],
+                                      "mean": round(statistics.fmean(t[s] - u[s] for s in both), 2)}
+        out[name] = entry
+    return dict(sorted(out.items()))
 
 
 def changes_table(rows: list[dict]) -> str:
-    """Each change to entropy against round one's run of the same draw with the same R: validation
-    accuracy (what chooses) and test accuracy, per draw, and the mean change."""
+    """Each changed arm against round one's run of the same arm and draw: validation accuracy
+    (what chooses) and test accuracy per draw, the mean change, and R's gain within the change."""
     from invlab.io import markdown_table
 
-    table = [[name, "yes" if with_r else "no", c["dataset"], " / ".join(map(str, c["draws"])),
-              " / ".join(f"{v:.2f}" for v in c["val_accuracy"]), f"{c['mean_change_val']:+.2f}",
-              " / ".join(f"{v:.2f}" for v in c["test_accuracy"]), f"{c['mean_change_test']:+.2f}"]
-             for name, ch in changes(rows).items()
-             for with_r, c in ((True, ch), (False, ch.get("without_R"))) if c]
+    table, gain = [], []
+    for name, entry in changes(rows).items():
+        for key in ("without_R", "with_R"):
+            if (c := entry.get(key)) is None:
+                continue
+            table.append([name, "yes" if key == "with_R" else "no", c["dataset"], " / ".join(map(str, c["draws"])),
+                          " / ".join(f"{v:.2f}" for v in c["val_accuracy"]),
+                          f"{c['mean_change_val']:+.2f}" if "mean_change_val" in c else None,
+                          " / ".join(f"{v:.2f}" for v in c["test_accuracy"]),
+                          f"{c['mean_change_test']:+.2f}" if "mean_change_test" in c else None])
+        if "gain_of_R" in entry:
+            g = entry["gain_of_R"]
+            gain.append([name, " / ".join(map(str, g["draws"])), " / ".join(f"{v:+.2f}" for v in g["per_draw"]),
+                         f"{g['mean']:+.2f}"])
     if not table:
         return ""
-    return ("### Changes to entropy (50 labels), against the same draw's run with the same R\n\n"
-            + markdown_table(["change", "R", "data set", "draws", "validation %", "mean change (val)", "test %",
+    text = ("### The changes round (50 labels), against round one's run of the same arm and draw\n\n"
+            + markdown_table(["arm", "R", "data set", "draws", "validation %", "mean change (val)", "test %",
                               "mean change (test)"], table) + "\n")
+    if gain:
+        text += ("\nGain of R within the change (test points, same draw):\n\n"
+                 + markdown_table(["arm", "draws", "per draw", "mean"], gain) + "\n")
+    return text
 
 
 def figure(rows: list[dict], tuning: dict, path: Path) -> None:
-    """Top: the tuning trials of every method (validation accuracy), then per data set and
+    """Top: the tuning trials of every method on each data set (validation accuracy), then per data set and
     label count every draw's test accuracy of each method without and with R. Bottom, per
     data set and label count: R's gain on each draw against the same run's accuracy without
     R (does R help the methods and draws that are weak without it more?)."""
@@ -497,12 +661,13 @@ def figure(rows: list[dict], tuning: dict, path: Path) -> None:
     groups = sorted({(r["dataset"], r["labels"]) for r in rows if "+" not in r["method"]})
     fig = make_subplots(rows=2, cols=1 + len(groups), vertical_spacing=0.16,
                         specs=[[{}] * (1 + len(groups)), [None] + [{}] * len(groups)], subplot_titles=[
-        "tuning: validation accuracy of each trial", *(f"{d}, {n} labels: test accuracy per draw" for d, n in groups),
+        "tuning: validation accuracy of each completed trial", *(f"{d}, {n} labels: test accuracy per draw" for d, n in groups),
         *(f"{d}, {n} labels: gain of R against accuracy without R" for d, n in groups)])
-    fig.add_trace(go.Box(x=[m for m, t in tuning.items() for _ in t["trials"]],
+    fig.add_trace(go.Box(x=[key for key, t in tuning.items() for _ in t["trials"]],
                          y=[trial["val_accuracy"] for t in tuning.values() for trial in t["trials"]],
                          boxpoints="all", name="tuning trials", marker_color="#1f77b4"), row=1, col=1)
     colours = dict(zip(BASELINES, ("#8c564b", "#000000", "#2ca02c", "#9467bd", "#ff7f0e")))  # not the boxes' grey, red
+    order = list(dict.fromkeys(m for m, _ in ARMS))
     for col, (dataset, labels) in enumerate(groups, 2):
         for with_r, colour in ((False, "#888888"), (True, "#d62728")):
             sel = [r for r in rows if (r["dataset"], r["labels"], r["reconstruction"]) == (dataset, labels, with_r)
@@ -518,7 +683,7 @@ def figure(rows: list[dict], tuning: dict, path: Path) -> None:
                                          name=f"gain of R: {method}", marker=dict(color=colours[method], size=9),
                                          text=[f"{method}, draw {p[0]}" for p in pairs], legendgroup=method,
                                          showlegend=col == 2), row=2, col=col)
-        fig.update_xaxes(categoryorder="array", categoryarray=list(BASELINES), row=1, col=col)
+        fig.update_xaxes(categoryorder="array", categoryarray=order, row=1, col=col)
         fig.add_hline(y=0, line_dash="dot", line_color="#888888", row=2, col=col)
         fig.update_xaxes(title_text="test accuracy without R (%)", row=2, col=col)
         fig.update_yaxes(title_text="gain of R (points)", row=2, col=col)
@@ -528,7 +693,7 @@ def figure(rows: list[dict], tuning: dict, path: Path) -> None:
 
 
 def failures(args) -> None:
-    """Where R fails: for every finished run of the paper's method (entropy with R, 5 labels
+    """Where R fails: for every finished run of the paper's method (inversion, tuned, 5 labels
     per class), the confusion pairs of its selected model on the validation split, and for
     its most confused pair the draw's labelled images of both classes, the misclassified
     validation images beside their reconstructions (df/dx)^T f(x), and correctly classified
@@ -543,7 +708,7 @@ def failures(args) -> None:
     from invlab.viz.plots import image_rows, save_figure_html
 
     entries, rows = [], {}
-    for run_id, (_, folder) in plan(args, 5, ("entropy",)).items():
+    for run_id, (_, folder) in plan(args, 5, (("inversion", True),)).items():
         dataset, _, method, r, seed = run_id.split("/")
         if r != "R" or not (folder / RESULT).exists():
             continue
@@ -573,7 +738,7 @@ def failures(args) -> None:
         [[e["dataset"], e["seed"], f"{e['val_accuracy']:.2f}", lowest(e),
           ", ".join(f"{e['class_names'][m['true']]} → {e['class_names'][m['predicted']]}: {m['count']}"
                     for m in e["most_confused"][:3])] for e in entries])
-    text = ("# Where R fails: the paper's method (entropy with R), 50 labels, on the validation split\n\n"
+    text = ("# Where R fails: the paper's method (inversion, tuned), 50 labels, on the validation split\n\n"
             f"{table}\n\nFigure: `{args.failures_figure}`.\n\n{provenance_line(out)}\n")
     save_report(out, args.failures_out, text)
     if rows:
@@ -583,40 +748,101 @@ def failures(args) -> None:
     print(text)
 
 
+#: Published MNIST results with 50 and 100 labels, each with its protocol as its paper gives
+#: it ("not stated" where it does not); accuracies are 100 minus the published test errors.
+PUBLISHED = [
+    {"method": "Improved GAN (feature matching)", "source": "Salimans et al. 2016, Table 1", "labels": 50,
+     "accuracy": 97.79, "std": 1.36, "network": "MLP discriminator (permutation-invariant)",
+     "budget": "not stated", "augmentation": "none", "selection": "not stated", "draws": 10},
+    {"method": "Improved GAN (feature matching)", "source": "Salimans et al. 2016, Table 1", "labels": 100,
+     "accuracy": 99.07, "std": 0.065, "network": "MLP discriminator (permutation-invariant)",
+     "budget": "not stated", "augmentation": "none", "selection": "not stated", "draws": 10},
+    {"method": "Ladder network", "source": "Rasmus et al. 2015, Table 1", "labels": 50, "accuracy": 98.38,
+     "std": 0.65, "network": "MLP 784-1000-500-250-250-250-10 (permutation-invariant)",
+     "budget": "150 epochs (100, then 50 with a decaying rate)", "augmentation": "none",
+     "selection": "hyperparameters on 10 000 validation images, then trained on all 60 000", "draws": 10},
+    {"method": "Ladder network", "source": "Rasmus et al. 2015, Table 1", "labels": 100, "accuracy": 98.94,
+     "std": 0.37, "network": "MLP 784-1000-500-250-250-250-10 (permutation-invariant)",
+     "budget": "150 epochs (100, then 50 with a decaying rate)", "augmentation": "none",
+     "selection": "hyperparameters on 10 000 validation images, then trained on all 60 000", "draws": 10},
+    {"method": "VAT", "source": "Miyato et al. 2016 (1507.00677), Table 2", "labels": 100, "accuracy": 97.88,
+     "std": None, "network": "MLP (permutation-invariant)", "budget": "not stated here", "augmentation": "none",
+     "selection": "eps chosen on a validation set", "draws": "not stated"},
+    {"method": "Deep-network inversion (the paper)", "source": "Balestriero et al. 2018, Table 2", "labels": 50,
+     "accuracy": 99.07, "std": None, "network": "smallcnn-mean", "budget": "not stated",
+     "augmentation": "none", "selection": "not stated (no validation split described)", "draws": 1},
+]
+
+
+def published_table(rows: list[dict], seeds: list[int]) -> str:
+    """The published MNIST numbers beside invlab's arms on MNIST with 50 and 100 labels
+    (every arm with 50 labels; the 100-label round's two): same label counts, invlab's
+    protocol in one line."""
+    from invlab.io import markdown_table
+
+    table = [[p["method"], p["source"], p["labels"],
+              f"{p['accuracy']:.2f}" + (f" ± {p['std']:g}" if p["std"] is not None else ""), p["network"],
+              p["budget"], p["augmentation"], p["selection"], p["draws"]] for p in PUBLISHED]
+    for a in arms(rows, seeds):
+        if a["dataset"] != "mnist" or a["labels"] not in (50, 100):
+            continue
+        n = len(a["test_accuracy"])
+        table.append([f"invlab: {a['method']} {'with' if a['reconstruction'] else 'without'} R",
+                      "this study", a["labels"], f"{a['mean']:.2f}" + (f" ± {a['std']:.2f}" if a["std"] else ""),
+                      "smallcnn-mean", "2000 steps of 50 labelled + 100 unlabelled", "none",
+                      "setting tuned and step chosen on 10 000 validation images carved from training", n])
+    return ("### invlab beside the published MNIST results\n\n"
+            + markdown_table(["method", "source", "labels", "test accuracy %", "network", "budget", "augmentation",
+                              "model selection", "label draws"], table) + "\n")
+
+
 def report(args) -> None:
     from invlab.io import markdown_table, save_report
     from invlab.experiments.provenance import provenance_line, results_header
 
-    more = more_labels_plan(args)
-    planned = {**plan(args), **more, **changes_plan(args)}  # the three rounds, each made once
-    rows = collect(args, planned)
-    tuning = {m: tuning_summary(args, m) for m in BASELINES}
+    runs = planned(args)  # every round made so far, each once
+    rows = collect(args, runs)
+    tuning = {f"{d} {m}": tuning_summary(args, m, d) for d in args.datasets for m in TUNED}
+    dead = dead_terms(rows)
     out = {"runs": rows, "summary": summary(rows, args.seeds), "arms": arms(rows, args.seeds),
-           "changes": changes(rows), "label_effect": label_effect(rows),
-           "progress": progress(args, rows, planned, bool(more)),
-           "tuning": tuning,
+           "changes": changes(rows), "label_effect": label_effect(rows), "dead_terms": dead,
+           "published": PUBLISHED, "progress": progress(args, rows, runs), "tuning": tuning,
            "protocol": {
-        "model": "smallcnn-mean", "tuned_on": f"{args.tune_dataset}, label draw 0, validation accuracy, without R",
-        "trials_per_method": args.trials, "beta_with_R": args.beta, "seeds": args.seeds,
-        "more_labels_per_class": args.more_labels, "more_seeds": more_seeds(args),
-        "change_dataset": args.change_dataset, "change_seeds": args.change_seeds,
-        "spaces": {m: f"benchmarks/spaces/generality-{m}.json" for m in BASELINES}},
+        "model": "smallcnn-mean", "tuned_on": "each data set's own validation split, label draw 0 (baselines "
+                                              "without R; inversion with its own beta)",
+        "trials_per_method": args.trials, "random_startup_trials": args.startup_trials,
+        "pruner": f"{PRUNER}, first cut at {args.min_resource} steps, reduction factor 2",
+        "beta_with_R": args.beta, "seeds": args.seeds, "more_labels_per_class": args.more_labels,
+        "more_seeds": more_seeds(args), "hundred_labels_per_class": args.hundred_labels,
+        "change_dataset": args.change_dataset, "change_seeds": args.change_seeds, "alive_threshold": ALIVE,
+        "spaces": {m: f"benchmarks/spaces/generality-{m}.json" for m in TUNED}},
         **results_header(device=args.device)}
-    best = {m: t.get("best") for m, t in tuning.items()}
-    table = markdown_table(["method", "trials done", "best validation", "its test", "best setting"], [
-        [m, f"{t['completed_trials']} of {args.trials}", *((f"{b['val_accuracy']:.2f}", f"{b['test_accuracy']:.2f}",
-         ", ".join(f"{k} {v:.3g}" if isinstance(v, float) else f"{k} {v}" for k, v in b["params"].items()))
-                                                        if (b := best[m]) else (None, None, ""))]
-        for m, t in tuning.items()])
+
+    def setting(b):
+        return ", ".join(f"{k} {v:.3g}" if isinstance(v, float) else f"{k} {v}" for k, v in b["params"].items())
+
+    table = markdown_table(["data set", "method", "trials (completed + pruned)", "steps trained / of full trials",
+                            "best validation", "its test", "best setting"], [
+        [t["dataset"] if "dataset" in t else key.split()[0], key.split()[1],
+         f"{t['completed_trials']} + {t['pruned_trials']} of {args.trials}",
+         f"{t.get('steps_trained', 0)} / {t.get('steps_of_full_trials', 0)}",
+         *((f"{b['val_accuracy']:.2f}", f"{b['test_accuracy']:.2f}", setting(b)) if (b := t.get("best"))
+           else (None, None, ""))] for key, t in tuning.items()])
     left = out["progress"]
+    flags = ("Every run's method term stayed alive (above "
+             f"{ALIVE:g} of its cross-entropy at some evaluation)." if not dead else
+             f"**Dead terms** (the method's own term below {ALIVE:g} of the cross-entropy at every evaluation): "
+             + ", ".join(f"{d['dataset']} {d['method']} {'with' if d['reconstruction'] else 'without'} R draw "
+                         f"{d['seed']} ({d['term_ratio']:.1e})" for d in dead) + ".")
     text = (f"# Where reconstruction helps\n\n`python -m benchmarks.generality --stage report`: {left['finished']} of "
             f"{left['planned']} runs finished; the {left['remaining']} left take two workers about "
             f"{left['hours_left_two_workers']} hours at the median minutes per run measured so far "
             f"({', '.join(f'{k} {v}' for k, v in left['minutes_per_run'].items())}).\n\n"
-            f"Tuning: {args.tune_dataset}, 50 labels, label draw 0, without R; {args.trials} TPE "
-            f"trials per method, scored on validation accuracy (%).\n\n{table}\n\n## Targets\n\n"
+            f"Tuning: each data set's own validation split, 50 labels, label draw 0; {args.trials} trials per method "
+            f"and data set ({args.startup_trials} random, the rest TPE), pruned by {PRUNER}; scored on validation "
+            f"accuracy (%).\n\n{table}\n\n{flags}\n\n## Targets\n\n"
             f"{summary_text(out['summary'])}\n\n{tables(rows, args.seeds)}\n"
-            f"{label_effect_text(out['label_effect'])}\n{changes_table(rows)}\n"
+            f"{label_effect_text(out['label_effect'])}\n{changes_table(rows)}\n{published_table(rows, args.seeds)}\n"
             f"{provenance_line(out)}\n")
     save_report(out, args.out, text)
     figure(rows, tuning, Path(args.figure))
@@ -625,7 +851,7 @@ def report(args) -> None:
 
 def main(argv=None) -> None:
     p = argparse.ArgumentParser(description=__doc__.split("\n\n")[0], formatter_class=argparse.RawDescriptionHelpFormatter)
-    p.add_argument("--stage", choices=["tune", "runs", "all", "report", "failures"], default="all")
+    p.add_argument("--stage", choices=["tune", "runs", "all", "report", "failures", "save"], default="all")
     p.add_argument("--worker", type=int, default=0, help="this worker's index (tuning is split between workers)")
     p.add_argument("--workers", type=int, default=2)
     p.add_argument("--trials", type=int, default=12, help="tuning trials per method and data set (the same for each)")
@@ -635,12 +861,13 @@ def main(argv=None) -> None:
     p.add_argument("--datasets", nargs="+", default=["mnist", "fashion-mnist"])
     p.add_argument("--beta", type=float, default=0.2, help="R's share with R (the recipe's)")
     p.add_argument("--more-labels", type=int, default=50, help="labels per class of the 500-label round")
-    p.add_argument("--more-methods", nargs="*", default=["best"],
-                   help="methods of the 500-label round; 'best' = the best mean validation accuracy of the first")
     p.add_argument("--more-seeds", type=int, nargs="+", default=None,
                    help="label draws of the 500-label round (default: the first three of --seeds)")
     p.add_argument("--change-dataset", default="fashion-mnist", help="the data set of the changes round (CHANGES)")
-    p.add_argument("--change-seeds", type=int, nargs="+", default=[0, 1, 2], help="its label draws")
+    p.add_argument("--change-seeds", type=int, nargs="+", default=[0, 1, 2, 3, 4], help="its label draws")
+    p.add_argument("--hundred-labels", type=int, default=10, help="labels per class of the round that meets the "
+                                                                   "published protocols' label count")
+    p.add_argument("--hundred-dataset", default="mnist", help="its data set")
     p.add_argument("--untuned", action="store_true", help="run stage 2 with published defaults where tuning is unfinished")
     p.add_argument("--steps", type=int, default=None, help="override every run's budget (smoke runs)")
     p.add_argument("--device", default="cpu")
@@ -648,6 +875,8 @@ def main(argv=None) -> None:
     p.add_argument("--prefix", default="generality")
     p.add_argument("--storage", default=None, help="Optuna storage (default sqlite under --runs-dir)")
     p.add_argument("--runs-dir", default="runs/generality-v2")
+    p.add_argument("--record", default="results/generality",
+                   help="the committed record of finished trials and runs (save, restore)")
     p.add_argument("--out", default="results/generality.json")
     p.add_argument("--figure", default="docs/figures/generality.html")
     p.add_argument("--failures-out", default="results/generality_failures.json")
@@ -663,6 +892,9 @@ def main(argv=None) -> None:
         import time
 
         time.sleep(10 * args.worker)  # let worker 0 create the storage's tables (SQLite races on a new file)
+    restored = restore(args)  # a fresh machine: the record's trials and finished runs
+    if any(restored.values()):
+        print(f"restored from {args.record}: {restored['studies']} tuning studies, {restored['runs']} finished runs")
     if args.stage in ("tune", "all"):
         tune(args)
     if args.stage in ("runs", "all"):
@@ -676,6 +908,8 @@ def main(argv=None) -> None:
         report(args)
     if args.stage == "failures":
         failures(args)
+    if args.stage == "save":
+        save(args)
 
 
 if __name__ == "__main__":
