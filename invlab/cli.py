@@ -41,6 +41,10 @@ def _parser() -> argparse.ArgumentParser:
     t.add_argument("--resume", action="store_true", help="continue the run in DIR from DIR/checkpoint.pt")
     t.add_argument("--overwrite", action="store_true", help="replace a run that DIR already holds")
     t.add_argument("--no-progress", action="store_true", help="no progress bar")
+    t.add_argument("--checkpoint-every", default=None, metavar="STEPS|Nm",
+                   help="write DIR/checkpoint.pt every STEPS steps, or every N minutes (10m) (default: at every "
+                        "evaluation and at least every 5 minutes); Ctrl-C or SIGTERM also writes one and says how "
+                        "to resume")
 
     data = sub.add_parser("data", help="fetch datasets").add_subparsers(dest="data_command", required=True)
     f = data.add_parser("fetch", help="download (or find offline) and verify a data set into the data folder")
@@ -111,8 +115,15 @@ def _sweep(args) -> int:
               + (f" with {n} grid points enqueued" if n else " (a search: give workers --trials)")
               + (f", pruner {args.pruner}" if args.pruner else ""))
     elif args.sweep_command == "work":
-        n = sweep.work(args.study, args.storage, trials=args.trials, device=args.device, steps=args.steps,
-                       runs_dir=args.runs_dir, heartbeat=args.heartbeat)
+        from invlab.training.guard import RunInterrupted
+
+        try:
+            n = sweep.work(args.study, args.storage, trials=args.trials, device=args.device, steps=args.steps,
+                           runs_dir=args.runs_dir, heartbeat=args.heartbeat)
+        except RunInterrupted as stop:
+            print(f"worker stopped by {stop.signal_name} at step {stop.step} of its trial; the trial is queued "
+                  f"again and the next `invlab sweep work` resumes it from {stop.folder}", file=sys.stderr, flush=True)
+            return stop.exit_code
         print(f"worker done: {n} trial(s) run here")
     else:
         out = args.out or f"results/sweep_{args.study}.json"
@@ -159,7 +170,18 @@ def _train(args) -> int:
                   beta=args.beta if args.beta is not None else (TrainConfig.beta if args.method == "inversion" else 0.0))
     config = TrainConfig(**fields)
     out = Path(args.out)
-    result = train(config, out_dir=out, resume=args.resume, overwrite=args.overwrite, progress=not args.no_progress)
+    result = train(config, out_dir=out, resume=args.resume, overwrite=args.overwrite, progress=not args.no_progress,
+                   checkpoint_every=args.checkpoint_every)
+    if result.interrupted:
+        import shlex
+        import signal
+
+        from invlab.training.guard import EXIT_CODES
+
+        again = [a for a in args.argv if a not in ("--resume", "--overwrite")] + ["--resume"]
+        print(f"interrupted at step {result.steps_done} of {config.total_steps(len(result.data_ref.x_train))}; "
+              f"continue with: invlab {shlex.join(again)}", file=sys.stderr, flush=True)
+        return EXIT_CODES[signal.Signals[result.stop_signal]]
     data, dataset = result.data_ref, result.data["dataset"]
     if len(data.x_test.shape) == 4:
         figure = save_reconstruction_figure(result.model, data.x_test[:16], out / "reconstructions.png")
@@ -214,6 +236,7 @@ def models_table(dataset: str | None = None, data_root: str | None = None, resiz
 
 def main(argv: list[str] | None = None) -> int:
     args = _parser().parse_args(argv)
+    args.argv = list(sys.argv[1:] if argv is None else argv)  # what was typed: the resume line repeats it
     try:
         if args.command == "train":
             return _train(args)

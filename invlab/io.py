@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import hashlib
+import io
 import json
 import os
 import tempfile
@@ -65,8 +66,14 @@ def save_report(obj: Any, path: str | os.PathLike, markdown: str) -> Path:
 
 
 def save_torch(obj: Any, path: str | os.PathLike) -> Path:
-    """Atomically ``torch.save`` ``obj``."""
-    return atomic_write(path, lambda p: torch.save(obj, p))
+    """Atomically ``torch.save`` ``obj``.
+
+    Serialised in memory first, then written as plain bytes: a failed write (a full disk, a
+    read-only folder) raises the ``OSError`` that names it, where ``torch.save`` to a file
+    reports a zip-writer internal ("unexpected pos")."""
+    buffer = io.BytesIO()
+    torch.save(obj, buffer)
+    return atomic_write(path, lambda p: p.write_bytes(buffer.getbuffer()))
 
 
 def load_torch(path: str | os.PathLike, map_location: str | torch.device = "cpu") -> Any:

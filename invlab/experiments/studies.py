@@ -78,27 +78,41 @@ def run_resumable(config, run_dir: str | os.PathLike, threads: int | None = None
     this call). A finished run is read back, not retrained; an interrupted one continues
     from its last checkpoint and gives the same numbers as an uninterrupted run.
 
-    ``callbacks`` go to the trainer beside the run's clock. One that stops the run before
+    The folder's lock (:class:`~invlab.training.guard.RunLock`) is held for the whole run.
+    SIGINT or SIGTERM stops it after the current step with a checkpoint there and raises
+    :class:`~invlab.training.guard.RunInterrupted` (a sweep worker then queues its trial
+    again and exits). ``callbacks`` go to the trainer beside the run's clock. One that stops the run before
     its budget (``trainer.stop``, with ``trainer.stop_reason``, e.g. a pruned trial) leaves
     ``stopped.json`` (reason, step, best validation accuracy so far) and no ``result.json``:
     the folder is an unfinished run, which a later call continues. The returned dict then
     has ``stopped`` set to the reason.
     """
-    from invlab.io import save_json
-    from invlab.training.loop import resolve_device
-    from invlab.training.checkpoints import CHECKPOINT
+    from invlab.training.guard import RunLock
 
     run_dir = Path(run_dir)
     if (run_dir / RESULT).exists():
         return json.loads((run_dir / RESULT).read_text())
     if threads:
         torch.set_num_threads(threads)
-    run_dir.mkdir(parents=True, exist_ok=True)
+    with RunLock(run_dir):  # one writer: a second worker on this folder fails at once, naming the first
+        return _run_locked(config, run_dir, data, callbacks)
+
+
+def _run_locked(config, run_dir: Path, data, callbacks) -> dict:
+    from invlab.io import save_json
+    from invlab.training.checkpoints import CHECKPOINT
+    from invlab.training.guard import RunInterrupted
+    from invlab.training.loop import resolve_device
+
+    if (run_dir / RESULT).exists():  # finished by the lock's last holder
+        return json.loads((run_dir / RESULT).read_text())
     trainer = Trainer(config, data)
     if (run_dir / CHECKPOINT).exists():
         trainer.load_checkpoint(run_dir / CHECKPOINT)
     resumed_from = trainer.step
     result = trainer.run([Clock(trainer), *callbacks], progress=False, checkpoint_path=run_dir / CHECKPOINT)
+    if trainer.interrupted is not None:  # its checkpoint is written: a retry continues from it
+        raise RunInterrupted(trainer.interrupted, trainer.step, run_dir)
     out = result.to_dict()
     out.update(hardware=hardware(str(resolve_device(config.device))), threads=torch.get_num_threads(),
                resumed_from=resumed_from, elapsed_s=trainer.elapsed_s)

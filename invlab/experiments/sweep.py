@@ -379,9 +379,11 @@ def _suggest(trial, spec: dict) -> dict:
 class _Objective:
     def __init__(self, spec: dict, runs_dir: Path, device: str, steps: int | None, study_name: str):
         self.spec, self.runs_dir, self.device, self.steps, self.study_name = spec, runs_dir, device, steps, study_name
+        self.current: int | None = None  # the trial being run (a worker stopped by a signal queues it again)
 
     def __call__(self, trial) -> float:
         optuna = _optuna()
+        self.current = trial.number
         from invlab.experiments.studies import best_test_epoch, run_resumable
         from invlab.training.config import run_key
 
@@ -452,6 +454,7 @@ def work(study: str, storage: str | None, trials: int | None = None, device: str
 
 def _work(study, st_storage, storage, trials, device, steps, runs_dir, heartbeat, poll) -> int:
     optuna = _optuna()
+    from invlab.training.guard import RunInterrupted
     from optuna.storages import fail_stale_trials
 
     try:
@@ -491,6 +494,12 @@ def _work(study, st_storage, storage, trials, device, steps, runs_dir, heartbeat
             raise ValueError("a search space has no end: give --trials N")
         try:
             st.optimize(objective, n_trials=1, catch=(Exception,), gc_after_trial=collect)
+        except RunInterrupted:  # SIGINT/SIGTERM: the run wrote its checkpoint; Optuna failed the trial
+            from optuna.storages import RetryHeartbeatStaleTrialCallback
+
+            failed = next(t for t in st.get_trials(deepcopy=False) if t.number == objective.current)
+            RetryHeartbeatStaleTrialCallback(max_retry=None)(st, failed)  # queued again: the next worker resumes it
+            raise
         except (ValueError, AssertionError) as e:
             # This worker missed its heartbeats for longer than the grace period (suspended,
             # or starved of CPU) and another worker failed its trial and enqueued it again.

@@ -24,6 +24,7 @@ from invlab.data import SemiSupervisedData
 from invlab.data.preprocess import preprocess_data
 from invlab.training.evaluate import accuracy, predictions, vote_accuracy
 from invlab.training.graphs import GraphedStep
+from invlab.training.guard import GracefulInterrupt, RunLock, checkpoint_cadence, named_fault
 from invlab.training.loop import BalancedSampler, CyclingSampler, resolve_device, schedule_factor
 from invlab.inverse import check_input, check_model
 from invlab.io import check_writable_target, ensure_writable_dir, load_torch, save_json, save_torch
@@ -64,6 +65,8 @@ class TrainResult:
     device: str
     data: dict = field(default_factory=dict)
     extra: dict = field(default_factory=dict)  # labelled-train accuracy, per-recording accuracies
+    interrupted: bool = False  # stopped by SIGINT or SIGTERM at steps_done (a checkpoint was written there)
+    stop_signal: str | None = None  # "SIGINT" or "SIGTERM"
     model: nn.Module | None = field(default=None, repr=False)  # the selected (best-validation) model
     data_ref: SemiSupervisedData | None = field(default=None, repr=False)  # the data it was trained on
 
@@ -134,6 +137,8 @@ class Trainer:
         self.best_val, self.best_step, self.best_state = -1.0, 0, None
         self.stop = False
         self.stop_reason: str | None = None  # why a callback stopped the run (a pruned trial: "pruned")
+        self.interrupted: str | None = None  # the signal that stopped the run ("SIGINT", "SIGTERM")
+        self.last_checkpoint_step: int | None = None  # of the last checkpoint this process wrote or read
         self.eval_time_s = 0.0  # seconds spent evaluating in this process (see TrainResult.extra)
         self.elapsed_s = 0.0  # wall time of the run over all its sessions, kept by studies.Clock
         self._sums: dict[str, float] = {}
@@ -297,50 +302,84 @@ class Trainer:
             self.method.load_state_dict(state["method"], self.model)
 
     def save_checkpoint(self, path: str | Path) -> Path:
-        return save_torch(self.state_dict(), path)
+        """Write the checkpoint atomically (the previous one survives a failed write); a full
+        disk or a read-only folder is a RuntimeError that names it and the last good checkpoint."""
+        path = Path(path)
+        try:
+            save_torch(self.state_dict(), path)
+        except OSError as err:
+            raise RuntimeError(named_fault(err, path, self.last_checkpoint_step, path)) from err
+        self.last_checkpoint_step = self.step
+        return path
 
     def load_checkpoint(self, path: str | Path) -> None:
         try:
             state = load_torch(path)
         except Exception as err:
-            raise ValueError(f"cannot read checkpoint {path} ({type(err).__name__}: {err}); "
-                             "it is corrupt or not an invlab checkpoint: use a new --out folder") from err
+            first = str(err).splitlines()[0] if str(err) else type(err).__name__
+            raise ValueError(f"cannot resume from {path}: the checkpoint is truncated or corrupt ({first}); "
+                             "a checkpoint is replaced whole or not at all, so this file was cut or changed "
+                             "outside invlab: start again with --overwrite, or use a new --out folder") from err
         self.load_state_dict(state, str(path))
+        self.last_checkpoint_step = self.step
 
     # -- the loop ------------------------------------------------------------------------
     def run(self, callbacks=(), progress: bool = True, checkpoint_path: str | Path | None = None,
-            checkpoint_every: int | None = None) -> TrainResult:
-        """Train up to ``total_steps`` (continuing from ``self.step``) and return the result."""
+            checkpoint_every: int | str | None = None) -> TrainResult:
+        """Train up to ``total_steps`` (continuing from ``self.step``) and return the result.
+
+        With ``checkpoint_path``, a checkpoint is written every ``checkpoint_every`` steps (an
+        int), or every so many minutes (``"10m"``), or by default at every evaluation and at
+        least every 5 minutes of training; and at the end. SIGINT or SIGTERM stops the run
+        after the current step, with a checkpoint there (:class:`~invlab.training.guard.GracefulInterrupt`):
+        the result then has ``interrupted`` set and no further evaluation, so that resuming
+        gives the same numbers as an uninterrupted run.
+        """
         t0 = time.perf_counter()
         every = self.config.eval_every
-        checkpoint_every = checkpoint_every or every
+        every_steps, every_s = checkpoint_cadence(checkpoint_every)
+        at_evals = every_steps is None and every_s is None
+        every_s = 300.0 if at_evals else every_s
+        last_save = time.monotonic()
         bar = tqdm(total=self.total_steps, initial=self.step, disable=not progress,
                    desc=f"{self.config.model} a={self.config.alpha} b={self.config.beta}", unit="step")
-        while self.step < self.total_steps and not self.stop:
-            losses = self.train_step()
-            for k, v in losses.items():
-                self._sums[k] = self._sums.get(k, 0.0) + v
-            self._sums["_n"] = self._sums.get("_n", 0) + 1
-            _call(callbacks, "on_step", self, self.step, losses)
-            if self.step % every == 0 or self.step == self.total_steps:
-                record = self.evaluate()
-                bar.set_postfix(loss=f"{record['total']:.3f}", val=f"{record['val_accuracy']:.2f}%")
-                _call(callbacks, "on_eval", self, record)
-            if checkpoint_path is not None and (self.step % checkpoint_every == 0 or self.step == self.total_steps):
-                self.save_checkpoint(checkpoint_path)
-            bar.update(1)
+        with GracefulInterrupt() as interrupt:
+            while self.step < self.total_steps and not self.stop:
+                losses = self.train_step()
+                for k, v in losses.items():
+                    self._sums[k] = self._sums.get(k, 0.0) + v
+                self._sums["_n"] = self._sums.get("_n", 0) + 1
+                _call(callbacks, "on_step", self, self.step, losses)
+                if self.step % every == 0 or self.step == self.total_steps:
+                    record = self.evaluate()
+                    bar.set_postfix(loss=f"{record['total']:.3f}", val=f"{record['val_accuracy']:.2f}%")
+                    _call(callbacks, "on_eval", self, record)
+                if checkpoint_path is not None and (
+                        self.step == self.total_steps or interrupt.signum is not None
+                        or (every_steps is not None and self.step % every_steps == 0)
+                        or (at_evals and self.step % every == 0)
+                        or (every_s is not None and time.monotonic() - last_save >= every_s)):
+                    self.save_checkpoint(checkpoint_path)
+                    last_save = time.monotonic()
+                bar.update(1)
+                if interrupt.signum is not None:
+                    self.interrupted = interrupt.name
+                    break
         bar.close()
-        if not self.history or self.history[-1]["step"] != self.step:  # stopped between evaluations
-            _call(callbacks, "on_eval", self, self.evaluate())
+        if self.interrupted is None and (not self.history or self.history[-1]["step"] != self.step):
+            _call(callbacks, "on_eval", self, self.evaluate())  # stopped between evaluations
         result = self.result(time.perf_counter() - t0)
         _call(callbacks, "on_end", self, result)
         return result
 
     def result(self, wall_time_s: float) -> TrainResult:
         # The best state was snapshotted at an evaluation, whose record holds its test accuracy.
-        best_test = next(r["test_accuracy"] for r in self.history if r["step"] == self.best_step)
         best_model = copy.deepcopy(self.model)
-        best_model.load_state_dict(self.best_state)
+        if self.best_state is None:  # interrupted before the first evaluation: the model as it stands
+            best_test = float("nan")
+        else:
+            best_test = next(r["test_accuracy"] for r in self.history if r["step"] == self.best_step)
+            best_model.load_state_dict(self.best_state)
         d = self.data
         extra = {"labelled_train_accuracy": accuracy(best_model, d.x_train, d.y_train, index=d.labelled),
                  "eval_time_s": self.eval_time_s}
@@ -349,9 +388,11 @@ class Trainer:
                 extra[f"{split}_recording_accuracy"] = vote_accuracy(predictions(best_model, x), y, groups)
         return TrainResult(
             config=self.config.to_dict(), history=self.history,
-            test_accuracy=best_test, final_test_accuracy=self.history[-1]["test_accuracy"], best_val_accuracy=self.best_val, best_step=self.best_step,
+            test_accuracy=best_test, final_test_accuracy=self.history[-1]["test_accuracy"] if self.history else float("nan"),
+            best_val_accuracy=self.best_val, best_step=self.best_step,
             steps_done=self.step, wall_time_s=wall_time_s, device=str(self.device),
-            data=self.data.summary(), extra=extra, model=best_model, data_ref=self.data)
+            data=self.data.summary(), extra=extra, model=best_model, data_ref=self.data,
+            interrupted=self.interrupted is not None, stop_signal=self.interrupted)
 
 
 def _call(callbacks, hook: str, *args) -> None:
@@ -363,38 +404,67 @@ def _call(callbacks, hook: str, *args) -> None:
 
 def train(config: TrainConfig, data: SemiSupervisedData | None = None, callbacks=(),
           out_dir: str | Path | None = None, resume: bool = False, progress: bool = True,
-          overwrite: bool = False, model: nn.Module | None = None) -> TrainResult:
+          overwrite: bool = False, model: nn.Module | None = None,
+          checkpoint_every: int | str | None = None) -> TrainResult:
     """Train ``config.model`` with the paper's loss; return the history and accuracies.
 
     ``data`` (default: ``config.dataset`` loaded by :func:`build_data`) and ``model`` (default:
     ``config.model`` from the registry, or ``config.model_file``, sized from the data) may
     be given directly; the run then records the data set and the module's class.
 
-    With ``out_dir``: checks every setting, the data and that the folder can be written
-    before creating it (a failed start leaves nothing behind), then writes
-    ``checkpoint.pt`` every ``eval_every`` steps and ``metrics.json`` (with its
+    With ``out_dir``: takes the folder's lock first (:class:`~invlab.training.guard.RunLock`: a
+    second run or ``--resume`` of the same folder fails at once, naming the first), checks
+    every setting, the data and that the folder can be written, then writes
+    ``checkpoint.pt`` (at every evaluation and at least every 5 minutes, or every
+    ``checkpoint_every`` steps or ``"Nm"`` minutes) and ``metrics.json`` (with its
     ``provenance``) at the end, both atomically. A folder that already holds a run is
     refused unless ``resume=True`` (continue it; its settings must match) or
-    ``overwrite=True`` (replace it).
+    ``overwrite=True`` (replace it). A run that fails before its first checkpoint leaves no
+    folder behind.
+
+    SIGINT (Ctrl-C, a notebook's interrupt) or SIGTERM stops the run after the current step
+    with a checkpoint there and ``metrics.json`` marked ``"interrupted": true``; the result
+    is returned as it stands (``result.interrupted``), its model and history usable.
     Model selection: ``test_accuracy`` is that of the step with the best validation
     accuracy; the test set never steers training.
     """
-    ckpt = None
-    if out_dir is not None:  # every check first: a failed start leaves no folder behind
-        out_dir = Path(out_dir)
-        ckpt = out_dir / CHECKPOINT
+    if out_dir is None:
+        return Trainer(config, data, model=model).run(callbacks, progress=progress)
+    out_dir = Path(out_dir)
+    ckpt = out_dir / CHECKPOINT
+    check_writable_target(out_dir)
+    created = not out_dir.exists()
+    lock = RunLock(out_dir).acquire()  # before the checks: a second process on this folder stops here
+    try:
         if resume and not ckpt.exists():
             raise FileNotFoundError(f"--resume: no checkpoint at {ckpt}; drop --resume to start a new run")
         if not resume and not overwrite and (ckpt.exists() or (out_dir / METRICS).exists()):
             raise FileExistsError(f"{out_dir} already holds a run ({CHECKPOINT} or {METRICS}); continue it with "
                                   "--resume, replace it with --overwrite, or choose another --out folder")
-        check_writable_target(out_dir)
-    trainer = Trainer(config, data, model=model)  # loads the data and builds the model: may fail
-    if resume:
-        trainer.load_checkpoint(ckpt)
-    if out_dir is not None:
+        trainer = Trainer(config, data, model=model)  # loads the data and builds the model: may fail
+        if resume:
+            trainer.load_checkpoint(ckpt)
         ensure_writable_dir(out_dir)
-    result = trainer.run(callbacks, progress=progress, checkpoint_path=ckpt)
-    if out_dir is not None:
-        save_json({**result.to_dict(), "provenance": provenance(device=result.device)}, out_dir / METRICS)
-    return result
+        result = trainer.run(callbacks, progress=progress, checkpoint_path=ckpt, checkpoint_every=checkpoint_every)
+        try:
+            save_json({**result.to_dict(), "provenance": provenance(device=result.device)}, out_dir / METRICS)
+        except OSError as err:
+            raise RuntimeError(named_fault(err, out_dir / METRICS, trainer.last_checkpoint_step, ckpt)) from err
+        return result
+    except BaseException:
+        if created and not ckpt.exists():  # nothing to resume: leave no folder behind
+            lock.release()
+            _remove_empty_run_folder(out_dir)
+        raise
+    finally:
+        lock.release()
+
+
+def _remove_empty_run_folder(folder: Path) -> None:
+    """Remove ``folder`` if it holds nothing but the run lock's files."""
+    import shutil
+
+    from invlab.training.guard import HOLDER, LOCK
+
+    if folder.is_dir() and {p.name for p in folder.iterdir()} <= {LOCK, HOLDER}:
+        shutil.rmtree(folder, ignore_errors=True)

@@ -1,0 +1,209 @@
+"""Interrupted runs lose nothing: Ctrl-C and SIGTERM save and say how to resume, one writer
+per run folder, a full disk named as such. Real `invlab train` processes, signalled mid-run."""
+
+from __future__ import annotations
+
+import errno
+import json
+import os
+import pathlib
+import signal
+import subprocess
+import sys
+import threading
+import time
+from pathlib import Path
+
+import pytest
+import torch
+
+from invlab.cli import main
+from invlab.train import TrainConfig, train
+
+TRAIN = ["train", "--dataset", "synthetic", "--labels", "20", "--val-size", "100", "--labelled-batch", "10",
+         "--unlabelled-batch", "10", "--eval-every", "50", "--no-progress"]
+FAST = dict(dataset="synthetic", labels_per_class=2, val_size=100, labelled_batch=10, unlabelled_batch=10,
+            eval_every=10, steps=30, schedule="cosine", preprocess="center-maxabs", balance=1.0, device="cpu")
+
+
+def _invlab(*args, cwd=None) -> subprocess.Popen:
+    env = {**os.environ, "OMP_NUM_THREADS": "1"}
+    return subprocess.Popen([sys.executable, "-m", "invlab.cli", *args], cwd=cwd, env=env, text=True,
+                            stdout=subprocess.PIPE, stderr=subprocess.PIPE)
+
+
+def _wait_for(path: Path, proc: subprocess.Popen, timeout: float = 120) -> None:
+    deadline = time.monotonic() + timeout
+    while not path.exists():
+        if proc.poll() is not None:
+            raise AssertionError(f"the run ended before {path.name} appeared: {proc.communicate()}")
+        if time.monotonic() > deadline:
+            raise AssertionError(f"no {path} after {timeout} s")
+        time.sleep(0.02)
+
+
+def _history(folder: Path) -> list[tuple]:
+    """(step, loss, validation accuracy) of every evaluation; the losses to float32 summation-order noise."""
+    metrics = json.loads((folder / "metrics.json").read_text())
+    return [(h["step"], pytest.approx(h["total"], rel=1e-4), h["val_accuracy"]) for h in metrics["history"]]
+
+
+@pytest.mark.parametrize("sig,code", [(signal.SIGINT, 130), (signal.SIGTERM, 143)])
+def test_a_signal_mid_run_checkpoints_says_how_to_resume_and_resume_matches_an_uninterrupted_run(
+        sig, code, tmp_path):
+    steps = ["--steps", "200", "--checkpoint-every", "5"]
+    whole = _invlab(*TRAIN, *steps, "--out", str(tmp_path / "whole"))
+    cut = _invlab(*TRAIN, *steps, "--out", str(tmp_path / "cut"))
+    _wait_for(tmp_path / "cut" / "checkpoint.pt", cut)
+    cut.send_signal(sig)
+    out, err = cut.communicate(timeout=120)
+    assert cut.returncode == code, (out, err)
+    assert "Traceback" not in err
+    metrics = json.loads((tmp_path / "cut" / "metrics.json").read_text())
+    assert metrics["interrupted"] is True and metrics["stop_signal"] == sig.name and 0 < metrics["steps_done"] < 200
+    line = next(l for l in err.splitlines() if l.startswith("interrupted at step"))
+    assert line.startswith(f"interrupted at step {metrics['steps_done']} of 200; continue with: invlab train ")
+    assert f"--out {tmp_path / 'cut'}" in line and line.endswith(" --resume")
+    state = torch.load(tmp_path / "cut" / "checkpoint.pt", weights_only=True)
+    assert state["step"] == metrics["steps_done"]  # the checkpoint is at the step reached
+    resume = _invlab(*line.split("continue with: invlab ", 1)[1].split())  # the printed command, as typed
+    out, err = resume.communicate(timeout=300)
+    assert resume.returncode == 0, err
+    out, err = whole.communicate(timeout=300)
+    assert whole.returncode == 0, err
+    assert _history(tmp_path / "cut") == _history(tmp_path / "whole")
+
+
+def test_a_second_run_on_the_same_folder_fails_at_once_naming_the_first(tmp_path):
+    first = _invlab(*TRAIN, "--steps", "600", "--out", str(tmp_path / "x"))
+    _wait_for(tmp_path / "x" / ".lock.json", first)
+    t0 = time.monotonic()
+    others = [_invlab(*TRAIN, "--steps", "600", "--out", str(tmp_path / "x"), *extra) for extra in ([], ["--resume"])]
+    for other in others:
+        _, err = other.communicate(timeout=60)
+        assert other.returncode == 2, err
+        assert f"is in use by process {first.pid} on " in err and "running since" in err
+    assert first.poll() is None and time.monotonic() - t0 < 30  # at once, while the first still runs
+    out, err = first.communicate(timeout=600)
+    assert first.returncode == 0, err
+    assert json.loads((tmp_path / "x" / "metrics.json").read_text())["steps_done"] == 600
+    assert not (tmp_path / "x" / ".lock.json").exists()  # released at the end
+
+
+def test_a_lock_left_by_a_run_killed_with_sigkill_is_taken_over(tmp_path):
+    run = _invlab(*TRAIN, "--steps", "400", "--checkpoint-every", "5", "--out", str(tmp_path / "x"))
+    _wait_for(tmp_path / "x" / "checkpoint.pt", run)
+    run.send_signal(signal.SIGKILL)
+    run.communicate()
+    assert json.loads((tmp_path / "x" / ".lock.json").read_text())["pid"] == run.pid  # left behind
+    assert main([*TRAIN, "--steps", "400", "--out", str(tmp_path / "x"), "--resume"]) == 0
+    assert json.loads((tmp_path / "x" / "metrics.json").read_text())["steps_done"] == 400
+
+
+def test_a_full_disk_during_a_checkpoint_is_named_and_the_earlier_checkpoint_survives(tmp_path, monkeypatch, capsys):
+    real = pathlib.Path.write_bytes
+    calls = []
+
+    def full_after_the_first(self, data):
+        if self.name.startswith(".checkpoint.pt."):
+            calls.append(self)
+            if len(calls) > 1:
+                raise OSError(errno.ENOSPC, os.strerror(errno.ENOSPC), str(self))
+        return real(self, data)
+
+    monkeypatch.setattr(pathlib.Path, "write_bytes", full_after_the_first)
+    assert main([*TRAIN, "--steps", "30", "--checkpoint-every", "10", "--out", str(tmp_path / "x")]) == 2
+    err = capsys.readouterr().err.strip().splitlines()[-1]
+    assert err == (f"invlab: error: cannot write checkpoint.pt in {tmp_path / 'x'}: no space left on the device; "
+                   f"free some space there; the last good checkpoint is step 10 ({tmp_path / 'x' / 'checkpoint.pt'}): "
+                   "continue with --resume once fixed")
+    assert torch.load(tmp_path / "x" / "checkpoint.pt", weights_only=True)["step"] == 10  # intact
+    assert sorted(p.name for p in (tmp_path / "x").iterdir()) == [".lock", "checkpoint.pt"]  # no temp file left
+
+
+def test_a_read_only_folder_is_named(tmp_path, monkeypatch, capsys):
+    def read_only(self, data):
+        raise OSError(errno.EROFS, os.strerror(errno.EROFS), str(self))
+
+    monkeypatch.setattr(pathlib.Path, "write_bytes", read_only)
+    assert main([*TRAIN, "--steps", "20", "--checkpoint-every", "10", "--out", str(tmp_path / "x")]) == 2
+    err = capsys.readouterr().err
+    assert "the file system is read-only; make it writable; no checkpoint was written yet" in err
+    assert not (tmp_path / "x").exists()  # nothing to resume: no folder left behind
+
+
+def test_resume_from_a_truncated_checkpoint_says_so(tmp_path, capsys):
+    assert main([*TRAIN, "--steps", "20", "--out", str(tmp_path / "x")]) == 0
+    ckpt = tmp_path / "x" / "checkpoint.pt"
+    ckpt.write_bytes(ckpt.read_bytes()[: ckpt.stat().st_size // 2])
+    assert main([*TRAIN, "--steps", "40", "--out", str(tmp_path / "x"), "--resume"]) == 2
+    err = capsys.readouterr().err
+    assert f"cannot resume from {ckpt}: the checkpoint is truncated or corrupt" in err and "Traceback" not in err
+
+
+def test_a_run_that_fails_before_its_first_checkpoint_leaves_no_folder(tmp_path, monkeypatch):
+    from invlab.training.trainer import Trainer
+
+    def diverge(self):
+        raise FloatingPointError("the loss became nan at step 1")
+
+    monkeypatch.setattr(Trainer, "train_step", diverge)
+    with pytest.raises(FloatingPointError):
+        train(TrainConfig(**FAST), out_dir=tmp_path / "x", progress=False)
+    assert not (tmp_path / "x").exists()
+    with pytest.raises(FileNotFoundError, match="no checkpoint"):
+        train(TrainConfig(**FAST), out_dir=tmp_path / "y", resume=True, progress=False)
+    assert not (tmp_path / "y").exists()
+
+
+@pytest.mark.skipif(threading.current_thread() is not threading.main_thread(), reason="signals need the main thread")
+def test_an_interrupt_in_a_notebook_stops_the_run_and_leaves_the_model_and_history_usable(tmp_path):
+    class CtrlC:  # what Jupyter's "interrupt the kernel" sends
+        def on_step(self, trainer, step, losses):
+            if step == 17:
+                os.kill(os.getpid(), signal.SIGINT)
+
+    before = signal.getsignal(signal.SIGINT)
+    result = train(TrainConfig(**FAST), out_dir=tmp_path / "x", progress=False, callbacks=[CtrlC()])
+    assert signal.getsignal(signal.SIGINT) is before  # the notebook's own handler is back
+    assert result.interrupted and result.stop_signal == "SIGINT" and result.steps_done == 17
+    assert [h["step"] for h in result.history] == [10]  # no evaluation added at the interruption
+    assert result.model(torch.zeros(2, 1, 28, 28)).shape == (2, 10)
+    assert torch.load(tmp_path / "x" / "checkpoint.pt", weights_only=True)["step"] == 17
+    done = train(TrainConfig(**FAST), out_dir=tmp_path / "x", resume=True, progress=False)
+    whole = train(TrainConfig(**FAST), progress=False)
+    assert [round(h["total"], 5) for h in done.history] == [round(h["total"], 5) for h in whole.history]
+
+
+def test_a_checkpoint_cadence_in_minutes_or_steps_is_checked():
+    from invlab.training.guard import checkpoint_cadence
+
+    assert checkpoint_cadence("10m") == (None, 600.0) and checkpoint_cadence("250") == (250, None)
+    assert checkpoint_cadence(None) == (None, None)
+    for bad in ("0", "ten", "-5m", "0m"):
+        with pytest.raises(ValueError, match="checkpoint-every"):
+            checkpoint_cadence(bad)
+
+
+def test_a_sweep_worker_given_sigterm_queues_its_trial_and_another_worker_resumes_it(tmp_path):
+    optuna = pytest.importorskip("optuna")
+    from invlab import sweep
+
+    url = f"sqlite:///{tmp_path / 's.db'}"
+    runs = {"only": (TrainConfig(**{**FAST, "steps": 300, "eval_every": 5}), tmp_path / "run")}
+    sweep.create_runs("r", url, runs)
+    cmd = ["sweep", "work", "--study", "r", "--storage", url, "--device", "cpu", "--heartbeat", "1"]
+    first = _invlab(*cmd, cwd=tmp_path)
+    _wait_for(tmp_path / "run" / "checkpoint.pt", first)
+    first.send_signal(signal.SIGTERM)
+    _, err = first.communicate(timeout=120)
+    assert first.returncode == 143, err
+    assert "the trial is queued again" in err
+    states = sorted(t.state.name for t in optuna.load_study(study_name="r", storage=url).get_trials())
+    assert states == ["FAIL", "WAITING"]
+    at = torch.load(tmp_path / "run" / "checkpoint.pt", weights_only=True)["step"]
+    second = _invlab(*cmd, cwd=tmp_path)
+    out, err = second.communicate(timeout=300)
+    assert second.returncode == 0, err
+    result = json.loads((tmp_path / "run" / "result.json").read_text())
+    assert result["resumed_from"] == at > 0 and result["steps_done"] == 300
