@@ -109,9 +109,9 @@ def tuning_summary(args, method: str, dataset: str) -> dict:
                         "val_accuracy": t.user_attrs.get("best_val_accuracy")} for t in pruned]}
 
 
-def _taken(args, dataset: str, method: str) -> int:
-    """Trials of a tuning study finished, running or waiting (a dead worker's running trial
-    is failed and enqueued again first, so it counts once)."""
+def _states(args, dataset: str, method: str) -> dict[str, int]:
+    """How many trials of a tuning study are in each state (a dead worker's running trial is
+    failed first, and its retry waits)."""
     import optuna
     from optuna.storages import fail_stale_trials
 
@@ -120,7 +120,14 @@ def _taken(args, dataset: str, method: str) -> int:
     with sweep._opened(storage(args), heartbeat=60) as st_storage:
         st = optuna.load_study(study_name=tune_study(args, dataset, method), storage=st_storage)
         fail_stale_trials(st)
-        return sum(t.state.name in ("COMPLETE", "PRUNED", "RUNNING", "WAITING") for t in st.get_trials(deepcopy=False))
+        states = [t.state.name for t in st.get_trials(deepcopy=False)]
+    return {s: states.count(s) for s in ("COMPLETE", "PRUNED", "RUNNING", "WAITING")}
+
+
+def _wants_work(args, dataset: str, method: str) -> bool:
+    """A tuning study still needs a worker: a retry waits, or fewer than ``--trials`` are taken."""
+    n = _states(args, dataset, method)
+    return n["WAITING"] > 0 or sum(n.values()) < args.trials
 
 
 def create_tuning(args, dataset: str, method: str) -> None:
@@ -146,12 +153,13 @@ def tune(args) -> None:
     for dataset, method in studies:
         create_tuning(args, dataset, method)
     while True:
-        todo = [(d, m) for d, m in studies if _taken(args, d, m) < args.trials]
+        todo = [(d, m) for d, m in studies if _wants_work(args, d, m)]
         if not todo:
             break
         # this worker's share first, so that two workers start on different studies
         dataset, method = todo[args.worker % len(todo)] if len(todo) > 1 else todo[0]
-        print(f"[tune] {dataset} {method}: trial {_taken(args, dataset, method) + 1} of {args.trials}", flush=True)
+        n = _states(args, dataset, method)
+        print(f"[tune] {dataset} {method}: {n['COMPLETE']} completed, {n['PRUNED']} pruned of {args.trials}", flush=True)
         sweep.work(tune_study(args, dataset, method), storage(args), trials=1, device=args.device,
                    runs_dir=args.runs_dir)
         save(args)
