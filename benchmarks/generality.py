@@ -307,7 +307,7 @@ def restore(args) -> dict:
         for d in args.datasets:
             for m in TUNED:
                 name = tune_study(args, d, m)
-                if name not in saved:
+                if not saved.get(name):
                     continue
                 create_tuning(args, d, m)
                 with sweep._opened(storage(args)) as st_storage:
