@@ -141,3 +141,26 @@ def test_image_rows_store_pictures_as_8_bit_grey_levels():
     assert np.array_equal(first.argmax(), x[0, 0].flatten().argmax().numpy())
     signed = np.asarray(image_rows({"a": x - 0.5}, signed=True).data[0].z)
     assert signed.dtype.kind == "f"  # templates keep their values and sign
+
+
+def test_the_reconstruction_png_is_large_and_names_its_rows(tmp_path):
+    """runs/<name>/reconstructions.png was 242 x 122 px with no word on it: now at least four
+    times the pixels, each row named on its left, a title above."""
+    import numpy as np
+    from PIL import Image
+
+    from invlab.models import create_model
+    from invlab.viz.plots import save_reconstruction_figure
+
+    path = save_reconstruction_figure(create_model("smallcnn-mean"), torch.rand(16, 1, 28, 28), tmp_path / "r.png")
+    image = Image.open(path).convert("L")
+    assert image.width * image.height >= 4 * 242 * 122
+    pixels = torch.from_numpy(np.asarray(image).copy())  # (H, W) grey levels
+    image_left = image.width - (8 * (28 + 2) + 2) * 3  # the grid: 8 images of 28 px, padding 2, drawn 3x
+    assert image_left > 100  # a column of labels
+    top = 36  # 12 * scale
+    for k in range(4):  # input, reconstruction, input, reconstruction
+        centre = top + (2 + k * 30 + 14) * 3
+        band = pixels[centre - 6:centre + 6, : image_left - 4]
+        assert (band < 128).any(), f"row {k} has no label"
+    assert (pixels[:top, image_left:] < 128).any()  # the title

@@ -38,15 +38,37 @@ def reconstruction_grid(x: torch.Tensor, rec: torch.Tensor, nrow: int = 8) -> to
 
 
 def save_reconstruction_figure(model: nn.Module, x: torch.Tensor, path: str | os.PathLike,
-                               nrow: int = 8) -> Path:
-    """Write a PNG of ``x`` and its reconstruction (df/dx)^T f(x) by ``model`` (eval mode)."""
+                               nrow: int = 8, scale: int = 3, title: str | None = None) -> Path:
+    """Write a labelled PNG of ``x`` and its reconstruction (df/dx)^T f(x) by ``model`` (eval mode).
+
+    The grid of :func:`reconstruction_grid`, each pixel drawn ``scale`` x ``scale`` (nearest
+    neighbour, so the pixels stay pixels), every row named on the left ("input",
+    "reconstruction (df/dx)^T f(x)") and ``title`` above (default: what the rows are)."""
+    from PIL import Image, ImageDraw, ImageFont
+
     was_training = model.training
     model.eval()
     device = next(model.parameters()).device
     rec = reconstruct(model, x.to(device), create_graph=False).cpu()
     model.train(was_training)
-    grid = reconstruction_grid(x, rec, nrow)
-    return atomic_write(path, lambda p: save_image(grid, p, format="png"))
+    grid = reconstruction_grid(x, rec, nrow)  # (C, H', W') in [0, 1], padding 2
+    big = torch.nn.functional.interpolate(grid[None], scale_factor=scale, mode="nearest")[0]
+    pixels = (big.clamp(0, 1) * 255).round().byte().permute(1, 2, 0).numpy()
+    image = Image.fromarray(pixels[..., 0] if pixels.shape[2] == 1 else pixels).convert("RGB")
+    font = ImageFont.load_default(size=6 * scale)
+    labels = ("input", "reconstruction (df/dx)^T f(x)")
+    margin = max(int(font.getlength(t)) for t in labels) + 4 * scale
+    top = 12 * scale
+    canvas = Image.new("RGB", (image.width + margin, image.height + top), "white")
+    canvas.paste(image, (margin, top))
+    draw = ImageDraw.Draw(canvas)
+    draw.text((margin, 2 * scale), title or "each test image above its reconstruction (every image scaled on "
+                                            "its own)", fill="black", font=font)
+    row = x.shape[-2] + 2  # one row of the grid, padding included
+    for k in range(grid.shape[1] // row):
+        y = top + (2 + k * row + x.shape[-2] // 2) * scale
+        draw.text((margin - 2 * scale, y), labels[k % 2], fill="black", font=font, anchor="rm")
+    return atomic_write(path, lambda p: canvas.save(p, format="png"))
 
 
 def learning_curves(history: list[dict], title: str = "", fig: go.Figure | None = None) -> go.Figure:
