@@ -146,7 +146,6 @@ def test_image_rows_store_pictures_as_8_bit_grey_levels():
 def test_the_reconstruction_png_is_large_and_names_its_rows(tmp_path):
     """runs/<name>/reconstructions.png was 242 x 122 px with no word on it: now at least four
     times the pixels, each row named on its left, a title above."""
-    import numpy as np
     from PIL import Image
 
     from invlab.models import create_model

