@@ -163,3 +163,14 @@ def test_the_reconstruction_png_is_large_and_names_its_rows(tmp_path):
         band = pixels[centre - 6:centre + 6, : image_left - 4]
         assert (band < 128).any(), f"row {k} has no label"
     assert (pixels[:top, image_left:] < 128).any()  # the title
+
+
+def test_the_training_sliders_are_as_wide_as_the_explorers():
+    """Notebook 6's sliders were ipywidgets' default, about 50 px of track: one pixel jumped
+    several values. Now the explorer's width."""
+    from invlab.viz.widgets import SLIDER_WIDTH, TrainingApp
+
+    app = TrainingApp(lambda per_class, seed: synthetic_task(), steps=1, background=False)
+    assert SLIDER_WIDTH == "440px"
+    for w in (app.alpha, app.beta, app.labels):
+        assert w.layout.width == SLIDER_WIDTH

@@ -67,6 +67,8 @@ class ExplorerApp:
         import ipywidgets as W
         from ipycanvas import Canvas
 
+        from invlab.viz.widgets import SLIDER_WIDTH
+
         if test_images.ndim != 4:
             raise ValueError(f"the explorer shows images (N, C, H, W); got test images of shape "
                              f"{tuple(test_images.shape)}")
@@ -84,7 +86,7 @@ class ExplorerApp:
         self.clear_button = W.Button(description="Clear drawing", icon="eraser")
         self.clear_button.on_click(lambda _: self.clear())
         style = {"description_width": "90px"}
-        wide = W.Layout(width="440px")  # long tracks: one pixel of drag is about one image, not twenty
+        wide = W.Layout(width=SLIDER_WIDTH)  # long tracks: one pixel of drag is about one image, not twenty
         self.index = W.IntSlider(value=0, min=0, max=len(test_images) - 1, description="test image", style=style,
                                  layout=wide)
         self.noise = W.FloatSlider(value=0.0, min=0.0, max=1.0, step=0.05, description="noise σ", style=style,

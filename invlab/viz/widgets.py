@@ -61,6 +61,9 @@ def _reconstructions(model, x):
 
 
 SLIDER_LABEL_WIDTH = "150px"
+#: every slider's whole width, the explorer's too: a long track, so that one pixel of drag is
+#: one step of the value, not several (ipywidgets' default track is about 50 px)
+SLIDER_WIDTH = "440px"
 
 
 class TrainingApp:
@@ -84,11 +87,14 @@ class TrainingApp:
         self.make_data, self.seed, self.background = make_data, seed, background
         self.base_config = TrainConfig(model=models[0], steps=steps, eval_every=eval_every, seed=seed, **config)
         style = {"description_width": SLIDER_LABEL_WIDTH}  # wide enough for "β (reconstruction)"
-        self.alpha = W.FloatSlider(value=self.base_config.alpha, min=0, max=1, step=0.05, description="α (supervised)", style=style)
-        self.beta = W.FloatSlider(value=self.base_config.beta, min=0, max=1, step=0.05, description="β (reconstruction)", style=style)
+        wide = {"layout": W.Layout(width=SLIDER_WIDTH)}
+        self.alpha = W.FloatSlider(value=self.base_config.alpha, min=0, max=1, step=0.05, description="α (supervised)",
+                                   style=style, **wide)
+        self.beta = W.FloatSlider(value=self.base_config.beta, min=0, max=1, step=0.05, description="β (reconstruction)",
+                                  style=style, **wide)
         all_labels = self.base_config.labels_per_class is None  # e.g. Bird10: every segment labelled
         self.labels = W.IntSlider(value=5 if all_labels else self.base_config.labels_per_class, min=1, max=50,
-                                  description="labels / class", style=style, disabled=all_labels)
+                                  description="labels / class", style=style, disabled=all_labels, **wide)
         self.model = W.Dropdown(options=list(models), value=models[0], description="model", style=style)
         self.steps = W.IntText(value=steps, description="steps", style=style)
         self.train_button = W.Button(description="Train", button_style="success", icon="play")
