@@ -279,3 +279,34 @@ def test_notebook6_in_chromium(jupyterlab):
         assert after == steps // SERVED_PARAMETERS[NOTEBOOK]["eval_every"] > before, (before, after)
         assert "error" not in status.lower(), status
         _no_errors_shown(page, errors)
+
+
+def test_the_explorers_row_titles_clear_the_class_names_above_them(tmp_path):
+    """Notebook 0: the title "contributions f_c(x)·A[x]_c" sat on the template row's class
+    names. Drawn by plotly.js in Chromium (the figure's HTML with plotly.js inside, offline),
+    no row title's box meets a tick label's."""
+    import torch
+    from torchvision.datasets import FashionMNIST
+
+    from invlab.models import create_model
+    from invlab.viz.explain import explain
+    from invlab.viz.explorer import templates_figure
+
+    ex = explain(create_model("smallcnn-mean").eval(), torch.rand(1, 28, 28))
+    path = tmp_path / "templates.html"
+    templates_figure(ex, list(FashionMNIST.classes)).write_html(path, include_plotlyjs=True)
+    with _browser_page("explorer-templates", 900) as (page, errors):
+        page.goto(path.as_uri())
+        page.wait_for_selector(".xtick text")
+        boxes = page.evaluate("""() => {
+            const box = e => { const b = e.getBoundingClientRect(); return [b.left, b.top, b.right, b.bottom]; };
+            return {titles: Array.from(document.querySelectorAll('.annotation-text')).map(box),
+                    ticks: Array.from(document.querySelectorAll('.xtick text')).map(box)}; }""")
+        assert not errors, errors
+    assert len(boxes["titles"]) == 2 and len(boxes["ticks"]) >= 10  # a class name under each template
+
+    def meet(a, b):
+        return a[0] < b[2] and b[0] < a[2] and a[1] < b[3] and b[1] < a[3]
+
+    clashes = [(t, k) for t in boxes["titles"] for k in boxes["ticks"] if meet(t, k)]
+    assert not clashes, clashes

@@ -45,6 +45,15 @@ def _class_names(model: nn.Module, classes: int) -> list[str]:
     return list(names) if names and len(names) == classes else [str(c) for c in range(classes)]
 
 
+
+def templates_figure(ex, class_names: list[str]) -> go.Figure:
+    """The explorer's bottom figure: each class's template A[x]_c and its contribution
+    f_c(x)·A[x]_c to the reconstruction, named by class under each thumbnail."""
+    rows = ExplorerApp._template_rows(ex)
+    fig = image_rows(rows, signed=True, scale="row", captions={k: list(class_names) for k in rows},
+                     title="per-class templates and their contributions to the reconstruction (each row its own scale)")
+    return fig.update_layout(width=OUTPUT_WIDTH)
+
 class ExplorerApp:
     """Canvas (single-channel images), test-image picker, noise slider and checkpoint
     selector, with live views.
@@ -113,11 +122,7 @@ class ExplorerApp:
                                 OUTPUT_WIDTH - 440)
         self.images_fig = go.FigureWidget(image_rows(self._image_rows(ex), title="input and its reconstruction"))
         self.images_fig.update_layout(width=430)
-        self.templates_fig = go.FigureWidget(image_rows(
-            self._template_rows(ex), signed=True, scale="row",
-            captions={k: self.class_names for k in self._template_rows(ex)},
-            title="per-class templates and their contributions to the reconstruction (each row its own scale)"))
-        self.templates_fig.update_layout(width=OUTPUT_WIDTH)
+        self.templates_fig = go.FigureWidget(templates_figure(ex, self.class_names))
         self.update()
         controls = W.VBox([self.index, self.noise, self.checkpoint, self.status])
         top = (W.HBox([W.VBox([self.canvas, self.clear_button]), W.VBox([controls, self.probs_fig])])

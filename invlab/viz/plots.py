@@ -144,9 +144,11 @@ def image_rows(rows: dict[str, torch.Tensor], title: str = "", signed: bool = Fa
 
     if fig is None:
         per_row = 520 * grids[0].shape[1] / max(grids[0].shape[2], 1) + 40
-        height = int(min(260, max(90, per_row)) * len(labels) + 60 + 20 * bool(captions))
+        height = int(min(260, max(90, per_row)) * len(labels) + 60 + 44 * bool(captions))
         # the same gap in pixels between rows whatever their number (plotly's spacing is a fraction)
-        gap = (40 if captions else 28) / height
+        # with captions, a row's class names (about 20 px under it) and the next row's title
+        # (about 20 px over it) both sit in the gap: room for both, apart
+        gap = (64 if captions else 28) / height
         fig = make_subplots(rows=len(labels), cols=1, subplot_titles=labels,
                             vertical_spacing=min(gap, 0.5 / max(len(labels) - 1, 1)))
         for i, grid in enumerate(grids):
