@@ -18,6 +18,7 @@ example (the paper's SmallCNN with 50 labels, 5 per class):
 
 loss (paper eq. 10): alpha * CE on labelled samples
                     + (1 - alpha) * [beta * R on all samples + (1 - beta) * entropy on unlabelled ones]
+
 R is the reconstruction error of the network's inverse (df/dx)^T f(x), f = the logits.
 """
 

@@ -136,7 +136,7 @@ class TrainConfig:
                                            metavar="FRACTION")
     lr_decay: float = option(0.2, "step schedule: factor applied at each milestone")
     preprocess: str = option("none", "per-example input transform for train, validation and test: none, "
-                                     "center-maxabs (centre, divide by max |x|), standardize (zero mean, unit "
+                                     "center-maxabs (centre, divide by the largest absolute value), standardize (zero mean, unit "
                                      "variance)", choices=PREPROCESSING)
     bias: bool | None = option(None, "biases in every layer (default: the model's own; the inhibitor 'U' models have "
                                      "none); --no-bias makes f(x) = A[x]x exactly")

@@ -1,0 +1,36 @@
+"""The documentation site builds from the repository (``bin/docs``), here without running the
+lessons (``INVLAB_DOCS_EXECUTE=off``): warnings fail it, the API and command-line pages are
+generated from the code."""
+
+from __future__ import annotations
+
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+ROOT = Path(__file__).resolve().parents[1]
+pytestmark = pytest.mark.slow
+
+
+def test_the_site_builds_with_its_api_and_cli_pages_made_from_the_code(tmp_path):
+    pytest.importorskip("myst_nb")
+    out = tmp_path / "html"
+    env = {**os.environ, "INVLAB_DOCS_EXECUTE": "off"}
+    done = subprocess.run([sys.executable, "-m", "sphinx", "-W", "--keep-going", "-q", "-c", "docs/site", "-b", "html",
+                           "-d", str(tmp_path / "doctrees"), ".", str(out)], cwd=ROOT, env=env,
+                          capture_output=True, text=True, timeout=600)
+    assert done.returncode == 0, done.stderr[-3000:]
+    api = (out / "docs" / "site" / "api.html").read_text()
+    for name in ("invlab.reconstruct", "SemiSupervisedLoss", "TrainConfig", "vat_perturbation", "RunLock",
+                 "make_pruner", "load_dataset", "load_model"):
+        assert name in api, name
+    cli = (out / "docs" / "site" / "cli.html").read_text()
+    for flag in ("--checkpoint-every", "--pruner", "--startup-trials", "--vat-eps", "--resume"):
+        assert flag in cli, flag
+    lessons = (out / "docs" / "site" / "lessons.html").read_text()
+    notebooks = sorted(p.stem for p in (ROOT / "notebooks").glob("*.ipynb"))
+    assert all(f"{nb}.html" in lessons for nb in notebooks) and len(notebooks) == 10
+    assert (out / "docs" / "RESULTS.html").exists() and (out / "docs" / "site" / "index.html").exists()
