@@ -11,7 +11,11 @@ Miyato et al.'s absolute xi = 1e-6:
 * the cosine between each example's direction and the float64 reference H d (one power
   iteration from the same d, H the Hessian of KL(p(x) || p(x + r)) at r = 0, by a double
   backward pass);
-* the KL along r_adv against the KL along 32 random directions of the same norm.
+* the KL along r_adv against the KL along 32 random directions of the same norm;
+
+and a short run of VAT alone (``invlab train --method vat --beta 0 --vat-eps 2 --steps 200
+--eval-every 100``, the recipe's protocol, draw 0): its logged LDS term beside its
+cross-entropy at each evaluation, and its test accuracy (validation-selected).
 
     python -m benchmarks.vat_check      # results/vat_check.{json,md}
 """
@@ -115,10 +119,23 @@ def main(argv=None) -> None:
                          f"{m['cos_to_exact_median']:.3f} ({m['cos_to_exact_min']:.3f})" if "cos_to_exact_min" in m else None,
                          f"{m['kl_adversarial']:.3g} vs {m['kl_random_median']:.3g} ({m['kl_ratio_to_random_median']:.1f}x),"
                          f" max random {m['kl_random_max']:.3g}" if "kl_adversarial" in m else None])
+    from invlab.train import RECOMMENDED, TrainConfig, train
+
+    run = train(TrainConfig(**{**RECOMMENDED, "steps": 200}, method="vat", beta=0.0, vat_eps=args.eps, eval_every=100,
+                            seed=0, device="cpu"), progress=False)
+    out["short_run"] = {"command": "invlab train --method vat --beta 0 --vat-eps 2 --steps 200 --eval-every 100",
+                        "evaluations": [{"step": h["step"], "lds": h["m:lds"], "ce": h["ce"],
+                                         "val_accuracy": h["val_accuracy"]} for h in run.history],
+                        "test_accuracy": run.test_accuracy, "best_step": run.best_step}
     out.update(results_header(device="cpu"))
     table = markdown_table(["network", "perturbation", "xi", "|r_adv| min / median / max", "no direction (of 64)",
                             "cos to exact H d: median (min)", "KL along r_adv vs random directions (median)"], rows)
-    text = (f"# VAT's perturbation on MNIST, eps {args.eps}\n\n{table}\n\n{provenance_line(out)}\n")
+    short = out["short_run"]
+    text = (f"# VAT's perturbation on MNIST, eps {args.eps}\n\n{table}\n\n"
+            f"Short run (`{short['command']}`): LDS " + ", ".join(
+                f"{e['lds']:.3g} (cross-entropy {e['ce']:.3g}) at step {e['step']}" for e in short["evaluations"])
+            + f"; test accuracy {short['test_accuracy']:.2f} % (validation-selected, step {short['best_step']}).\n\n"
+            f"{provenance_line(out)}\n")
     save_report(out, args.out, text)
     print(text)
 

@@ -433,7 +433,10 @@ def train(config: TrainConfig, data: SemiSupervisedData | None = None, callbacks
     out_dir = Path(out_dir)
     ckpt = out_dir / CHECKPOINT
     check_writable_target(out_dir)
-    created = not out_dir.exists()
+    created = out_dir  # the top-most folder this call creates (the lock needs the folder): removed on failure
+    while not created.parent.exists():
+        created = created.parent
+    created = None if out_dir.exists() else created
     lock = RunLock(out_dir).acquire()  # before the checks: a second process on this folder stops here
     try:
         if resume and not ckpt.exists():
@@ -452,19 +455,27 @@ def train(config: TrainConfig, data: SemiSupervisedData | None = None, callbacks
             raise RuntimeError(named_fault(err, out_dir / METRICS, trainer.last_checkpoint_step, ckpt)) from err
         return result
     except BaseException:
-        if created and not ckpt.exists():  # nothing to resume: leave no folder behind
+        if created is not None and not ckpt.exists():  # nothing to resume: leave no folder behind
             lock.release()
-            _remove_empty_run_folder(out_dir)
+            _remove_empty_run_folder(out_dir, created)
         raise
     finally:
         lock.release()
 
 
-def _remove_empty_run_folder(folder: Path) -> None:
-    """Remove ``folder`` if it holds nothing but the run lock's files."""
+def _remove_empty_run_folder(folder: Path, top: Path) -> None:
+    """Remove ``folder`` if it holds nothing but the run lock's files, then its parents up to
+    ``top`` (the first folder the run created) while they are empty."""
     import shutil
 
     from invlab.training.guard import HOLDER, LOCK
 
-    if folder.is_dir() and {p.name for p in folder.iterdir()} <= {LOCK, HOLDER}:
-        shutil.rmtree(folder, ignore_errors=True)
+    if not (folder.is_dir() and {p.name for p in folder.iterdir()} <= {LOCK, HOLDER}):
+        return
+    shutil.rmtree(folder, ignore_errors=True)
+    while folder != top and folder.parent != folder:
+        folder = folder.parent
+        try:
+            folder.rmdir()  # only if empty
+        except OSError:
+            return
