@@ -310,3 +310,30 @@ def test_the_explorers_row_titles_clear_the_class_names_above_them(tmp_path):
 
     clashes = [(t, k) for t in boxes["titles"] for k in boxes["ticks"] if meet(t, k)]
     assert not clashes, clashes
+
+
+def test_the_documentation_site_in_chromium_offline(tmp_path):
+    """The site built from the repository (lessons not run here: tests/test_docs.py), opened
+    from the file system: the front door reaches the home page, every page loads with no
+    console error and no request leaves the machine, and the navigation reaches every lesson."""
+    from test_docs import build_site
+
+    root = build_site(tmp_path)
+    lessons = sorted(p.stem for p in (ROOT / "notebooks").glob("*.ipynb"))
+    pages = ["docs/site/api.html", "docs/site/cli.html", "docs/site/lessons.html", "docs/RESULTS.html",
+             *(f"notebooks/{nb}.html" for nb in lessons)]
+    with _browser_page("site", 900) as (page, errors):
+        console, remote = [], []
+        page.on("console", lambda m: console.append(m.text) if m.type == "error" else None)
+        page.on("request", lambda r: remote.append(r.url) if not r.url.startswith(("file:", "data:", "about:")) else None)
+        page.goto((root / "index.html").as_uri())
+        page.wait_for_url("**/docs/site/index.html", timeout=30_000)
+        assert "invlab" in page.title()
+        nav = page.evaluate("() => Array.from(document.querySelectorAll('a')).map(a => a.href)")
+        for page_path in pages:
+            page.goto((root / page_path).as_uri())
+            page.wait_for_load_state("load")
+        assert all(any(href.endswith(f"notebooks/{nb}.html") for href in nav) for nb in lessons), nav
+        assert page.evaluate("() => typeof Plotly") == "object"  # plotly.js from the site itself
+    assert not errors and not console, (errors, console)
+    assert not remote, remote

@@ -15,14 +15,20 @@ ROOT = Path(__file__).resolve().parents[1]
 pytestmark = pytest.mark.slow
 
 
-def test_the_site_builds_with_its_api_and_cli_pages_made_from_the_code(tmp_path):
+def build_site(folder: Path) -> Path:
+    """The site built into ``folder`` without running the lessons; its root."""
     pytest.importorskip("myst_nb")
-    out = tmp_path / "html"
+    out = folder / "html"
     env = {**os.environ, "INVLAB_DOCS_EXECUTE": "off"}
     done = subprocess.run([sys.executable, "-m", "sphinx", "-W", "--keep-going", "-q", "-c", "docs/site", "-b", "html",
-                           "-d", str(tmp_path / "doctrees"), ".", str(out)], cwd=ROOT, env=env,
+                           "-d", str(folder / "doctrees"), ".", str(out)], cwd=ROOT, env=env,
                           capture_output=True, text=True, timeout=600)
     assert done.returncode == 0, done.stderr[-3000:]
+    return out
+
+
+def test_the_site_builds_with_its_api_and_cli_pages_made_from_the_code(tmp_path):
+    out = build_site(tmp_path)
     api = (out / "docs" / "site" / "api.html").read_text()
     for name in ("invlab.reconstruct", "SemiSupervisedLoss", "TrainConfig", "vat_perturbation", "RunLock",
                  "make_pruner", "load_dataset", "load_model"):

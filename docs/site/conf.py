@@ -11,6 +11,7 @@ in ``include_patterns`` are read. Notebooks run at build time through MyST-NB's 
 from __future__ import annotations
 
 import os
+import sys
 
 project = "invlab"
 author = "the invlab authors"
@@ -21,7 +22,39 @@ include_patterns = ["docs/site/*.md", "docs/RESULTS.md", "notebooks/*.ipynb"]
 exclude_patterns = ["docs/_build/**", ".venv/**"]
 html_theme = "furo"
 html_title = "invlab"
-html_static_path = []
+# plotly.js once for the whole site (the lessons' figures are plain <div>s: invlab.viz.site)
+_static = os.path.join(os.path.dirname(__file__), "..", "_build", "_static_plotly")
+os.makedirs(_static, exist_ok=True)
+import shutil  # noqa: E402
+
+import plotly  # noqa: E402
+
+shutil.copy(os.path.join(os.path.dirname(plotly.__file__), "package_data", "plotly.min.js"), _static)
+# MathJax from the site too (bin/setup installs the npm package into the environment): the pages'
+# maths render offline. The combined TeX component, its fonts and the TeX extensions it loads on demand.
+_mathjax = os.path.join(sys.prefix, "share", "npm", "node_modules", "mathjax", "es5")
+if not os.path.exists(os.path.join(_mathjax, "tex-mml-chtml.js")):
+    raise RuntimeError(f"MathJax is missing ({_mathjax}): run bin/setup, which installs it with npm "
+                       "(npm install --prefix .venv/share/npm mathjax@3.2.2)")
+for _part in ("tex-mml-chtml.js", "output", "input", "a11y", "ui", "adaptors", "sre"):
+    _src, _dst = os.path.join(_mathjax, _part), os.path.join(_static, "mathjax", _part)
+    if os.path.isdir(_src):
+        shutil.copytree(_src, _dst, dirs_exist_ok=True)
+    else:
+        os.makedirs(os.path.dirname(_dst), exist_ok=True)
+        shutil.copy(_src, _dst)
+mathjax_path = "mathjax/tex-mml-chtml.js"
+html_static_path = [_static]
+html_js_files = ["plotly.min.js"]
+# the site's front door: index.html at the top of the build, pointing at the home page
+_extra = os.path.join(os.path.dirname(__file__), "..", "_build", "_extra")
+os.makedirs(_extra, exist_ok=True)
+with open(os.path.join(_extra, "index.html"), "w") as _f:
+    _f.write('<!doctype html><meta charset="utf-8"><title>invlab</title>'
+             '<meta http-equiv="refresh" content="0; url=docs/site/index.html">'
+             '<a href="docs/site/index.html">invlab documentation</a>\n')
+html_extra_path = [_extra]
+os.environ["INVLAB_DOCS_BUILD"] = "1"  # the kernels that run the lessons inherit it (invlab.viz.site)
 myst_enable_extensions = ["dollarmath", "amsmath", "colon_fence"]
 myst_heading_anchors = 3
 # Notebooks: executed with a cache (an unchanged notebook is not run again); a cell error fails
