@@ -207,3 +207,24 @@ def test_a_sweep_worker_given_sigterm_queues_its_trial_and_another_worker_resume
     assert second.returncode == 0, err
     result = json.loads((tmp_path / "run" / "result.json").read_text())
     assert result["resumed_from"] == at > 0 and result["steps_done"] == 300
+
+
+def test_a_full_disk_on_a_real_small_tmpfs_is_named(tmp_path):
+    """The same on a real 1.5 MB file system (mounted where the tests may: root on Linux)."""
+    disk = tmp_path / "disk"
+    disk.mkdir()
+    mounted = subprocess.run(["mount", "-t", "tmpfs", "-o", "size=1500k", "tmpfs", str(disk)], capture_output=True)
+    if mounted.returncode != 0:
+        pytest.skip(f"cannot mount a tmpfs here ({mounted.stderr.decode().strip()}); the patched write covers it")
+    try:
+        run = _invlab(*TRAIN, "--steps", "200", "--checkpoint-every", "20", "--out", str(disk / "x"))
+        _, err = run.communicate(timeout=300)
+        assert run.returncode == 2
+        assert err.strip().splitlines()[-1] == (
+            f"invlab: error: cannot write checkpoint.pt in {disk / 'x'}: no space left on the device; free some space "
+            f"there; the last good checkpoint is step 20 ({disk / 'x' / 'checkpoint.pt'}): continue with --resume "
+            "once fixed")
+        assert torch.load(disk / "x" / "checkpoint.pt", weights_only=True)["step"] == 20
+        assert sorted(p.name for p in (disk / "x").iterdir()) == [".lock", "checkpoint.pt"]
+    finally:
+        subprocess.run(["umount", str(disk)], capture_output=True)
