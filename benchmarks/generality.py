@@ -696,7 +696,9 @@ def figure(rows: list[dict], tuning: dict, path: Path) -> None:
         fig.update_xaxes(title_text="test accuracy without R (%)", row=2, col=col)
         fig.update_yaxes(title_text="gain of R (points)", row=2, col=col)
     fig.update_layout(boxmode="group", title="Test accuracy per label draw: each method without and with R",
-                      yaxis_title="validation accuracy (%)", yaxis2_title="test accuracy (%)", height=900)
+                      yaxis_title="validation accuracy (%)", height=900)
+    if groups:  # none before round one's first run (the tuning alone)
+        fig.update_layout(yaxis2_title="test accuracy (%)")
     save_figure_html(fig, path, plotlyjs="cdn")  # kept in git: a few kB
 
 
@@ -837,15 +839,17 @@ def report(args) -> None:
          *((f"{b['val_accuracy']:.2f}", f"{b['test_accuracy']:.2f}", setting(b)) if (b := t.get("best"))
            else (None, None, ""))] for key, t in tuning.items()])
     left = out["progress"]
-    flags = ("Every run's method term stayed alive (above "
+    flags = ("No run has finished yet." if not rows else "Every run's method term stayed alive (above "
              f"{ALIVE:g} of its cross-entropy at some evaluation)." if not dead else
              f"**Dead terms** (the method's own term below {ALIVE:g} of the cross-entropy at every evaluation): "
              + ", ".join(f"{d['dataset']} {d['method']} {'with' if d['reconstruction'] else 'without'} R draw "
                          f"{d['seed']} ({d['term_ratio']:.1e})" for d in dead) + ".")
     text = (f"# Where reconstruction helps\n\n`python -m benchmarks.generality --stage report`: {left['finished']} of "
-            f"{left['planned']} runs finished; the {left['remaining']} left take two workers about "
-            f"{left['hours_left_two_workers']} hours at the median minutes per run measured so far "
-            f"({', '.join(f'{k} {v}' for k, v in left['minutes_per_run'].items())}).\n\n"
+            f"{left['planned']} runs finished" + (
+                f"; the {left['remaining']} left take two workers about {left['hours_left_two_workers']} hours at "
+                f"the median minutes per run measured so far "
+                f"({', '.join(f'{k} {v}' for k, v in left['minutes_per_run'].items())}).\n\n"
+                if left["hours_left_two_workers"] is not None else " (the time left is estimated once one has).\n\n") +
             f"Tuning: each data set's own validation split, 50 labels, label draw 0; {args.trials} trials per method "
             f"and data set ({args.startup_trials} random, the rest TPE), pruned by {PRUNER}; scored on validation "
             f"accuracy (%).\n\n{table}\n\n{flags}\n\n## Targets\n\n"
