@@ -40,3 +40,18 @@ def test_the_site_builds_with_its_api_and_cli_pages_made_from_the_code(tmp_path)
     notebooks = sorted(p.stem for p in (ROOT / "notebooks").glob("*.ipynb"))
     assert all(f"{nb}.html" in lessons for nb in notebooks) and len(notebooks) == 10
     assert (out / "docs" / "RESULTS.html").exists() and (out / "docs" / "site" / "index.html").exists()
+
+
+def test_every_figure_results_cites_has_a_picture_that_results_shows():
+    """RESULTS.md's evidence is seen wherever it is read: each interactive figure it cites has a
+    PNG beside it (python -m benchmarks.static_figures) and RESULTS shows that PNG."""
+    sys.path.insert(0, str(ROOT))
+    from benchmarks.static_figures import RESULTS, cited_figures
+
+    text = RESULTS.read_text()
+    figures = cited_figures(text)
+    assert len(figures) >= 10
+    for html in figures:
+        png = html.with_suffix(".png")
+        assert png.exists() and png.stat().st_size > 5_000, png
+        assert f"]({png.relative_to(ROOT / 'docs').as_posix()})" in text, png

@@ -1,0 +1,77 @@
+"""Static pictures of the interactive figures that ``docs/RESULTS.md`` cites, so that RESULTS shows
+its evidence wherever it is read (a Markdown viewer, a code-hosting site, the documentation site).
+
+Each cited ``docs/figures/**/NAME.html`` is drawn by plotly.js in headless Chromium (Debian's,
+driven by Playwright; plotly.js served from the installed plotly package, so no network is
+needed) and saved as ``NAME.png`` beside it; RESULTS.md shows the PNG and links the HTML.
+
+    python -m benchmarks.static_figures            # every cited figure
+    python -m benchmarks.static_figures --check    # exit 1 if a cited figure has no PNG
+"""
+
+from __future__ import annotations
+
+import argparse
+import re
+import shutil
+import sys
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parents[1]
+RESULTS = ROOT / "docs" / "RESULTS.md"
+
+
+def cited_figures(text: str) -> list[Path]:
+    """The figure files (``docs/figures/...html``) a Markdown text names, each once, in order."""
+    names = re.findall(r"(?:docs/)?(figures/[A-Za-z0-9_./-]+?\.html)", text)
+    return [ROOT / "docs" / n for n in dict.fromkeys(names) if (ROOT / "docs" / n).exists()]
+
+
+def render(figures: list[Path], chromium: str) -> list[Path]:
+    """Screenshot each figure's plot to ``.png`` beside it."""
+    import plotly
+    from playwright.sync_api import sync_playwright
+
+    from invlab.io import atomic_write
+
+    plotly_js = Path(plotly.__file__).parent / "package_data" / "plotly.min.js"
+    written = []
+    with sync_playwright() as p:
+        browser = p.chromium.launch(executable_path=chromium, args=[
+            "--no-sandbox", "--disable-gpu", "--disable-quic", "--no-first-run", "--disable-background-networking",
+            "--disable-component-update", "--disable-sync", "--disable-dev-shm-usage"])
+        page = browser.new_page(viewport={"width": 1300, "height": 900})
+        # the figures load plotly.js from its CDN: answer with the local copy, and nothing else leaves
+        page.route("**/*", lambda route: route.fulfill(path=str(plotly_js), content_type="text/javascript")
+                   if "plotly" in route.request.url and route.request.url.endswith(".js")
+                   else route.continue_() if route.request.url.startswith("file:") else route.abort())
+        for html in figures:
+            page.goto(html.as_uri())
+            page.wait_for_selector(".js-plotly-plot .main-svg", timeout=60_000)
+            page.wait_for_timeout(300)  # let plotly finish its layout
+            png = page.locator(".js-plotly-plot").first.screenshot()
+            written.append(atomic_write(html.with_suffix(".png"), lambda path, data=png: path.write_bytes(data)))
+            print(f"{html.relative_to(ROOT)} -> {html.with_suffix('.png').name} ({len(png) // 1024} KiB)", flush=True)
+        browser.close()
+    return written
+
+
+def main(argv=None) -> int:
+    p = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    p.add_argument("--check", action="store_true", help="only check that every cited figure has its PNG")
+    p.add_argument("--chromium", default=shutil.which("chromium") or shutil.which("chromium-browser"))
+    args = p.parse_args(argv)
+    figures = cited_figures(RESULTS.read_text())
+    if args.check:
+        missing = [f for f in figures if not f.with_suffix(".png").exists()]
+        for f in missing:
+            print(f"no picture of {f.relative_to(ROOT)}: run python -m benchmarks.static_figures", file=sys.stderr)
+        return 1 if missing else 0
+    if not args.chromium:
+        raise SystemExit("Chromium is needed (Debian: apt-get install chromium; bin/setup installs it)")
+    render(figures, args.chromium)
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
