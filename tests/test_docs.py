@@ -55,3 +55,24 @@ def test_every_figure_results_cites_has_a_picture_that_results_shows():
         png = html.with_suffix(".png")
         assert png.exists() and png.stat().st_size > 5_000, png
         assert f"]({png.relative_to(ROOT / 'docs').as_posix()})" in text, png
+
+
+def test_on_the_site_widgets_become_their_figures_and_a_line_on_the_live_version():
+    """In a kernel executing a lesson for the site (INVLAB_DOCS_BUILD=1): plotly figures are
+    plain divs (the site loads plotly.js once), a box of controls and figures shows its
+    figures after a line saying what the live notebook adds."""
+    code = """
+import ipywidgets as W, plotly.graph_objects as go, plotly.io as pio
+import invlab.viz
+fig = go.FigureWidget(go.Scatter(x=[1, 2], y=[3, 4]))
+box = W.VBox([W.FloatSlider(description="alpha"), fig, W.HTML("press Train")])
+html = box._repr_mimebundle_()["text/html"]
+assert "Interactive controls here in the live notebook" in html and html.count("plotly-graph-div") == 1, html
+assert "press Train" in html and "alpha" not in html
+bundle = pio.renderers[pio.renderers.default].to_mimebundle(go.Figure().to_dict())
+assert "plotly-graph-div" in bundle["text/html"] and "cdn.plot.ly" not in bundle["text/html"]
+print("ok")
+"""
+    done = subprocess.run([sys.executable, "-c", code], env={**os.environ, "INVLAB_DOCS_BUILD": "1"},
+                          capture_output=True, text=True, timeout=120)
+    assert done.returncode == 0 and done.stdout.strip() == "ok", done.stderr[-2000:]

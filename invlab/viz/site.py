@@ -5,7 +5,8 @@ for the kernels that execute them).
   copy once for every page: no network, no 4.7 MB per figure);
 * a ``FigureWidget`` is drawn as the same figure, as it stands when shown;
 * other widgets (sliders, buttons, the drawing canvas) become one line saying what the live
-  notebook adds: a static page cannot retrain or take a drawing.
+  notebook adds (a static page cannot retrain or take a drawing), followed by the figures and
+  text they hold, as they stand when shown.
 """
 
 from __future__ import annotations
@@ -26,15 +27,25 @@ def install() -> None:
     import plotly.graph_objects as go
     import plotly.io as pio
 
-    class SiteRenderer:
+    from plotly.io.base_renderers import MimetypeRenderer
+
+    class SiteRenderer(MimetypeRenderer):
         def to_mimebundle(self, fig_dict):
             return {"text/html": pio.to_html(fig_dict, include_plotlyjs=False, full_html=False)}
 
     pio.renderers["invlab_site"] = SiteRenderer()
     pio.renderers.default = "invlab_site"
 
-    def figure_html(self, include=None, exclude=None, **kwargs):
-        return {"text/html": pio.to_html(self, include_plotlyjs=False, full_html=False)}
+    def html(widget) -> str:
+        """A widget as a page can show it: its figures and text, its controls left out."""
+        if isinstance(widget, go.FigureWidget):
+            return pio.to_html(widget, include_plotlyjs=False, full_html=False)
+        if isinstance(widget, ipywidgets.Box):
+            return "".join(html(child) for child in widget.children)
+        if isinstance(widget, (ipywidgets.HTML, ipywidgets.Label)):
+            return f"<div>{widget.value}</div>"
+        return ""
 
-    go.FigureWidget._repr_mimebundle_ = figure_html
-    ipywidgets.Widget._repr_mimebundle_ = lambda self, include=None, exclude=None, **kwargs: {"text/html": LIVE_ONLY}
+    go.FigureWidget._repr_mimebundle_ = lambda self, include=None, exclude=None, **kw: {"text/html": html(self)}
+    ipywidgets.Widget._repr_mimebundle_ = lambda self, include=None, exclude=None, **kw: {
+        "text/html": LIVE_ONLY + html(self)}
