@@ -64,6 +64,8 @@ nb_execution_cache_path = os.path.join(os.path.dirname(__file__), "..", "_build"
 nb_execution_timeout = 600
 nb_execution_raise_on_error = True
 nb_merge_streams = True
+# the lessons' widgets are drawn as their figures (invlab.viz.site): no widget manager from a CDN
+nb_ipywidgets_js = {}
 autodoc_member_order = "bysource"
 autodoc_typehints = "description"
 napoleon_google_docstring = True
