@@ -46,9 +46,6 @@ def install() -> None:
             return f"<div>{widget.value}</div>"
         return ""
 
-    # no comm to a front end: the executed notebook then stores no widget state (megabytes of
-    # models a static page would only carry), and every observer still fires in the kernel
-    ipywidgets.Widget.open = lambda self: None
     go.FigureWidget._repr_mimebundle_ = lambda self, include=None, exclude=None, **kw: {"text/html": html(self)}
     ipywidgets.Widget._repr_mimebundle_ = lambda self, include=None, exclude=None, **kw: {
         "text/html": LIVE_ONLY + html(self)}
