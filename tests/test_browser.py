@@ -337,3 +337,23 @@ def test_the_documentation_site_in_chromium_offline(tmp_path):
         assert page.evaluate("() => typeof Plotly") == "object"  # plotly.js from the site itself
     assert not errors and not console, (errors, console)
     assert not remote, remote
+
+
+def test_a_lesson_figure_as_the_site_writes_it_draws_its_data(tmp_path):
+    """The site's theme loads plotly.js at the end of each page, after the lessons' outputs: a
+    figure written by invlab.viz.site draws once the page has loaded (an inline
+    Plotly.newPlot would fail, "Plotly is not defined")."""
+    import plotly
+    import plotly.graph_objects as go
+
+    from invlab.viz.site import figure_div
+
+    shutil.copy(Path(plotly.__file__).parent / "package_data" / "plotly.min.js", tmp_path / "plotly.min.js")
+    div = figure_div(go.Figure(go.Scatter(x=[1, 2, 3], y=[3, 1, 2], name="curve")))
+    (tmp_path / "page.html").write_text(f"<!doctype html><html><body>{div}<script src='plotly.min.js'></script>"
+                                        "</body></html>")
+    with _browser_page("site-figure", 700) as (page, errors):
+        page.goto((tmp_path / "page.html").as_uri())
+        page.wait_for_selector(".js-plotly-plot .main-svg", timeout=30_000)
+        points = page.evaluate("() => document.querySelector('.js-plotly-plot').data[0].y.length")
+    assert points == 3 and not errors, errors

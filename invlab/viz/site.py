@@ -21,6 +21,17 @@ def building_site() -> bool:
     return os.environ.get("INVLAB_DOCS_BUILD") == "1"
 
 
+def figure_div(fig) -> str:
+    """A figure as a ``<div>`` drawn once the page has loaded: the site's theme loads plotly.js
+    at the end of the page, after the lessons' outputs."""
+    import plotly.io as pio
+
+    html = pio.to_html(fig, include_plotlyjs=False, full_html=False)
+    return html.replace('<script type="text/javascript">',
+                        '<script type="text/javascript">window.addEventListener("DOMContentLoaded", function () {'
+                        ).replace("</script>", "});</script>")
+
+
 def install() -> None:
     """Make plotly and ipywidgets render as static HTML (see the module docstring)."""
     import ipywidgets
@@ -31,7 +42,7 @@ def install() -> None:
 
     class SiteRenderer(MimetypeRenderer):
         def to_mimebundle(self, fig_dict):
-            return {"text/html": pio.to_html(fig_dict, include_plotlyjs=False, full_html=False)}
+            return {"text/html": figure_div(fig_dict)}
 
     pio.renderers["invlab_site"] = SiteRenderer()
     pio.renderers.default = "invlab_site"
@@ -39,7 +50,7 @@ def install() -> None:
     def html(widget) -> str:
         """A widget as a page can show it: its figures and text, its controls left out."""
         if isinstance(widget, go.FigureWidget):
-            return pio.to_html(widget, include_plotlyjs=False, full_html=False)
+            return figure_div(widget)
         if isinstance(widget, ipywidgets.Box):
             return "".join(html(child) for child in widget.children)
         if isinstance(widget, (ipywidgets.HTML, ipywidgets.Label)):
