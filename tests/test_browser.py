@@ -349,7 +349,7 @@ def test_a_lesson_figure_as_the_site_writes_it_draws_its_data(tmp_path):
     from invlab.viz.site import figure_div
 
     shutil.copy(Path(plotly.__file__).parent / "package_data" / "plotly.min.js", tmp_path / "plotly.min.js")
-    div = figure_div(go.Figure(go.Scatter(x=[1, 2, 3], y=[3, 1, 2], name="curve")))
+    div = figure_div(go.Figure(go.Scatter(x=[1, 2, 3], y=[3, 1, 2], name="curve"), layout=dict(height=300)))
     (tmp_path / "page.html").write_text(f"<!doctype html><html><body>{div}<script src='plotly.min.js'></script>"
                                         "</body></html>")
     with _browser_page("site-figure", 700) as (page, errors):

@@ -12,6 +12,7 @@ for the kernels that execute them).
 from __future__ import annotations
 
 import os
+import re
 
 LIVE_ONLY = ("<p class='invlab-live-only'><em>Interactive controls here in the live notebook "
              "(JupyterLab): sliders, buttons or a canvas that retrain or redraw the figures below.</em></p>")
@@ -26,10 +27,12 @@ def figure_div(fig) -> str:
     at the end of the page, after the lessons' outputs."""
     import plotly.io as pio
 
-    html = pio.to_html(fig, include_plotlyjs=False, full_html=False)
-    return html.replace('<script type="text/javascript">',
-                        '<script type="text/javascript">window.addEventListener("DOMContentLoaded", function () {'
-                        ).replace("</script>", "});</script>")
+    html = pio.to_html(fig, include_plotlyjs=False, full_html=False)  # one <div> and one <script>
+    opening = re.search(r"<script[^>]*>", html)
+    if opening is None or html.count("</script>") != 1:
+        raise ValueError("plotly's figure HTML changed shape: expected one <script> element")
+    return (html[:opening.end()] + 'window.addEventListener("DOMContentLoaded", function () {'
+            + html[opening.end():].replace("</script>", "});</script>"))
 
 
 def install() -> None:
