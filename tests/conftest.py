@@ -30,6 +30,15 @@ def pytest_collection_modifyitems(config, items):
     items.sort(key=lambda item: 0 if item.path.name == "test_browser.py" else 1 if item.get_closest_marker("slow") else 2)
 
 
+@pytest.fixture(scope="session")
+def site_unexecuted(tmp_path_factory):
+    """The documentation site built once per test process without running the lessons (its
+    tests share one xdist worker: ``xdist_group("jupyterlab")``); its root folder."""
+    from test_docs import build_site
+
+    return build_site(tmp_path_factory.mktemp("site"))
+
+
 @pytest.fixture(autouse=True)
 def _seed():
     torch.manual_seed(0)

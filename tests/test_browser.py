@@ -312,13 +312,11 @@ def test_the_explorers_row_titles_clear_the_class_names_above_them(tmp_path):
     assert not clashes, clashes
 
 
-def test_the_documentation_site_in_chromium_offline(tmp_path):
+def test_the_documentation_site_in_chromium_offline(site_unexecuted):
     """The site built from the repository (lessons not run here: tests/test_docs.py), opened
     from the file system: the front door reaches the home page, every page loads with no
     console error and no request leaves the machine, and the navigation reaches every lesson."""
-    from test_docs import build_site
-
-    root = build_site(tmp_path)
+    root = site_unexecuted
     lessons = sorted(p.stem for p in (ROOT / "notebooks").glob("*.ipynb"))
     pages = ["docs/site/api.html", "docs/site/cli.html", "docs/site/lessons.html", "docs/RESULTS.html",
              *(f"notebooks/{nb}.html" for nb in lessons)]

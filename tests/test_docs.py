@@ -5,6 +5,7 @@ generated from the code."""
 from __future__ import annotations
 
 import os
+import re
 import subprocess
 import sys
 from pathlib import Path
@@ -12,7 +13,7 @@ from pathlib import Path
 import pytest
 
 ROOT = Path(__file__).resolve().parents[1]
-pytestmark = pytest.mark.slow
+pytestmark = [pytest.mark.slow, pytest.mark.xdist_group("jupyterlab")]  # one site build, shared
 
 
 def build_site(folder: Path) -> Path:
@@ -27,8 +28,8 @@ def build_site(folder: Path) -> Path:
     return out
 
 
-def test_the_site_builds_with_its_api_and_cli_pages_made_from_the_code(tmp_path):
-    out = build_site(tmp_path)
+def test_the_site_builds_with_its_api_and_cli_pages_made_from_the_code(site_unexecuted):
+    out = site_unexecuted
     api = (out / "docs" / "site" / "api.html").read_text()
     for name in ("invlab.reconstruct", "SemiSupervisedLoss", "TrainConfig", "vat_perturbation", "RunLock",
                  "make_pruner", "load_dataset", "load_model"):
@@ -40,6 +41,26 @@ def test_the_site_builds_with_its_api_and_cli_pages_made_from_the_code(tmp_path)
     notebooks = sorted(p.stem for p in (ROOT / "notebooks").glob("*.ipynb"))
     assert all(f"{nb}.html" in lessons for nb in notebooks) and len(notebooks) == 10
     assert (out / "docs" / "RESULTS.html").exists() and (out / "docs" / "site" / "index.html").exists()
+    # no page loads a script, a style sheet or an image from the network
+    remote = re.compile(r"""<(?:script|img|iframe)[^>]*\bsrc=["']?(?:https?:)?//|<link[^>]*\bhref=["']?(?:https?:)?//""")
+    fetched = [p.relative_to(out) for p in out.rglob("*.html") if remote.search(p.read_text(errors="replace"))]
+    assert not fetched, fetched
+
+
+def test_the_results_page_draws_every_figure_it_cites_with_the_sites_plotly(site_unexecuted):
+    """On the site, RESULTS.md's pictures become the interactive figures themselves, and each
+    figure's own page loads plotly.js from the site, not its CDN."""
+    out = site_unexecuted
+    sys.path.insert(0, str(ROOT))
+    from benchmarks.static_figures import RESULTS, cited_figures
+
+    results = (out / "docs" / "RESULTS.html").read_text()
+    figures = cited_figures(RESULTS.read_text())
+    assert results.count('class="invlab-figure"') == len(figures) >= 10
+    assert results.count('class="plotly-graph-div"') >= len(figures) and "cdn.plot.ly" not in results
+    for html in figures:
+        page = (out / html.relative_to(ROOT)).read_text()
+        assert "cdn.plot.ly" not in page and "_static/plotly.min.js" in page, html
 
 
 def test_every_figure_results_cites_has_a_picture_that_results_shows():

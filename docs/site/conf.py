@@ -86,5 +86,84 @@ def _plain_maths(app, what, name, obj, options, lines):
                                   for p in parts)
 
 
+def _drop_widget_state(app, doctree):
+    """The lessons' widgets are drawn as static figures (invlab.viz.site), so the widget state
+    that the executed notebook carries (megabytes of figure data per page, for a widget manager
+    the site does not load) is not written into the page."""
+    from myst_nb.sphinx_ import NbMetadataCollector
+
+    data = NbMetadataCollector.get_doc_data(app.env).get(app.env.docname, {})
+    data.get("js_files", {}).pop("ipywidgets_state", None)
+
+
+_REPO = os.path.abspath(os.path.join(os.path.dirname(__file__), "..", ".."))
+_INTERACTIVE = r"\(interactive: (docs/figures/[A-Za-z0-9_./-]+\.html)\)"
+
+
+def _cited_figures(app):
+    """The interactive figures docs/RESULTS.md cites, read once per build."""
+    import re
+
+    text = open(os.path.join(_REPO, "docs", "RESULTS.md"), encoding="utf-8").read()
+    return sorted(set(re.findall(_INTERACTIVE, text)))
+
+
+def _live_figures(app, doctree, docname):
+    """On the Results page, each picture of an interactive figure ("(interactive:
+    docs/figures/X.html)" in its alt text; the PNG is what a Markdown viewer shows) becomes the
+    figure itself, drawn by the site's plotly.js, with a link to its full page."""
+    import re
+
+    from docutils import nodes
+    from sphinx.util import logging
+
+    from invlab.viz.site import embedded_figures
+
+    if docname != "docs/RESULTS":
+        return
+    for image in list(doctree.findall(nodes.image)):
+        cited = re.search(_INTERACTIVE, image.get("alt", ""))
+        if not cited:
+            continue
+        path = os.path.join(_REPO, cited.group(1))
+        if not os.path.exists(path):
+            logging.getLogger(__name__).warning(f"docs/RESULTS.md cites a missing figure: {cited.group(1)}",
+                                                location=image)
+            continue
+        with open(path, encoding="utf-8") as f:
+            figure = embedded_figures(f.read())
+        link = os.path.relpath(cited.group(1), "docs")
+        raw = nodes.raw("", f'<div class="invlab-figure">{figure}<p class="invlab-figure-link">'
+                        f'<a href="{link}">{link}</a> (the figure on a page of its own)</p></div>', format="html")
+        parent = image.parent
+        if isinstance(parent, nodes.paragraph) and len(parent.children) == 1:
+            parent.replace_self(raw)
+        else:
+            image.replace_self(raw)
+
+
+def _figure_pages(app, exception):
+    """The cited figures' own pages, copied into the site with plotly.js from the site, not
+    its CDN (a figure page in the repository needs the network)."""
+    if exception is not None or app.builder.format != "html":
+        return
+    from invlab.viz.site import page_on_site
+
+    for name in _cited_figures(app):
+        src, dst = os.path.join(_REPO, name), os.path.join(app.outdir, name)
+        if not os.path.exists(src):
+            continue  # warned by _live_figures
+        os.makedirs(os.path.dirname(dst), exist_ok=True)
+        plotly_js = os.path.relpath(os.path.join(app.outdir, "_static", "plotly.min.js"), os.path.dirname(dst))
+        with open(src, encoding="utf-8") as f:
+            page = page_on_site(f.read(), plotly_js.replace(os.sep, "/"))
+        with open(dst + ".tmp", "w", encoding="utf-8") as f:
+            f.write(page)
+        os.replace(dst + ".tmp", dst)
+
+
 def setup(app):
     app.connect("autodoc-process-docstring", _plain_maths)
+    app.connect("doctree-read", _drop_widget_state)
+    app.connect("doctree-resolved", _live_figures)
+    app.connect("build-finished", _figure_pages)

@@ -35,6 +35,36 @@ def figure_div(fig) -> str:
             + html[opening.end():].replace("</script>", "});</script>"))
 
 
+def embedded_figures(page: str) -> str:
+    """The figures of a full plotly HTML page (as ``docs/figures/`` holds them, plotly.js from
+    its CDN) as ``<div>`` elements for a page of the site, drawn once it has loaded by the site's
+    own plotly.js: the Results page shows its figures live, with no network."""
+    plots = [m for m in re.finditer(r"<script[^>]*>(.*?)</script>", page, re.S) if "Plotly.newPlot" in m.group(1)]
+    divs = list(re.finditer(r'<div id="([^"]+)" class="plotly-graph-div" style="([^"]*)"></div>', page))
+    if not plots or len(plots) != len(divs):
+        raise ValueError("not a page of plotly figures: expected one plotly-graph-div per Plotly.newPlot script")
+    out = []
+    for div, plot in zip(divs, plots):
+        style = div.group(2)
+        if "height:100%" in style.replace(" ", ""):  # a full page sizes the figure by its wrapper
+            wrapper = re.findall(r'<div style="(height:\s*\d+px[^"]*)">', page[:div.start()])
+            style = wrapper[-1] if wrapper else "height:460px; width:100%;"
+        out.append(f'<div id="{div.group(1)}" class="plotly-graph-div" style="{style}"></div>'
+                   '<script>window.addEventListener("DOMContentLoaded", function () {'
+                   f"{plot.group(1)}}});</script>")
+    return "".join(out)
+
+
+def page_on_site(page: str, plotly_js: str) -> str:
+    """A full plotly HTML page with plotly.js loaded from ``plotly_js`` (the site's copy, a
+    relative address) instead of its CDN."""
+    page, n = re.subn(r'<script[^>]*src="https://cdn\.plot\.ly/[^"]*"[^>]*></script>',
+                      f'<script charset="utf-8" src="{plotly_js}"></script>', page)
+    if n != 1:
+        raise ValueError(f"expected one plotly.js <script> from the CDN, found {n}")
+    return page
+
+
 def install() -> None:
     """Make plotly and ipywidgets render as static HTML (see the module docstring)."""
     import ipywidgets
