@@ -84,9 +84,10 @@ def test_a_second_run_on_the_same_folder_fails_at_once_naming_the_first(tmp_path
         assert other.returncode == 2, err
         assert f"is in use by process {first.pid} on " in err and "running since" in err
     assert first.poll() is None and time.monotonic() - t0 < 30  # at once, while the first still runs
-    out, err = first.communicate(timeout=600)
-    assert first.returncode == 0, err
-    assert json.loads((tmp_path / "x" / "metrics.json").read_text())["steps_done"] == 600
+    first.send_signal(signal.SIGINT)  # the first is untouched by them: it stops as an interrupted run does
+    out, err = first.communicate(timeout=300)
+    assert first.returncode == 130, err
+    assert (tmp_path / "x" / "checkpoint.pt").exists()
     assert not (tmp_path / "x" / ".lock.json").exists()  # released at the end
 
 
