@@ -102,7 +102,13 @@ def tuning_summary(args, method: str, dataset: str) -> dict:
     steps = sum(t.user_attrs.get("steps_done") or 0 for t in done) + sum(t.user_attrs.get("pruned_at") or 0
                                                                          for t in pruned)
     full = (len(done) + len(pruned)) * (args.steps or 2000)
-    return {"dataset": dataset, "completed_trials": len(done), "pruned_trials": len(pruned),
+    # what the pruner's first cut cannot see: the validation points a completed trial gained
+    # after it (a method that gains late is one the pruner judges early)
+    late = [max(t.intermediate_values.values()) - max(v for s, v in t.intermediate_values.items()
+                                                      if s <= args.min_resource)
+            for t in done if any(s <= args.min_resource for s in t.intermediate_values)]
+    return {"late_gain_median": statistics.median(late) if late else None,
+            "late_gain_range": [min(late), max(late)] if late else None, "dataset": dataset, "completed_trials": len(done), "pruned_trials": len(pruned),
             "finished_trials": len(done) + len(pruned), "finished": len(done) + len(pruned) >= args.trials,
             "steps_trained": steps, "steps_of_full_trials": full, "best": best, "trials": trials,
             "pruned": [{"number": t.number, "params": t.params, "pruned_at": t.user_attrs.get("pruned_at"),
@@ -832,10 +838,12 @@ def report(args) -> None:
         return ", ".join(f"{k} {v:.3g}" if isinstance(v, float) else f"{k} {v}" for k, v in b["params"].items())
 
     table = markdown_table(["data set", "method", "trials (completed + pruned)", "steps trained / of full trials",
+                            f"validation gained after step {args.min_resource} (completed, median)",
                             "best validation", "its test", "best setting"], [
         [t["dataset"] if "dataset" in t else key.split()[0], key.split()[1],
          f"{t['completed_trials']} + {t['pruned_trials']} of {args.trials}",
          f"{t.get('steps_trained', 0)} / {t.get('steps_of_full_trials', 0)}",
+         f"{t['late_gain_median']:+.2f}" if t.get("late_gain_median") is not None else None,
          *((f"{b['val_accuracy']:.2f}", f"{b['test_accuracy']:.2f}", setting(b)) if (b := t.get("best"))
            else (None, None, ""))] for key, t in tuning.items()])
     left = out["progress"]
