@@ -790,6 +790,37 @@ PUBLISHED = [
 ]
 
 
+# An implementation of VAT written outside invlab (cross-entropy + VAT's LDS + entropy + the
+# balance term, each weight 1, eps 2.0, xi 1e-6 with the gradient taken with respect to r = xi d,
+# Adam 1e-3 with cosine decay, 2000 steps of 50 labelled + 100 unlabelled images, smallcnn-mean,
+# center-maxabs, invlab's label draws, validation-selected): its MNIST test accuracy per draw, as
+# the issue that asked for this study reports it. invlab's VAT, tuned on MNIST, should match its mean.
+OUTSIDE_VAT = {0: 97.24, 1: 90.29, 2: 97.43, 4: 87.86}
+
+
+def outside_vat(rows: list[dict]) -> dict:
+    """invlab's VAT without R on MNIST (50 labels) beside the outside implementation, draw by
+    draw, and both means once every one of its draws has finished."""
+    ours = {r["seed"]: r["test_accuracy"] for r in rows if (r["dataset"], r["labels"], r["method"],
+                                                            r["reconstruction"]) == ("mnist", 50, "vat", False)}
+    draws = [d for d in OUTSIDE_VAT if d in ours]
+    done = len(draws) == len(OUTSIDE_VAT)
+    return {"draws": draws, "invlab": {d: ours[d] for d in draws}, "outside": OUTSIDE_VAT,
+            "invlab_mean": statistics.fmean(ours[d] for d in draws) if done else None,
+            "outside_mean": statistics.fmean(OUTSIDE_VAT.values()),
+            "met": statistics.fmean(ours[d] for d in draws) >= statistics.fmean(OUTSIDE_VAT.values()) if done else None}
+
+
+def outside_vat_text(o: dict) -> str:
+    per = ", ".join(f"draw {d} {o['invlab'][d]:.2f} / {o['outside'][d]:.2f}" for d in o["draws"])
+    head = (f"- **VAT against an implementation written outside invlab** (MNIST, 50 labels, without R; "
+            f"invlab / outside, test %): {per or 'no draw finished yet'}")
+    if o["invlab_mean"] is None:
+        return head + f"; the means wait for draws {', '.join(str(d) for d in o['outside'] if d not in o['draws'])}.\n"
+    return head + (f"; mean {o['invlab_mean']:.2f} against {o['outside_mean']:.2f}: "
+                   f"{'met' if o['met'] else 'not met'}.\n")
+
+
 def published_table(rows: list[dict], seeds: list[int]) -> str:
     """The published MNIST numbers beside invlab's arms on MNIST with 50 and 100 labels
     (every arm with 50 labels; the 100-label round's two): same label counts, invlab's
@@ -823,6 +854,7 @@ def report(args) -> None:
     out = {"runs": rows, "summary": summary(rows, args.seeds), "arms": arms(rows, args.seeds),
            "changes": changes(rows), "label_effect": label_effect(rows), "dead_terms": dead,
            "published": PUBLISHED, "progress": progress(args, rows, runs), "tuning": tuning,
+           "outside_vat": outside_vat(rows),
            "protocol": {
         "model": "smallcnn-mean", "tuned_on": "each data set's own validation split, label draw 0 (baselines "
                                               "without R; inversion with its own beta)",
@@ -861,7 +893,7 @@ def report(args) -> None:
             f"Tuning: each data set's own validation split, 50 labels, label draw 0; {args.trials} trials per method "
             f"and data set ({args.startup_trials} random, the rest TPE), pruned by {PRUNER}; scored on validation "
             f"accuracy (%).\n\n{table}\n\n{flags}\n\n## Targets\n\n"
-            f"{summary_text(out['summary'])}\n\n{tables(rows, args.seeds)}\n"
+            f"{summary_text(out['summary'])}\n{outside_vat_text(out['outside_vat'])}\n{tables(rows, args.seeds)}\n"
             f"{label_effect_text(out['label_effect'])}\n{changes_table(rows)}\n{published_table(rows, args.seeds)}\n"
             f"{provenance_line(out)}\n")
     save_report(out, args.out, text)

@@ -286,3 +286,20 @@ def test_generality_tiny_tunes_runs_and_reports(tmp_path):
     assert run["labels"] == 50 and run["steps"] == 4 and run["dataset"] == "synthetic"
     assert "provenance" in res and len(re.findall(r"^\| (synthetic +\| )?vat +\|", md, re.M)) >= 3
 
+
+
+def test_generality_checks_vat_against_the_outside_implementation_once_its_draws_finish():
+    gen = _load("generality")
+
+    def row(seed, acc, method="vat", reconstruction=False, dataset="mnist"):
+        return {"dataset": dataset, "labels": 50, "method": method, "reconstruction": reconstruction,
+                "seed": seed, "test_accuracy": acc}
+
+    partial = gen.outside_vat([row(0, 98.0), row(1, 80.0, reconstruction=True), row(2, 50.0, dataset="fashion-mnist")])
+    assert partial["draws"] == [0] and partial["invlab_mean"] is None and partial["met"] is None
+    assert "wait for draws 1, 2, 4" in gen.outside_vat_text(partial)
+    outside = gen.OUTSIDE_VAT
+    close = [row(d, outside[d] - 0.01) for d in outside]
+    assert gen.outside_vat(close)["met"] is False and "not met" in gen.outside_vat_text(gen.outside_vat(close))
+    above = gen.outside_vat([row(d, outside[d] + 0.5) for d in outside] + [row(3, 10.0)])  # draw 3 is not compared
+    assert above["met"] is True and above["invlab_mean"] == pytest.approx(93.2050 + 0.5, abs=1e-3)
