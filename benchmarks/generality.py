@@ -362,11 +362,16 @@ def run(args) -> None:
         save(args)
 
 
-def planned(args) -> dict:
+def planned_rounds(args) -> dict[str, dict]:
+    """Each round's runs as made so far (a later round is empty until round one is done)."""
+    return {stage: make(args) for stage, make in ROUNDS}
+
+
+def planned(args, rounds: dict[str, dict] | None = None) -> dict:
     """Every run of every round made so far, each once."""
     out = {}
-    for _, make in ROUNDS:
-        out.update(make(args))
+    for runs in (rounds if rounds is not None else planned_rounds(args)).values():
+        out.update(runs)
     return out
 
 
@@ -406,7 +411,7 @@ def dead_terms(rows: list[dict]) -> list[dict]:
             for r in rows if r["term_ratio"] is not None and r["term_ratio"] < ALIVE]
 
 
-def progress(args, rows: list[dict], runs: dict) -> dict:
+def progress(args, rows: list[dict], runs: dict, rounds: dict[str, dict]) -> dict:
     """What is left of the rounds made so far (``runs``), and about how long two workers need
     for it at the median minutes each method's finished runs (``rows``) took, with and without
     R (every run has the same number of steps). Rounds not made yet (they wait for round one)
@@ -414,8 +419,7 @@ def progress(args, rows: list[dict], runs: dict) -> dict:
     from invlab.experiments.studies import RESULT
 
     left = [run_id for run_id, (_, folder) in runs.items() if not (folder / RESULT).exists()]
-    made = {stage for stage, make in ROUNDS if make is not plan and any(
-        k in runs for k in make(args))} if rows else set()
+    made = {stage for stage, made_runs in rounds.items() if stage != "runs" and made_runs} if rows else set()
     unknown = (0 if "hundred" in made else 2 * len(args.seeds)) + (
         0 if "more" in made else 2 * len(args.datasets) * len(more_seeds(args)))
     took: dict[str, list[float]] = {}
@@ -847,13 +851,14 @@ def report(args) -> None:
     from invlab.io import markdown_table, save_report
     from invlab.experiments.provenance import provenance_line, results_header
 
-    runs = planned(args)  # every round made so far, each once
+    rounds = planned_rounds(args)  # read once: making a round reads the studies' storage
+    runs = planned(args, rounds)  # every round made so far, each once
     rows = collect(args, runs)
     tuning = {f"{d} {m}": tuning_summary(args, m, d) for d in args.datasets for m in TUNED}
     dead = dead_terms(rows)
     out = {"runs": rows, "summary": summary(rows, args.seeds), "arms": arms(rows, args.seeds),
            "changes": changes(rows), "label_effect": label_effect(rows), "dead_terms": dead,
-           "published": PUBLISHED, "progress": progress(args, rows, runs), "tuning": tuning,
+           "published": PUBLISHED, "progress": progress(args, rows, runs, rounds), "tuning": tuning,
            "outside_vat": outside_vat(rows),
            "protocol": {
         "model": "smallcnn-mean", "tuned_on": "each data set's own validation split, label draw 0 (baselines "
