@@ -303,3 +303,19 @@ def test_generality_checks_vat_against_the_outside_implementation_once_its_draws
     assert gen.outside_vat(close)["met"] is False and "not met" in gen.outside_vat_text(gen.outside_vat(close))
     above = gen.outside_vat([row(d, outside[d] + 0.5) for d in outside] + [row(3, 10.0)])  # draw 3 is not compared
     assert above["met"] is True and above["invlab_mean"] == pytest.approx(93.2050 + 0.5, abs=1e-3)
+
+
+def test_mean_teacher_ema_needs_the_studys_run_and_says_so(tmp_path):
+    bench = _load("mean_teacher_ema")
+    empty = tmp_path / "generality.json"
+    empty.write_text(json.dumps({"runs": []}))
+    with pytest.raises(SystemExit, match="no finished mean-teacher run on mnist draw 0"):
+        bench.main(["--generality", str(empty), "--report-only", "--out", str(tmp_path / "mt.json")])
+    row = {"dataset": "mnist", "labels": 50, "method": "mean-teacher", "reconstruction": False, "seed": 0,
+           "val_accuracy": 90.0, "teacher_val_accuracy": 89.5, "test_accuracy": 89.0, "minutes": 5.0,
+           "config": {"ema": 0.95, "lr": 0.007, "consistency": 26.0, "noise": 0.2}}
+    empty.write_text(json.dumps({"runs": [row]}))
+    assert bench.main(["--generality", str(empty), "--report-only", "--runs-dir", str(tmp_path / "runs"),
+                       "--out", str(tmp_path / "mt.json")]) == 0
+    out = json.loads((tmp_path / "mt.json").read_text())
+    assert [r["ema"] for r in out["runs"]] == [0.95] and out["runs"][0]["source"] == "the study's run"
