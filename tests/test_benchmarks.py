@@ -189,7 +189,7 @@ def test_generality_tiny_tunes_runs_and_reports(tmp_path):
     gen = _load("generality")
     common = ["--workers", "1", "--trials", "2", "--startup-trials", "1", "--seeds", "0", "--datasets", "synthetic",
               "--change-dataset", "synthetic", "--change-seeds", "0", "--hundred-dataset", "synthetic",
-              "--hundred-labels", "3", "--more-labels", "6", "--steps", "4", "--runs-dir", str(tmp_path / "runs"),
+              "--hundred-labels", "3", "--more-labels", "6", "--steps", "2", "--runs-dir", str(tmp_path / "runs"),
               "--record", str(tmp_path / "record")]
     gen.main(["--stage", "all", *common])
     out = tmp_path / "generality.json"
@@ -283,7 +283,7 @@ def test_generality_tiny_tunes_runs_and_reports(tmp_path):
     run = res["runs"][0]
     assert set(run) >= {"dataset", "labels", "method", "reconstruction", "seed", "test_accuracy", "val_accuracy",
                         "steps", "config", "minutes"}
-    assert run["labels"] == 50 and run["steps"] == 4 and run["dataset"] == "synthetic"
+    assert run["labels"] == 50 and run["steps"] == 2 and run["dataset"] == "synthetic"
     assert "provenance" in res and len(re.findall(r"^\| (synthetic +\| )?vat +\|", md, re.M)) >= 3
 
 

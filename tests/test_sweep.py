@@ -180,6 +180,25 @@ def _pop_concurrently(url, tmp_path, workers=4, waiting=40):
     return [[int(t) for t in out.split()] for out in outs]
 
 
+def test_a_sqlite_storage_is_set_up_once_per_file_and_keeps_its_locking(tmp_path):
+    """Reusing a storage must keep ``BEGIN IMMEDIATE`` and the busy timeout on the
+    connections it opens after a close; a file deleted and made anew gets a new storage."""
+    path = tmp_path / "s.db"
+    url = f"sqlite:///{path}"
+    with sweep._opened(url) as first:
+        optuna.create_study(study_name="s", storage=first)
+    with sweep._opened(url) as again:
+        assert again is first
+        with again.engine.connect() as conn:
+            assert conn.exec_driver_sql("PRAGMA busy_timeout").scalar() == sweep.SQLITE_BUSY_TIMEOUT_MS
+        assert [s.study_name for s in optuna.get_all_study_summaries(again)] == ["s"]
+    with sweep._opened(url, heartbeat=5) as beating:  # other options: another storage
+        assert beating is not first and beating.heartbeat_interval == 5
+    path.unlink()
+    with sweep._opened(url) as fresh:
+        assert fresh is not first and optuna.get_all_study_summaries(fresh) == []  # the schema made anew
+
+
 def test_sqlite_workers_never_take_the_same_trial(tmp_path):
     """SQLite ignores ``SELECT ... FOR UPDATE``: without invlab's ``BEGIN IMMEDIATE`` about a
     quarter of these pops were duplicates (Optuna issue #4002)."""

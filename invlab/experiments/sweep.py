@@ -93,12 +93,45 @@ def open_storage(url: str | None, heartbeat: int = 60, grace: int | None = None,
 
 @contextlib.contextmanager
 def _opened(url: str | None, **kwargs):
-    """An RDB storage whose database connections are closed on exit."""
-    storage = open_storage(url, **kwargs) if kwargs else _plain_storage(url)
+    """An RDB storage whose database connections are closed on exit.
+
+    Setting up an ``RDBStorage`` (declaring its tables, checking the schema's version with
+    alembic) costs a fifth of a second, more than most of the calls made with it; a study
+    opens its storage hundreds of times. So a SQLite storage is kept for the process and
+    reused while its file is the same one (same device and inode: a file deleted and made
+    anew gets a new storage); its connections are still closed on every exit."""
+    key = _storage_key(url, kwargs)
+    storage = _STORAGES.get(key) if key else None
+    if storage is None:
+        storage = open_storage(url, **kwargs) if kwargs else _plain_storage(url)
+        key = _storage_key(url, kwargs)
+        if key:
+            while len(_STORAGES) >= _STORAGES_KEPT:
+                _STORAGES.pop(next(iter(_STORAGES))).engine.dispose()
+            _STORAGES[key] = storage
     try:
         yield storage
     finally:
         storage.engine.dispose()
+
+
+#: SQLite storages kept by :func:`_opened`, keyed by :func:`_storage_key`
+_STORAGES: dict = {}
+_STORAGES_KEPT = 16
+
+
+def _storage_key(url: str | None, kwargs: dict):
+    """Who may share a storage: this process, this SQLite file as it is now, these options.
+    None for other databases and for a SQLite file that does not exist (yet)."""
+    resolved = storage_url(url)
+    if not resolved.startswith("sqlite:///"):
+        return None
+    path = Path(resolved[len("sqlite:///"):])
+    try:
+        stat = path.stat()
+    except OSError:
+        return None
+    return os.getpid(), str(path.resolve()), stat.st_dev, stat.st_ino, tuple(sorted(kwargs.items()))
 
 
 def _plain_storage(url: str | None):
