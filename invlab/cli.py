@@ -156,9 +156,6 @@ def labels_per_class(args) -> int | None:
 def _train(args) -> int:
     import torch
 
-    from invlab.inverse import reconstruct
-    from invlab.viz.plots import learning_curves, save_figure_html, save_reconstruction_figure, waveform_rows
-
     if args.model_file is not None and args.model != TrainConfig.model:
         raise ValueError(f"give --model ({args.model}) or --model-file ({args.model_file}), not both")
     if args.model_file is None and args.model not in list_models():
@@ -183,6 +180,11 @@ def _train(args) -> int:
         print(f"interrupted at step {result.steps_done} of {config.total_steps(len(result.data_ref.x_train))}; "
               f"continue with: invlab {shlex.join(again)}", file=sys.stderr, flush=True)
         return EXIT_CODES[signal.Signals[result.stop_signal]]
+    # imported only for a finished run: the figures need torchvision, whose import (it loads
+    # torch._dynamo) costs seconds that an interrupted or refused run need not spend
+    from invlab.inverse import reconstruct
+    from invlab.viz.plots import learning_curves, save_figure_html, save_reconstruction_figure, waveform_rows
+
     data, dataset = result.data_ref, result.data["dataset"]
     if len(data.x_test.shape) == 4:
         figure = save_reconstruction_figure(result.model, data.x_test[:16], out / "reconstructions.png")

@@ -31,9 +31,16 @@ def pytest_collection_modifyitems(config, items):
 
 
 @pytest.fixture(scope="session")
-def site_unexecuted(tmp_path_factory):
-    """The documentation site built once per test process without running the lessons (its
-    tests share one xdist worker: ``xdist_group("jupyterlab")``); its root folder."""
+def site(tmp_path_factory):
+    """The documentation site the checks read; its root folder. Where ``INVLAB_SITE_BUILT``
+    says that ``bin/docs`` has just built it from this tree (``.ci/run``), that site, lessons
+    executed; elsewhere built once per test process without running the lessons (its tests
+    share one xdist worker: ``xdist_group("jupyterlab")``), so that a site left by an older
+    ``bin/docs`` is never what a check reads."""
+    if os.environ.get("INVLAB_SITE_BUILT"):
+        from test_site import executed_site
+
+        return executed_site()
     from test_docs import build_site
 
     return build_site(tmp_path_factory.mktemp("site"))

@@ -28,8 +28,8 @@ def build_site(folder: Path) -> Path:
     return out
 
 
-def test_the_site_builds_with_its_api_and_cli_pages_made_from_the_code(site_unexecuted):
-    out = site_unexecuted
+def test_the_site_builds_with_its_api_and_cli_pages_made_from_the_code(site):
+    out = site
     api = (out / "docs" / "site" / "api.html").read_text()
     for name in ("invlab.reconstruct", "SemiSupervisedLoss", "TrainConfig", "vat_perturbation", "RunLock",
                  "make_pruner", "load_dataset", "load_model"):
@@ -47,10 +47,10 @@ def test_the_site_builds_with_its_api_and_cli_pages_made_from_the_code(site_unex
     assert not fetched, fetched
 
 
-def test_the_results_page_draws_every_figure_it_cites_with_the_sites_plotly(site_unexecuted):
+def test_the_results_page_draws_every_figure_it_cites_with_the_sites_plotly(site):
     """On the site, RESULTS.md's pictures become the interactive figures themselves, and each
     figure's own page loads plotly.js from the site, not its CDN."""
-    out = site_unexecuted
+    out = site
     sys.path.insert(0, str(ROOT))
     from benchmarks.static_figures import RESULTS, cited_figures
 

@@ -51,7 +51,7 @@ def _history(folder: Path) -> list[tuple]:
 @pytest.mark.parametrize("sig,code", [(signal.SIGINT, 130), (signal.SIGTERM, 143)])
 def test_a_signal_mid_run_checkpoints_says_how_to_resume_and_resume_matches_an_uninterrupted_run(
         sig, code, tmp_path):
-    steps = ["--steps", "200", "--checkpoint-every", "5"]
+    steps = ["--steps", "100", "--checkpoint-every", "5"]
     whole = _invlab(*TRAIN, *steps, "--out", str(tmp_path / "whole"))
     cut = _invlab(*TRAIN, *steps, "--out", str(tmp_path / "cut"))
     _wait_for(tmp_path / "cut" / "checkpoint.pt", cut)
@@ -60,9 +60,9 @@ def test_a_signal_mid_run_checkpoints_says_how_to_resume_and_resume_matches_an_u
     assert cut.returncode == code, (out, err)
     assert "Traceback" not in err
     metrics = json.loads((tmp_path / "cut" / "metrics.json").read_text())
-    assert metrics["interrupted"] is True and metrics["stop_signal"] == sig.name and 0 < metrics["steps_done"] < 200
+    assert metrics["interrupted"] is True and metrics["stop_signal"] == sig.name and 0 < metrics["steps_done"] < 100
     line = next(l for l in err.splitlines() if l.startswith("interrupted at step"))
-    assert line.startswith(f"interrupted at step {metrics['steps_done']} of 200; continue with: invlab train ")
+    assert line.startswith(f"interrupted at step {metrics['steps_done']} of 100; continue with: invlab train ")
     assert f"--out {tmp_path / 'cut'}" in line and line.endswith(" --resume")
     state = torch.load(tmp_path / "cut" / "checkpoint.pt", weights_only=True)
     assert state["step"] == metrics["steps_done"]  # the checkpoint is at the step reached
@@ -92,13 +92,13 @@ def test_a_second_run_on_the_same_folder_fails_at_once_naming_the_first(tmp_path
 
 
 def test_a_lock_left_by_a_run_killed_with_sigkill_is_taken_over(tmp_path):
-    run = _invlab(*TRAIN, "--steps", "400", "--checkpoint-every", "5", "--out", str(tmp_path / "x"))
+    run = _invlab(*TRAIN, "--steps", "100", "--checkpoint-every", "5", "--out", str(tmp_path / "x"))
     _wait_for(tmp_path / "x" / "checkpoint.pt", run)
     run.send_signal(signal.SIGKILL)
     run.communicate()
     assert json.loads((tmp_path / "x" / ".lock.json").read_text())["pid"] == run.pid  # left behind
-    assert main([*TRAIN, "--steps", "400", "--out", str(tmp_path / "x"), "--resume"]) == 0
-    assert json.loads((tmp_path / "x" / "metrics.json").read_text())["steps_done"] == 400
+    assert main([*TRAIN, "--steps", "100", "--out", str(tmp_path / "x"), "--resume"]) == 0
+    assert json.loads((tmp_path / "x" / "metrics.json").read_text())["steps_done"] == 100
 
 
 def test_a_full_disk_during_a_checkpoint_is_named_and_the_earlier_checkpoint_survives(tmp_path, monkeypatch, capsys):
@@ -191,7 +191,7 @@ def test_a_sweep_worker_given_sigterm_queues_its_trial_and_another_worker_resume
     from invlab import sweep
 
     url = f"sqlite:///{tmp_path / 's.db'}"
-    runs = {"only": (TrainConfig(**{**FAST, "steps": 300, "eval_every": 5}), tmp_path / "run")}
+    runs = {"only": (TrainConfig(**{**FAST, "steps": 100, "eval_every": 5}), tmp_path / "run")}
     sweep.create_runs("r", url, runs)
     cmd = ["sweep", "work", "--study", "r", "--storage", url, "--device", "cpu", "--heartbeat", "1"]
     first = _invlab(*cmd, cwd=tmp_path)
@@ -207,7 +207,7 @@ def test_a_sweep_worker_given_sigterm_queues_its_trial_and_another_worker_resume
     out, err = second.communicate(timeout=300)
     assert second.returncode == 0, err
     result = json.loads((tmp_path / "run" / "result.json").read_text())
-    assert result["resumed_from"] == at > 0 and result["steps_done"] == 300
+    assert result["resumed_from"] == at > 0 and result["steps_done"] == 100
 
 
 def test_a_full_disk_on_a_real_small_tmpfs_is_named(tmp_path):
