@@ -39,11 +39,8 @@ def _worker(url, study, runs_dir, cwd):
 
 
 def _trials(url, study):
-    storage = optuna.storages.RDBStorage(url)
-    try:
+    with sweep._opened(url) as storage:  # polled every 50 ms: a storage set up once (a fifth of a second each)
         return optuna.load_study(study_name=study, storage=storage).get_trials()
-    finally:
-        storage.engine.dispose()
 
 
 def _kill_mid_trial(url, study, worker, timeout=120):
