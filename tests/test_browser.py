@@ -51,7 +51,7 @@ def _free_port() -> int:
 
 # The served copies train less than the lessons' defaults (nbmake runs those): the browser
 # tests check the widgets in a real front end, not what the quick models learn.
-SERVED_PARAMETERS = {NOTEBOOK: {"steps": 10, "eval_every": 5}, EXPLORER: {"steps": 10}}
+SERVED_PARAMETERS = {NOTEBOOK: {"steps": 10, "eval_every": 5, "n_val": 100}, EXPLORER: {"steps": 10, "n_test": 20}}
 
 
 def _serve(notebook: str, folder: Path, parameters: dict) -> None:
