@@ -108,7 +108,8 @@ def tuning_summary(args, method: str, dataset: str) -> dict:
                                                       if s <= args.min_resource)
             for t in done if any(s <= args.min_resource for s in t.intermediate_values)]
     return {"late_gain_median": statistics.median(late) if late else None,
-            "late_gain_range": [min(late), max(late)] if late else None, "dataset": dataset, "completed_trials": len(done), "pruned_trials": len(pruned),
+            "late_gain_range": [min(late), max(late)] if late else None, "dataset": dataset,
+            "completed_trials": len(done), "pruned_trials": len(pruned),
             "finished_trials": len(done) + len(pruned), "finished": len(done) + len(pruned) >= args.trials,
             "steps_trained": steps, "steps_of_full_trials": full, "best": best, "trials": trials,
             "pruned": [{"number": t.number, "params": t.params, "pruned_at": t.user_attrs.get("pruned_at"),
@@ -808,11 +809,10 @@ def outside_vat(rows: list[dict]) -> dict:
     ours = {r["seed"]: r["test_accuracy"] for r in rows if (r["dataset"], r["labels"], r["method"],
                                                             r["reconstruction"]) == ("mnist", 50, "vat", False)}
     draws = [d for d in OUTSIDE_VAT if d in ours]
-    done = len(draws) == len(OUTSIDE_VAT)
-    return {"draws": draws, "invlab": {d: ours[d] for d in draws}, "outside": OUTSIDE_VAT,
-            "invlab_mean": statistics.fmean(ours[d] for d in draws) if done else None,
-            "outside_mean": statistics.fmean(OUTSIDE_VAT.values()),
-            "met": statistics.fmean(ours[d] for d in draws) >= statistics.fmean(OUTSIDE_VAT.values()) if done else None}
+    mean = statistics.fmean(ours[d] for d in draws) if len(draws) == len(OUTSIDE_VAT) else None
+    outside = statistics.fmean(OUTSIDE_VAT.values())
+    return {"draws": draws, "invlab": {d: ours[d] for d in draws}, "outside": OUTSIDE_VAT, "invlab_mean": mean,
+            "outside_mean": outside, "met": None if mean is None else mean >= outside}
 
 
 def outside_vat_text(o: dict) -> str:

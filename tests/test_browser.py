@@ -77,6 +77,11 @@ def jupyterlab_server(tmp_path_factory):
     served.mkdir()
     for notebook, parameters in SERVED_PARAMETERS.items():
         _serve(notebook, served, parameters)
+    # every cell attached and laid out, on screen or not: with JupyterLab's default windowing
+    # ("contentVisibility") a figure scrolled out of view may never have drawn when it is read
+    tracker = tmp_path / "settings" / "@jupyterlab" / "notebook-extension" / "tracker.jupyterlab-settings"
+    tracker.parent.mkdir(parents=True)
+    tracker.write_text(json.dumps({"windowingMode": "none"}))
     env = {**os.environ, "JUPYTER_RUNTIME_DIR": str(tmp_path / "runtime")}
     cmd = [sys.executable, "-m", "jupyterlab", "--no-browser", "--ip=127.0.0.1", f"--port={port}",
            f"--IdentityProvider.token={token}", f"--ServerApp.root_dir={served}", "--ServerApp.open_browser=False", "--allow-root",
