@@ -100,8 +100,9 @@ _REPO = os.path.abspath(os.path.join(os.path.dirname(__file__), "..", ".."))
 _INTERACTIVE = r"\(interactive: (docs/figures/[A-Za-z0-9_./-]+\.html)\)"
 
 
-def _cited_figures(app):
-    """The interactive figures docs/RESULTS.md cites, read once per build."""
+def _cited_figures():
+    """The interactive figures docs/RESULTS.md cites (its text; the pages' images are found in
+    the doctree by :func:`_live_figures`)."""
     import re
 
     text = open(os.path.join(_REPO, "docs", "RESULTS.md"), encoding="utf-8").read()
@@ -149,7 +150,7 @@ def _figure_pages(app, exception):
         return
     from invlab.viz.site import page_on_site
 
-    for name in _cited_figures(app):
+    for name in _cited_figures():
         src, dst = os.path.join(_REPO, name), os.path.join(app.outdir, name)
         if not os.path.exists(src):
             continue  # warned by _live_figures

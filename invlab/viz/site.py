@@ -22,17 +22,22 @@ def building_site() -> bool:
     return os.environ.get("INVLAB_DOCS_BUILD") == "1"
 
 
+def _on_load(js: str) -> str:
+    """``js`` run once the page has loaded: the site's theme loads plotly.js at the end of the
+    page, after the lessons' outputs and the Results page's figures."""
+    return f'<script>window.addEventListener("DOMContentLoaded", function () {{{js}}});</script>'
+
+
 def figure_div(fig) -> str:
     """A figure as a ``<div>`` drawn once the page has loaded: the site's theme loads plotly.js
     at the end of the page, after the lessons' outputs."""
     import plotly.io as pio
 
     html = pio.to_html(fig, include_plotlyjs=False, full_html=False)  # one <div> and one <script>
-    opening = re.search(r"<script[^>]*>", html)
-    if opening is None or html.count("</script>") != 1:
+    script = re.search(r"<script[^>]*>(.*)</script>", html, re.S)
+    if script is None or html.count("</script>") != 1:
         raise ValueError("plotly's figure HTML changed shape: expected one <script> element")
-    return (html[:opening.end()] + 'window.addEventListener("DOMContentLoaded", function () {'
-            + html[opening.end():].replace("</script>", "});</script>"))
+    return html[:script.start()] + _on_load(script.group(1)) + html[script.end():]
 
 
 def embedded_figures(page: str) -> str:
@@ -49,9 +54,7 @@ def embedded_figures(page: str) -> str:
         if "height:100%" in style.replace(" ", ""):  # a full page sizes the figure by its wrapper
             wrapper = re.findall(r'<div style="(height:\s*\d+px[^"]*)">', page[:div.start()])
             style = wrapper[-1] if wrapper else "height:460px; width:100%;"
-        out.append(f'<div id="{div.group(1)}" class="plotly-graph-div" style="{style}"></div>'
-                   '<script>window.addEventListener("DOMContentLoaded", function () {'
-                   f"{plot.group(1)}}});</script>")
+        out.append(f'<div id="{div.group(1)}" class="plotly-graph-div" style="{style}"></div>' + _on_load(plot.group(1)))
     return "".join(out)
 
 
