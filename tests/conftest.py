@@ -12,9 +12,26 @@ from invlab.data import SemiSupervisedData
 
 
 def pytest_configure(config):
+    _check_loadgroup(config)
     if os.environ.get("PYTEST_XDIST_WORKER"):  # one process per core: one thread each, no oversubscription
         os.environ.setdefault("OMP_NUM_THREADS", "1")
         torch.set_num_threads(1)
+
+
+def _check_loadgroup(config):
+    """``--dist loadgroup`` keeps the tests that share a JupyterLab server or a site build on
+    one worker. pytest-xdist marks a group by a suffix of the test's id, which pytest 9.2 no
+    longer takes (pytest-xdist#1386): the groups would be spread over the workers, silently."""
+    if config.getoption("dist", None) != "loadgroup":
+        return
+    import xdist
+
+    def version(module):
+        return tuple(int(part) for part in module.__version__.split(".")[:2] if part.isdigit())
+
+    if version(pytest) >= (9, 2) and version(xdist) <= (3, 8):
+        raise pytest.UsageError(f"pytest {pytest.__version__} with pytest-xdist {xdist.__version__}: --dist "
+                                "loadgroup ignores xdist_group (pytest-xdist#1386); install pytest<9.2 (bin/setup does)")
 
 
 def pytest_collection_modifyitems(config, items):

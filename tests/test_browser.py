@@ -123,14 +123,25 @@ def jupyterlab(jupyterlab_server):
         urllib.request.urlopen(request, timeout=30).close()
 
 
-def _val_points(page) -> int:
-    return page.evaluate("""() => {
-        const gd = Array.from(document.querySelectorAll('.js-plotly-plot'))
-            .find(g => g.layout && g.layout.title && String(g.layout.title.text).includes('live training'));
-        if (!gd) return -1;
-        const t = gd.data.find(t => t.name === 'val_accuracy');
-        return t && t.x ? t.x.length : 0;
-    }""")
+_VAL_POINTS = """() => {
+    const gd = Array.from(document.querySelectorAll('.js-plotly-plot'))
+        .find(g => g.layout && g.layout.title && String(g.layout.title.text).includes('live training'));
+    if (!gd) return -1;
+    const t = gd.data.find(t => t.name === 'val_accuracy');
+    return t && t.x ? t.x.length : 0;
+}"""
+
+
+def _val_points(page, at_least: int | None = None, timeout: int = 60_000) -> int:
+    """The live curve's validation points; with ``at_least``, once the page shows that many
+    (the kernel's updates reach the page a moment after the cell is done), or what it shows
+    at the timeout."""
+    if at_least is not None:
+        try:
+            page.wait_for_function(f"() => ({_VAL_POINTS})() >= {at_least}", timeout=timeout)
+        except playwright.Error:
+            pass  # the assertion that follows says what the page showed
+    return page.evaluate(_VAL_POINTS)
 
 
 def _accept_dialogs(page) -> None:
@@ -191,6 +202,14 @@ def _no_errors_shown(page, errors) -> None:
     assert not errors, errors
 
 
+def _wait_for_figure(page, title_part: str, timeout: int = 60_000) -> None:
+    """Wait until the plotly figure whose title contains ``title_part`` has drawn: a cell is
+    done in the kernel before its widget views have rendered in the page."""
+    page.wait_for_function("""(part) => Array.from(document.querySelectorAll('.js-plotly-plot'))
+        .some(g => g.layout && g.layout.title && String(g.layout.title.text).includes(part) && g.data)""",
+                           arg=title_part, timeout=timeout)
+
+
 def _plot_data(page, title_part: str):
     """The data arrays of the plotly figure whose title contains ``title_part``."""
     return page.evaluate("""(part) => {
@@ -225,6 +244,8 @@ def test_explorer_draw_in_chromium(jupyterlab):
         canvas = page.locator(".jp-OutputArea canvas").first
         canvas.wait_for(timeout=60_000)
         canvas.scroll_into_view_if_needed()
+        for title in ("class probabilities", "input and its reconstruction"):
+            _wait_for_figure(page, title)
         probs_before = _plot_data(page, "class probabilities")
         images_before = _plot_data(page, "input and its reconstruction")
         assert probs_before and images_before, "the explorer's figures are not shown"
@@ -259,9 +280,9 @@ def test_notebook6_in_chromium(jupyterlab):
         train_button = page.locator(".widget-button", has_text="Train").first
         train_button.wait_for(timeout=180_000)
         _wait_all_cells_done(page)
-        before = _val_points(page)
         # 2 * STEPS evaluated every EVAL_EVERY, plus one point where the notebook pressed Stop.
         points = 2 * SERVED_PARAMETERS[NOTEBOOK]["steps"] // SERVED_PARAMETERS[NOTEBOOK]["eval_every"]
+        before = _val_points(page, at_least=points)
         assert points <= before <= points + 1, f"the notebook's own runs left {before} validation points"
         # Move the α slider with the keyboard, ask for more steps, press Train: a new run.
         steps = 3 * SERVED_PARAMETERS[NOTEBOOK]["steps"]
@@ -274,7 +295,7 @@ def test_notebook6_in_chromium(jupyterlab):
         train_button.click()
         page.wait_for_function("(s) => Array.from(document.querySelectorAll('.widget-html-content'))"
                                ".some(e => e.textContent.includes(`done at step ${s}`))", arg=steps, timeout=300_000)
-        after = _val_points(page)
+        after = _val_points(page, at_least=steps // SERVED_PARAMETERS[NOTEBOOK]["eval_every"])
         news = page.locator(".jp-toast-button", has_text="No")
         if news.count():
             news.first.click()
