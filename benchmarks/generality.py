@@ -400,7 +400,9 @@ def collect(args, runs: dict | None = None) -> list[dict]:
         rows.append({"dataset": dataset, "labels": int(labels) * 10, "method": method, "reconstruction": r == "R",
                      "seed": int(seed), "test_accuracy": res["test_accuracy"], "val_accuracy": res["best_val_accuracy"],
                      "steps": res["steps_done"], "config": res["config"],
-                     "minutes": round(res.get("elapsed_s", 0) / 60, 1), "term_ratio": term_ratio(method, history),
+                     "minutes": round(res.get("elapsed_s", 0) / 60, 1),
+                     "cpu_minutes": None if res.get("cpu_s") is None else round(res["cpu_s"] / 60, 1),
+                     "term_ratio": term_ratio(method, history),
                      **({"teacher_val_accuracy": best["teacher_val_accuracy"]} if "teacher_val_accuracy" in best else {}),
                      **({"confident": best["m:confident"]} if "m:confident" in best else {})})
     return rows
@@ -415,8 +417,9 @@ def dead_terms(rows: list[dict]) -> list[dict]:
 def progress(args, rows: list[dict], runs: dict, rounds: dict[str, dict]) -> dict:
     """What is left of the rounds made so far (``runs``), and about how long two workers need
     for it at the median minutes each method's finished runs (``rows``) took, with and without
-    R (every run has the same number of steps). Rounds not made yet (they wait for round one)
-    are counted at the runs they will have: 2 x 5 (100 labels), 2 x data sets x draws (500)."""
+    R (every run has the same number of steps): CPU minutes where runs counted them (one
+    thread a run: what the run costs, not the time it waited for the cores), else wall minutes.
+    Rounds not made yet (they wait for round one) are counted at the runs they will have: 2 x 5 (100 labels), 2 x data sets x draws (500)."""
     from invlab.experiments.studies import RESULT
 
     left = [run_id for run_id, (_, folder) in runs.items() if not (folder / RESULT).exists()]
@@ -426,7 +429,7 @@ def progress(args, rows: list[dict], runs: dict, rounds: dict[str, dict]) -> dic
     took: dict[str, list[float]] = {}
     for r in rows:
         took.setdefault(f"{r['method'].split('+')[0]} {'with' if r['reconstruction'] else 'without'} R", []).append(
-            r["minutes"])
+            r["minutes"] if r.get("cpu_minutes") is None else r["cpu_minutes"])
     # medians: a run that shared the cores with other jobs (tests, timings) takes longer
     per_run = {k: round(statistics.median(v), 1) for k, v in sorted(took.items())}
     overall = statistics.median(m for v in took.values() for m in v) if took else None
@@ -437,7 +440,8 @@ def progress(args, rows: list[dict], runs: dict, rounds: dict[str, dict]) -> dic
 
     estimate = None if overall is None else round((sum(minutes(i) for i in left) + unknown * overall) / 60 / 2, 1)
     return {"planned": len(runs) + unknown, "finished": len(runs) - len(left), "remaining": len(left) + unknown,
-            "minutes_per_run": per_run, "hours_left_two_workers": estimate}
+            "minutes_per_run": per_run, "cpu_timed_runs": sum(r.get("cpu_minutes") is not None for r in rows),
+            "hours_left_two_workers": estimate}
 
 
 def gains(rows: list[dict], dataset: str, labels: int) -> dict[tuple[str, int], tuple[float, float]]:
@@ -893,7 +897,8 @@ def report(args) -> None:
             f"{left['planned']} runs finished" + (
                 f"; the {left['remaining']} left take two workers about {left['hours_left_two_workers']} hours at "
                 f"the median minutes per run measured so far "
-                f"({', '.join(f'{k} {v}' for k, v in left['minutes_per_run'].items())}).\n\n"
+                f"({', '.join(f'{k} {v}' for k, v in left['minutes_per_run'].items())}; CPU minutes for the "
+                f"{left['cpu_timed_runs']} runs that counted them, wall minutes for the rest).\n\n"
                 if left["hours_left_two_workers"] is not None else " (the time left is estimated once one has).\n\n") +
             f"Tuning: each data set's own validation split, 50 labels, label draw 0; {args.trials} trials per method "
             f"and data set ({args.startup_trials} random, the rest TPE), pruned by {PRUNER}; scored on validation "

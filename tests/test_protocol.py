@@ -11,6 +11,7 @@ from invlab import create_model, templates
 from invlab.data import Preprocess, preprocess, preprocess_data
 from invlab.models import TABLE2_MODELS, list_models
 from invlab.experiments.studies import best_test_epoch, run_resumable
+from invlab.io import load_torch
 from invlab.train import BalancedSampler, TrainConfig, Trainer, load_model, lr_factor, run_key, train
 
 FAST = dict(model="smallcnn-mean", labelled_batch=10, unlabelled_batch=20, eval_every=3, val_size=100)
@@ -212,8 +213,12 @@ def test_resumable_run_equals_uninterrupted(task, tmp_path):
     assert not (tmp_path / "cut" / "result.json").exists()
     resumed = run_resumable(cfg, tmp_path / "cut", data=task)
     assert resumed["resumed_from"] == 3 and full["resumed_from"] == 0
-    strip = [{k: v for k, v in r.items() if k != "elapsed_s"} for r in full["history"]]
-    assert [{k: v for k, v in r.items() if k != "elapsed_s"} for r in resumed["history"]] == strip
+    clocks = ("elapsed_s", "cpu_s")
+    strip = [{k: v for k, v in r.items() if k not in clocks} for r in full["history"]]
+    assert [{k: v for k, v in r.items() if k not in clocks} for r in resumed["history"]] == strip
+    # wall and CPU seconds, counted over the sessions: what a compute plan divides by
+    assert 0 < full["cpu_s"] and 0 < full["elapsed_s"]
+    assert all(0 < r["cpu_s"] for r in full["history"]) and full["history"][-1]["cpu_s"] <= full["cpu_s"] + 1e-9
     assert resumed["test_accuracy"] == full["test_accuracy"] and resumed["best_step"] == full["best_step"]
     # finished: read back, not retrained
     again = run_resumable(cfg, tmp_path / "cut", data=task)
@@ -249,3 +254,23 @@ def test_runs_made_with_mnist_val_size_written_out_keep_their_key():
     assert run_key(TrainConfig(val_size=10_000)) == run_key(TrainConfig())
     assert run_key(TrainConfig(val_size=5_000)) != run_key(TrainConfig())
     assert run_key(TrainConfig(dataset="fashion-mnist", val_size=10_000)) != run_key(TrainConfig(dataset="fashion-mnist"))
+
+
+def test_a_run_resumed_from_a_checkpoint_without_cpu_time_says_it_is_unknown(task, tmp_path):
+    """A checkpoint written before runs counted CPU time: the run's ``cpu_s`` is ``None``
+    (unknown), never the part of it this session saw."""
+    cfg = TrainConfig(steps=6, **FAST)
+
+    class Stop:  # during step 5, after the checkpoint of step 3
+        def on_step(self, trainer, step, losses):
+            if step == 5:
+                raise KeyboardInterrupt
+
+    with pytest.raises(KeyboardInterrupt):
+        Trainer(cfg, task).run([Stop()], progress=False, checkpoint_path=tmp_path / "old" / "checkpoint.pt")
+    state = load_torch(tmp_path / "old" / "checkpoint.pt")  # as the trainer reads it (weights only)
+    assert state["step"] == 3 and "cpu_s" in state
+    del state["cpu_s"]
+    torch.save(state, tmp_path / "old" / "checkpoint.pt")
+    resumed = run_resumable(cfg, tmp_path / "old", data=task)
+    assert resumed["resumed_from"] == 3 and resumed["cpu_s"] is None and resumed["elapsed_s"] > 0

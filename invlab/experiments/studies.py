@@ -54,18 +54,25 @@ STOPPED = "stopped.json"
 
 
 class Clock:
-    """Callback: ``elapsed_s``, seconds of training and evaluation since the run began
-    (summed over resumed sessions), in every history record."""
+    """Callback: ``elapsed_s``, wall seconds of training and evaluation since the run began,
+    and ``cpu_s``, this process's CPU seconds over the same span (both summed over resumed
+    sessions), in every history record. Wall time grows while the run waits (other jobs on
+    the cores, a paused worker); CPU time is what the run costs, so compute plans use it.
+    ``cpu_s`` is ``None`` for a run resumed from a checkpoint that did not count it."""
 
     def __init__(self, trainer: Trainer):
-        self.offset = trainer.elapsed_s
-        self.t0 = time.perf_counter()
+        self.offset, self.cpu_offset = trainer.elapsed_s, trainer.cpu_s
+        self.t0, self.c0 = time.perf_counter(), time.process_time()
 
     def now(self) -> float:
         return self.offset + time.perf_counter() - self.t0
 
+    def cpu(self) -> float | None:
+        return None if self.cpu_offset is None else self.cpu_offset + time.process_time() - self.c0
+
     def on_eval(self, trainer: Trainer, record: dict) -> None:
         trainer.elapsed_s = record["elapsed_s"] = self.now()
+        trainer.cpu_s = record["cpu_s"] = self.cpu()
 
 
 def run_resumable(config, run_dir: str | os.PathLike, threads: int | None = None, data=None,
@@ -115,12 +122,13 @@ def _run_locked(config, run_dir: Path, data, callbacks) -> dict:
         raise RunInterrupted(trainer.interrupted, trainer.step, run_dir)
     out = result.to_dict()
     out.update(hardware=hardware(str(resolve_device(config.device))), threads=torch.get_num_threads(),
-               resumed_from=resumed_from, elapsed_s=trainer.elapsed_s)
+               resumed_from=resumed_from, elapsed_s=trainer.elapsed_s, cpu_s=trainer.cpu_s)
     if trainer.step < trainer.total_steps:  # stopped early: not a result
         trainer.save_checkpoint(run_dir / CHECKPOINT)
         reason = trainer.stop_reason or "stopped"
         save_json({"reason": reason, "step": trainer.step, "steps": trainer.total_steps,
-                   "best_val_accuracy": trainer.best_val, "elapsed_s": trainer.elapsed_s}, run_dir / STOPPED)
+                   "best_val_accuracy": trainer.best_val, "elapsed_s": trainer.elapsed_s,
+                   "cpu_s": trainer.cpu_s}, run_dir / STOPPED)
         return {**out, "stopped": reason}
     save_json(out, run_dir / RESULT)
     (run_dir / STOPPED).unlink(missing_ok=True)

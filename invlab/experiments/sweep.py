@@ -57,7 +57,7 @@ SPACES = ("table2", "grid", "recipe")
 PRUNERS = ("none", "median", "successive-halving", "hyperband")
 #: attributes a trial records for the report (the run folders may live on other hosts)
 RESULT_KEYS = ("test_accuracy", "best_val_accuracy", "best_step", "final_test_accuracy", "wall_time_s", "elapsed_s",
-               "hardware", "steps_done")
+               "cpu_s", "hardware", "steps_done")
 
 
 def _optuna():
@@ -446,6 +446,7 @@ class _Objective:
                 trial.set_user_attr("pruned_at", res["steps_done"])
                 trial.set_user_attr("best_val_accuracy", res["best_val_accuracy"])
                 trial.set_user_attr("elapsed_s", res.get("elapsed_s"))
+                trial.set_user_attr("cpu_s", res.get("cpu_s"))
                 raise optuna.TrialPruned(f"pruned at step {res['steps_done']} of {res['config']['steps']}")
             results.append(res)
             vals.append(res["best_val_accuracy"])

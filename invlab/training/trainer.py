@@ -141,6 +141,7 @@ class Trainer:
         self.last_checkpoint_step: int | None = None  # of the last checkpoint this process wrote or read
         self.eval_time_s = 0.0  # seconds spent evaluating in this process (see TrainResult.extra)
         self.elapsed_s = 0.0  # wall time of the run over all its sessions, kept by studies.Clock
+        self.cpu_s: float | None = 0.0  # CPU time of the same (None: resumed from a checkpoint without it)
         self._sums: dict[str, float] = {}
 
     def _check_fit(self) -> None:
@@ -269,6 +270,7 @@ class Trainer:
             "best_val": self.best_val, "best_step": self.best_step, "best_state": self.best_state,
             "samplers": [self.labelled_sampler.state_dict(), self.unlabelled_sampler.state_dict()],
             "torch_rng": torch.get_rng_state(), "sums": self._sums, "elapsed_s": self.elapsed_s,
+            "cpu_s": self.cpu_s,
             **({"hyper": self.hyper.state_dict()} if self.hyper is not None else {}),
             **({"method": self.method.state_dict()} if self.method is not None else {}),
         }
@@ -296,6 +298,7 @@ class Trainer:
         torch.set_rng_state(state["torch_rng"])
         self._sums = state["sums"]
         self.elapsed_s = state.get("elapsed_s", 0.0)
+        self.cpu_s = state.get("cpu_s", 0.0 if self.step == 0 else None)
         if self.hyper is not None:
             self.hyper.load_state_dict(state["hyper"])
         if self.method is not None:
