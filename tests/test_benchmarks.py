@@ -32,19 +32,26 @@ def test_bird10_study_tiny(tmp_path):
     assert (tmp_path / "curves.html").stat().st_size > 0
 
 
-def test_step_cost_tiny(tmp_path):
+def test_step_cost_tiny(tmp_path, capsys):
+    """The interleaved timing end to end; peak memory (one subprocess per mode in the benchmark,
+    each paying torch's import) through the per-mode entry point those subprocesses run."""
     bench = _load("step_cost")
     out = tmp_path / "cost.json"
     assert bench.main(["--models", "smallcnn-mean", "--batch", "6", "--labelled", "2", "--warmup", "1",
-                       "--repeat", "3", "--threads", "1", "--out", str(out)]) == 0
+                       "--repeat", "3", "--threads", "1", "--no-memory", "--out", str(out)]) == 0
     result = json.loads(out.read_text())
     row = result["rows"][0]
     assert row["model"] == "smallcnn-mean" and row["ratio_inverse-autograd"] > 0 and row["speedup_vs_before"] > 0
     assert set(row["runs"]) == {"supervised", "inverse-autograd", "inverse-func", "inverse-before"}
     for run in row["runs"].values():
         assert len(run["times_s"]) == 3 and run["q1_s"] <= run["median_s"] <= run["q3_s"]
-        assert run["peak_memory_mb"] > 0
+        assert "peak_memory_mb" not in run
     assert result["interleaved"] and result["threads"] == 1 and "steps/s before → after" in (tmp_path / "cost.md").read_text()
+    assert "not measured" in (tmp_path / "cost.md").read_text()
+    capsys.readouterr()
+    assert bench.main(["--single", "smallcnn-mean", "inverse-autograd", "--batch", "6", "--labelled", "2"]) == 0
+    memory = json.loads(capsys.readouterr().out.splitlines()[-1])
+    assert memory["peak_memory_mb"] > 0 and memory["memory_kind"] == "peak RSS"
 
 
 def test_table2_reproduction_tiny(tmp_path):

@@ -48,30 +48,36 @@ def _history(folder: Path) -> list[tuple]:
     return [(h["step"], pytest.approx(h["total"], rel=1e-4), h["val_accuracy"]) for h in metrics["history"]]
 
 
-@pytest.mark.parametrize("sig,code", [(signal.SIGINT, 130), (signal.SIGTERM, 143)])
-def test_a_signal_mid_run_checkpoints_says_how_to_resume_and_resume_matches_an_uninterrupted_run(
-        sig, code, tmp_path):
+def test_a_signal_mid_run_checkpoints_says_how_to_resume_and_resume_matches_an_uninterrupted_run(tmp_path):
+    """Ctrl-C (SIGINT, exit 130) and SIGTERM (143), each sent to a real run mid-way; both resumed
+    with the printed command end as the uninterrupted run beside them does."""
     steps = ["--steps", "100", "--checkpoint-every", "5"]
     whole = _invlab(*TRAIN, *steps, "--out", str(tmp_path / "whole"))
-    cut = _invlab(*TRAIN, *steps, "--out", str(tmp_path / "cut"))
-    _wait_for(tmp_path / "cut" / "checkpoint.pt", cut)
-    cut.send_signal(sig)
-    out, err = cut.communicate(timeout=120)
-    assert cut.returncode == code, (out, err)
-    assert "Traceback" not in err
-    metrics = json.loads((tmp_path / "cut" / "metrics.json").read_text())
-    assert metrics["interrupted"] is True and metrics["stop_signal"] == sig.name and 0 < metrics["steps_done"] < 100
-    line = next(l for l in err.splitlines() if l.startswith("interrupted at step"))
-    assert line.startswith(f"interrupted at step {metrics['steps_done']} of 100; continue with: invlab train ")
-    assert f"--out {tmp_path / 'cut'}" in line and line.endswith(" --resume")
-    state = torch.load(tmp_path / "cut" / "checkpoint.pt", weights_only=True)
-    assert state["step"] == metrics["steps_done"]  # the checkpoint is at the step reached
-    resume = _invlab(*line.split("continue with: invlab ", 1)[1].split())  # the printed command, as typed
-    out, err = resume.communicate(timeout=300)
-    assert resume.returncode == 0, err
+    signals = {"int": (signal.SIGINT, 130), "term": (signal.SIGTERM, 143)}
+    cuts = {name: _invlab(*TRAIN, *steps, "--out", str(tmp_path / name)) for name in signals}
+    resumes = {}
+    for name, (sig, code) in signals.items():
+        cut, folder = cuts[name], tmp_path / name
+        _wait_for(folder / "checkpoint.pt", cut)
+        cut.send_signal(sig)
+        out, err = cut.communicate(timeout=120)
+        assert cut.returncode == code, (out, err)
+        assert "Traceback" not in err
+        metrics = json.loads((folder / "metrics.json").read_text())
+        assert metrics["interrupted"] is True and metrics["stop_signal"] == sig.name and 0 < metrics["steps_done"] < 100
+        line = next(l for l in err.splitlines() if l.startswith("interrupted at step"))
+        assert line.startswith(f"interrupted at step {metrics['steps_done']} of 100; continue with: invlab train ")
+        assert f"--out {folder}" in line and line.endswith(" --resume")
+        state = torch.load(folder / "checkpoint.pt", weights_only=True)
+        assert state["step"] == metrics["steps_done"]  # the checkpoint is at the step reached
+        resumes[name] = _invlab(*line.split("continue with: invlab ", 1)[1].split())  # the printed command, as typed
+    for name, resume in resumes.items():
+        out, err = resume.communicate(timeout=300)
+        assert resume.returncode == 0, err
     out, err = whole.communicate(timeout=300)
     assert whole.returncode == 0, err
-    assert _history(tmp_path / "cut") == _history(tmp_path / "whole")
+    for name in signals:
+        assert _history(tmp_path / name) == _history(tmp_path / "whole"), name
 
 
 def test_a_second_run_on_the_same_folder_fails_at_once_naming_the_first(tmp_path):

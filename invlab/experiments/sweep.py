@@ -481,7 +481,8 @@ def work(study: str, storage: str | None, trials: int | None = None, device: str
 
     While other workers' trials are running, this worker waits and checks their
     heartbeats, so that the trials of a worker that died are failed, retried, and run
-    here. ``steps`` overrides the training budget (else the one given at create)."""
+    here, checking every ``poll`` seconds (default: 2, or half the heartbeat if shorter).
+    ``steps`` overrides the training budget (else the one given at create)."""
     with _opened(storage, heartbeat=heartbeat, grace=grace) as st_storage:
         return _work(study, st_storage, storage, trials, device, steps, runs_dir, heartbeat, poll)
 
@@ -515,7 +516,9 @@ def _work(study, st_storage, storage, trials, device, steps, runs_dir, heartbeat
 
     collect = resolve_device(device).type == "cuda"
     done = 0
-    poll = poll if poll is not None else max(1.0, heartbeat / 2)
+    # waiting on the others' last trials: check often enough to leave soon after they end (a
+    # count of the study's trials), and within half a heartbeat for a worker that died
+    poll = poll if poll is not None else min(2.0, heartbeat / 2)
     while trials is None or done < trials:
         fail_stale_trials(st)  # trials of dead workers: failed, then enqueued again by the retry callback
         counts = _counts(st)
