@@ -66,7 +66,8 @@ def check_input(model: nn.Module, x: torch.Tensor) -> None:
 
 def forward_inverse(model: nn.Module, x: torch.Tensor, create_graph: bool | None = None,
                     check: bool = True, method: str = "autograd") -> tuple[torch.Tensor, torch.Tensor]:
-    """Logits f(x) and reconstruction (df/dx)^T f(x) from one forward and one backward pass.
+    r"""Logits :math:`f(x)` and reconstruction :math:`(\partial f/\partial x)^\top f(x)` from one
+    forward and one backward pass.
 
     Args:
         model: piecewise-affine network mapping (B, *D) to logits (B, C).
@@ -80,7 +81,8 @@ def forward_inverse(model: nn.Module, x: torch.Tensor, create_graph: bool | None
             parameter gradients; ``benchmarks/step_cost.py`` times them.
 
     Returns:
-        ``(logits, rec)``: logits (B, C) and rec (B, *D), rec[n] = A[x_n]^T f(x_n).
+        ``(logits, rec)``: logits (B, C) and rec (B, \*D),
+        :math:`\mathrm{rec}_n = A[x_n]^\top f(x_n)`.
     """
     if check:
         check_model(model)
@@ -174,9 +176,10 @@ def forward_layer_reconstructions(model: nn.Module, x: torch.Tensor, layers, cre
 
 def layer_reconstructions(model: nn.Module, x: torch.Tensor, layers,
                           create_graph: bool | None = None) -> dict[str, tuple[torch.Tensor, torch.Tensor]]:
-    """Per-layer reconstructions (paper eqs. 11-12): ``{name: (rec, z)}``, rec = (df/dz)^T f(x)
-    for each layer output z named in ``layers`` (``"input"``: x itself), all from one
-    backward pass. See :func:`forward_layer_reconstructions`."""
+    r"""Per-layer reconstructions (paper eqs. 11-12): ``{name: (rec, z)}`` with
+    :math:`\mathrm{rec} = (\partial f/\partial z)^\top f(x)` for each layer output :math:`z`
+    named in ``layers`` (``"input"``: :math:`x` itself), all from one backward pass. See
+    :func:`forward_layer_reconstructions`."""
     return forward_layer_reconstructions(model, x, layers, create_graph)[1]
 
 
@@ -186,7 +189,8 @@ def reconstructable_layers(model: nn.Module) -> list[str]:
 
 
 def reconstruct(model: nn.Module, x: torch.Tensor, create_graph: bool | None = None) -> torch.Tensor:
-    """Reconstruction f^{-1}(x) = (df/dx)^T f(x) (paper eqs. 5-7), same shape as ``x``.
+    r"""Reconstruction :math:`f^{-1}(x) = (\partial f/\partial x)^\top f(x)` (paper eqs. 5-7), same
+    shape as ``x``.
 
     Args:
         model: piecewise-affine network, logits (B, C) = model(x).
@@ -195,24 +199,26 @@ def reconstruct(model: nn.Module, x: torch.Tensor, create_graph: bool | None = N
             to the model's parameters whenever autograd is on.
 
     Returns:
-        (B, *x.shape[1:]): rec[n] = sum_c f_c(x_n) A[x_n]_c, computed per sample.
+        The reconstructions :math:`\mathrm{rec}_n = \sum_c f_c(x_n)\, A[x_n]_c`, computed per
+        sample, of shape ``(B, *x.shape[1:])``.
     """
     return forward_inverse(model, x, create_graph=create_graph)[1]
 
 
 def templates(model: nn.Module, x: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
-    """Per-class templates A[x] and biases b[x] of the affine spline at ``x`` (paper eq. 1).
+    r"""Per-class templates :math:`A[x]` and biases :math:`b[x]` of the affine spline at ``x``
+    (paper eq. 1).
 
-    A[x]_c = d f_c / dx is row c of the per-sample Jacobian; b[x] = f(x) - <A[x], x>.
-    For piecewise-affine networks f(x) = <A[x], x> + b[x] holds exactly (up to
-    floating-point rounding).
+    :math:`A[x]_c = \partial f_c/\partial x` is row :math:`c` of the per-sample Jacobian and
+    :math:`b[x] = f(x) - \langle A[x], x\rangle`. For piecewise-affine networks
+    :math:`f(x) = \langle A[x], x\rangle + b[x]` holds exactly (up to floating-point rounding).
 
     Args:
         model: piecewise-affine network, logits (B, C) = model(x).
         x: (B, C_in, T) or (B, C_in, H, W).
 
     Returns:
-        ``(A, b)``: A (B, C, *x.shape[1:]), b (B, C). Both are detached.
+        ``(A, b)``: A of shape ``(B, C, *x.shape[1:])``, b of shape ``(B, C)``. Both are detached.
     """
     check_model(model)
     check_input(model, x)

@@ -25,11 +25,13 @@ LOSS_KEYS = ("total", "ce", "reconstruction", "entropy", "imbalance")
 
 def reconstruction_loss(rec: torch.Tensor, x: torch.Tensor, kind: str = "mse",
                         reduce_dims: str = "mean", reduction: str = "mean") -> torch.Tensor:
-    """Reconstruction error R between rec = (df/dx)^T f(x) and x (paper eq. 8).
+    r"""Reconstruction error :math:`R` between :math:`\mathrm{rec} = (\partial f/\partial x)^\top f(x)`
+    and :math:`x` (paper eq. 8).
 
     Args:
         rec, x: (B, *D), same shape.
-        kind: ``"mse"`` — squared error ||rec - x||^2; ``"cosine"`` — 1 - cos(rec, x),
+        kind: ``"mse"`` — squared error :math:`\lVert \mathrm{rec} - x\rVert^2`; ``"cosine"`` —
+            :math:`1 - \cos(\mathrm{rec}, x)`,
             which ignores the scale of the reconstruction (the paper: "any
             differentiable reconstruction loss, e.g. cosine, works").
         reduce_dims: for ``"mse"``, ``"mean"`` (default) averages the squared error over
@@ -58,9 +60,9 @@ def reconstruction_loss(rec: torch.Tensor, x: torch.Tensor, kind: str = "mse",
 
 
 def entropy_loss(logits: torch.Tensor, reduction: str = "mean") -> torch.Tensor:
-    """Entropy of the softmax prediction, E = -sum_c p_c log p_c (paper eq. 9), in nats.
+    r"""Entropy of the softmax prediction, :math:`E = -\sum_c p_c \log p_c` (paper eq. 9), in nats.
 
-    Computed from ``log_softmax`` so that large logits neither overflow nor give 0·log 0.
+    Computed from ``log_softmax`` so that large logits neither overflow nor give :math:`0 \log 0`.
     logits (B, C) -> scalar (``"mean"`` over the batch) or (B,) (``"none"``).
     """
     logp = F.log_softmax(logits, dim=1)  # (B, C)
@@ -68,9 +70,10 @@ def entropy_loss(logits: torch.Tensor, reduction: str = "mean") -> torch.Tensor:
 
 
 def marginal_entropy(logits: torch.Tensor) -> torch.Tensor:
-    """Entropy of the batch-mean prediction, H(p̄) with p̄ = mean_n softmax(f(x_n)), in nats.
+    r"""Entropy of the batch-mean prediction, :math:`H(\bar p)` with
+    :math:`\bar p = \frac1B \sum_n \mathrm{softmax}(f(x_n))`, in nats.
 
-    logits (B, C) -> scalar in [0, log C]. Maximising it keeps the predicted classes of a
+    logits (B, C) -> scalar in :math:`[0, \log C]`. Maximising it keeps the predicted classes of a
     batch spread out; minus the mean per-sample entropy it is the batch estimate of the
     mutual information between inputs and predicted classes (Krause et al. 2010, RIM).
     """
@@ -94,16 +97,19 @@ def _check_unit(name: str, value: float) -> float:
 
 @dataclass
 class SemiSupervisedLoss:
-    """The paper's loss, eq. 10, averaged over a mixed batch.
+    r"""The paper's loss, eq. 10, averaged over a mixed batch.
 
-    For a batch of B samples with the boolean mask ``labelled``,
+    For a batch of :math:`B` samples with the boolean mask ``labelled``,
 
-        total = (1/B) sum_n L(x_n, y_n)
-              = alpha·(n_L/B)·ce + (1 - alpha)·[beta·reconstruction + (1 - beta)·(n_U/B)·entropy]
+    .. math::
 
-    where ``ce`` is the mean cross-entropy over the n_L labelled samples,
-    ``reconstruction`` the mean R over all B samples, and ``entropy`` the mean entropy
-    over the n_U unlabelled samples (each 0 when its group is empty). The batch
+        \mathrm{total} = \frac1B \sum_n L(x_n, y_n)
+        = \alpha \frac{n_L}{B}\, \mathrm{CE}
+        + (1 - \alpha) \Big[\beta R + (1 - \beta) \frac{n_U}{B}\, E\Big]
+
+    where CE is the mean cross-entropy over the :math:`n_L` labelled samples, :math:`R` the
+    mean reconstruction error over all :math:`B` samples, and :math:`E` the mean entropy
+    over the :math:`n_U` unlabelled samples (each 0 when its group is empty). The batch
     composition therefore sets the effective weights, exactly as eq. 10 averaged over
     samples does.
 
@@ -114,14 +120,14 @@ class SemiSupervisedLoss:
         reduce_dims: ``"mean"`` or ``"sum"`` of the squared error over input dimensions.
         report_unweighted: when R has zero weight (alpha = 1 or beta = 0), still compute
             it without a graph for the logs (one extra backward pass); if False it is NaN.
-        balance: weight lambda >= 0 of a class-balance term beside the entropy, not in the
-            paper (0, the default, is eq. 10 exactly). The entropy term becomes
-            (1 - beta)·(n_U/B)·[E + lambda·(log C - H(p̄))]
-            with H(p̄) the entropy of the mean prediction over the unlabelled samples
+        balance: weight :math:`\lambda \ge 0` of a class-balance term beside the entropy, not
+            in the paper (0, the default, is eq. 10 exactly). The entropy term becomes
+            :math:`(1 - \beta) \frac{n_U}{B} \big[E + \lambda (\log C - H(\bar p))\big]`
+            with :math:`H(\bar p)` the entropy of the mean prediction over the unlabelled samples
             (:func:`marginal_entropy`). Entropy minimisation alone lets one class absorb
             the cluster of another (all the unlabelled 9s predicted as 4s, say): confident
             and wrong costs it nothing. The balance term charges a batch whose predictions
-            pile onto few classes; with lambda = 1 the unsupervised term is log C minus the
+            pile onto few classes; with :math:`\lambda = 1` the unsupervised term is :math:`\log C` minus the
             mutual information between inputs and predicted classes. It assumes the classes
             of the unlabelled data are roughly balanced.
     """
@@ -249,18 +255,22 @@ def _check_batch(x: torch.Tensor, y: torch.Tensor, labelled: torch.Tensor | int,
 
 @dataclass
 class LayerwiseLoss:
-    """Reconstruction at every layer, the paper's eqs. 11-12 (its proposed extension):
+    r"""Reconstruction at every layer, the paper's eqs. 11-12 (its proposed extension):
 
-        total = alpha·(n_L/B)·ce + beta·(n_U/B)·[entropy + balance·imbalance] + sum_l gamma_l·R_l
+    .. math::
 
-    with R_l = mean over the batch of ||(df/dz_l)^T f(x) - z_l||^2 averaged over the
-    dimensions of z_l (:func:`~invlab.inverse.layer_reconstructions`, one backward pass
-    for all layers). ``gammas`` maps layer names (``"input"`` for x itself, else names from
+        \mathrm{total} = \alpha \frac{n_L}{B}\, \mathrm{CE}
+        + \beta \frac{n_U}{B} \big[E + \mathrm{balance} \cdot \mathrm{imbalance}\big]
+        + \sum_l \gamma_l R_l
+
+    with :math:`R_l` the batch mean of :math:`\lVert (\partial f/\partial z_l)^\top f(x) - z_l\rVert^2`
+    averaged over the dimensions of :math:`z_l` (:func:`~invlab.inverse.layer_reconstructions`,
+    one backward pass for all layers). ``gammas`` maps layer names (``"input"`` for x itself, else names from
     ``model.named_modules()``) to their weights. Targets z_l of hidden layers are the
     layer's outputs themselves, kept in the graph as eq. 12 writes them.
 
-    Eq. 10 is the special case gammas = {"input": (1 - a)·b}, alpha = a,
-    beta = (1 - a)(1 - b): :meth:`from_eq10` builds it, adding hidden-layer terms.
+    Eq. 10 is the special case ``gammas = {"input": (1 - a)·b}``, :math:`\alpha = a`,
+    :math:`\beta = (1 - a)(1 - b)`: :meth:`from_eq10` builds it, adding hidden-layer terms.
     """
 
     alpha: float = 0.7

@@ -87,11 +87,11 @@ def _unit(d: torch.Tensor, fallback: torch.Tensor | None = None) -> torch.Tensor
 
 
 def vat_step(x: torch.Tensor, xi: float = 0.0) -> float:
-    """The finite-difference step of VAT's power iteration: ``xi`` when positive, else
-    sqrt(float epsilon) times the batch's mean L2 norm (3.3e-3 for MNIST scaled by
-    ``center-maxabs``, whose images have norms near 9.5).
+    r"""The finite-difference step of VAT's power iteration: ``xi`` when positive, else
+    :math:`\sqrt{\epsilon_\text{float}}` times the batch's mean L2 norm (3.3e-3 for MNIST
+    scaled by ``center-maxabs``, whose images have norms near 9.5).
 
-    The difference q(x + xi·d) - p(x) that the gradient carries is a difference of two
+    The difference :math:`q(x + \xi d) - p(x)` that the gradient carries is a difference of two
     nearly equal softmax outputs, resolved to about float epsilon (1.2e-7 in float32); its
     truncation error grows as xi. The classic balance of the two is a step of
     sqrt(epsilon) relative to the scale of x. Miyato et al.'s absolute 1e-6 is below
@@ -107,15 +107,17 @@ def vat_step(x: torch.Tensor, xi: float = 0.0) -> float:
 
 def vat_perturbation(model: nn.Module, x: torch.Tensor, logits: torch.Tensor, eps: float, xi: float = 0.0,
                      generator: torch.Generator | None = None) -> torch.Tensor:
-    """VAT's adversarial perturbation r_adv (B, *D), one power iteration per example.
+    r"""VAT's adversarial perturbation :math:`r_\text{adv}` (B, \*D), one power iteration per example.
 
-    With D(r) = KL(p(x) || p(x + r)) (p(x) held fixed), D(0) = 0 and grad D(0) = 0, so
-    D(r) ~ r^T H r / 2: the most sensitive direction is H's leading eigenvector, which one
-    power iteration from a random unit direction d approximates by H d, itself the
-    gradient of D at r = xi·d divided by xi (Miyato et al.'s finite difference; xi from
-    :func:`vat_step`). Then r_adv = eps · H d / ||H d||: of L2 norm ``eps`` for every example.
+    With :math:`D(r) = \mathrm{KL}(p(x) \,\Vert\, p(x + r))` (:math:`p(x)` held fixed),
+    :math:`D(0) = 0` and :math:`\nabla D(0) = 0`, so :math:`D(r) \approx r^\top H r / 2`: the most
+    sensitive direction is :math:`H`'s leading eigenvector, which one power iteration from a
+    random unit direction :math:`d` approximates by :math:`H d`, itself the gradient of
+    :math:`D` at :math:`r = \xi d` divided by :math:`\xi` (Miyato et al.'s finite difference;
+    :math:`\xi` from :func:`vat_step`). Then :math:`r_\text{adv} = \epsilon\, H d / \lVert H d\rVert`:
+    of L2 norm ``eps`` for every example.
 
-    The gradient is taken with respect to r = xi·d and rescaled by its largest absolute
+    The gradient is taken with respect to :math:`r = \xi d` and rescaled by its largest absolute
     entry before it is normalised (:func:`_unit`, as in the authors' code): on a batch-mean
     KL its entries are of order 1e-12 to 1e-20, whose squares underflow in float32, and a
     plain normalisation turned them into a perturbation 1e5 times smaller than eps. An

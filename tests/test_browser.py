@@ -123,13 +123,20 @@ def jupyterlab(jupyterlab_server):
         urllib.request.urlopen(request, timeout=30).close()
 
 
-_VAL_POINTS = """() => {
-    const gd = Array.from(document.querySelectorAll('.js-plotly-plot'))
-        .find(g => g.layout && g.layout.title && String(g.layout.title.text).includes('live training'));
+# The page's plotly figure whose title contains `part` (each graph div holds its figure).
+_FIGURE = ("(part) => Array.from(document.querySelectorAll('.js-plotly-plot'))"
+           ".find(g => g.layout && g.layout.title && String(g.layout.title.text).includes(part))")
+
+
+def _on_figure(body: str) -> str:
+    """A page function of one argument, ``arg``, whose ``body`` may call ``figure(part)``."""
+    return f"(arg) => {{ const figure = {_FIGURE}; {body} }}"
+
+
+_VAL_POINTS = _on_figure("""const gd = figure('live training');
     if (!gd) return -1;
     const t = gd.data.find(t => t.name === 'val_accuracy');
-    return t && t.x ? t.x.length : 0;
-}"""
+    return t && t.x ? t.x.length : 0;""")
 
 
 def _val_points(page, at_least: int | None = None, timeout: int = 60_000) -> int:
@@ -205,19 +212,15 @@ def _no_errors_shown(page, errors) -> None:
 def _wait_for_figure(page, title_part: str, timeout: int = 60_000) -> None:
     """Wait until the plotly figure whose title contains ``title_part`` has drawn: a cell is
     done in the kernel before its widget views have rendered in the page."""
-    page.wait_for_function("""(part) => Array.from(document.querySelectorAll('.js-plotly-plot'))
-        .some(g => g.layout && g.layout.title && String(g.layout.title.text).includes(part) && g.data)""",
+    page.wait_for_function(_on_figure("const gd = figure(arg); return Boolean(gd && gd.data);"),
                            arg=title_part, timeout=timeout)
 
 
 def _plot_data(page, title_part: str):
     """The data arrays of the plotly figure whose title contains ``title_part``."""
-    return page.evaluate("""(part) => {
-        const gd = Array.from(document.querySelectorAll('.js-plotly-plot'))
-            .find(g => g.layout && g.layout.title && String(g.layout.title.text).includes(part));
+    return page.evaluate(_on_figure("""const gd = figure(arg);
         if (!gd) return null;
-        return gd.data.map(t => JSON.stringify(t.y !== undefined && t.type === 'bar' ? t.y : t.z));
-    }""", title_part)
+        return gd.data.map(t => JSON.stringify(t.y !== undefined && t.type === 'bar' ? t.y : t.z));"""), title_part)
 
 
 @contextlib.contextmanager
@@ -258,11 +261,9 @@ def test_explorer_draw_in_chromium(jupyterlab):
         page.mouse.up()
         page.wait_for_function("() => Array.from(document.querySelectorAll('.widget-html-content'))"
                                ".some(e => e.textContent.includes('your drawing'))", timeout=60_000)
-        page.wait_for_function("""([part, before]) => {
-            const gd = Array.from(document.querySelectorAll('.js-plotly-plot'))
-                .find(g => g.layout && g.layout.title && String(g.layout.title.text).includes(part));
-            return gd && JSON.stringify(gd.data[0].y) !== before;
-        }""", arg=["class probabilities", probs_before[0]], timeout=60_000)
+        page.wait_for_function(_on_figure("""const [part, before] = arg, gd = figure(part);
+            return Boolean(gd && JSON.stringify(gd.data[0].y) !== before);"""),
+                               arg=["class probabilities", probs_before[0]], timeout=60_000)
         probs_after = _plot_data(page, "class probabilities")
         images_after = _plot_data(page, "input and its reconstruction")
         page.screenshot(path=str(ARTIFACTS / "explorer-chromium.png"), full_page=True)

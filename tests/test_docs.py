@@ -47,6 +47,23 @@ def test_the_site_builds_with_its_api_and_cli_pages_made_from_the_code(site):
     assert not fetched, fetched
 
 
+def test_the_api_pages_maths_is_rendered_not_typed(site):
+    """The docstrings' formulas reach the API page as MathJax maths, each entry of the inverse,
+    the losses and VAT with some; no formula is left as typed text (``(df/dx)^T``)."""
+    api = (site / "docs" / "site" / "api.html").read_text()
+    entries = re.split(r'<dt class="sig sig-object py" id="', api)[1:]
+    maths = {e.split('"', 1)[0]: e.count('class="math') for e in entries}
+    for name in ("invlab.reconstruct", "invlab.templates", "invlab.forward_inverse",
+                 "invlab.inverse.layer_reconstructions", "invlab.SemiSupervisedLoss", "invlab.reconstruction_loss",
+                 "invlab.entropy_loss", "invlab.losses.marginal_entropy", "invlab.losses.LayerwiseLoss",
+                 "invlab.methods.vat_perturbation", "invlab.methods.vat_step"):
+        assert maths.get(name, 0) > 0, (name, sorted(maths))
+    assert '<div class="math' in api  # the losses' display equations
+    text = re.sub(r"<[^>]+>", "", api)
+    assert not re.search(r"d[fz]/d[xz]\)\^T|\^T f\(x\)", text), "a formula typed as text"
+    assert "*x.shape[1:]" in text  # a shape in a Returns field, not cut at its colon
+
+
 def test_the_results_page_draws_every_figure_it_cites_with_the_sites_plotly(site):
     """On the site, RESULTS.md's pictures become the interactive figures themselves, and each
     figure's own page loads plotly.js from the site, not its CDN."""
