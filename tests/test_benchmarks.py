@@ -296,7 +296,7 @@ def test_generality_tiny_tunes_runs_and_reports(tmp_path):
 
 
 def test_generality_checks_vat_against_the_outside_implementation_once_its_draws_finish():
-    gen = _load("generality")
+    gen = _load("generality_report")
 
     def row(seed, acc, method="vat", reconstruction=False, dataset="mnist"):
         return {"dataset": dataset, "labels": 50, "method": method, "reconstruction": reconstruction,
