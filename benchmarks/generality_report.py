@@ -24,11 +24,25 @@ def dead_terms(rows: list[dict]) -> list[dict]:
             for r in rows if r["term_ratio"] is not None and r["term_ratio"] < ALIVE]
 
 
+def minutes_per_run(rows: list[dict]) -> dict[str, float]:
+    """{"<method> with|without R": median minutes of its finished runs}: CPU minutes of the runs
+    that counted them, where the arm has any (one thread a run: what a run costs, not how long
+    it waited for the cores, nor a pause), else wall minutes (runs from before ``cpu_s``, which
+    shared the cores with tests and timings and include those pauses)."""
+    wall: dict[str, list[float]] = {}
+    cpu: dict[str, list[float]] = {}
+    for r in rows:
+        arm = f"{r['method'].split('+')[0]} {'with' if r['reconstruction'] else 'without'} R"
+        wall.setdefault(arm, []).append(r["minutes"])
+        if r.get("cpu_minutes") is not None:
+            cpu.setdefault(arm, []).append(r["cpu_minutes"])
+    return {arm: round(statistics.median(cpu.get(arm) or wall[arm]), 1) for arm in sorted(wall)}
+
+
 def progress(args, rows: list[dict], runs: dict, rounds: dict[str, dict]) -> dict:
     """What is left of the rounds made so far (``runs``), and about how long two workers need
     for it at the median minutes each method's finished runs (``rows``) took, with and without
-    R (every run has the same number of steps): CPU minutes where runs counted them (one
-    thread a run: what the run costs, not the time it waited for the cores), else wall minutes.
+    R (every run has the same number of steps; :func:`minutes_per_run`).
     Rounds not made yet (they wait for round one) are counted at the runs they will have: 2 x 5 (100 labels), 2 x data sets x draws (500)."""
     from invlab.experiments.studies import RESULT
 
@@ -36,13 +50,8 @@ def progress(args, rows: list[dict], runs: dict, rounds: dict[str, dict]) -> dic
     made = {stage for stage, made_runs in rounds.items() if stage != "runs" and made_runs} if rows else set()
     unknown = (0 if "hundred" in made else 2 * len(args.seeds)) + (
         0 if "more" in made else 2 * len(args.datasets) * len(more_seeds(args)))
-    took: dict[str, list[float]] = {}
-    for r in rows:
-        took.setdefault(f"{r['method'].split('+')[0]} {'with' if r['reconstruction'] else 'without'} R", []).append(
-            r["minutes"] if r.get("cpu_minutes") is None else r["cpu_minutes"])
-    # medians: a run that shared the cores with other jobs (tests, timings) takes longer
-    per_run = {k: round(statistics.median(v), 1) for k, v in sorted(took.items())}
-    overall = statistics.median(m for v in took.values() for m in v) if took else None
+    per_run = minutes_per_run(rows)
+    overall = statistics.median(per_run.values()) if per_run else None
 
     def minutes(run_id: str) -> float | None:
         _, _, method, with_r, _ = run_id.split("/")
@@ -507,8 +516,8 @@ def report(args) -> None:
             f"{left['planned']} runs finished" + (
                 f"; the {left['remaining']} left take two workers about {left['hours_left_two_workers']} hours at "
                 f"the median minutes per run measured so far "
-                f"({', '.join(f'{k} {v}' for k, v in left['minutes_per_run'].items())}; CPU minutes for the "
-                f"{left['cpu_timed_runs']} runs that counted them, wall minutes for the rest).\n\n"
+                f"({', '.join(f'{k} {v}' for k, v in left['minutes_per_run'].items())}; for each arm CPU minutes "
+                f"where its runs counted them ({left['cpu_timed_runs']} runs), else wall minutes).\n\n"
                 if left["hours_left_two_workers"] is not None else " (the time left is estimated once one has).\n\n") +
             f"Tuning: each data set's own validation split, 50 labels, label draw 0; {args.trials} trials per method "
             f"and data set ({args.startup_trials} random, the rest TPE), pruned by {PRUNER}; scored on validation "

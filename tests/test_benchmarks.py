@@ -326,3 +326,16 @@ def test_mean_teacher_ema_needs_the_studys_run_and_says_so(tmp_path):
                        "--out", str(tmp_path / "mt.json")]) == 0
     out = json.loads((tmp_path / "mt.json").read_text())
     assert [r["ema"] for r in out["runs"]] == [0.95] and out["runs"][0]["source"] == "the study's run"
+
+
+def test_generality_plans_on_cpu_minutes_where_an_arm_counted_them():
+    """An arm with CPU-timed runs is planned on those alone (wall minutes include the pauses and
+    the waits for shared cores); an arm without any, on its wall minutes."""
+    rep = _load("generality_report")
+
+    def row(method, with_r, minutes, cpu=None):
+        return {"method": method, "reconstruction": with_r, "minutes": minutes, "cpu_minutes": cpu}
+
+    rows = [row("vat", True, 19.3), row("vat", True, 17.0), row("vat", True, 7.6, 5.8),
+            row("vat", False, 10.5), row("vat", False, 9.5), row("entropy+standardize", True, 4.0, 3.0)]
+    assert rep.minutes_per_run(rows) == {"vat with R": 5.8, "vat without R": 10.0, "entropy with R": 3.0}
