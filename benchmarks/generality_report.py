@@ -304,7 +304,7 @@ def figure(rows: list[dict], tuning: dict, path: Path) -> None:
     fig = make_subplots(rows=2, cols=1 + len(groups), vertical_spacing=0.16,
                         specs=[[{}] * (1 + len(groups)), [None] + [{}] * len(groups)], subplot_titles=[
         "tuning: validation accuracy of each completed trial", *(f"{d}, {n} labels: test accuracy per draw" for d, n in groups),
-        *(f"{d}, {n} labels: gain of R against accuracy without R" for d, n in groups)])
+        *(f"{d}, {n} labels: gain of R" for d, n in groups)])
     fig.add_trace(go.Box(x=[key for key, t in tuning.items() for _ in t["trials"]],
                          y=[trial["val_accuracy"] for t in tuning.values() for trial in t["trials"]],
                          boxpoints="all", name="tuning trials", marker_color="#1f77b4"), row=1, col=1)
