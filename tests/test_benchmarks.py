@@ -249,7 +249,7 @@ def test_generality_tiny_tunes_runs_and_reports(tmp_path):
     arm = next(a for a in res["arms"] if (a["method"], a["reconstruction"], a["labels"]) == ("vat", False, 50))
     assert arm["mean"] == pytest.approx(test[("vat", False)], abs=0.006) and arm["std"] is None
     assert f"{arm['mean']:.2f} (one draw)" in md and "## Targets" in md
-    assert "gain of R against accuracy without R" in (tmp_path / "g.html").read_text()  # the figure's second row
+    assert "50 labels: gain of R\"" in (tmp_path / "g.html").read_text()  # the title of the figure's second row
     # every round has finished: 11 arms + 4 changed + 2 (100 labels) + 2 (500 labels)
     assert res["progress"]["remaining"] == 0 and res["progress"]["finished"] == res["progress"]["planned"] == 19
     assert res["progress"]["hours_left_two_workers"] == 0 and "vat with R" in res["progress"]["minutes_per_run"]
