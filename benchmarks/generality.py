@@ -3,17 +3,20 @@ draw by draw, after the same tuning for each (Oliver et al. 2018's protocol).
 
 Stages, each an ``invlab sweep`` study in one storage (resumable: rerun the same command):
 
-1. ``tune`` — per method, the same number of TPE trials (``--trials``) over its own knobs
-   and the learning rate (``benchmarks/spaces/generality-<method>.json``), scored on the
-   validation split of Fashion-MNIST, label draw 0, without R;
-2. ``runs`` — each method's best tuned setting (its published defaults until its tuning
-   has finished) on MNIST and Fashion-MNIST, 5 labels per class, draws ``--seeds``, without
-   R (beta = 0) and with R (beta = ``--beta``); then, once those are done, the principled
-   changes of :data:`CHANGES` to entropy with R on ``--change-dataset`` (Fashion-MNIST,
-   where R helped least), draws ``--change-seeds``, judged on validation accuracy against
-   round one; then ``--more-labels`` per class (50: 500 labels) for ``--more-methods``
-   (``best``: the method with the best mean validation accuracy without R in the first
-   round), draws ``--more-seeds``;
+1. ``tune`` — per method and data set, the same number of TPE trials (``--trials``, of which
+   ``--startup-trials`` random) over its own knobs and the learning rate
+   (``benchmarks/spaces/generality-<method>.json``), scored on that data set's validation
+   split, label draw 0, without R (the paper's method: with its own beta), pruned by
+   successive halving;
+2. ``runs`` — the rounds of :data:`ROUNDS`, in order, each started once the one before has
+   finished: round one, every method with the setting tuned on the data set it runs on, on
+   MNIST and Fashion-MNIST, 5 labels per class, draws ``--seeds``, without R (beta = 0) and
+   with R (beta = ``--beta``); the changes of :data:`CHANGES` to :data:`CHANGE_METHODS` on
+   ``--change-dataset``, draws ``--change-seeds``; ``--hundred-labels`` per class (100
+   labels) for round one's two best arms on ``--hundred-dataset``; ``--more-labels`` per
+   class (500 labels) for round one's best method without R (by validation), without and
+   with R, draws :func:`more_seeds`; and R added on top of :data:`ON_TOP_METHODS`, its CE : U
+   kept (:func:`on_top_plan`);
 3. ``report`` — ``results/generality.json`` (one entry per finished run), its Markdown
    twin and ``docs/figures/generality.html``; written from whatever has finished
    (:mod:`benchmarks.generality_report`, which also draws the ``failures`` figure).
@@ -54,6 +57,12 @@ ALIVE = 1e-4
 #: (the strongest baseline) and the paper's method, each without and with R.
 CHANGES = {"standardize": {"preprocess": "standardize"}}
 CHANGE_METHODS = ("vat", "inversion")
+#: The on-top round. With R, eq. 10 gives the method's own term U the share (1 - beta) of what it
+#: has without R, so round one's "with R" is also "with a fifth less U". This round adds R on top
+#: instead, for the best baseline of round one, on ``--change-dataset``: alpha is lowered
+#: (:func:`alpha_on_top`) so that CE : U stays the arm without R's, and R comes in beside them
+#: (Adam ignores the loss's overall scale).
+ON_TOP_METHODS = ("vat",)
 
 
 def storage(args) -> str:
@@ -264,6 +273,31 @@ def changes_plan(args) -> dict:
     return runs
 
 
+def alpha_on_top(alpha: float, beta: float) -> float:
+    """The alpha with which alpha·CE : (1 - alpha)(1 - beta)·U equals ``alpha``·CE : (1 - ``alpha``)·U,
+    the ratio of the run without R."""
+    k = alpha * (1 - beta) / (1 - alpha)
+    return k / (1 + k)
+
+
+def on_top_plan(args) -> dict:
+    """The on-top round (:data:`ON_TOP_METHODS` with R, their CE : U kept), 5 labels per class, on
+    ``--change-dataset``, draws ``--change-seeds``."""
+    import dataclasses
+
+    from invlab.train import run_key
+
+    base = plan(args, 5, tuple((m, True) for m in ON_TOP_METHODS), datasets=[args.change_dataset],
+                seeds=args.change_seeds)
+    runs = {}
+    for run_id, (config, _) in base.items():
+        dataset, labels, method, _, seed = run_id.split("/")
+        changed = dataclasses.replace(config, alpha=alpha_on_top(config.alpha, config.beta))
+        runs[f"{dataset}/{labels}/{method}+r-on-top/R/{seed}"] = (
+            changed, Path(args.runs_dir) / "runs" / run_key(changed))
+    return runs
+
+
 def save(args) -> None:
     """What a fresh machine needs to continue the study, under ``--record`` (committed, a few
     kB a run): every tuning study's finished trials (``tuning.json``) and every finished run's
@@ -339,7 +373,8 @@ def restore(args) -> dict:
     return done
 
 
-ROUNDS = (("runs", plan), ("changes", changes_plan), ("hundred", hundred_plan), ("more", more_labels_plan))
+ROUNDS = (("runs", plan), ("changes", changes_plan), ("hundred", hundred_plan), ("more", more_labels_plan),
+          ("on-top", on_top_plan))
 
 
 def run(args) -> None:

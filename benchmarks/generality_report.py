@@ -228,8 +228,8 @@ def summary_text(summ: dict) -> str:
 
 def changes(rows: list[dict]) -> dict:
     """{method+change: per R, its runs' draws, validation and test accuracy, the mean change
-    against round one's run of the same arm and draw (where there is one), and R's gain
-    within the change on the draws with both}."""
+    against round one's run of the same arm and draw (where there is one), R's gain within the
+    change on the draws with both, and the changed arm with R against round one's arm without R}."""
     base = {(r["dataset"], r["method"], r["reconstruction"], r["seed"]): r for r in rows
             if r["labels"] == 50 and "+" not in r["method"]}
     out = {}
@@ -248,6 +248,14 @@ def changes(rows: list[dict]) -> dict:
                 **({f"mean_change_{k}": round(statistics.fmean(r[f"{k}_accuracy"] - b[f"{k}_accuracy"]
                                                                for r, b in paired), 2) for k in ("val", "test")}
                    if paired else {})}
+        with_r_rows = [r for r in rows if r["method"] == name and r["reconstruction"]]
+        alone = [(r, base[k]) for r in sorted(with_r_rows, key=lambda r: r["seed"])
+                 if (k := (r["dataset"], method, False, r["seed"])) in base]
+        if alone:  # R's gain against round one's arm without R (the on-top round has no arm of its own without R)
+            entry["gain_over_round_one_without_R"] = {
+                "draws": [r["seed"] for r, _ in alone],
+                "per_draw": [round(r["test_accuracy"] - b["test_accuracy"], 2) for r, b in alone],
+                "mean": round(statistics.fmean(r["test_accuracy"] - b["test_accuracy"] for r, b in alone), 2)}
         if {"with_R", "without_R"} <= entry.keys():
             w, wo = entry["with_R"], entry["without_R"]
             both = [s for s in w["draws"] if s in wo["draws"]]
@@ -262,10 +270,15 @@ def changes(rows: list[dict]) -> dict:
 
 def changes_table(rows: list[dict]) -> str:
     """Each changed arm against round one's run of the same arm and draw: validation accuracy
-    (what chooses) and test accuracy per draw, the mean change, and R's gain within the change."""
+    (what chooses) and test accuracy per draw, the mean change, R's gain within the change, and
+    the changed arm with R against round one's arm without R."""
     from invlab.io import markdown_table
 
-    table, gain = [], []
+    def gain_row(name: str, g: dict) -> list:
+        return [name, " / ".join(map(str, g["draws"])), " / ".join(f"{v:+.2f}" for v in g["per_draw"]),
+                f"{g['mean']:+.2f}"]
+
+    table, gain, over = [], [], []
     for name, entry in changes(rows).items():
         for key in ("without_R", "with_R"):
             if (c := entry.get(key)) is None:
@@ -276,9 +289,9 @@ def changes_table(rows: list[dict]) -> str:
                           " / ".join(f"{v:.2f}" for v in c["test_accuracy"]),
                           f"{c['mean_change_test']:+.2f}" if "mean_change_test" in c else None])
         if "gain_of_R" in entry:
-            g = entry["gain_of_R"]
-            gain.append([name, " / ".join(map(str, g["draws"])), " / ".join(f"{v:+.2f}" for v in g["per_draw"]),
-                         f"{g['mean']:+.2f}"])
+            gain.append(gain_row(name, entry["gain_of_R"]))
+        if "gain_over_round_one_without_R" in entry:
+            over.append(gain_row(name, entry["gain_over_round_one_without_R"]))
     if not table:
         return ""
     text = ("### The changes round (50 labels), against round one's run of the same arm and draw\n\n"
@@ -287,6 +300,9 @@ def changes_table(rows: list[dict]) -> str:
     if gain:
         text += ("\nGain of R within the change (test points, same draw):\n\n"
                  + markdown_table(["arm", "draws", "per draw", "mean"], gain) + "\n")
+    if over:
+        text += ("\nThe changed arm with R against round one's arm without R (test points, same draw):\n\n"
+                 + markdown_table(["arm", "draws", "per draw", "mean"], over) + "\n")
     return text
 
 

@@ -250,23 +250,32 @@ def test_generality_tiny_tunes_runs_and_reports(tmp_path):
     assert arm["mean"] == pytest.approx(test[("vat", False)], abs=0.006) and arm["std"] is None
     assert f"{arm['mean']:.2f} (one draw)" in md and "## Targets" in md
     assert "50 labels: gain of R\"" in (tmp_path / "g.html").read_text()  # the title of the figure's second row
-    # every round has finished: 11 arms + 4 changed + 2 (100 labels) + 2 (500 labels)
-    assert res["progress"]["remaining"] == 0 and res["progress"]["finished"] == res["progress"]["planned"] == 19
+    # every round has finished: 11 arms + 4 changed + 2 (100 labels) + 2 (500 labels) + 1 (R on top)
+    assert res["progress"]["remaining"] == 0 and res["progress"]["finished"] == res["progress"]["planned"] == 20
     assert res["progress"]["hours_left_two_workers"] == 0 and "vat with R" in res["progress"]["minutes_per_run"]
     # the changes round: standardised inputs for VAT and the paper's method, without and with R
     ch = res["changes"]
-    assert set(ch) == {"vat+standardize", "inversion+standardize"}
-    for name in ch:
-        assert set(ch[name]) == {"with_R", "without_R", "gain_of_R"}
+    assert set(ch) == {"vat+standardize", "inversion+standardize", "vat+r-on-top"}
+    assert set(ch["inversion+standardize"]) == {"with_R", "without_R", "gain_of_R"}
+    assert set(ch["vat+standardize"]) == {"with_R", "without_R", "gain_of_R", "gain_over_round_one_without_R"}
     changed = {(r["method"], r["reconstruction"]): r for r in res["runs"] if "+" in r["method"]}
-    assert all(r["config"]["preprocess"] == "standardize" for r in changed.values())
+    assert all(r["config"]["preprocess"] == "standardize" for (m, _), r in changed.items() if "standardize" in m)
     assert changed[("inversion+standardize", False)]["config"]["beta"] == 0
     assert ch["vat+standardize"]["with_R"]["mean_change_val"] == pytest.approx(
         changed[("vat+standardize", True)]["val_accuracy"] - val[("vat", True)], abs=0.006)
     g = ch["inversion+standardize"]["gain_of_R"]
     assert g["per_draw"][0] == pytest.approx(changed[("inversion+standardize", True)]["test_accuracy"]
                                              - changed[("inversion+standardize", False)]["test_accuracy"], abs=0.006)
+    # R on top of VAT: CE : U as without R (alpha lowered), R beside them; against round one's VAT without R
+    on_top = changed[("vat+r-on-top", True)]["config"]
+    a, b = on_top["alpha"], on_top["beta"]
+    assert b == 0.2 and a < vat["config"]["alpha"]
+    assert a / ((1 - a) * (1 - b)) == pytest.approx(vat["config"]["alpha"] / (1 - vat["config"]["alpha"]))
+    assert set(ch["vat+r-on-top"]) == {"with_R", "gain_over_round_one_without_R"}
+    assert ch["vat+r-on-top"]["gain_over_round_one_without_R"]["per_draw"][0] == pytest.approx(
+        changed[("vat+r-on-top", True)]["test_accuracy"] - test[("vat", False)], abs=0.006)
     assert "### The changes round" in md and "### invlab beside the published MNIST results" in md
+    assert "against round one's arm without R" in md
     # every run's method term, unweighted, against its cross-entropy; dead ones are flagged
     assert next(r for r in first if r["method"] == "supervised")["term_ratio"] is None
     assert vat["term_ratio"] > 0  # (alive or not after 4 steps: tests/test_baselines_alive.py measures that)
