@@ -352,6 +352,30 @@ def figure(rows: list[dict], tuning: dict, path: Path) -> None:
     save_figure_html(fig, path, plotlyjs="cdn")  # kept in git: a few kB
 
 
+def checkpoint_again(config, folder: Path) -> None:
+    """Give a finished run restored from the record (``result.json`` alone: a fresh machine)
+    its checkpoint back by training it again in a scratch folder beside it; training on the
+    CPU is deterministic, so the retrained run must reproduce the recorded test accuracy, or
+    nothing is moved and the error says so."""
+    import shutil
+
+    from invlab.experiments.studies import RESULT, run_resumable
+    from invlab.training.checkpoints import CHECKPOINT
+
+    if (folder / CHECKPOINT).exists():
+        return
+    recorded = json.loads((folder / RESULT).read_text())["test_accuracy"]
+    scratch = folder.with_name(folder.name + ".again")
+    print(f"[failures] {folder.name}: no checkpoint on this machine; training it again ...", flush=True)
+    again = run_resumable(config, scratch)["test_accuracy"]
+    if abs(again - recorded) > 0.01:
+        raise SystemExit(f"{folder.name}: trained again, the run gives {again:.2f} % test accuracy where the record "
+                         f"has {recorded:.2f} %; its checkpoint was not replaced (is this a different torch or CPU? "
+                         f"the scratch run is in {scratch})")
+    (scratch / CHECKPOINT).replace(folder / CHECKPOINT)
+    shutil.rmtree(scratch)
+
+
 def failures(args) -> None:
     """Where R fails: for every finished run of the paper's method (inversion, tuned, 5 labels
     per class), the confusion pairs of its selected model on the validation split, and for
@@ -368,10 +392,11 @@ def failures(args) -> None:
     from invlab.viz.plots import image_rows, save_figure_html
 
     entries, rows = [], {}
-    for run_id, (_, folder) in plan(args, 5, (("inversion", True),)).items():
+    for run_id, (config, folder) in plan(args, 5, (("inversion", True),)).items():
         dataset, _, method, r, seed = run_id.split("/")
         if r != "R" or not (folder / RESULT).exists():
             continue
+        checkpoint_again(config, folder)
         c = confusion(folder, keep_data=True)
         data, model, pred = c.pop("_data"), c.pop("_model"), c.pop("_pred")
         names = c["class_names"]

@@ -290,12 +290,18 @@ def test_generality_tiny_tunes_runs_and_reports(tmp_path):
     res2 = json.loads(again.read_text())
     assert res2["summary"] == res["summary"] and res2["progress"]["remaining"] == 0
     assert {k: t["best"] for k, t in res2["tuning"].items()} == {k: t["best"] for k, t in res["tuning"].items()}
-    # where R fails: the confusion pairs of the paper's method and a figure of its mistakes
+    # where R fails: the confusion pairs of the paper's method and a figure of its mistakes; a run
+    # without its checkpoint (restored from the record) is trained again and must reproduce its result
+    inv_dir = next(p.parent for p in (tmp_path / "runs" / "runs").glob("*/result.json")
+                   if json.loads(p.read_text())["config"] == inv["config"])
+    (inv_dir / "checkpoint.pt").unlink()
     gen.main(["--stage", "failures", *common, "--failures-out", str(tmp_path / "fail.json"),
               "--failures-figure", str(tmp_path / "fail.html"), "--show", "2"])
     fail = json.loads((tmp_path / "fail.json").read_text())
     assert [(r["dataset"], r["method"], r["seed"]) for r in fail["runs"]] == [("synthetic", "inversion", 0)]
     assert len(fail["runs"][0]["most_confused"]) == 5 and sum(map(sum, fail["runs"][0]["matrix"])) > 0
+    assert (inv_dir / "checkpoint.pt").exists() and not inv_dir.with_name(inv_dir.name + ".again").exists()
+    assert fail["runs"][0]["test_accuracy"] == inv["test_accuracy"]
     run = res["runs"][0]
     assert set(run) >= {"dataset", "labels", "method", "reconstruction", "seed", "test_accuracy", "val_accuracy",
                         "steps", "config", "minutes"}
