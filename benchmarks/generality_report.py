@@ -168,6 +168,20 @@ def summary(rows: list[dict], seeds: list[int], labels: int = 50) -> dict:
             "best_by_validation_per_draw": {s: dict(zip(("method", "reconstruction", "val_accuracy", "test_accuracy"),
                 max(((m, r, keyed[(m, r, s)]["val_accuracy"], keyed[(m, r, s)]["test_accuracy"]) for m, r in ARMS),
                     key=lambda a: a[2]))) for s in draws}}
+        picked = out[dataset]["best_by_validation_per_draw"]
+        out[dataset]["best_by_validation_test_mean"] = round(
+            statistics.fmean(h["test_accuracy"] for h in picked.values()), 2)
+        # the changed arms (CHANGES, R on top) join the choice where they ran on every draw
+        changed = sorted({(m, r) for m, r, _ in keyed if "+" in m})
+        changed = [a for a in changed if all((*a, s) in keyed for s in draws)]
+        if changed:
+            every = [*ARMS, *changed]
+            out[dataset]["best_by_validation_per_draw_with_changes"] = {s: dict(zip(
+                ("method", "reconstruction", "val_accuracy", "test_accuracy"),
+                max(((m, r, keyed[(m, r, s)]["val_accuracy"], keyed[(m, r, s)]["test_accuracy"]) for m, r in every),
+                    key=lambda a: a[2]))) for s in draws}
+            out[dataset]["best_by_validation_with_changes_test_mean"] = round(statistics.fmean(
+                h["test_accuracy"] for h in out[dataset]["best_by_validation_per_draw_with_changes"].values()), 2)
     return out
 
 
@@ -220,9 +234,15 @@ def summary_text(summ: dict) -> str:
             f"{', '.join(f'{m} {g:+.2f}' for m, g in s['gain_of_R'].items())} points. Each draw's best arm by "
             f"validation: " + ", ".join(
                 f"draw {d} {h['method']} {'with' if h['reconstruction'] else 'without'} R ({h['test_accuracy']:.2f} % "
-                f"test)" for d, h in s["best_by_validation_per_draw"].items()) + "; the highest test accuracy of any "
+                f"test)" for d, h in s["best_by_validation_per_draw"].items())
+            + f" (mean {s['best_by_validation_test_mean']:.2f} %); the highest test accuracy of any "
             f"arm on each draw: " + ", ".join(f"draw {d} {h['test_accuracy']:.2f} %"
-                                              for d, h in s["highest_per_draw"].items()) + ".")
+                                              for d, h in s["highest_per_draw"].items()) + "."
+            + ("" if "best_by_validation_per_draw_with_changes" not in s else
+               " With the changed arms in the choice: " + ", ".join(
+                   f"draw {d} {h['method']} {'with' if h['reconstruction'] else 'without'} R "
+                   f"({h['test_accuracy']:.2f} % test)" for d, h in s["best_by_validation_per_draw_with_changes"].items())
+               + f" (mean {s['best_by_validation_with_changes_test_mean']:.2f} %)."))
     return "\n".join(lines) if lines else "No draw has finished for every arm yet."
 
 

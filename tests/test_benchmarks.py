@@ -245,6 +245,13 @@ def test_generality_tiny_tunes_runs_and_reports(tmp_path):
     assert target["highest_per_draw"]["0"] == {"method": top[0], "reconstruction": top[1], "test_accuracy": test[top]}
     by_val = max(val, key=val.get)
     assert target["best_by_validation_per_draw"]["0"]["method"] == by_val[0]
+    assert target["best_by_validation_test_mean"] == test[by_val]
+    # the changed arms join validation's choice: it picks the highest validation accuracy of all of them
+    every = {(r["method"], r["reconstruction"]): r for r in res["runs"] if r["labels"] == 50}
+    picked = target["best_by_validation_per_draw_with_changes"]["0"]
+    chosen = every[(picked["method"], picked["reconstruction"])]
+    assert picked["val_accuracy"] == chosen["val_accuracy"] == max(r["val_accuracy"] for r in every.values())
+    assert target["best_by_validation_with_changes_test_mean"] == picked["test_accuracy"] == chosen["test_accuracy"]
     # each arm's mean in the JSON, as the tables show them
     arm = next(a for a in res["arms"] if (a["method"], a["reconstruction"], a["labels"]) == ("vat", False, 50))
     assert arm["mean"] == pytest.approx(test[("vat", False)], abs=0.006) and arm["std"] is None
