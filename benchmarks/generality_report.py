@@ -265,6 +265,8 @@ def changes(rows: list[dict]) -> dict:
             entry["with_R" if with_r else "without_R"] = {
                 "dataset": sel[0]["dataset"], "draws": [r["seed"] for r in sel],
                 "val_accuracy": [r["val_accuracy"] for r in sel], "test_accuracy": [r["test_accuracy"] for r in sel],
+                "test_mean": round(statistics.fmean(r["test_accuracy"] for r in sel), 2),
+                "test_std": round(statistics.stdev(r["test_accuracy"] for r in sel), 2) if len(sel) > 1 else None,
                 **({f"mean_change_{k}": round(statistics.fmean(r[f"{k}_accuracy"] - b[f"{k}_accuracy"]
                                                                for r, b in paired), 2) for k in ("val", "test")}
                    if paired else {})}
@@ -307,6 +309,7 @@ def changes_table(rows: list[dict]) -> str:
                           " / ".join(f"{v:.2f}" for v in c["val_accuracy"]),
                           f"{c['mean_change_val']:+.2f}" if "mean_change_val" in c else None,
                           " / ".join(f"{v:.2f}" for v in c["test_accuracy"]),
+                          f"{c['test_mean']:.2f}" + (f" ± {c['test_std']:.2f}" if c["test_std"] is not None else ""),
                           f"{c['mean_change_test']:+.2f}" if "mean_change_test" in c else None])
         if "gain_of_R" in entry:
             gain.append(gain_row(name, entry["gain_of_R"]))
@@ -316,7 +319,7 @@ def changes_table(rows: list[dict]) -> str:
         return ""
     text = ("### The changes round (50 labels), against round one's run of the same arm and draw\n\n"
             + markdown_table(["arm", "R", "data set", "draws", "validation %", "mean change (val)", "test %",
-                              "mean change (test)"], table) + "\n")
+                              "test mean ± std", "mean change (test)"], table) + "\n")
     if gain:
         text += ("\nGain of R within the change (test points, same draw):\n\n"
                  + markdown_table(["arm", "draws", "per draw", "mean"], gain) + "\n")

@@ -270,6 +270,8 @@ def test_generality_tiny_tunes_runs_and_reports(tmp_path):
     assert changed[("inversion+standardize", False)]["config"]["beta"] == 0
     assert ch["vat+standardize"]["with_R"]["mean_change_val"] == pytest.approx(
         changed[("vat+standardize", True)]["val_accuracy"] - val[("vat", True)], abs=0.006)
+    both = [changed[("vat+standardize", True)]["test_accuracy"]]
+    assert ch["vat+standardize"]["with_R"]["test_mean"] == pytest.approx(statistics.fmean(both), abs=0.006)
     g = ch["inversion+standardize"]["gain_of_R"]
     assert g["per_draw"][0] == pytest.approx(changed[("inversion+standardize", True)]["test_accuracy"]
                                              - changed[("inversion+standardize", False)]["test_accuracy"], abs=0.006)
