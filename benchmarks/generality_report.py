@@ -182,6 +182,12 @@ def summary(rows: list[dict], seeds: list[int], labels: int = 50) -> dict:
                     key=lambda a: a[2]))) for s in draws}
             out[dataset]["best_by_validation_with_changes_test_mean"] = round(statistics.fmean(
                 h["test_accuracy"] for h in out[dataset]["best_by_validation_per_draw_with_changes"].values()), 2)
+            # does a changed arm with R beat the best method without R? (the target's question, per draw)
+            out[dataset]["changed_with_R_minus_best_without_R"] = {m: {
+                "per_draw": {s: round(keyed[(m, True, s)]["test_accuracy"] - keyed[(best, False, s)]["test_accuracy"], 2)
+                             for s in draws},
+                "mean": round(statistics.fmean(keyed[(m, True, s)]["test_accuracy"] for s in draws) - raw(best, False), 2)}
+                for m, r in changed if r}
     return out
 
 
@@ -242,7 +248,10 @@ def summary_text(summ: dict) -> str:
                " With the changed arms in the choice: " + ", ".join(
                    f"draw {d} {h['method']} {'with' if h['reconstruction'] else 'without'} R "
                    f"({h['test_accuracy']:.2f} % test)" for d, h in s["best_by_validation_per_draw_with_changes"].items())
-               + f" (mean {s['best_by_validation_with_changes_test_mean']:.2f} %)."))
+               + f" (mean {s['best_by_validation_with_changes_test_mean']:.2f} %). Each changed arm with R against "
+               f"{s['best_without_R']} without R: " + "; ".join(
+                   f"{m} {g['mean']:+.2f} points (per draw {', '.join(f'{v:+.2f}' for v in g['per_draw'].values())})"
+                   for m, g in s["changed_with_R_minus_best_without_R"].items()) + "."))
     return "\n".join(lines) if lines else "No draw has finished for every arm yet."
 
 

@@ -252,6 +252,8 @@ def test_generality_tiny_tunes_runs_and_reports(tmp_path):
     chosen = every[(picked["method"], picked["reconstruction"])]
     assert picked["val_accuracy"] == chosen["val_accuracy"] == max(r["val_accuracy"] for r in every.values())
     assert target["best_by_validation_with_changes_test_mean"] == picked["test_accuracy"] == chosen["test_accuracy"]
+    assert target["changed_with_R_minus_best_without_R"]["inversion+standardize"]["mean"] == pytest.approx(
+        every[("inversion+standardize", True)]["test_accuracy"] - test[(best, False)], abs=0.006)
     # each arm's mean in the JSON, as the tables show them
     arm = next(a for a in res["arms"] if (a["method"], a["reconstruction"], a["labels"]) == ("vat", False, 50))
     assert arm["mean"] == pytest.approx(test[("vat", False)], abs=0.006) and arm["std"] is None
