@@ -107,7 +107,8 @@ def tuning_summary(args, method: str, dataset: str) -> dict:
     done = [t for t in all_trials if t.state.name == "COMPLETE"]
     pruned = [t for t in all_trials if t.state.name == "PRUNED"]
     trials = [{"number": t.number, "params": t.params, "val_accuracy": t.value,
-               "test_accuracy": t.user_attrs.get("test_accuracy")} for t in done]
+               "test_accuracy": t.user_attrs.get("test_accuracy"),
+               "run": Path(t.user_attrs["run_dir"]).name if t.user_attrs.get("run_dir") else None} for t in done]
     best = max(trials, key=lambda t: (t["val_accuracy"], -t["number"])) if trials else None
     steps = sum(t.user_attrs.get("steps_done") or 0 for t in done) + sum(t.user_attrs.get("pruned_at") or 0
                                                                          for t in pruned)
@@ -433,7 +434,8 @@ def collect(args, runs: dict | None = None) -> list[dict]:
         dataset, labels, method, r, seed = run_id.split("/")
         history = res["history"]
         best = next(h for h in history if h["step"] == res["best_step"])
-        rows.append({"dataset": dataset, "labels": int(labels) * 10, "method": method, "reconstruction": r == "R",
+        rows.append({"run": folder.name, "dataset": dataset, "labels": int(labels) * 10, "method": method,
+                     "reconstruction": r == "R",
                      "seed": int(seed), "test_accuracy": res["test_accuracy"], "val_accuracy": res["best_val_accuracy"],
                      "steps": res["steps_done"], "config": res["config"],
                      "minutes": round(res.get("elapsed_s", 0) / 60, 1),

@@ -285,6 +285,11 @@ def test_generality_tiny_tunes_runs_and_reports(tmp_path):
     assert set(ch["vat+r-on-top"]) == {"with_R", "gain_over_round_one_without_R"}
     assert ch["vat+r-on-top"]["gain_over_round_one_without_R"]["per_draw"][0] == pytest.approx(
         changed[("vat+r-on-top", True)]["test_accuracy"] - test[("vat", False)], abs=0.006)
+    # the same setting trained twice: each tuning study's best trial is its round-one run on draw 0
+    pairs = {(p["dataset"], p["method"]): p for p in res["repeats"]}
+    assert set(pairs) >= {("synthetic", m) for m in gen.TUNED}
+    assert all(p["difference"] == 0 for p in pairs.values())  # one machine, one thread: to the digit
+    assert "### The same setting trained twice" in md
     assert "### The changes round" in md and "### invlab beside the published MNIST results" in md
     assert "against round one's arm without R" in md
     # every run's method term, unweighted, against its cross-entropy; dead ones are flagged
@@ -312,7 +317,9 @@ def test_generality_tiny_tunes_runs_and_reports(tmp_path):
     assert [(r["dataset"], r["method"], r["seed"]) for r in fail["runs"]] == [("synthetic", "inversion", 0)]
     assert len(fail["runs"][0]["most_confused"]) == 5 and sum(map(sum, fail["runs"][0]["matrix"])) > 0
     assert (inv_dir / "checkpoint.pt").exists() and not inv_dir.with_name(inv_dir.name + ".again").exists()
-    assert fail["runs"][0]["test_accuracy"] == inv["test_accuracy"]
+    assert fail["runs"][0]["retrained"] == {"recorded_test_accuracy": inv["test_accuracy"],
+                                            "retrained_test_accuracy": inv["test_accuracy"]}  # the same machine
+    assert "Trained again on this machine" in (tmp_path / "fail.md").read_text()
     run = res["runs"][0]
     assert set(run) >= {"dataset", "labels", "method", "reconstruction", "seed", "test_accuracy", "val_accuracy",
                         "steps", "config", "minutes"}
