@@ -330,6 +330,8 @@ def save(args) -> None:
     if studies:
         save_json(studies, record / "tuning.json")
     for folder in sorted((Path(args.runs_dir) / "runs").glob(f"*/{RESULT}")):
+        if "." in folder.parent.name:  # a scratch run beside its run (the failures stage's ``.again``)
+            continue
         target = record / "runs" / f"{folder.parent.name}.json"
         if not target.exists():
             save_json(json.loads(folder.read_text()), target)
