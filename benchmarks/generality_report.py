@@ -60,7 +60,23 @@ def progress(args, rows: list[dict], runs: dict, rounds: dict[str, dict]) -> dic
     estimate = None if overall is None else round((sum(minutes(i) for i in left) + unknown * overall) / 60 / 2, 1)
     return {"planned": len(runs) + unknown, "finished": len(runs) - len(left), "remaining": len(left) + unknown,
             "minutes_per_run": per_run, "cpu_timed_runs": sum(r.get("cpu_minutes") is not None for r in rows),
-            "hours_left_two_workers": estimate}
+            "hours_left_two_workers": estimate, "runs_per_round": {stage: len(made) for stage, made in rounds.items()},
+            # the whole of the rounds made so far at the measured medians: what the study costs
+            "rounds_hours_two_workers": None if overall is None else round(sum(minutes(i) for i in runs) / 60 / 2, 1)}
+
+
+def tuning_hours(tuning: dict, per_run: dict[str, float], full_steps: int) -> float | None:
+    """The tuning's cost in hours of two workers at the measured medians: each study's steps
+    trained (completed and pruned trials), at its method's minutes per full run (the paper's
+    method with R, every other without, as they were tuned)."""
+    total = 0.0
+    for key, t in tuning.items():
+        method = key.split()[1]
+        per = per_run.get(f"{method} {'with' if method == 'inversion' else 'without'} R")
+        if per is None:
+            return None
+        total += t["steps_trained"] / full_steps * per
+    return round(total / 60 / 2, 1)
 
 
 def gains(rows: list[dict], dataset: str, labels: int) -> dict[tuple[str, int], tuple[float, float]]:
@@ -596,6 +612,7 @@ def report(args) -> None:
            "changes": changes(rows), "label_effect": label_effect(rows), "dead_terms": dead,
            "published": PUBLISHED, "progress": progress(args, rows, runs, rounds), "tuning": tuning,
            "outside_vat": outside_vat(rows), "repeats": repeats(rows, tuning),
+           "tuning_hours_two_workers": tuning_hours(tuning, minutes_per_run(rows), args.steps or 2000),
            "protocol": {
         "model": "smallcnn-mean", "tuned_on": "each data set's own validation split, label draw 0 (baselines "
                                               "without R; inversion with its own beta)",
@@ -631,12 +648,18 @@ def report(args) -> None:
                 f"the median minutes per run measured so far "
                 f"({', '.join(f'{k} {v}' for k, v in left['minutes_per_run'].items())}; for each arm CPU minutes "
                 f"where its runs counted them ({left['cpu_timed_runs']} runs), else wall minutes).\n\n"
-                if left["hours_left_two_workers"] is not None else " (the time left is estimated once one has).\n\n") +
+                if left["hours_left_two_workers"] is not None else " (the time left is estimated once one has).\n\n") + (
+                f"The whole study at those medians: the tuning about {out['tuning_hours_two_workers']} hours of two "
+                f"workers, the rounds ({', '.join(f'{k} {v} runs' for k, v in left['runs_per_round'].items())}) about "
+                f"{left['rounds_hours_two_workers']} hours.\n\n"
+                if out["tuning_hours_two_workers"] is not None and left["rounds_hours_two_workers"] is not None
+                else "") +
             f"Tuning: each data set's own validation split, 50 labels, label draw 0; {args.trials} trials per method "
             f"and data set ({args.startup_trials} random, the rest TPE), pruned by {PRUNER}; scored on validation "
             f"accuracy (%).\n\n{table}\n\n{flags}\n\n## Targets\n\n"
             f"{summary_text(out['summary'])}\n{outside_vat_text(out['outside_vat'])}\n{tables(rows, args.seeds)}\n"
-            f"{label_effect_text(out['label_effect'])}\n{changes_table(rows)}\n{repeats_text(out['repeats'])}\n{published_table(rows, args.seeds)}\n"
+            f"{label_effect_text(out['label_effect'])}\n{changes_table(rows)}\n{repeats_text(out['repeats'])}\n"
+            f"{published_table(rows, args.seeds)}\n"
             f"{provenance_line(out)}\n")
     save_report(out, args.out, text)
     figure(rows, tuning, Path(args.figure))

@@ -262,6 +262,12 @@ def test_generality_tiny_tunes_runs_and_reports(tmp_path):
     # every round has finished: 11 arms + 4 changed + 2 (100 labels) + 2 (500 labels) + 1 (R on top)
     assert res["progress"]["remaining"] == 0 and res["progress"]["finished"] == res["progress"]["planned"] == 20
     assert res["progress"]["hours_left_two_workers"] == 0 and "vat with R" in res["progress"]["minutes_per_run"]
+    per = res["progress"]["minutes_per_run"]
+    assert res["progress"]["runs_per_round"] == {"runs": 11, "changes": 4, "hundred": 2, "more": 2, "on-top": 1}
+    assert res["progress"]["rounds_hours_two_workers"] == pytest.approx(
+        sum(per[f"{r['method'].split('+')[0]} {'with' if r['reconstruction'] else 'without'} R"]
+            for r in res["runs"]) / 120, abs=0.051)
+    assert res["tuning_hours_two_workers"] is not None and "The whole study at those medians" in md
     # the changes round: standardised inputs for VAT and the paper's method, without and with R
     ch = res["changes"]
     assert set(ch) == {"vat+standardize", "inversion+standardize", "vat+r-on-top"}
