@@ -389,32 +389,34 @@ def changes_table(rows: list[dict]) -> str:
 
 
 def figure(rows: list[dict], tuning: dict, path: Path) -> None:
-    """Top: the tuning trials of every method on each data set (validation accuracy), then per data set and
-    label count every draw's test accuracy of each method without and with R. Bottom, per
-    data set and label count: R's gain on each draw against the same run's accuracy without
-    R (does R help the methods and draws that are weak without it more?)."""
+    """Top: the tuning trials of every method on each data set (validation accuracy). Then a row
+    per data set and label count (50 labels first): on the left every draw's test accuracy of
+    each method without and with R; on the right R's gain on each draw against the same run's
+    accuracy without R (does R help the methods and draws that are weak without it more?)."""
     import plotly.graph_objects as go
     from plotly.subplots import make_subplots
 
     from invlab.viz.plots import save_figure_html
 
-    groups = sorted({(r["dataset"], r["labels"]) for r in rows if "+" not in r["method"]})
-    fig = make_subplots(rows=2, cols=1 + len(groups), vertical_spacing=0.16,
-                        specs=[[{}] * (1 + len(groups)), [None] + [{}] * len(groups)], subplot_titles=[
-        "tuning: validation accuracy of each completed trial", *(f"{d}, {n} labels: test accuracy per draw" for d, n in groups),
-        *(f"{d}, {n} labels: gain of R" for d, n in groups)])
+    groups = sorted({(r["dataset"], r["labels"]) for r in rows if "+" not in r["method"]}, key=lambda g: (g[1], g[0]))
+    fig = make_subplots(rows=1 + len(groups), cols=2, vertical_spacing=0.35 / (1 + len(groups)),
+                        horizontal_spacing=0.08, specs=[[{"colspan": 2}, None]] + [[{}, {}]] * len(groups),
+                        subplot_titles=["tuning: validation accuracy of each completed trial",
+                                        *(t for d, n in groups for t in (f"{d}, {n} labels: test accuracy per draw",
+                                                                         f"{d}, {n} labels: gain of R"))])
     fig.add_trace(go.Box(x=[key for key, t in tuning.items() for _ in t["trials"]],
                          y=[trial["val_accuracy"] for t in tuning.values() for trial in t["trials"]],
                          boxpoints="all", name="tuning trials", marker_color="#1f77b4"), row=1, col=1)
+    fig.update_yaxes(title_text="validation accuracy (%)", row=1, col=1)
     colours = dict(zip(BASELINES, ("#8c564b", "#000000", "#2ca02c", "#9467bd", "#ff7f0e")))  # not the boxes' grey, red
     order = list(dict.fromkeys(m for m, _ in ARMS))
-    for col, (dataset, labels) in enumerate(groups, 2):
+    for row, (dataset, labels) in enumerate(groups, 2):
         for with_r, colour in ((False, "#888888"), (True, "#d62728")):
             sel = [r for r in rows if (r["dataset"], r["labels"], r["reconstruction"]) == (dataset, labels, with_r)
                    and "+" not in r["method"]]
             fig.add_trace(go.Box(x=[r["method"] for r in sel], y=[r["test_accuracy"] for r in sel], boxpoints="all",
                                  name="with R" if with_r else "without R", marker_color=colour,
-                                 text=[f"draw {r['seed']}" for r in sel], showlegend=col == 2), row=1, col=col)
+                                 text=[f"draw {r['seed']}" for r in sel], showlegend=row == 2), row=row, col=1)
         gains_of_r = gains(rows, dataset, labels)
         for method in BASELINES:
             pairs = [(s, *gains_of_r[(m, s)]) for (m, s) in gains_of_r if m == method]
@@ -422,15 +424,14 @@ def figure(rows: list[dict], tuning: dict, path: Path) -> None:
                 fig.add_trace(go.Scatter(x=[p[1] for p in pairs], y=[p[2] for p in pairs], mode="markers",
                                          name=f"gain of R: {method}", marker=dict(color=colours[method], size=9),
                                          text=[f"{method}, draw {p[0]}" for p in pairs], legendgroup=method,
-                                         showlegend=col == 2), row=2, col=col)
-        fig.update_xaxes(categoryorder="array", categoryarray=order, row=1, col=col)
-        fig.add_hline(y=0, line_dash="dot", line_color="#888888", row=2, col=col)
-        fig.update_xaxes(title_text="test accuracy without R (%)", row=2, col=col)
-        fig.update_yaxes(title_text="gain of R (points)", row=2, col=col)
+                                         showlegend=row == 2), row=row, col=2)
+        fig.update_xaxes(categoryorder="array", categoryarray=order, row=row, col=1)
+        fig.update_yaxes(title_text="test accuracy (%)", row=row, col=1)
+        fig.add_hline(y=0, line_dash="dot", line_color="#888888", row=row, col=2)
+        fig.update_xaxes(title_text="test accuracy without R (%)", row=row, col=2)
+        fig.update_yaxes(title_text="gain of R (points)", row=row, col=2)
     fig.update_layout(boxmode="group", title="Test accuracy per label draw: each method without and with R",
-                      yaxis_title="validation accuracy (%)", height=900)
-    if groups:  # none before round one's first run (the tuning alone)
-        fig.update_layout(yaxis2_title="test accuracy (%)")
+                      height=380 * (1 + len(groups)), width=1200)
     save_figure_html(fig, path, plotlyjs="cdn")  # kept in git: a few kB
 
 
