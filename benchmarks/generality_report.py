@@ -162,6 +162,11 @@ def summary(rows: list[dict], seeds: list[int], labels: int = 50) -> dict:
         def diff(a, b):  # of the unrounded means: the gain tables' mean, to the last digit
             return round(raw(*a) - raw(*b), 2)
 
+        def picks(arms) -> dict:  # each draw's arm of the highest validation accuracy among ``arms``
+            return {s: dict(zip(("method", "reconstruction", "val_accuracy", "test_accuracy"), max(
+                ((m, r, keyed[(m, r, s)]["val_accuracy"], keyed[(m, r, s)]["test_accuracy"]) for m, r in arms),
+                key=lambda a: a[2]))) for s in draws}
+
         best = max(BASELINES, key=lambda m: raw(m, False, "val_accuracy"))
         with_r = [arm for arm in ARMS if arm[1]]
         best_r = max(with_r, key=lambda a: raw(*a, "val_accuracy"))
@@ -181,9 +186,7 @@ def summary(rows: list[dict], seeds: list[int], labels: int = 50) -> dict:
             "highest_per_draw": {s: dict(zip(("method", "reconstruction", "test_accuracy"), max(
                 ((m, r, keyed[(m, r, s)]["test_accuracy"]) for m, r in ARMS), key=lambda a: a[2])))
                 for s in draws},
-            "best_by_validation_per_draw": {s: dict(zip(("method", "reconstruction", "val_accuracy", "test_accuracy"),
-                max(((m, r, keyed[(m, r, s)]["val_accuracy"], keyed[(m, r, s)]["test_accuracy"]) for m, r in ARMS),
-                    key=lambda a: a[2]))) for s in draws}}
+            "best_by_validation_per_draw": picks(ARMS)}
         picked = out[dataset]["best_by_validation_per_draw"]
         out[dataset]["best_by_validation_test_mean"] = round(
             statistics.fmean(h["test_accuracy"] for h in picked.values()), 2)
@@ -191,11 +194,7 @@ def summary(rows: list[dict], seeds: list[int], labels: int = 50) -> dict:
         changed = sorted({(m, r) for m, r, _ in keyed if "+" in m})
         changed = [a for a in changed if all((*a, s) in keyed for s in draws)]
         if changed:
-            every = [*ARMS, *changed]
-            out[dataset]["best_by_validation_per_draw_with_changes"] = {s: dict(zip(
-                ("method", "reconstruction", "val_accuracy", "test_accuracy"),
-                max(((m, r, keyed[(m, r, s)]["val_accuracy"], keyed[(m, r, s)]["test_accuracy"]) for m, r in every),
-                    key=lambda a: a[2]))) for s in draws}
+            out[dataset]["best_by_validation_per_draw_with_changes"] = picks([*ARMS, *changed])
             out[dataset]["best_by_validation_with_changes_test_mean"] = round(statistics.fmean(
                 h["test_accuracy"] for h in out[dataset]["best_by_validation_per_draw_with_changes"].values()), 2)
             # does a changed arm with R beat the best method without R? (the target's question, per draw)
