@@ -434,10 +434,16 @@ def figure(rows: list[dict], tuning: dict, path: Path) -> None:
     save_figure_html(fig, path, plotlyjs="cdn")  # kept in git: a few kB
 
 
+#: Beside a retrained checkpoint: the recorded and the retrained test accuracy (later failures
+#: stages still say the checkpoint is a retrained model's).
+RETRAINED = "retrained.json"
+
+
 def checkpoint_again(config, folder: Path) -> dict | None:
     """Give a finished run restored from the record (``result.json`` alone: a fresh machine)
     its checkpoint back by training it again in a scratch folder beside it. Returns None
-    where the checkpoint was there, else the recorded and the retrained test accuracy. They
+    where the run's own checkpoint was there, else the recorded and the retrained test accuracy
+    (kept beside it in :data:`RETRAINED`, and returned again by a later call). They
     can differ (:func:`repeats` measures how often and how far the same setting lands apart
     when trained twice); the failures are then the retrained model's, which the report says."""
     import shutil
@@ -445,8 +451,11 @@ def checkpoint_again(config, folder: Path) -> dict | None:
     from invlab.experiments.studies import RESULT, run_resumable
     from invlab.training.checkpoints import CHECKPOINT
 
+    from invlab.io import save_json
+
+    marker = folder / RETRAINED
     if (folder / CHECKPOINT).exists():
-        return None
+        return json.loads(marker.read_text()) if marker.exists() else None
     recorded = json.loads((folder / RESULT).read_text())["test_accuracy"]
     scratch = folder.with_name(folder.name + ".again")
     print(f"[failures] {folder.name}: no checkpoint on this machine; training it again ...", flush=True)
@@ -454,9 +463,11 @@ def checkpoint_again(config, folder: Path) -> dict | None:
     if abs(again - recorded) > 0.01:
         print(f"[failures] {folder.name}: trained again it gives {again:.2f} % test accuracy where the record has "
               f"{recorded:.2f} %; its failures are the retrained model's", flush=True)
+    out = {"recorded_test_accuracy": recorded, "retrained_test_accuracy": again}
+    save_json(out, marker)  # before the checkpoint: a checkpoint is never there without its note
     (scratch / CHECKPOINT).replace(folder / CHECKPOINT)
     shutil.rmtree(scratch)
-    return {"recorded_test_accuracy": recorded, "retrained_test_accuracy": again}
+    return out
 
 
 def failures(args) -> None:

@@ -326,6 +326,9 @@ def test_generality_tiny_tunes_runs_and_reports(tmp_path):
     assert fail["runs"][0]["retrained"] == {"recorded_test_accuracy": inv["test_accuracy"],
                                             "retrained_test_accuracy": inv["test_accuracy"]}  # the same machine
     assert "Trained again on this machine" in (tmp_path / "fail.md").read_text()
+    gen.main(["--stage", "failures", *common, "--failures-out", str(tmp_path / "fail2.json"),  # checkpoint there now
+              "--failures-figure", str(tmp_path / "fail2.html"), "--show", "2"])
+    assert json.loads((tmp_path / "fail2.json").read_text())["runs"][0]["retrained"] == fail["runs"][0]["retrained"]
     run = res["runs"][0]
     assert set(run) >= {"dataset", "labels", "method", "reconstruction", "seed", "test_accuracy", "val_accuracy",
                         "steps", "config", "minutes"}
