@@ -61,7 +61,7 @@ CHANGE_METHODS = ("vat", "inversion")
 #: has without R, so round one's "with R" is also "with a fifth less U". This round adds R on top
 #: instead, for the best baseline of round one, on ``--change-dataset``: alpha is lowered
 #: (:func:`alpha_on_top`) so that CE : U stays the arm without R's, and R comes in beside them
-#: (Adam ignores the loss's overall scale).
+#: (Adam all but ignores the loss's overall scale).
 ON_TOP_METHODS = ("vat",)
 
 

@@ -313,10 +313,10 @@ def changes(rows: list[dict]) -> dict:
     out = {}
     for name in {r["method"] for r in rows if "+" in r["method"]}:
         method = name.split("+")[0]
-        entry = {}
+        entry, selected = {}, {}
         for with_r in (False, True):
-            sel = sorted((r for r in rows if r["method"] == name and r["reconstruction"] == with_r),
-                         key=lambda r: r["seed"])
+            sel = selected[with_r] = sorted((r for r in rows if r["method"] == name and r["reconstruction"] == with_r),
+                                            key=lambda r: r["seed"])
             if not sel:
                 continue
             paired = [(r, base[k]) for r in sel if (k := (r["dataset"], method, with_r, r["seed"])) in base]
@@ -328,9 +328,7 @@ def changes(rows: list[dict]) -> dict:
                 **({f"mean_change_{k}": round(statistics.fmean(r[f"{k}_accuracy"] - b[f"{k}_accuracy"]
                                                                for r, b in paired), 2) for k in ("val", "test")}
                    if paired else {})}
-        with_r_rows = [r for r in rows if r["method"] == name and r["reconstruction"]]
-        alone = [(r, base[k]) for r in sorted(with_r_rows, key=lambda r: r["seed"])
-                 if (k := (r["dataset"], method, False, r["seed"])) in base]
+        alone = [(r, base[k]) for r in selected[True] if (k := (r["dataset"], method, False, r["seed"])) in base]
         if alone:  # R's gain against round one's arm without R (the on-top round has no arm of its own without R)
             entry["gain_over_round_one_without_R"] = {
                 "draws": [r["seed"] for r, _ in alone],
