@@ -1,4 +1,5 @@
-"""Command line: ``invlab train``, ``invlab data fetch mnist``, ``invlab models``, ``invlab sweep``."""
+"""Command line: ``invlab train``, ``invlab data fetch mnist``, ``invlab models``, ``invlab sweep``,
+``invlab export``."""
 
 from __future__ import annotations
 
@@ -61,7 +62,36 @@ def _parser() -> argparse.ArgumentParser:
     m.add_argument("--data-root", default=None, metavar="DIR", help="the data set's folder")
     m.add_argument("--resize", type=int, nargs=2, default=None, metavar=("H", "W"), help="as for invlab train")
     _sweep_parser(sub)
+    e = sub.add_parser("export", help="a network's spline view (templates, reconstruction, activation pattern) as one "
+                                      "ONNX graph, for the site's explorer or any ONNX runtime",
+                       description="Write the network of CHECKPOINT (or a lesson network) as one ONNX graph: input x, a "
+                                   "raw example (1, *D); outputs input, logits, probabilities, templates, bias, "
+                                   "reconstruction, pattern (see invlab.export). Drop the file on the site's Explore page.")
+    e.add_argument("checkpoint", nargs="?", default=None, metavar="CHECKPOINT",
+                   help="a checkpoint.pt written by invlab train (or give --lesson)")
+    e.add_argument("--lesson", default=None, metavar="MODEL", help="a lesson network instead: smallcnn-mean, "
+                                                                   "smallcnn-max or smallucnn (with --dataset)")
+    e.add_argument("--dataset", default="mnist", metavar="NAME", help="the lesson network's data set (default mnist)")
+    e.add_argument("--onnx", required=True, metavar="OUT.onnx", help="the file to write")
     return p
+
+
+def _export(args) -> int:
+    from invlab.export import export_checkpoint
+
+    if (args.checkpoint is None) == (args.lesson is None):
+        raise ValueError("give a CHECKPOINT or --lesson MODEL (one of them)")
+    if args.lesson is not None:
+        from invlab.lessons import lesson_checkpoint
+
+        checkpoint = lesson_checkpoint(args.lesson, args.dataset)
+    else:
+        checkpoint = Path(args.checkpoint)
+        if not checkpoint.is_file():
+            raise FileNotFoundError(f"{checkpoint} does not exist (a checkpoint.pt written by invlab train)")
+    path = export_checkpoint(checkpoint, args.onnx)
+    print(f"{path}  ({path.stat().st_size / 1e6:.2f} MB): open the site's Explore page and drop it there")
+    return 0
 
 
 def _sweep_parser(sub) -> None:
@@ -254,6 +284,8 @@ def main(argv: list[str] | None = None) -> int:
             return 0
         if args.command == "sweep":
             return _sweep(args)
+        if args.command == "export":
+            return _export(args)
     except (ValueError, TypeError, FileNotFoundError, FileExistsError, PermissionError, RuntimeError) as err:
         print(f"invlab: error: {err}", file=sys.stderr)
         return 2

@@ -24,14 +24,14 @@ def test_library_dependencies_are_ranges_and_the_trio_is_pinned_in_constraints()
     assert not [d for d in deps if "==" in d], "exact pins belong in constraints.txt, not the library's dependencies"
     pins = dict(line.split("==") for line in (ROOT / "constraints.txt").read_text().splitlines()
                 if line and not line.startswith("#"))
-    assert set(pins) == {"torch", "torchvision", "torchaudio"}
+    assert set(pins) == {"torch", "torchvision", "torchaudio", "onnx", "onnxscript", "onnxruntime"}
     assert "-c constraints.txt" in (ROOT / "bin" / "setup").read_text()
 
 
 def test_environment_yml_lists_every_dependency():
     project = _pyproject()
     wanted = {_name(d) for d in project["dependencies"] + project["optional-dependencies"]["test"]
-              + project["optional-dependencies"]["notebooks"]}
+              + project["optional-dependencies"]["notebooks"] + project["optional-dependencies"]["export"]}
     listed = {_name(line.strip()[2:]) for line in (ROOT / "environment.yml").read_text().splitlines()
               if line.strip().startswith("- ")}
     missing = sorted(d for d in wanted if CONDA_NAMES.get(d, d) not in listed)

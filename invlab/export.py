@@ -1,0 +1,150 @@
+"""A network's spline view as one ONNX graph (``invlab export``): what notebook 00's explorer
+shows, computed by any ONNX runtime — the documentation site's explorer runs it in the
+reader's browser (onnxruntime-web).
+
+The graph takes one raw example ``x`` (1, *D) (MNIST: (1, 1, 28, 28), pixels in [0, 1]),
+applies the checkpoint's preprocessing inside the graph, and returns, at the network's own
+(preprocessed) input x' — as :func:`invlab.viz.explain.explain` computes them:
+
+=================  ==========  ===========================================================
+output             shape       meaning
+=================  ==========  ===========================================================
+``input``          (*D)        x', the preprocessed input
+``logits``         (C,)        f(x')
+``probabilities``  (C,)        softmax(f(x'))
+``templates``      (C, *D)     A[x']_c = df_c/dx' (paper eq. 1)
+``bias``           (C,)        b[x'] = f(x') - <A[x'], x'>
+``reconstruction`` (*D)        A[x']^T f(x') = sum_c f_c(x') A[x']_c (eq. 5)
+``pattern``        (P,)        the activation pattern (:meth:`TransposedPass.pattern`)
+=================  ==========  ===========================================================
+
+Autograd's backward operators have no ONNX translation, so the templates come from the
+explicit transposed pass of :mod:`invlab.transposed`, run on the C one-hot cotangents at
+once; a network with a layer it cannot transpose is refused before anything is written.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import tempfile
+import warnings
+from pathlib import Path
+
+import torch
+import torch.nn as nn
+
+from invlab.data.preprocess import preprocess
+from invlab.transposed import TransposedPass
+
+#: The graph's input and outputs, in order (a contract: the browser explorer reads these names).
+INPUT = "x"
+OUTPUTS = ("input", "logits", "probabilities", "templates", "bias", "reconstruction", "pattern")
+#: The largest file the browser explorer accepts (bytes).
+MAX_BYTES = 50 * 2**20
+
+
+class SplineView(nn.Module):
+    """``model`` seen as an affine spline at one raw example: see the module docstring.
+
+    Args:
+        model: a classifier :class:`~invlab.transposed.TransposedPass` takes, mapping
+            (B, *D) to logits (B, C).
+        preprocess_kind: the checkpoint's input transform (``"none"``, ``"center-maxabs"``,
+            ``"standardize"``); default: ``model.preprocess``'s, else none.
+    """
+
+    def __init__(self, model: nn.Module, preprocess_kind: str | None = None):
+        super().__init__()
+        self.model = model.eval()
+        self.transposed = TransposedPass(model)
+        if preprocess_kind is None:
+            preprocess_kind = getattr(getattr(model, "preprocess", None), "kind", "none")
+        self.preprocess_kind = preprocess_kind
+
+    def forward(self, x: torch.Tensor) -> tuple[torch.Tensor, ...]:
+        xin = preprocess(x, self.preprocess_kind)  # (1, *D)
+        logits, states = self.transposed.forward(xin)  # (1, C)
+        classes = logits.shape[1]
+        eye = torch.eye(classes, dtype=x.dtype, device=x.device)  # the C one-hot cotangents
+        A = self.transposed.transpose(eye, states)  # (C, *D): row c is df_c/dx'
+        f = logits[0]
+        bias = f - (A * xin).flatten(1).sum(1)  # (C,)
+        rec = (f.view(classes, *[1] * (A.dim() - 1)) * A).sum(0)  # (*D)
+        pattern = self.transposed.pattern(states)[0]  # (P,)
+        return xin[0], f, torch.softmax(f, 0), A, bias, rec, pattern
+
+
+def input_shape_of(model: nn.Module) -> tuple[int, ...]:
+    shape = getattr(model, "input_shape", None) or (getattr(model, "data_info", None) or {}).get("input_shape")
+    if shape is None:
+        raise ValueError(f"{type(model).__name__} does not say its input shape: give input_shape=(C, H, W)")
+    return tuple(int(v) for v in shape)
+
+
+def to_onnx(model: nn.Module, path: str | Path, input_shape: tuple[int, ...] | None = None,
+            preprocess_kind: str | None = None, metadata: dict | None = None) -> Path:
+    """Write ``model``'s spline view (:class:`SplineView`) to ``path`` as one ONNX graph.
+
+    Args:
+        model: the classifier (eval mode is set); a layer without a transposed rule raises
+            :class:`~invlab.transposed.UnsupportedLayerError` before anything is written.
+        path: the ``.onnx`` file, written atomically (a temporary file, then renamed).
+        input_shape: one example's shape (C, H, W) or (C, L); default ``model.input_shape``.
+        preprocess_kind: see :class:`SplineView`.
+        metadata: extra string entries of the graph's ``metadata_props`` (class names,
+            data set, accuracy); ``invlab`` records the input shape and output names.
+
+    Returns:
+        The path written.
+    """
+    import onnx
+
+    view = SplineView(model, preprocess_kind)  # refuses an unsupported layer here
+    shape = tuple(input_shape) if input_shape is not None else input_shape_of(model)
+    example = torch.rand(1, *shape)
+    path = Path(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    fd, tmp = tempfile.mkstemp(prefix=path.name, suffix=".tmp", dir=path.parent)
+    os.close(fd)
+    try:
+        with warnings.catch_warnings(), torch.no_grad():
+            warnings.simplefilter("ignore")  # the exporter's chatter about its own internals
+            program = torch.onnx.export(view, (example,), dynamo=True, input_names=[INPUT],
+                                        output_names=list(OUTPUTS), optimize=True, verbose=False)
+        proto = program.model_proto
+        props = {"invlab.input_shape": json.dumps(list(shape)), "invlab.outputs": json.dumps(list(OUTPUTS)),
+                 "invlab.preprocess": view.preprocess_kind, **{k: str(v) for k, v in (metadata or {}).items()}}
+        onnx.helper.set_model_props(proto, props)
+        onnx.save(proto, tmp)
+        os.replace(tmp, path)
+    finally:
+        if os.path.exists(tmp):
+            os.unlink(tmp)
+    return path
+
+
+def export_checkpoint(checkpoint: str | Path, path: str | Path) -> Path:
+    """``invlab export CHECKPOINT --onnx PATH``: the checkpoint's network (its best weights,
+    its preprocessing) as one ONNX graph, with its data set and class names as metadata."""
+    from invlab.train import load_model
+
+    model = load_model(checkpoint)
+    info = getattr(model, "data_info", None) or {}
+    meta = {"invlab.dataset": info.get("name", ""), "invlab.class_names": json.dumps(info.get("class_names") or [])}
+    return to_onnx(model, path, input_shape=tuple(info["input_shape"]) if "input_shape" in info else None,
+                   metadata=meta)
+
+
+def run_onnx(path: str | Path, x: torch.Tensor) -> dict[str, torch.Tensor]:
+    """The graph's outputs for one raw example ``x`` (1, *D), by onnxruntime: {name: tensor}."""
+    import onnxruntime as ort
+
+    options = ort.SessionOptions()
+    options.intra_op_num_threads = 1
+    session = ort.InferenceSession(str(path), options, providers=["CPUExecutionProvider"])
+    values = session.run(None, {INPUT: x.detach().cpu().numpy().astype("float32")})
+    return {o.name: torch.from_numpy(v) for o, v in zip(session.get_outputs(), values)}
+
+
+__all__ = ["INPUT", "OUTPUTS", "SplineView", "export_checkpoint", "run_onnx", "to_onnx"]

@@ -1,0 +1,320 @@
+"""The inverse as an explicit transposed pass: the forward's states reused, no autograd.
+
+For a piecewise-affine network, the Jacobian at x is a product of the layers' linear parts
+on x's region: A[x] = W_L M_{L-1} W_{L-1} ... M_1 W_1, with W_l a convolution, a dense
+layer or a pooling's averaging, and M_l the diagonal (or selection) matrix of the
+nonlinearity's state at x: a ReLU's on/off mask, a max-pool's chosen inputs, an inhibitor
+group's winners. Its transpose applied to a cotangent u,
+
+    A[x]^T u = W_1^T M_1 W_2^T ... M_{L-1} W_L^T u,
+
+is the same computation run backwards with *forward* operators only: a transposed
+convolution with the convolution's own weights, a mask product, a pooling's transpose
+(a depthwise transposed convolution with the constant averaging kernel, or a scatter to
+the saved max-pool indices), a multiplication by the dense weights. This is what
+``torch.autograd.grad(logits, x, u)`` computes, written out:
+
+* it exports to ONNX (autograd's ``convolution_backward`` does not), so the browser can
+  compute templates and reconstructions (``invlab export``);
+* with u = f(x) and the weights in autograd's graph, it is an ordinary differentiable
+  computation: the gradient of a loss on A[x]^T f(x) needs one backward pass, not a
+  backward through a backward (``forward_inverse(..., method="transposed")``).
+
+The network is read with ``torch.fx``: the layers invlab's own models use are supported
+(:data:`SUPPORTED`); anything else is refused before any work, naming the layer, its type
+and what is supported (:class:`UnsupportedLayerError`).
+
+Shapes: the forward takes x (B, *D); the transposed pass takes cotangents (N, C) with N = B
+(one per example) or B = 1 and any N (several cotangents for one example, e.g. the C
+one-hot rows that give the templates A[x]).
+"""
+
+from __future__ import annotations
+
+import math
+import operator
+from dataclasses import dataclass, field
+
+import torch
+import torch.fx as fx
+import torch.nn as nn
+import torch.nn.functional as F
+
+from invlab.models.layers import LocalWinnerTakesAll
+
+#: The layers an explicit transposed pass handles, by kind.
+SUPPORTED_MODULES = {
+    nn.Conv1d: "conv", nn.Conv2d: "conv", nn.Linear: "linear",
+    nn.ReLU: "relu", nn.LeakyReLU: "leaky_relu", LocalWinnerTakesAll: "lwta",
+    nn.AvgPool1d: "avg_pool", nn.AvgPool2d: "avg_pool", nn.MaxPool1d: "max_pool", nn.MaxPool2d: "max_pool",
+    nn.Flatten: "flatten", nn.Identity: "identity", nn.Dropout: "dropout",
+}
+#: What the refusal message lists.
+SUPPORTED = ("Conv1d, Conv2d (zero padding), Linear, ReLU, LeakyReLU, LocalWinnerTakesAll, "
+             "AvgPool1d/2d and MaxPool1d/2d (ceil_mode=False), Flatten, Identity, Dropout (eval), "
+             "x.flatten(...), x.mean(dim=...) (global average pooling) and residual sums a + b")
+
+
+class UnsupportedLayerError(ValueError):
+    """A network the explicit transposed pass cannot take (named layer, type, what is supported)."""
+
+
+@dataclass
+class _Step:
+    name: str  # the fx node's name
+    kind: str
+    inputs: list[str]
+    module: nn.Module | None = None
+    options: dict = field(default_factory=dict)
+
+
+class _Tracer(fx.Tracer):
+    """Stops at the layers with a transposed rule; user modules are traced through."""
+
+    def is_leaf_module(self, m: nn.Module, qualname: str) -> bool:
+        return type(m) in SUPPORTED_MODULES or super().is_leaf_module(m, qualname)
+
+
+def _refuse(model: nn.Module, where: str, what: str) -> UnsupportedLayerError:
+    return UnsupportedLayerError(
+        f"{type(model).__name__}: layer {where!r} ({what}) has no explicit transposed rule; "
+        f"supported: {SUPPORTED}")
+
+
+def _check_module(model: nn.Module, target: str, module: nn.Module) -> str:
+    kind = SUPPORTED_MODULES.get(type(module))
+    if kind is None:
+        raise _refuse(model, target, type(module).__name__)
+    if kind == "conv" and (module.padding_mode != "zeros" or isinstance(module.padding, str)
+                           and module.padding != "valid"):
+        raise _refuse(model, target, f"{type(module).__name__} with padding={module.padding!r}, "
+                                     f"padding_mode={module.padding_mode!r}")
+    if kind in ("avg_pool", "max_pool") and module.ceil_mode:
+        raise _refuse(model, target, f"{type(module).__name__} with ceil_mode=True")
+    if kind == "avg_pool" and (getattr(module, "divisor_override", None) is not None
+                               or not module.count_include_pad and _any(module.padding)):
+        raise _refuse(model, target, f"{type(module).__name__} with a divisor other than its kernel's size")
+    return kind
+
+
+def _any(v) -> bool:
+    return any(v) if isinstance(v, (tuple, list)) else bool(v)
+
+
+def _tuple(v, n: int) -> tuple[int, ...]:
+    return tuple(v) if isinstance(v, (tuple, list)) else (v,) * n
+
+
+class TransposedPass:
+    """A network read as layers with explicit transposes (see the module docstring).
+
+    ``TransposedPass(model)`` analyses the network once (``torch.fx``) and raises
+    :class:`UnsupportedLayerError` for a layer it cannot transpose. The weights are read
+    from ``model`` at every call, so it follows training.
+
+    >>> tp = TransposedPass(model)
+    >>> logits, states = tp.forward(x)            # (B, C), the nonlinearities' states
+    >>> rec = tp.transpose(logits, states)        # (B, *D) = A[x]^T f(x)
+    """
+
+    def __init__(self, model: nn.Module):
+        self.model = model
+        try:
+            graph = _Tracer().trace(model)
+        except Exception as err:  # data-dependent control flow, unsupported Python
+            raise UnsupportedLayerError(
+                f"{type(model).__name__} cannot be read as a graph of layers (torch.fx: {err}); "
+                f"supported: {SUPPORTED}") from None
+        self.steps: list[_Step] = []
+        placeholders = 0
+        for node in graph.nodes:
+            args = [a.name for a in node.all_input_nodes]
+            if node.op == "placeholder":
+                placeholders += 1
+                if placeholders > 1:
+                    raise UnsupportedLayerError(f"{type(model).__name__}.forward takes more than one input")
+                self.steps.append(_Step(node.name, "input", []))
+            elif node.op == "output":
+                if not isinstance(node.args[0], fx.Node):
+                    raise UnsupportedLayerError(f"{type(model).__name__}.forward must return one tensor (the logits)")
+                self.output = node.args[0].name
+            elif node.op == "call_module":
+                module = model.get_submodule(node.target)
+                kind = _check_module(model, node.target, module)
+                self.steps.append(_Step(node.name, kind, args, module))
+            else:
+                self.steps.append(self._function_step(node, args))
+        self.has_dropout = any(s.kind == "dropout" for s in self.steps)
+
+    def _function_step(self, node: fx.Node, args: list[str]) -> _Step:
+        target = node.target
+        name = target if isinstance(target, str) else getattr(target, "__name__", str(target))
+        where = f"{node.name}: {node.op} {name}"
+        if node.op == "call_method" and target == "flatten" or target is torch.flatten:
+            start = node.args[1] if len(node.args) > 1 else node.kwargs.get("start_dim", 0 if target is torch.flatten else 0)
+            end = node.args[2] if len(node.args) > 2 else node.kwargs.get("end_dim", -1)
+            if start in (0,) or len(args) != 1:
+                raise _refuse(self.model, where, "a flatten that mixes the batch axis")
+            return _Step(node.name, "flatten", args, options={"start": start, "end": end})
+        if node.op == "call_method" and target == "mean" or target is torch.mean:
+            dims = node.args[1] if len(node.args) > 1 else node.kwargs.get("dim")
+            keepdim = node.kwargs.get("keepdim", node.args[2] if len(node.args) > 2 else False)
+            dims = _tuple(dims, 1) if dims is not None else None
+            if dims is None or 0 in dims or len(args) != 1 or node.kwargs.get("dtype") is not None:
+                raise _refuse(self.model, where, "a mean over the batch axis or without dim=")
+            return _Step(node.name, "mean", args, options={"dims": dims, "keepdim": bool(keepdim)})
+        if target in (operator.add, torch.add) or node.op == "call_method" and target == "add":
+            if len(args) != 2 or node.kwargs.get("alpha", 1) != 1 or len(node.args) != 2:
+                raise _refuse(self.model, where, "a sum that is not of two tensors")
+            return _Step(node.name, "add", args)
+        raise _refuse(self.model, where, f"the {'method' if node.op == 'call_method' else 'function'} {name}")
+
+    # -- the forward, keeping each nonlinearity's state -------------------------------------
+    def forward(self, x: torch.Tensor) -> tuple[torch.Tensor, dict]:
+        """Logits f(x) (B, C) and the states the transposed pass needs (masks, pool indices, shapes)."""
+        if self.has_dropout and self.model.training and any(
+                s.module.p > 0 for s in self.steps if s.kind == "dropout"):
+            raise UnsupportedLayerError("dropout in training mode: its mask is drawn inside the layer, where the "
+                                        "transposed pass cannot read it; use the autograd path (method='autograd')")
+        values: dict[str, torch.Tensor] = {}
+        states: dict[str, object] = {}
+        for s in self.steps:
+            h = values[s.inputs[0]] if s.inputs else x
+            kind, m = s.kind, s.module
+            if kind == "input":
+                out = x
+            elif kind in ("conv", "linear", "avg_pool", "leaky_relu"):
+                out = m(h)
+                if kind == "leaky_relu":  # slope 1 where the input is positive, the negative slope elsewhere
+                    states[s.name] = torch.where(h > 0, 1.0, m.negative_slope).to(h.dtype)
+                elif kind != "linear":
+                    states[s.name] = h.shape
+            elif kind == "relu":
+                out = torch.relu(h)
+                states[s.name] = (out > 0).to(h.dtype)
+            elif kind == "lwta":
+                b, c, k = h.shape[0], h.shape[1], m.group_size
+                if c % k:
+                    raise ValueError(f"{c} channels cannot be split into groups of {k}")
+                g = h.reshape(b, c // k, k, *h.shape[2:])  # (B, C/k, k, *)
+                winner = (g == g.amax(dim=2, keepdim=True)).to(h.dtype)
+                out = (g * winner).reshape(h.shape)
+                states[s.name] = winner.reshape(h.shape)
+            elif kind == "max_pool":
+                pool = F.max_pool2d if h.dim() == 4 else F.max_pool1d
+                out, idx = pool(h, m.kernel_size, m.stride, m.padding, m.dilation, ceil_mode=False, return_indices=True)
+                states[s.name] = (idx, h.shape)
+            elif kind == "flatten":
+                start, end = (m.start_dim, m.end_dim) if m is not None else (s.options["start"], s.options["end"])
+                out = h.flatten(start, end)
+                states[s.name] = h.shape
+            elif kind == "mean":
+                out = h.mean(dim=s.options["dims"], keepdim=s.options["keepdim"])
+                states[s.name] = h.shape
+            elif kind == "add":
+                out = h + values[s.inputs[1]]
+            else:  # identity, dropout in eval mode
+                out = h
+            values[s.name] = out
+        return values[self.output], states
+
+    # -- the transposed pass ---------------------------------------------------------------
+    def transpose(self, cotangent: torch.Tensor, states: dict) -> torch.Tensor:
+        """A[x]^T u for cotangents u (N, C): (N, *D). N = B, or B = 1 and any N."""
+        grads: dict[str, torch.Tensor] = {self.output: cotangent}
+        result = None
+        for s in reversed(self.steps):
+            g = grads.pop(s.name, None)
+            if g is None:
+                continue  # a branch that does not reach the logits
+            kind, m = s.kind, s.module
+            if kind == "input":
+                result = g
+                continue
+            if kind == "conv":
+                g = self._conv_t(g, m, states[s.name])
+            elif kind == "linear":
+                g = g @ m.weight  # (N, out) @ (out, in)
+            elif kind in ("relu", "lwta", "leaky_relu"):
+                g = g * states[s.name]
+            elif kind == "avg_pool":
+                g = self._avg_pool_t(g, m, states[s.name])
+            elif kind == "max_pool":
+                idx, shape = states[s.name]
+                n, c = g.shape[:2]
+                flat = g.new_zeros(n, c, math.prod(shape[2:]))
+                flat = flat.scatter_add(2, idx.flatten(2).expand(n, -1, -1), g.flatten(2))
+                g = flat.view(n, c, *shape[2:])
+            elif kind == "flatten":
+                g = g.reshape(g.shape[0], *states[s.name][1:])
+            elif kind == "mean":
+                shape = states[s.name]
+                dims = [d % len(shape) for d in s.options["dims"]]
+                if not s.options["keepdim"]:
+                    for d in sorted(dims):
+                        g = g.unsqueeze(d)
+                count = math.prod(shape[d] for d in dims)
+                g = g.expand(g.shape[0], *shape[1:]) / count
+            for name in (s.inputs if kind == "add" else s.inputs[:1]):
+                grads[name] = grads[name] + g if name in grads else g
+        if result is None:
+            raise RuntimeError("the logits do not depend on the input")
+        return result
+
+    @staticmethod
+    def _conv_t(g: torch.Tensor, m: nn.Module, shape: torch.Size) -> torch.Tensor:
+        n = g.dim() - 2
+        stride, dilation = _tuple(m.stride, n), _tuple(m.dilation, n)
+        padding = (0,) * n if m.padding == "valid" else _tuple(m.padding, n)
+        kernel = m.weight.shape[2:]
+        # the rows and columns the convolution's stride skipped at the end come back as zeros
+        extra = tuple(shape[2 + i] - ((g.shape[2 + i] - 1) * stride[i] - 2 * padding[i]
+                                      + dilation[i] * (kernel[i] - 1) + 1) for i in range(n))
+        conv_t = F.conv_transpose2d if n == 2 else F.conv_transpose1d
+        return conv_t(g, m.weight, None, stride, padding, extra, m.groups, dilation)
+
+    @staticmethod
+    def _avg_pool_t(g: torch.Tensor, m: nn.Module, shape: torch.Size) -> torch.Tensor:
+        n = g.dim() - 2
+        kernel = _tuple(m.kernel_size, n)
+        stride = _tuple(m.stride if m.stride is not None else m.kernel_size, n)
+        padding = _tuple(m.padding, n)
+        channels = g.shape[1]
+        weight = g.new_full((channels, 1, *kernel), 1.0 / math.prod(kernel))  # each input averaged in
+        extra = tuple(shape[2 + i] - ((g.shape[2 + i] - 1) * stride[i] - 2 * padding[i] + kernel[i])
+                      for i in range(n))
+        conv_t = F.conv_transpose2d if n == 2 else F.conv_transpose1d
+        return conv_t(g, weight, None, stride, padding, extra, channels)
+
+    # -- conveniences ----------------------------------------------------------------------
+    def __call__(self, x: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+        """``(logits, rec)``: f(x) (B, C) and A[x]^T f(x) (B, *D)."""
+        logits, states = self.forward(x)
+        return logits, self.transpose(logits, states)
+
+    def pattern(self, states: dict) -> torch.Tensor:
+        """The activation pattern (B, P): every unit's state, flattened — 1/0 for a ReLU or
+        inhibitor unit on or off (a leaky ReLU's slope), the chosen input's index for each
+        max-pooling window. Two inputs with the same pattern lie in the same affine region."""
+        parts = []
+        for s in self.steps:
+            state = states.get(s.name)
+            if s.kind in ("relu", "lwta", "leaky_relu"):
+                parts.append(state.flatten(1))
+            elif s.kind == "max_pool":
+                parts.append(state[0].flatten(1).to(torch.float32))
+        if not parts:
+            raise ValueError("the network has no nonlinearity: one affine region")
+        return torch.cat([p.to(torch.float32) for p in parts], 1)
+
+
+def supports(model: nn.Module) -> str | None:
+    """``None`` if :class:`TransposedPass` takes ``model``, else the reason it is refused."""
+    try:
+        TransposedPass(model)
+    except UnsupportedLayerError as err:
+        return str(err)
+    return None
+
+
+__all__ = ["SUPPORTED", "TransposedPass", "UnsupportedLayerError", "supports"]
