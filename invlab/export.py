@@ -13,7 +13,7 @@ output             shape       meaning
 ``logits``         (C,)        f(x')
 ``probabilities``  (C,)        softmax(f(x'))
 ``templates``      (C, *D)     A[x']_c = df_c/dx' (paper eq. 1)
-``bias``           (C,)        b[x'] = f(x') - <A[x'], x'>
+``bias``           (C,)        b[x'], so that f(x') = <A[x'], x'> + b[x'] (eq. 1)
 ``reconstruction`` (*D)        A[x']^T f(x') = sum_c f_c(x') A[x']_c (eq. 5)
 ``pattern``        (P,)        the activation pattern (:meth:`TransposedPass.pattern`)
 =================  ==========  ===========================================================
@@ -21,6 +21,9 @@ output             shape       meaning
 Autograd's backward operators have no ONNX translation, so the templates come from the
 explicit transposed pass of :mod:`invlab.transposed`, run on the C one-hot cotangents at
 once; a network with a layer it cannot transpose is refused before anything is written.
+The bias is computed on its own, as the region's affine map at 0
+(:meth:`~invlab.transposed.TransposedPass.region_bias`): it equals f(x') - <A[x'], x'>, and
+the explorer shows the difference, a live check of the spline decomposition (eq. 1).
 """
 
 from __future__ import annotations
@@ -69,7 +72,7 @@ class SplineView(nn.Module):
         eye = torch.eye(classes, dtype=x.dtype, device=x.device)  # the C one-hot cotangents
         A = self.transposed.transpose(eye, states)  # (C, *D): row c is df_c/dx'
         f = logits[0]
-        bias = f - (A * xin).flatten(1).sum(1)  # (C,)
+        bias = self.transposed.region_bias(states, xin.shape)[0]  # (C,): the region's map at 0
         rec = (f.view(classes, *[1] * (A.dim() - 1)) * A).sum(0)  # (*D)
         pattern = self.transposed.pattern(states)[0]  # (P,)
         return xin[0], f, torch.softmax(f, 0), A, bias, rec, pattern

@@ -286,6 +286,40 @@ class TransposedPass:
         conv_t = F.conv_transpose2d if n == 2 else F.conv_transpose1d
         return conv_t(g, weight, None, stride, padding, extra, channels)
 
+    def region_bias(self, states: dict, shape: torch.Size) -> torch.Tensor:
+        """b[x] (B, C): the affine map of x's region evaluated at 0 — the forward run again from a
+        zero input with every nonlinearity's state frozen at x's (masks, max-pool choices). With
+        :meth:`transpose`'s A[x], f(x) = <A[x], x> + b[x] is then a check of eq. 1, not a definition."""
+        values: dict[str, torch.Tensor] = {}
+        for s in self.steps:
+            kind, m, state = s.kind, s.module, states.get(s.name)
+            h = values[s.inputs[0]] if s.inputs else None
+            if kind == "input":
+                out = self._zeros(states, shape)
+            elif kind in ("conv", "linear", "avg_pool"):
+                out = m(h)
+            elif kind in ("relu", "lwta", "leaky_relu"):
+                out = h * state
+            elif kind == "max_pool":
+                idx = state[0]
+                out = h.flatten(2).gather(2, idx.flatten(2)).view(idx.shape)
+            elif kind == "flatten":
+                start, end = (m.start_dim, m.end_dim) if m is not None else (s.options["start"], s.options["end"])
+                out = h.flatten(start, end)
+            elif kind == "mean":
+                out = h.mean(dim=s.options["dims"], keepdim=s.options["keepdim"])
+            elif kind == "add":
+                out = h + values[s.inputs[1]]
+            else:
+                out = h
+            values[s.name] = out
+        return values[self.output]
+
+    @staticmethod
+    def _zeros(states: dict, shape: torch.Size) -> torch.Tensor:
+        like = next((v for v in states.values() if isinstance(v, torch.Tensor)), None)
+        return like.new_zeros(shape) if like is not None else torch.zeros(shape)
+
     # -- conveniences ----------------------------------------------------------------------
     def __call__(self, x: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
         """``(logits, rec)``: f(x) (B, C) and A[x]^T f(x) (B, *D)."""

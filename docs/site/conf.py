@@ -19,7 +19,7 @@ copyright = "invlab authors"
 root_doc = "docs/site/index"
 extensions = ["myst_nb", "sphinx.ext.autodoc", "sphinx.ext.napoleon", "sphinx.ext.mathjax", "sphinxarg.ext"]
 include_patterns = ["docs/site/*.md", "docs/RESULTS.md", "notebooks/*.ipynb"]
-exclude_patterns = ["docs/_build/**", ".venv/**"]
+exclude_patterns = ["docs/_build/**", ".venv/**", "docs/site/explore/**"]
 html_theme = "furo"
 html_title = "invlab"
 # plotly.js once for the whole site (the lessons' figures are plain <div>s: invlab.viz.site)
@@ -44,6 +44,11 @@ for _part in ("tex-mml-chtml.js", "output", "input", "a11y", "ui", "adaptors", "
         os.makedirs(os.path.dirname(_dst), exist_ok=True)
         shutil.copy(_src, _dst)
 mathjax_path = "mathjax/tex-mml-chtml.js"
+# The Explore page's files (invlab.viz.web): onnxruntime-web's wasm build, the lesson networks as
+# invlab export writes them, a sample of test images, the page's scripts. Made once per build.
+from invlab.viz.web import build_assets  # noqa: E402
+
+build_assets(os.path.join(_static, "explore"))
 html_static_path = [_static]
 html_js_files = ["plotly.min.js"]
 # the site's front door: index.html at the top of the build, pointing at the home page

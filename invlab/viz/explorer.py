@@ -31,8 +31,8 @@ _UPDATE_EVERY = 4  # mouse-move events between live updates while drawing
 OUTPUT_WIDTH = 960
 
 
-def _bars(title: str, y_title: str, names: list[str], width: int) -> go.FigureWidget:
-    fig = go.FigureWidget(go.Bar(x=list(names), y=[0.0] * len(names)))
+def _bars(title: str, y_title: str, names: list[str], width: int) -> go.Figure:
+    fig = go.Figure(go.Bar(x=list(names), y=[0.0] * len(names)))
     fig.update_layout(title=dict(text=title, font=dict(size=13)), height=260, width=width,
                       margin=dict(l=40, r=10, t=40, b=30), template="plotly_white",
                       xaxis=dict(title="class", type="category", tickangle=-30 if max(map(len, names)) > 3 else 0),
@@ -53,6 +53,19 @@ def templates_figure(ex, class_names: list[str]) -> go.Figure:
     fig = image_rows(rows, signed=True, scale="row", captions={k: list(class_names) for k in rows},
                      title="per-class templates and their contributions to the reconstruction (each row its own scale)")
     return fig.update_layout(width=OUTPUT_WIDTH)
+
+
+def explorer_figures(ex, class_names: list[str], drawable: bool = True) -> dict[str, go.Figure]:
+    """The explorer's four figures for the explanation ``ex``, as notebook 00 lays them out:
+    ``probabilities``, ``shares`` (bars), ``images`` (input and reconstruction) and ``templates``.
+    The site's in-browser explorer draws the same figures (their titles, axes and colour scales
+    come from here) and fills in its own numbers."""
+    side = OUTPUT_WIDTH - CANVAS_SIZE - 20 if drawable else OUTPUT_WIDTH - 480
+    images = image_rows(ExplorerApp._image_rows(ex), title="input and its reconstruction").update_layout(width=430)
+    return {"probabilities": _bars("prediction: class probabilities", "probability", class_names, side),
+            "shares": _bars("share of each class in the reconstruction", "share", class_names, OUTPUT_WIDTH - 440),
+            "images": images, "templates": templates_figure(ex, class_names)}
+
 
 class ExplorerApp:
     """Canvas (single-channel images), test-image picker, noise slider and checkpoint
@@ -116,13 +129,9 @@ class ExplorerApp:
 
         ex = self._explain()
         self.class_names = list(class_names) if class_names is not None else _class_names(model, len(ex.probs))
-        side = OUTPUT_WIDTH - CANVAS_SIZE - 20 if self.drawable else OUTPUT_WIDTH - 480
-        self.probs_fig = _bars("prediction: class probabilities", "probability", self.class_names, side)
-        self.shares_fig = _bars("share of each class in the reconstruction", "share", self.class_names,
-                                OUTPUT_WIDTH - 440)
-        self.images_fig = go.FigureWidget(image_rows(self._image_rows(ex), title="input and its reconstruction"))
-        self.images_fig.update_layout(width=430)
-        self.templates_fig = go.FigureWidget(templates_figure(ex, self.class_names))
+        figures = explorer_figures(ex, self.class_names, self.drawable)
+        self.probs_fig, self.shares_fig, self.images_fig, self.templates_fig = (
+            go.FigureWidget(figures[k]) for k in ("probabilities", "shares", "images", "templates"))
         self.update()
         controls = W.VBox([self.index, self.noise, self.checkpoint, self.status])
         top = (W.HBox([W.VBox([self.canvas, self.clear_button]), W.VBox([controls, self.probs_fig])])

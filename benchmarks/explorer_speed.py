@@ -1,0 +1,217 @@
+"""The site's Explore page in headless Chromium: how long a stroke takes to redraw every figure,
+how long onnxruntime-web's run alone takes, and what the explorer adds to the built site.
+
+For each lesson network, ``--warmup`` strokes are dropped, then ``--strokes`` short strokes are
+drawn with the mouse on the canvas; for each, the page records the time from the stroke's end
+(``pointerup``) to every figure redrawn (``state.timing.total_ms``: the run, the page's
+arithmetic, plotly's four updates) and the onnxruntime run of that update alone (``run_ms``).
+Median and interquartile range per network. The page is opened from the file system
+(``file://``), every request off the machine refused.
+
+    bin/docs   # or: INVLAB_DOCS_EXECUTE=off bin/docs (the page does not need the lessons run)
+    python -m benchmarks.explorer_speed --site docs/_build/html
+
+The helpers below (opening the page, strokes by mouse and by touch, reading the page's numbers)
+are also what ``tests/test_explore_page.py`` drives the page with.
+"""
+
+from __future__ import annotations
+
+import argparse
+import contextlib
+import shutil
+import statistics
+from pathlib import Path
+
+import numpy as np
+
+ROOT = Path(__file__).resolve().parents[1]
+PAGE = Path("docs") / "site" / "explore.html"
+ASSETS = Path("_static") / "explore"
+CHROMIUM_ARGS = ["--no-sandbox", "--disable-gpu", "--disable-quic", "--no-first-run", "--disable-background-networking",
+                 "--disable-component-update", "--disable-sync", "--disable-dev-shm-usage"]
+READY = "() => window.invlabExplorer && window.invlabExplorer.state.ready && window.invlabExplorer.idle()"
+IDLE = "() => window.invlabExplorer.idle()"
+
+
+def chromium() -> str | None:
+    return shutil.which("chromium") or shutil.which("chromium-browser")
+
+
+@contextlib.contextmanager
+def explorer_page(url: str, width: int = 1200, height: int = 1400, has_touch: bool = False):
+    """A Chromium page on the explorer at ``url``, ready; yields ``(page, log)``: ``log`` holds
+    console errors, page errors and every request that tried to leave the machine (refused)."""
+    from playwright.sync_api import sync_playwright
+
+    with sync_playwright() as p:
+        browser = p.chromium.launch(executable_path=chromium(), args=CHROMIUM_ARGS)
+        try:
+            context = browser.new_context(viewport={"width": width, "height": height}, has_touch=has_touch)
+            page = context.new_page()
+            log: dict[str, list[str]] = {"console": [], "errors": [], "remote": []}
+            page.on("console", lambda m: log["console"].append(m.text) if m.type == "error" else None)
+            page.on("pageerror", lambda e: log["errors"].append(str(e)))
+
+            def refuse(route):
+                host = route.request.url.split("/")[2].split(":")[0]
+                if host in ("127.0.0.1", "localhost"):
+                    return route.continue_()
+                log["remote"].append(route.request.url)
+                return route.abort()
+
+            page.route("http*://**/*", refuse)
+            page.goto(url)
+            page.wait_for_function(READY, timeout=120_000)
+            yield page, log
+        finally:
+            browser.close()
+
+
+def wait_idle(page, updates_before: int | None = None) -> None:
+    """Until the page has finished every update (and made at least one more than ``updates_before``)."""
+    if updates_before is not None:
+        page.wait_for_function(f"() => window.invlabExplorer.state.updates > {updates_before}", timeout=60_000)
+    page.wait_for_function(IDLE, timeout=60_000)
+
+
+def _canvas_points(page, points):
+    box = page.locator("#invlab-canvas").bounding_box()
+    return [(box["x"] + box["width"] * u, box["y"] + box["height"] * v) for u, v in points]
+
+
+def mouse_stroke(page, points) -> None:
+    """A stroke with the mouse through ``points`` [(u, v)] in fractions of the canvas."""
+    xy = _canvas_points(page, points)
+    page.mouse.move(*xy[0])
+    page.mouse.down()
+    for x, y in xy[1:]:
+        page.mouse.move(x, y, steps=2)
+    page.mouse.up()
+
+
+def touch_stroke(page, points) -> None:
+    """The same with a finger: touch events (Chromium makes them pointer events of type touch)."""
+    cdp = page.context.new_cdp_session(page)
+    xy = _canvas_points(page, points)
+    cdp.send("Input.dispatchTouchEvent", {"type": "touchStart", "touchPoints": [{"x": xy[0][0], "y": xy[0][1]}]})
+    for x, y in xy[1:]:
+        cdp.send("Input.dispatchTouchEvent", {"type": "touchMove", "touchPoints": [{"x": x, "y": y}]})
+    cdp.send("Input.dispatchTouchEvent", {"type": "touchEnd", "touchPoints": []})
+    cdp.detach()
+
+
+def page_result(page) -> dict:
+    """The page's current numbers: ``raw`` (the image fed to the network), every output, the
+    prediction, the readouts; arrays as numpy."""
+    data = page.evaluate("""() => {
+        const s = window.invlabExplorer.state, r = s.result, flat = (rows) => rows.flatMap((a) => Array.from(a));
+        return {raw: Array.from(s.raw), input: Array.from(r.input), logits: Array.from(r.logits),
+                probabilities: Array.from(r.probabilities), bias: Array.from(r.bias),
+                templates: flat(r.templates), contributions: flat(r.contributions),
+                reconstruction: Array.from(r.reconstruction), shares: Array.from(r.shares),
+                prediction: r.prediction, largest_difference: r.largest_difference, changed: s.changedUnits,
+                units: r.pattern.length, source: s.source, network: s.network.id, timing: s.timing,
+                status: document.getElementById('invlab-status').textContent,
+                error: document.getElementById('invlab-error').hidden ? null :
+                       document.getElementById('invlab-error').textContent};
+    }""")
+    for k in ("raw", "input", "logits", "probabilities", "bias", "templates", "contributions", "reconstruction",
+              "shares"):
+        data[k] = np.asarray(data[k], dtype=np.float64)
+    return data
+
+
+def select_network(page, ident: str) -> None:
+    before = page.evaluate("() => window.invlabExplorer.state.updates")
+    page.select_option("#invlab-network", ident)
+    page.wait_for_function(f"() => window.invlabExplorer.state.network.id === {ident!r}", timeout=60_000)
+    wait_idle(page, before)
+
+
+def networks(page) -> list[dict]:
+    return page.evaluate("() => window.INVLAB_CATALOGUE.networks")
+
+
+def stroke_points(rng: np.random.Generator, n: int = 8) -> list[tuple[float, float]]:
+    """A short random stroke inside the canvas's middle."""
+    start = rng.uniform(0.25, 0.75, 2)
+    steps = rng.normal(0, 0.04, (n, 2)).cumsum(0)
+    return [tuple(np.clip(start + s, 0.05, 0.95)) for s in steps]
+
+
+def _spread(values: list[float]) -> dict:
+    q = np.percentile(values, [25, 50, 75])
+    return {"median": float(q[1]), "q1": float(q[0]), "q3": float(q[2]), "n": len(values)}
+
+
+def measure(site: Path, strokes: int, warmup: int, seed: int = 0) -> dict:
+    url = (site / PAGE).resolve().as_uri()
+    rng = np.random.default_rng(seed)
+    out = {}
+    with explorer_page(url) as (page, log):
+        for net in networks(page):
+            select_network(page, net["id"])
+            totals, runs = [], []
+            for k in range(warmup + strokes):
+                if k % 10 == 0:
+                    page.click("#invlab-clear")
+                    wait_idle(page)
+                before = page.evaluate("() => window.invlabExplorer.state.updates")
+                mouse_stroke(page, stroke_points(rng))
+                wait_idle(page, before)
+                timing = page.evaluate("() => window.invlabExplorer.state.timing")
+                if k >= warmup:
+                    totals.append(timing["total_ms"])
+                    runs.append(timing["run_ms"])
+            out[net["id"]] = {"stroke_to_figures_ms": _spread(totals), "onnxruntime_run_ms": _spread(runs)}
+        problems = log["console"] + log["errors"] + log["remote"]
+        if problems:
+            raise RuntimeError(f"the page reported problems: {problems}")
+    return out
+
+
+def site_bytes(site: Path) -> dict:
+    """What the explorer adds to the built site: its assets and its page."""
+    assets = {str(p.relative_to(site / ASSETS)): p.stat().st_size for p in sorted((site / ASSETS).rglob("*"))
+              if p.is_file()}
+    return {"assets": assets, "page": (site / PAGE).stat().st_size,
+            "total": sum(assets.values()) + (site / PAGE).stat().st_size}
+
+
+def main(argv=None) -> None:
+    from invlab.experiments.provenance import provenance_line, results_header
+    from invlab.io import markdown_table, save_report
+
+    p = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    p.add_argument("--site", default="docs/_build/html", help="the built site (bin/docs)")
+    p.add_argument("--strokes", type=int, default=50)
+    p.add_argument("--warmup", type=int, default=5)
+    p.add_argument("--out", default="results/explorer_speed.json")
+    args = p.parse_args(argv)
+    site = Path(args.site)
+    if not (site / PAGE).exists():
+        raise SystemExit(f"{site / PAGE} does not exist: build the site first (bin/docs)")
+    if chromium() is None:
+        raise SystemExit("Chromium is missing: apt-get install chromium")
+    speeds = measure(site, args.strokes, args.warmup)
+    sizes = site_bytes(site)
+    out = {"strokes": args.strokes, "warmup": args.warmup, "networks": speeds, "bytes": sizes,
+           "browser": "headless Chromium (Debian), onnxruntime-web wasm, one thread", **results_header(device="cpu")}
+    rows = [[ident, f"{m['stroke_to_figures_ms']['median']:.1f}",
+             f"{m['stroke_to_figures_ms']['q1']:.1f}–{m['stroke_to_figures_ms']['q3']:.1f}",
+             f"{m['onnxruntime_run_ms']['median']:.1f}",
+             f"{m['onnxruntime_run_ms']['q1']:.1f}–{m['onnxruntime_run_ms']['q3']:.1f}"] for ident, m in speeds.items()]
+    table = markdown_table(["network", "stroke → figures, median ms", "IQR", "onnxruntime run, median ms", "IQR"], rows)
+    biggest = sorted(sizes["assets"].items(), key=lambda kv: -kv[1])[:3]
+    text = (f"# The Explore page's speed in headless Chromium\n\n{args.strokes} strokes per network after "
+            f"{args.warmup} dropped, drawn with the mouse; the page opened from the file system.\n\n{table}\n\n"
+            f"The explorer adds {sizes['total'] / 1e6:.2f} MB to the built site (largest: "
+            + ", ".join(f"`{k}` {v / 1e6:.2f} MB" for k, v in biggest) + ").\n\n"
+            f"{provenance_line(out)}\n")
+    save_report(out, args.out, text)
+    print(text)
+
+
+if __name__ == "__main__":
+    main()
