@@ -76,7 +76,9 @@ def wait_idle(page, updates_before: int | None = None) -> None:
 
 
 def _canvas_points(page, points):
-    box = page.locator("#invlab-canvas").bounding_box()
+    canvas = page.locator("#invlab-canvas")
+    canvas.scroll_into_view_if_needed()  # pointer events land where the canvas is on screen
+    box = canvas.bounding_box()
     return [(box["x"] + box["width"] * u, box["y"] + box["height"] * v) for u, v in points]
 
 

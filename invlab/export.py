@@ -134,7 +134,7 @@ def export_checkpoint(checkpoint: str | Path, path: str | Path) -> Path:
 
     model = load_model(checkpoint)
     info = getattr(model, "data_info", None) or {}
-    meta = {"invlab.dataset": info.get("name", ""), "invlab.class_names": json.dumps(info.get("class_names") or [])}
+    meta = {"invlab.dataset": info.get("dataset", ""), "invlab.class_names": json.dumps(info.get("class_names") or [])}
     return to_onnx(model, path, input_shape=tuple(info["input_shape"]) if "input_shape" in info else None,
                    metadata=meta)
 

@@ -135,7 +135,10 @@
   function describe(ex) {
     const names = state.network.class_names, c = ex.prediction, s = samplesFor(state.network);
     let what = "your drawing";
-    if (state.source !== "drawing" && s) what = `test image #${state.sample} (true class <b>${names[s.labels[state.sample]]}</b>)`;
+    if (state.source !== "drawing" && s) {
+      const label = s.labels[state.sample], truth = state.network.dataset ? names[label] : s.class_names[label];
+      what = `test image #${state.sample} (true class <b>${truth}</b>)`;
+    }
     $("invlab-status").innerHTML = `${what}: predicted <b>${names[c]}</b> (${(100 * ex.probabilities[c]).toFixed(1)} %)` +
       (state.noise ? `, noise σ = ${state.noise.toFixed(2)}` : "");
     $("invlab-decomposition").innerHTML =

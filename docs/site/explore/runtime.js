@@ -37,6 +37,15 @@
     return ready;
   }
 
+  // onnxruntime's message without its source location and C++ signature
+  function reason(err) {
+    let text = String(err.message || err).split("\n")[0];
+    const at = text.indexOf("ERROR_MESSAGE:");
+    if (at >= 0) text = text.slice(at + 14).trim();
+    const sig = text.lastIndexOf(") ");
+    return (sig >= 0 && /\.(cc|h|cpp):\d+/.test(text) ? text.slice(sig + 2) : text).replace(/\.$/, "");
+  }
+
   /** A network from the bytes of an ONNX file; rejects with one sentence naming what is wrong. */
   async function load(bytes, name) {
     await init();
@@ -49,7 +58,7 @@
     try {
       session = await ort.InferenceSession.create(bytes, { executionProviders: ["wasm"], graphOptimizationLevel: "all" });
     } catch (err) {
-      throw new Error(`${name} is not an ONNX model this page can run (${String(err.message || err).split("\n")[0]}); ` +
+      throw new Error(`${name} is not an ONNX model this page can run (${reason(err)}); ` +
                       "make one with: invlab export CHECKPOINT --onnx OUT.onnx");
     }
     if (session.inputNames.length !== 1 || session.inputNames[0] !== INPUT) {

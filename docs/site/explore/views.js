@@ -84,16 +84,36 @@
     c.fillText(text, x, y); c.restore();
   };
 
+  // a figure's title in lines that fit `width` at `size` px (a phone is narrower than the notebook)
+  function wrap(text, width, size) {
+    const c = document.createElement("canvas").getContext("2d");
+    c.font = `${size}px 'Open Sans', verdana, arial, sans-serif`;
+    const lines = [];
+    let line = "";
+    for (const word of text.split(" ")) {
+      const next = line ? `${line} ${word}` : word;
+      if (line && c.measureText(next).width > width) { lines.push(line); line = word; } else line = next;
+    }
+    return lines.concat(line ? [line] : []);
+  }
+
+  Figure.prototype.heading = function (c, W, size, baseline) {
+    const lines = wrap(this.spec.title, W * 0.9, size);
+    lines.forEach((line, i) => this.title(c, line, W * 0.05, baseline + i * (size + 4), size));
+    return (lines.length - 1) * (size + 4);
+  };
+
   /** Bars of `values` named by `names` (the notebook's _bars). */
   Figure.prototype.bars = function (names, values) {
-    const s = this.spec, m = s.margin, [c, W] = this.begin(s.height);
-    const left = m.l + 18, right = W - m.r, top = m.t, bottom = s.height - m.b - 18;
+    const s = this.spec, m = s.margin, W0 = Math.max(200, this.div.clientWidth || 400);
+    const extra = (wrap(s.title, W0 * 0.9, 13).length - 1) * 17, [c, W] = this.begin(s.height + extra);
+    const left = m.l + 18, right = W - m.r, top = m.t + extra, bottom = s.height + extra - m.b - 18;
     let lo = Math.min(0, ...values), hi = Math.max(0, ...values);
     if (hi - lo < 1e-12) hi = lo + 1;
     const pad = 0.05 * (hi - lo);
     lo = lo < 0 ? lo - pad : lo; hi += pad;
     const y = (v) => bottom - ((v - lo) / (hi - lo)) * (bottom - top);
-    this.title(c, s.title, W * 0.05, 22, 13);
+    this.heading(c, W, 13, 22);
     c.textAlign = "right"; c.textBaseline = "middle";
     for (const t of niceTicks(lo, hi, 4)) {
       c.strokeStyle = t === 0 ? "#c8d4e3" : GRID; c.beginPath(); c.moveTo(left, y(t)); c.lineTo(right, y(t)); c.stroke();
@@ -112,7 +132,7 @@
       c.fillText(name, 0, 0); c.restore();
     });
     c.textBaseline = "alphabetic";
-    this.title(c, s.xtitle, (left + right) / 2, s.height - 6, 12, "center");
+    this.title(c, s.xtitle, (left + right) / 2, s.height + extra - 6, 12, "center");
     c.save(); c.translate(12, (top + bottom) / 2); c.rotate(-Math.PI / 2);
     this.title(c, s.ytitle, 0, 0, 12, "center"); c.restore();
   };
@@ -122,14 +142,15 @@
     const s = this.spec, m = s.margin, n = grids.length, gap = s.captions ? 64 : 28;
     const scales = s.rows.some((r) => r.showscale) ? 56 : 0;
     const W = Math.max(200, this.div.clientWidth || 400), plotW = W - m.l - m.r - scales;
+    const extra = (wrap(s.title, W * 0.9, 15).length - 1) * 19;
     const rowH = (s.height - m.t - m.b - gap * (n - 1)) / n;
     const k = Math.min(...grids.map((g) => Math.min(plotW / g.width, rowH / g.height)));
     const used = Math.max(...grids.map((g) => g.height * k));
-    const height = Math.round(m.t + n * used + (n - 1) * gap + m.b + (captions ? 20 : 0));
+    const height = Math.round(m.t + extra + n * used + (n - 1) * gap + m.b + (captions ? 20 : 0));
     const [c] = this.begin(height);
-    this.title(c, s.title, W * 0.05, 24, 15);
+    this.heading(c, W, 15, 24);
     grids.forEach((g, i) => {
-      const row = s.rows[i], top = m.t + i * (used + gap), gw = g.width * k, x0 = m.l + (plotW - gw) / 2;
+      const row = s.rows[i], top = m.t + extra + i * (used + gap), gw = g.width * k, x0 = m.l + (plotW - gw) / 2;
       this.title(c, row.title, x0 + gw / 2, top - 6, 13, "center");
       const table = this.tables[i], img = new ImageData(g.width, g.height);
       for (let p = 0; p < g.z.length; p++) {

@@ -1,0 +1,180 @@
+"""The site's Explore page in Chromium: computed in the browser, equal to PyTorch.
+
+Opened from the file system and from a server on 127.0.0.1, every request off the machine
+refused. For each lesson network: a stroke with the mouse and one with a finger change the
+prediction and the reconstruction; the page's numbers equal ``explain()`` on the same pixels
+to 1e-4; a shipped test image is classified as PyTorch classifies it. A file that is not a
+network made by ``invlab export`` gets a sentence on the page; one that is, is explored. The
+figures carry the notebook's titles; the page fits a 390 px phone. Screenshots go to
+``test-artifacts/``.
+"""
+
+from __future__ import annotations
+
+import functools
+import http.server
+import threading
+
+import numpy as np
+import pytest
+import torch
+
+from benchmarks.explorer_speed import (PAGE, chromium, explorer_page, mouse_stroke, networks, page_result,
+                                       select_network, touch_stroke, wait_idle)
+
+pytest.importorskip("playwright.sync_api")
+pytest.importorskip("onnxruntime")
+if chromium() is None:
+    pytest.skip("Debian's chromium is not installed (apt-get install chromium)", allow_module_level=True)
+pytestmark = [pytest.mark.slow, pytest.mark.xdist_group("jupyterlab")]  # the shared site build
+
+from test_browser import ARTIFACTS  # noqa: E402
+
+TOL = 1e-4
+ONE = [(0.5, 0.15 + 0.7 * k / 12) for k in range(13)]  # a vertical bar: a "1"
+LOOP = [(0.5 + 0.25 * np.sin(t), 0.5 - 0.3 * np.cos(t)) for t in np.linspace(0, 2 * np.pi, 16)]  # a "0"
+
+
+def _rel(a, b) -> float:
+    a, b = np.asarray(a, dtype=np.float64), np.asarray(b, dtype=np.float64)
+    return float(np.abs(a - b).max() / max(np.abs(b).max(), 1e-12))
+
+
+def torch_view(model, raw: np.ndarray) -> dict:
+    """What PyTorch makes of the page's image: explain() at the model's input, and b[x]."""
+    from invlab.inverse import templates
+    from invlab.viz.explain import explain, model_input
+
+    x = model_input(model, torch.tensor(raw, dtype=torch.float32).view(1, 1, 28, 28))
+    ex = explain(model, x)
+    _, b = templates(model, x)
+    return {"input": ex.x.flatten(), "logits": ex.logits, "probabilities": ex.probs, "templates": ex.templates.flatten(),
+            "contributions": ex.contributions.flatten(), "reconstruction": ex.reconstruction.flatten(),
+            "shares": ex.shares, "bias": b[0], "prediction": ex.prediction}
+
+
+def assert_equal_to_pytorch(result: dict, model) -> None:
+    want = torch_view(model, result["raw"])
+    errors = {k: _rel(result[k], want[k].detach().numpy()) for k in
+              ("input", "logits", "probabilities", "templates", "contributions", "reconstruction", "shares")}
+    errors["bias"] = float(np.abs(result["bias"] - want["bias"].numpy()).max() / np.abs(want["logits"].numpy()).max())
+    assert max(errors.values()) < TOL, errors
+    assert result["prediction"] == want["prediction"]
+    assert result["largest_difference"] < 1e-4 * np.abs(result["logits"]).max()  # eq. 1 holds on the page
+
+
+@pytest.fixture(scope="module")
+def served(site):
+    """The built site from a server on 127.0.0.1 (another origin than file://)."""
+    handler = functools.partial(http.server.SimpleHTTPRequestHandler, directory=str(site))
+    handler.log_message = lambda *a, **k: None
+    server = http.server.ThreadingHTTPServer(("127.0.0.1", 0), handler)
+    thread = threading.Thread(target=server.serve_forever, daemon=True)
+    thread.start()
+    yield f"http://127.0.0.1:{server.server_address[1]}/{PAGE.as_posix()}"
+    server.shutdown()
+    server.server_close()
+
+
+def test_every_lesson_network_in_the_browser_equals_pytorch(site):
+    from invlab.lessons import lesson_model
+
+    ARTIFACTS.mkdir(exist_ok=True)
+    with explorer_page((site / PAGE).resolve().as_uri(), has_touch=True) as (page, log):
+        titles = page.evaluate("() => window.invlabExplorer.titles()")
+        for net in networks(page):
+            select_network(page, net["id"])
+            model = lesson_model(net["model"], net["dataset"])
+            start = page_result(page)  # the first shipped test image
+            assert start["source"] == "test image" and net["id"] == start["network"]
+            assert_equal_to_pytorch(start, model)
+
+            before = page.evaluate("() => window.invlabExplorer.state.updates")
+            mouse_stroke(page, ONE)
+            wait_idle(page, before)
+            drawn = page_result(page)
+            assert drawn["source"] == "drawing" and "your drawing" in drawn["status"]
+            assert not np.allclose(drawn["probabilities"], start["probabilities"]), "the prediction did not change"
+            assert _rel(drawn["reconstruction"], start["reconstruction"]) > 0.05, "the reconstruction did not change"
+            assert_equal_to_pytorch(drawn, model)
+            assert drawn["changed"] is not None and drawn["changed"] > 0  # a new region since the stroke began
+
+            page.click("#invlab-clear")
+            before = page.evaluate("() => window.invlabExplorer.state.updates")
+            touch_stroke(page, LOOP)  # a finger: pointer events of type touch
+            wait_idle(page, before)
+            touched = page_result(page)
+            assert touched["source"] == "drawing"
+            assert _rel(touched["reconstruction"], start["reconstruction"]) > 0.05
+            assert_equal_to_pytorch(touched, model)
+
+            page.select_option("#invlab-sample", "7")  # a shipped test image: PyTorch's class
+            page.wait_for_function("() => window.invlabExplorer.state.source === 'test image'")
+            wait_idle(page)
+            picked = page_result(page)
+            sample = page.evaluate(f"() => window.INVLAB_CATALOGUE.samples[{net['dataset']!r}].labels[7]")
+            assert f"true class {net['class_names'][sample]}" in picked["status"]
+            assert picked["prediction"] == torch_view(model, picked["raw"])["prediction"]
+            page.screenshot(path=str(ARTIFACTS / f"explore-{net['id']}.png"), full_page=True)
+
+        page.focus("#invlab-noise")  # the controls are the keyboard's too
+        before = page.evaluate("() => window.invlabExplorer.state.updates")
+        page.keyboard.press("ArrowRight")
+        wait_idle(page, before)
+        noisy = page_result(page)
+        assert "noise σ = 0.05" in noisy["status"]
+        assert_equal_to_pytorch(noisy, lesson_model(net["model"], net["dataset"]))
+        problems = log["console"] + log["errors"] + log["remote"]
+        assert not problems, problems
+    # the page's figures are the notebook's: the same titles, from the same Python function
+    from invlab.viz.web import page_figures
+
+    want = page_figures([str(c) for c in range(10)])
+    assert titles["templates"] == [want["templates"]["title"]] + [r["title"] for r in want["templates"]["rows"]]
+    assert titles["probabilities"][0] == "prediction: class probabilities"
+
+
+def _wrong_onnx(path) -> None:
+    """A valid ONNX graph that is not one of invlab's: one input named y, one output."""
+    import onnx
+    from onnx import TensorProto, helper
+
+    graph = helper.make_graph([helper.make_node("Identity", ["y"], ["z"])], "other",
+                              [helper.make_tensor_value_info("y", TensorProto.FLOAT, [1, 4])],
+                              [helper.make_tensor_value_info("z", TensorProto.FLOAT, [1, 4])])
+    onnx.save(helper.make_model(graph, opset_imports=[helper.make_opsetid("", 17)], ir_version=9), str(path))
+
+
+def test_own_network_files_from_a_server_and_on_a_phone(site, served, tmp_path):
+    from invlab.export import to_onnx
+    from invlab.models import create_model
+
+    not_onnx, wrong, own = tmp_path / "notes.onnx", tmp_path / "other.onnx", tmp_path / "mine.onnx"
+    not_onnx.write_text("this is not a network")
+    _wrong_onnx(wrong)
+    model = create_model("smallcnn-mean", num_classes=7).eval()  # seven classes: not a lesson network
+    to_onnx(model, own)
+    with explorer_page(served, width=390, height=844, has_touch=True) as (page, log):
+        for path, says in ((not_onnx, "is not an ONNX model this page can run (Failed to load model because protobuf parsing failed"),
+                           (wrong, 'not one input named "x"')):
+            page.set_input_files("#invlab-file", str(path))
+            page.wait_for_function("() => !document.getElementById('invlab-error').hidden", timeout=30_000)
+            message = page.inner_text("#invlab-error")
+            assert path.name in message and says in message, message
+        page.set_input_files("#invlab-file", str(own))
+        page.wait_for_function("() => window.invlabExplorer.state.network.id === 'own'", timeout=30_000)
+        wait_idle(page)
+        mouse_stroke(page, ONE)
+        wait_idle(page)
+        result = page_result(page)
+        assert result["error"] is None and len(result["logits"]) == 7 and result["source"] == "drawing"
+        want = torch_view(model, result["raw"])
+        assert _rel(result["templates"], want["templates"].numpy()) < TOL
+        assert _rel(result["reconstruction"], want["reconstruction"].numpy()) < TOL
+        # a phone: nothing wider than the screen, the canvas whole on it
+        assert page.evaluate("() => document.documentElement.scrollWidth") <= 390 + 1
+        box = page.locator("#invlab-canvas").bounding_box()
+        assert box["x"] >= 0 and box["x"] + box["width"] <= 390
+        page.screenshot(path=str(ARTIFACTS / "explore-phone.png"), full_page=True)
+        problems = log["console"] + log["errors"] + log["remote"]
+        assert not problems, problems

@@ -1,0 +1,186 @@
+"""``invlab export`` and the explicit transposed pass it is built on (invlab.transposed).
+
+The oracle is autograd: ``templates()`` (one backward pass per class, batched), ``reconstruct()``
+and the logits. The ONNX graph, run by onnxruntime, must equal them to 1e-5 of their largest
+magnitude for every layer type the pass supports and every lesson network, on random inputs,
+real test digits, and a blank and a near-blank canvas (max-pooling ties: the graph must send
+each window's gradient where PyTorch does).
+"""
+
+from __future__ import annotations
+
+import pytest
+import torch
+import torch.nn as nn
+
+from invlab.inverse import forward_inverse, reconstruct, templates
+from invlab.models import create_model, list_models
+from invlab.models.layers import LocalWinnerTakesAll
+from invlab.transposed import TransposedPass, UnsupportedLayerError
+
+onnxruntime = pytest.importorskip("onnxruntime")
+pytest.importorskip("onnxscript")
+
+from invlab.export import OUTPUTS, run_onnx, to_onnx  # noqa: E402
+
+TOL = 1e-5
+
+
+def close(a: torch.Tensor, b: torch.Tensor, scale: torch.Tensor | None = None) -> float:
+    """max |a - b| over the largest |b| (or over ``scale``'s largest magnitude)."""
+    a, b = a.detach().double(), b.detach().double()
+    ref = (b if scale is None else scale.detach().double()).abs().max().clamp_min(1e-12)
+    return float((a - b).abs().max() / ref)
+
+
+class Net(nn.Module):
+    """A small network around one layer under test: (B, *D) -> logits (B, 4)."""
+
+    def __init__(self, body: nn.Module, shape: tuple[int, ...], head_mean: bool = False):
+        super().__init__()
+        self.body, self.head_mean, self.input_shape = body, head_mean, shape
+        with torch.no_grad():
+            h = body(torch.zeros(1, *shape))
+        self.classifier = nn.Linear(h.shape[1] if head_mean else h[0].numel(), 4)
+
+    def forward(self, x):
+        h = self.body(x)
+        h = h.mean(dim=(2, 3)) if self.head_mean else h.flatten(1)  # global average pooling (images)
+        return self.classifier(h)
+
+
+class Residual(nn.Module):
+    def __init__(self, c):
+        super().__init__()
+        self.conv1, self.act, self.conv2 = nn.Conv2d(c, c, 3, padding=1), nn.ReLU(), nn.Conv2d(c, c, 3, padding=1)
+
+    def forward(self, h):
+        return h + self.conv2(self.act(self.conv1(h)))
+
+
+IMAGE, SIGNAL = (2, 9, 11), (2, 37)
+LAYERS = {
+    "conv2d (stride, padding, dilation)": (nn.Sequential(nn.Conv2d(2, 4, 3, stride=2, padding=1, dilation=1), nn.ReLU(),
+                                                         nn.Conv2d(4, 4, 2, dilation=2), nn.ReLU()), IMAGE),
+    "conv1d (stride, padding)": (nn.Sequential(nn.Conv1d(2, 4, 5, stride=3, padding=2), nn.ReLU()), SIGNAL),
+    "linear, leaky relu, flatten": (nn.Sequential(nn.Flatten(), nn.Linear(2 * 9 * 11, 16), nn.LeakyReLU(0.1)), IMAGE),
+    "inhibitor (LocalWinnerTakesAll)": (nn.Sequential(nn.Conv2d(2, 6, 3, bias=False), LocalWinnerTakesAll(3)), IMAGE),
+    "avgpool2d (odd size, padding)": (nn.Sequential(nn.Conv2d(2, 4, 2), nn.ReLU(), nn.AvgPool2d(3, 2, padding=1)), IMAGE),
+    "maxpool2d (overlapping windows)": (nn.Sequential(nn.Conv2d(2, 4, 2), nn.ReLU(), nn.MaxPool2d(3, 2)), IMAGE),
+    "avgpool1d": (nn.Sequential(nn.Conv1d(2, 4, 3), nn.ReLU(), nn.AvgPool1d(2)), SIGNAL),
+    "maxpool1d (overlapping windows)": (nn.Sequential(nn.Conv1d(2, 4, 3), nn.ReLU(), nn.MaxPool1d(4, 2)), SIGNAL),
+    "global average pooling, residual sum": (nn.Sequential(nn.Conv2d(2, 4, 3, padding=1), Residual(4), nn.ReLU()),
+                                             IMAGE, True),
+    "identity, dropout in eval mode": (nn.Sequential(nn.Conv2d(2, 4, 3), nn.Identity(), nn.ReLU(), nn.Dropout(0.5)),
+                                       IMAGE),
+}
+
+
+def check_export(model: nn.Module, path, inputs: dict[str, torch.Tensor], preprocess_kind: str = "none"):
+    """ONNX outputs against autograd's on each input (raw, as the graph takes it)."""
+    from invlab.data.preprocess import preprocess
+
+    to_onnx(model, path, input_shape=tuple(next(iter(inputs.values())).shape[1:]), preprocess_kind=preprocess_kind)
+    for name, x in inputs.items():
+        out = run_onnx(path, x)
+        assert set(out) == set(OUTPUTS)
+        xin = preprocess(x, preprocess_kind)
+        A, b = templates(model, xin)  # (1, C, *D), (1, C)
+        logits, rec = forward_inverse(model, xin, create_graph=False)
+        errors = {"input": close(out["input"], xin[0]), "logits": close(out["logits"], logits[0]),
+                  "probabilities": close(out["probabilities"], logits[0].softmax(0)),
+                  "templates": close(out["templates"], A[0]), "reconstruction": close(out["reconstruction"], rec[0]),
+                  # b[x] is the region's map at 0, computed apart: f = <A, x> + b to rounding (eq. 1)
+                  "bias": close(out["bias"], b[0], scale=logits[0]),
+                  "eq. 1": close((out["templates"] * out["input"]).flatten(1).sum(1) + out["bias"], out["logits"])}
+        assert max(errors.values()) < TOL, (name, errors)
+
+
+@pytest.mark.parametrize("layer", list(LAYERS))
+def test_export_equals_autograd_for_every_supported_layer_type(layer, tmp_path):
+    body, shape, *head = LAYERS[layer]
+    model = Net(body, shape, head_mean=bool(head)).eval()
+    g = torch.Generator().manual_seed(1)
+    inputs = {"random": torch.randn(1, *shape, generator=g), "blank": torch.zeros(1, *shape),
+              "near-blank": torch.zeros(1, *shape).index_fill_(-1, torch.tensor([3]), 0.01)}
+    check_export(model, tmp_path / "net.onnx", inputs)
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize("lesson", ["mnist/smallcnn-mean", "mnist/smallcnn-max", "mnist/smallucnn",
+                                    "fashion-mnist/smallcnn-mean"])
+def test_every_lesson_network_exports_exactly_on_digits_and_blank_canvases(lesson, tmp_path):
+    from invlab.lessons import lesson_model
+
+    dataset, name = lesson.split("/")
+    model = lesson_model(name, dataset)
+    g = torch.Generator().manual_seed(0)
+    stroke = torch.zeros(1, 1, 28, 28)
+    stroke[0, 0, 6:22, 13:15] = 1.0  # a drawn "1"
+    dot = torch.zeros(1, 1, 28, 28)
+    dot[0, 0, 14, 14] = 0.05  # a near-blank canvas: one faint pixel, pooling windows tie almost everywhere
+    inputs = {"random": torch.rand(1, 1, 28, 28, generator=g), "a drawn stroke": stroke,
+              "blank": torch.zeros(1, 1, 28, 28), "near-blank": dot}
+    check_export(model, tmp_path / "lesson.onnx", inputs, preprocess_kind=model.preprocess.kind)
+
+
+@pytest.mark.slow
+def test_lesson_networks_export_exactly_on_real_test_digits(tmp_path):
+    from invlab.data import load_mnist
+    from invlab.lessons import lesson_model
+
+    model = lesson_model("smallcnn-max")  # max pooling: the layer whose ties matter
+    x = load_mnist(labels_per_class=1, seed=0).x_test[:3]
+    check_export(model, tmp_path / "max.onnx", {f"test digit {i}": x[i:i + 1] for i in range(3)},
+                 preprocess_kind=model.preprocess.kind)
+
+
+def test_the_transposed_pass_equals_autograd_on_every_registry_model():
+    """All 13 models of the registry (resnets, Bird10's 1-D CNN with overlapping max pooling)
+    read as a graph and transposed: logits and reconstruction as autograd's."""
+    for name in list_models():
+        model = create_model(name).eval()
+        x = torch.randn(2, *model.input_shape)
+        with torch.no_grad():
+            logits, rec = TransposedPass(model)(x)
+        want = reconstruct(model, x, create_graph=False)
+        assert close(rec, want) < TOL, name
+        assert close(logits, model(x)) < TOL, name
+
+
+class Sigmoidal(nn.Module):
+    def __init__(self):
+        super().__init__()
+        self.conv, self.squash = nn.Conv2d(1, 2, 3), nn.Sigmoid()
+
+    def forward(self, x):
+        return self.squash(self.conv(x)).flatten(1)
+
+
+@pytest.mark.parametrize("model, named", [
+    (Sigmoidal(), "'squash' (Sigmoid)"),
+    (nn.Sequential(nn.Conv2d(1, 2, 3), nn.BatchNorm2d(2), nn.Flatten()), "'1' (BatchNorm2d)"),
+    (nn.Sequential(nn.Conv2d(1, 2, 3, padding=1, padding_mode="reflect"), nn.Flatten()), "'0' (Conv2d with padding"),
+    (nn.Sequential(nn.MaxPool2d(2, ceil_mode=True), nn.Flatten()), "ceil_mode=True"),
+])
+def test_an_unsupported_layer_is_refused_by_name_before_anything_is_written(model, named, tmp_path):
+    path = tmp_path / "refused.onnx"
+    with pytest.raises(UnsupportedLayerError, match="has no explicit transposed rule") as err:
+        to_onnx(model.eval(), path, input_shape=(1, 6, 6))
+    assert named in str(err.value) and "supported: Conv1d, Conv2d" in str(err.value)
+    assert not path.exists() and not list(tmp_path.iterdir())
+
+
+def test_the_cli_exports_a_lesson_network_and_refuses_a_missing_checkpoint(tmp_path, capsys):
+    from invlab.cli import main
+
+    out = tmp_path / "lesson.onnx"
+    assert main(["export", "--lesson", "smallucnn", "--onnx", str(out)]) == 0
+    assert out.stat().st_size > 100_000 and "Explore page" in capsys.readouterr().out
+    import onnx
+
+    props = {p.key: p.value for p in onnx.load(str(out)).metadata_props}
+    assert props["invlab.dataset"] == "mnist" and props["invlab.preprocess"] == "center-maxabs"
+    assert main(["export", str(tmp_path / "missing.pt"), "--onnx", str(tmp_path / "x.onnx")]) == 2
+    assert "does not exist" in capsys.readouterr().err
+    assert main(["export", "--onnx", str(tmp_path / "x.onnx")]) == 2
