@@ -137,9 +137,11 @@ def main(argv=None) -> int:
     from invlab.models import TABLE2_MODELS
 
     p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    p.add_argument("--part", choices=["inverse", "methods"], default="inverse",
+    p.add_argument("--part", choices=["inverse", "methods", "profile"], default="inverse",
                    help="inverse: the inversion loss's ways of computing against supervision (default); methods: "
-                        "every method of invlab.methods against the supervised one")
+                        "every method of invlab.methods against the supervised one; profile: the inversion step "
+                        "through the public API, by part and by method, its floor and real peak memory "
+                        "(benchmarks/step_profile.py)")
     p.add_argument("--models", nargs="+", default=[*TABLE2_MODELS, "bird10-cnn"])
     p.add_argument("--batch", type=int, default=150)
     p.add_argument("--labelled", type=int, default=50)
@@ -165,6 +167,8 @@ def main(argv=None) -> int:
 
     if args.part == "methods":
         return methods(args)
+    if args.part == "profile":
+        return profile(args)
     rows = []
     for name in args.models:
         timing = time_interleaved(name, args.batch, args.labelled, args.warmup, args.repeat, args.device)
@@ -190,6 +194,26 @@ def main(argv=None) -> int:
            "rows": rows, **results_header(device=rows[0]["runs"]["supervised"]["device"] if rows else "cpu")}
     save_report(out, args.out, markdown(out))
     print(markdown(out))
+    return 0
+
+
+def profile(args) -> int:
+    """``--part profile``: :mod:`benchmarks.step_profile` for each model."""
+    from benchmarks.step_profile import markdown as profile_markdown, profile_model
+    from invlab.experiments.provenance import results_header
+    from invlab.io import save_report
+
+    rows = []
+    for name in args.models:
+        row = profile_model(name, args.batch, args.labelled, args.warmup, args.repeat, args.memory)
+        rows.append(row)
+        print(f"{name:18s} autograd ×{row['ratio_autograd']:.2f}  transposed ×{row['ratio_transposed']:.2f}  "
+              f"floor ×{row['floor_ratio']:.2f}", flush=True)
+    out = {"part": "profile", "batch": args.batch, "labelled": args.labelled, "repeat": args.repeat,
+           "warmup": args.warmup, "threads": rows[0]["threads"] if rows else None, "interleaved": True, "rows": rows,
+           **results_header(device="cpu")}
+    save_report(out, args.out, profile_markdown(out))
+    print(profile_markdown(out))
     return 0
 
 

@@ -60,7 +60,7 @@ class SplineView(nn.Module):
     def __init__(self, model: nn.Module, preprocess_kind: str | None = None):
         super().__init__()
         self.model = model.eval()
-        self.transposed = TransposedPass(model)
+        self.transposed = TransposedPass(model, exportable=True)
         if preprocess_kind is None:
             preprocess_kind = getattr(getattr(model, "preprocess", None), "kind", "none")
         self.preprocess_kind = preprocess_kind

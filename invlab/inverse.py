@@ -64,6 +64,23 @@ def check_input(model: nn.Module, x: torch.Tensor) -> None:
         raise ValueError("input contains NaN or infinite values; clean or mask the data first")
 
 
+#: The ways :func:`forward_inverse` computes (df/dx)^T f(x); "auto" picks "transposed" when it can.
+METHODS = ("auto", "transposed", "autograd", "func")
+
+
+def resolve_method(model: nn.Module, method: str = "auto") -> str:
+    """The way ``method`` computes the inverse of ``model`` now: ``"auto"`` is ``"transposed"``
+    when :mod:`invlab.transposed` takes the network (and no dropout layer is drawing masks),
+    else ``"autograd"``; other names are themselves."""
+    if method not in METHODS:
+        raise ValueError(f"method must be one of {', '.join(METHODS)}, got {method!r}")
+    if method != "auto":
+        return method
+    from invlab.transposed import transposed_pass, usable
+
+    return "transposed" if usable(transposed_pass(model)) else "autograd"
+
+
 def forward_inverse(model: nn.Module, x: torch.Tensor, create_graph: bool | None = None,
                     check: bool = True, method: str = "autograd") -> tuple[torch.Tensor, torch.Tensor]:
     r"""Logits :math:`f(x)` and reconstruction :math:`(\partial f/\partial x)^\top f(x)` from one
@@ -77,8 +94,13 @@ def forward_inverse(model: nn.Module, x: torch.Tensor, create_graph: bool | None
             Default: ``torch.is_grad_enabled()`` at the call.
         check: validate the model and the input first.
         method: ``"autograd"`` — ``torch.autograd.grad`` with the logits as ``grad_outputs``;
-            ``"func"`` — ``torch.func.vjp``. Both are exact and give the same values and
-            parameter gradients; ``benchmarks/step_cost.py`` times them.
+            ``"func"`` — ``torch.func.vjp``; ``"transposed"`` — the explicit transposed pass of
+            :mod:`invlab.transposed` (the forward's masks and pooling indices reused, the
+            transposed layers run with the same weights): an ordinary differentiable
+            computation, so a loss on rec needs one backward pass instead of a backward
+            through a backward; ``"auto"`` — ``"transposed"`` when the network is supported,
+            else ``"autograd"`` (:func:`resolve_method`). All are exact and give the same
+            values and parameter gradients; ``benchmarks/step_cost.py`` times them.
 
     Returns:
         ``(logits, rec)``: logits (B, C) and rec (B, \*D),
@@ -89,6 +111,14 @@ def forward_inverse(model: nn.Module, x: torch.Tensor, create_graph: bool | None
         check_input(model, x)
     if create_graph is None:
         create_graph = torch.is_grad_enabled()
+    method = resolve_method(model, method)
+    if method == "transposed":
+        from invlab.transposed import transposed_pass
+
+        with torch.set_grad_enabled(create_graph):
+            logits, states = transposed_pass(model).forward(x)  # (B, C), masks and indices
+            rec = transposed_pass(model).transpose(logits, states)  # (B, *D) = A[x]^T f(x)
+        return logits, rec
     with torch.enable_grad():
         if method == "func":
             logits, vjp_fn = torch.func.vjp(model, x)  # (B, C); parameters stay in the outer graph
@@ -100,7 +130,7 @@ def forward_inverse(model: nn.Module, x: torch.Tensor, create_graph: bool | None
             # graph too, so d rec / d theta flows through both A[x] and f(x).
             (rec,) = torch.autograd.grad(logits, xg, grad_outputs=logits, create_graph=create_graph)
         else:
-            raise ValueError(f"method must be 'autograd' or 'func', got {method!r}")
+            raise ValueError(f"method must be one of {', '.join(METHODS)}, got {method!r}")
     if not create_graph:
         logits, rec = logits.detach(), rec.detach()
     return logits, rec  # (B, C), (B, *D)
@@ -110,7 +140,8 @@ INPUT = "input"  # the name of x itself in :func:`layer_reconstructions`
 
 
 def forward_layer_reconstructions(model: nn.Module, x: torch.Tensor, layers, create_graph: bool | None = None,
-                                  check: bool = True) -> tuple[torch.Tensor, dict[str, tuple[torch.Tensor, torch.Tensor]]]:
+                                  check: bool = True, method: str = "auto",
+                                  ) -> tuple[torch.Tensor, dict[str, tuple[torch.Tensor, torch.Tensor]]]:
     """Logits f(x) and, for every named layer, (rec, z) from one forward and one backward pass.
 
     For a layer whose output is z = z^(l)(x) (paper eq. 12),
@@ -130,6 +161,9 @@ def forward_layer_reconstructions(model: nn.Module, x: torch.Tensor, layers, cre
             forward pass and return one tensor), or ``"input"``.
         create_graph: keep the graph, so that rec and z can be differentiated with respect
             to the parameters (inside a loss). Default: ``torch.is_grad_enabled()``.
+        method: ``"auto"`` — the explicit transposed pass (:mod:`invlab.transposed`) when it
+            takes the network and every named layer runs once, else autograd's backward pass
+            with hooks; ``"autograd"`` — always the latter. The same values and gradients.
 
     Returns:
         ``(logits, {name: (rec, z)})``: logits (B, C); rec and z with the shape of the
@@ -148,6 +182,16 @@ def forward_layer_reconstructions(model: nn.Module, x: torch.Tensor, layers, cre
         check_input(model, x)
     if create_graph is None:
         create_graph = torch.is_grad_enabled()
+    if resolve_method(model, method) == "transposed":
+        from invlab.transposed import transposed_pass
+
+        tp = transposed_pass(model)
+        nodes = tp.node_names(names)
+        if nodes is not None:
+            with torch.set_grad_enabled(create_graph):
+                logits, states = tp.forward(x, keep=tuple(nodes.values()))
+                _, recs = tp.transpose(logits, states, capture=set(nodes.values()))
+            return logits, {n: (recs[nodes[n]], states["z"][nodes[n]]) for n in names}
     captured: dict[str, torch.Tensor] = {}
 
     def capture(name):

@@ -17,7 +17,7 @@ import torch
 import torch.nn as nn
 import torch.nn.functional as F
 
-from invlab.inverse import check_input, check_model, forward_inverse
+from invlab.inverse import check_input, check_model, forward_inverse, resolve_method
 
 #: The scalar terms every loss of this module reports (with ``total``), logged at every step.
 LOSS_KEYS = ("total", "ce", "reconstruction", "entropy", "imbalance")
@@ -137,7 +137,9 @@ class SemiSupervisedLoss:
     reconstruction: str = "mse"
     reduce_dims: str = "mean"
     report_unweighted: bool = True
-    method: str = "autograd"  # how (df/dx)^T f is computed, see invlab.inverse.forward_inverse
+    #: how (df/dx)^T f is computed (invlab.inverse.forward_inverse): "auto" takes the explicit transposed
+    #: pass when the network is supported (one backward pass per step, no double backward), else autograd
+    method: str = "auto"
     balance: float = 0.0
     #: another method's unsupervised term in the place of the entropy (invlab.methods.Method); None: eq. 10
     unsupervised: object = None
@@ -145,6 +147,8 @@ class SemiSupervisedLoss:
     def __post_init__(self):
         self.alpha = _check_unit("alpha", self.alpha)
         self.beta = _check_unit("beta", self.beta)
+        resolve_method(nn.Identity(), self.method if self.method != "auto" else "autograd")  # a known name
+        self.method_used: str | None = None  # the last call's: "transposed", "autograd" or "func"
         if not self.balance >= 0:
             raise ValueError(f"balance must be >= 0, got {self.balance}")
         if self.reconstruction not in ("mse", "cosine"):
@@ -180,7 +184,8 @@ class SemiSupervisedLoss:
             check_input(model, x)
         labelled = _check_batch(x, y, labelled, check)
         if self.needs_reconstruction:
-            logits, rec = forward_inverse(model, x, create_graph=True, check=False, method=self.method)
+            self.method_used = resolve_method(model, self.method)
+            logits, rec = forward_inverse(model, x, create_graph=True, check=False, method=self.method_used)
             rec_loss = reconstruction_loss(rec, x, self.reconstruction, self.reduce_dims)
         else:  # R has zero weight: no double backward; report R without a graph.
             logits = model(x)
@@ -277,6 +282,7 @@ class LayerwiseLoss:
     beta: float = 0.24
     gammas: dict = None  # {layer name: weight}
     balance: float = 0.0
+    method: str = "auto"  # "auto": the explicit transposed pass when it takes the network, else autograd
 
     def __post_init__(self):
         self.gammas = dict(self.gammas or {})
@@ -308,7 +314,8 @@ class LayerwiseLoss:
         labelled = _check_batch(x, y, labelled, check)
         layers = [k for k, v in self.gammas.items() if v > 0]
         if layers:
-            logits, recs = forward_layer_reconstructions(model, x, layers, create_graph=True, check=False)
+            logits, recs = forward_layer_reconstructions(model, x, layers, create_graph=True, check=False,
+                                                         method=self.method)
         else:
             logits, recs = model(x), {}
         b = x.shape[0]

@@ -33,6 +33,7 @@ from __future__ import annotations
 
 import math
 import operator
+import weakref
 from dataclasses import dataclass, field
 
 import torch
@@ -117,8 +118,8 @@ class TransposedPass:
     >>> rec = tp.transpose(logits, states)        # (B, *D) = A[x]^T f(x)
     """
 
-    def __init__(self, model: nn.Module):
-        self.model = model
+    def __init__(self, model: nn.Module, exportable: bool = False):
+        self.model, self.exportable = model, exportable
         try:
             graph = _Tracer().trace(model)
         except Exception as err:  # data-dependent control flow, unsupported Python
@@ -126,6 +127,7 @@ class TransposedPass:
                 f"{type(model).__name__} cannot be read as a graph of layers (torch.fx: {err}); "
                 f"supported: {SUPPORTED}") from None
         self.steps: list[_Step] = []
+        self._targets: dict[str, str] = {}  # graph node -> module name
         placeholders = 0
         for node in graph.nodes:
             args = [a.name for a in node.all_input_nodes]
@@ -142,6 +144,7 @@ class TransposedPass:
                 module = model.get_submodule(node.target)
                 kind = _check_module(model, node.target, module)
                 self.steps.append(_Step(node.name, kind, args, module))
+                self._targets[node.name] = node.target
             else:
                 self.steps.append(self._function_step(node, args))
         self.has_dropout = any(s.kind == "dropout" for s in self.steps)
@@ -170,8 +173,24 @@ class TransposedPass:
         raise _refuse(self.model, where, f"the {'method' if node.op == 'call_method' else 'function'} {name}")
 
     # -- the forward, keeping each nonlinearity's state -------------------------------------
-    def forward(self, x: torch.Tensor) -> tuple[torch.Tensor, dict]:
-        """Logits f(x) (B, C) and the states the transposed pass needs (masks, pool indices, shapes)."""
+    def node_names(self, layers) -> dict[str, str] | None:
+        """{layer: graph node} for module names of ``model.named_modules()`` (``"input"``: x), or
+        ``None`` if one of them does not run exactly once in the forward (its output is ambiguous)."""
+        out = {}
+        for layer in layers:
+            if layer == "input":
+                out[layer] = self.steps[0].name
+                continue
+            found = [s.name for s in self.steps if s.module is not None and s.name in self._targets
+                     and self._targets[s.name] == layer]
+            if len(found) != 1:
+                return None
+            out[layer] = found[0]
+        return out
+
+    def forward(self, x: torch.Tensor, keep=()) -> tuple[torch.Tensor, dict]:
+        """Logits f(x) (B, C) and the states the transposed pass needs (masks, pool indices,
+        shapes); with ``keep`` (graph node names), also those nodes' outputs, as ``states["z"]``."""
         if self.has_dropout and self.model.training and any(
                 s.module.p > 0 for s in self.steps if s.kind == "dropout"):
             raise UnsupportedLayerError("dropout in training mode: its mask is drawn inside the layer, where the "
@@ -186,20 +205,16 @@ class TransposedPass:
             elif kind in ("conv", "linear", "avg_pool", "leaky_relu"):
                 out = m(h)
                 if kind == "leaky_relu":  # slope 1 where the input is positive, the negative slope elsewhere
-                    states[s.name] = torch.where(h > 0, 1.0, m.negative_slope).to(h.dtype)
+                    states[s.name] = torch.where(h > 0, 1.0, m.negative_slope).to(h.dtype)  # (B, *)
                 elif kind != "linear":
                     states[s.name] = h.shape
             elif kind == "relu":
                 out = torch.relu(h)
-                states[s.name] = (out > 0).to(h.dtype)
+                # the output itself (kept by the graph anyway) for threshold_backward, autograd's own ReLU
+                # transpose; ONNX has no such operator: a boolean mask there
+                states[s.name] = out > 0 if self.exportable else out
             elif kind == "lwta":
-                b, c, k = h.shape[0], h.shape[1], m.group_size
-                if c % k:
-                    raise ValueError(f"{c} channels cannot be split into groups of {k}")
-                g = h.reshape(b, c // k, k, *h.shape[2:])  # (B, C/k, k, *)
-                winner = (g == g.amax(dim=2, keepdim=True)).to(h.dtype)
-                out = (g * winner).reshape(h.shape)
-                states[s.name] = winner.reshape(h.shape)
+                out, states[s.name] = _lwta(h, m.group_size)
             elif kind == "max_pool":
                 pool = F.max_pool2d if h.dim() == 4 else F.max_pool1d
                 out, idx = pool(h, m.kernel_size, m.stride, m.padding, m.dilation, ceil_mode=False, return_indices=True)
@@ -216,17 +231,24 @@ class TransposedPass:
             else:  # identity, dropout in eval mode
                 out = h
             values[s.name] = out
+        if keep:
+            states["z"] = {name: values[name] for name in keep}
         return values[self.output], states
 
     # -- the transposed pass ---------------------------------------------------------------
-    def transpose(self, cotangent: torch.Tensor, states: dict) -> torch.Tensor:
-        """A[x]^T u for cotangents u (N, C): (N, *D). N = B, or B = 1 and any N."""
+    def transpose(self, cotangent: torch.Tensor, states: dict, capture=()) -> torch.Tensor:
+        """A[x]^T u for cotangents u (N, C): (N, *D). N = B, or B = 1 and any N.
+
+        With ``capture`` (graph node names), returns ``(A[x]^T u, {node: (df/dz)^T u})`` with z
+        each node's output: the transposed pass reaches every layer on its way (eq. 12)."""
         grads: dict[str, torch.Tensor] = {self.output: cotangent}
-        result = None
+        result, captured = None, {}
         for s in reversed(self.steps):
             g = grads.pop(s.name, None)
             if g is None:
                 continue  # a branch that does not reach the logits
+            if s.name in capture:
+                captured[s.name] = g
             kind, m = s.kind, s.module
             if kind == "input":
                 result = g
@@ -235,7 +257,11 @@ class TransposedPass:
                 g = self._conv_t(g, m, states[s.name])
             elif kind == "linear":
                 g = g @ m.weight  # (N, out) @ (out, in)
-            elif kind in ("relu", "lwta", "leaky_relu"):
+            elif kind == "relu":  # the units that were on pass the cotangent
+                state = states[s.name]
+                g = torch.where(state, g, 0.0) if state.dtype == torch.bool else torch.ops.aten.threshold_backward(
+                    g, state, 0.0)
+            elif kind in ("lwta", "leaky_relu"):
                 g = g * states[s.name]
             elif kind == "avg_pool":
                 g = self._avg_pool_t(g, m, states[s.name])
@@ -259,15 +285,16 @@ class TransposedPass:
                 grads[name] = grads[name] + g if name in grads else g
         if result is None:
             raise RuntimeError("the logits do not depend on the input")
-        return result
+        return (result, captured) if capture else result
 
-    @staticmethod
-    def _conv_t(g: torch.Tensor, m: nn.Module, shape: torch.Size) -> torch.Tensor:
+    def _conv_t(self, g: torch.Tensor, m: nn.Module, shape: torch.Size) -> torch.Tensor:
         n = g.dim() - 2
         stride, dilation = _tuple(m.stride, n), _tuple(m.dilation, n)
         padding = (0,) * n if m.padding == "valid" else _tuple(m.padding, n)
         kernel = m.weight.shape[2:]
         # the rows and columns the convolution's stride skipped at the end come back as zeros
+        if n == 2 and m.groups == 1 and m.in_channels <= _FOLD_CHANNELS and not self.exportable:
+            return _FoldConvTranspose.apply(g, m.weight, tuple(shape[2:]), stride, padding, dilation)
         extra = tuple(shape[2 + i] - ((g.shape[2 + i] - 1) * stride[i] - 2 * padding[i]
                                       + dilation[i] * (kernel[i] - 1) + 1) for i in range(n))
         conv_t = F.conv_transpose2d if n == 2 else F.conv_transpose1d
@@ -295,10 +322,13 @@ class TransposedPass:
             kind, m, state = s.kind, s.module, states.get(s.name)
             h = values[s.inputs[0]] if s.inputs else None
             if kind == "input":
-                out = self._zeros(states, shape)
+                weight = next(self.model.parameters())
+                out = torch.zeros(shape, dtype=weight.dtype, device=weight.device)
             elif kind in ("conv", "linear", "avg_pool"):
                 out = m(h)
-            elif kind in ("relu", "lwta", "leaky_relu"):
+            elif kind == "relu":
+                out = torch.where(state if state.dtype == torch.bool else state > 0, h, 0.0)
+            elif kind in ("lwta", "leaky_relu"):
                 out = h * state
             elif kind == "max_pool":
                 idx = state[0]
@@ -315,11 +345,6 @@ class TransposedPass:
             values[s.name] = out
         return values[self.output]
 
-    @staticmethod
-    def _zeros(states: dict, shape: torch.Size) -> torch.Tensor:
-        like = next((v for v in states.values() if isinstance(v, torch.Tensor)), None)
-        return like.new_zeros(shape) if like is not None else torch.zeros(shape)
-
     # -- conveniences ----------------------------------------------------------------------
     def __call__(self, x: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
         """``(logits, rec)``: f(x) (B, C) and A[x]^T f(x) (B, *D)."""
@@ -333,13 +358,86 @@ class TransposedPass:
         parts = []
         for s in self.steps:
             state = states.get(s.name)
-            if s.kind in ("relu", "lwta", "leaky_relu"):
+            if s.kind == "relu":
+                parts.append((state if state.dtype == torch.bool else state > 0).flatten(1))
+            elif s.kind in ("lwta", "leaky_relu"):
                 parts.append(state.flatten(1))
             elif s.kind == "max_pool":
                 parts.append(state[0].flatten(1).to(torch.float32))
         if not parts:
             raise ValueError("the network has no nonlinearity: one affine region")
         return torch.cat([p.to(torch.float32) for p in parts], 1)
+
+
+#: A convolution with at most this many input channels (a network's first layer) is transposed by
+#: :class:`_FoldConvTranspose`: oneDNN's transposed convolution to one or three channels runs at a
+#: fraction of its forward speed on CPU (22 ms against 2.3 ms for SmallCNN's first layer, batch 150).
+_FOLD_CHANNELS = 4
+
+
+class _FoldConvTranspose(torch.autograd.Function):
+    """conv_transpose2d(g, W) as a matrix product and a col2im (``F.fold``): (B, C_out, H', W')
+    -> (B, C_in, H, W). Its backward is the convolution's own forward (the cotangent's gradient)
+    and weight gradient: exact, first-order (a loss on the reconstruction needs no more)."""
+
+    @staticmethod
+    def forward(ctx, g, weight, size, stride, padding, dilation):
+        b, c = g.shape[:2]
+        # one (C_in·kh·kw, C_out) @ (C_out, H'·W') product per example: no transposed copies
+        cols = torch.bmm(weight.reshape(c, -1).t().expand(b, -1, -1), g.reshape(b, c, -1))  # (B, C_in·kh·kw, H'·W')
+        ctx.save_for_backward(g, weight)
+        ctx.conv = (stride, padding, dilation)
+        return F.fold(cols, size, weight.shape[2:], dilation=dilation, padding=padding, stride=stride)
+
+    @staticmethod
+    @torch.autograd.function.once_differentiable
+    def backward(ctx, grad):
+        g, weight = ctx.saved_tensors
+        stride, padding, dilation = ctx.conv
+        grad_g = grad_w = None
+        if ctx.needs_input_grad[0]:
+            grad_g = F.conv2d(grad, weight, None, stride, padding, dilation)
+        if ctx.needs_input_grad[1]:
+            grad_w = torch.ops.aten.convolution_backward(g, grad, weight, None, list(stride), list(padding),
+                                                         list(dilation), False, [0, 0], 1,
+                                                         [False, True, False])[1]
+        return grad_g, grad_w, None, None, None, None
+
+
+def _lwta(h: torch.Tensor, k: int) -> tuple[torch.Tensor, torch.Tensor]:
+    """LocalWinnerTakesAll's output and its winners' mask (1 for a group's largest unit, ties all
+    kept), the same values as the layer computes; channels-last images grouped as views."""
+    b, c = h.shape[:2]
+    if c % k:
+        raise ValueError(f"{c} channels cannot be split into groups of {k}")
+    if h.dim() == 4 and not h.is_contiguous() and h.is_contiguous(memory_format=torch.channels_last):
+        v = h.permute(0, 2, 3, 1)  # (B, H, W, C), contiguous
+        g = v.reshape(*v.shape[:3], c // k, k)  # (B, H, W, C/k, k)
+        winner = (g == g.amax(dim=-1, keepdim=True)).to(h.dtype)
+        return (g * winner).reshape(v.shape).permute(0, 3, 1, 2), winner.reshape(v.shape).permute(0, 3, 1, 2)
+    g = h.reshape(b, c // k, k, *h.shape[2:])  # (B, C/k, k, *)
+    winner = (g == g.amax(dim=2, keepdim=True)).to(h.dtype)  # 1 for the group's largest unit (ties all kept)
+    return (g * winner).reshape(h.shape), winner.reshape(h.shape)
+
+
+_PASSES: "weakref.WeakKeyDictionary[nn.Module, TransposedPass | None]" = weakref.WeakKeyDictionary()
+
+
+def transposed_pass(model: nn.Module) -> TransposedPass | None:
+    """The model's :class:`TransposedPass` (read once per model and kept), or ``None`` if the
+    network has a layer without a transposed rule (then autograd computes the inverse)."""
+    if model not in _PASSES:
+        try:
+            _PASSES[model] = TransposedPass(model)
+        except UnsupportedLayerError:
+            _PASSES[model] = None
+    return _PASSES[model]
+
+
+def usable(tp: TransposedPass | None) -> bool:
+    """Whether ``tp`` can run now: it exists, and no dropout layer is drawing masks (training mode)."""
+    return tp is not None and not (tp.has_dropout and tp.model.training and any(
+        s.module.p > 0 for s in tp.steps if s.kind == "dropout"))
 
 
 def supports(model: nn.Module) -> str | None:
@@ -351,4 +449,4 @@ def supports(model: nn.Module) -> str | None:
     return None
 
 
-__all__ = ["SUPPORTED", "TransposedPass", "UnsupportedLayerError", "supports"]
+__all__ = ["SUPPORTED", "TransposedPass", "UnsupportedLayerError", "supports", "transposed_pass", "usable"]

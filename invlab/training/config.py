@@ -144,8 +144,11 @@ class TrainConfig:
                        choices=INITS)
     reconstruction: str = option("mse", "reconstruction loss R", choices=("mse", "cosine"))
     reduce_dims: str = option("mean", "average or sum R over input dimensions", choices=("mean", "sum"))
-    inverse_method: str = option("autograd", "how (df/dx)^T f is computed: torch.autograd.grad or torch.func.vjp "
-                                             "(benchmarks/step_cost.py)", choices=("autograd", "func"))
+    inverse_method: str = option("auto", "how (df/dx)^T f is computed: auto takes the explicit transposed pass "
+                                         "(invlab.transposed: no double backward) when the network is supported, "
+                                         "else torch.autograd.grad; transposed, autograd or func (torch.func.vjp) "
+                                         "force one (benchmarks/step_cost.py); the same numbers",
+                                 choices=("auto", "transposed", "autograd", "func"))
     eval_every: int = option(250, "steps between evaluations and checkpoints")
     val_size: int | None = option(None, "validation examples carved from the training set (default: the data set's "
                                         "own, 10 000 on mnist, fashion-mnist and kmnist, else 10 % of training)",
@@ -243,8 +246,9 @@ class TrainConfig:
         if self.lr is not None and not self.lr > 0:
             raise ValueError(f"lr must be positive, got {self.lr}")
         check_preprocess(self.preprocess)
-        if self.inverse_method not in ("autograd", "func"):
-            raise ValueError(f"inverse_method must be 'autograd' or 'func', got {self.inverse_method!r}")
+        if self.inverse_method not in ("auto", "transposed", "autograd", "func"):
+            raise ValueError(f"inverse_method must be 'auto', 'transposed', 'autograd' or 'func', "
+                             f"got {self.inverse_method!r}")
         if self.init not in INITS:
             raise ValueError(f"init must be one of {', '.join(INITS)}, got {self.init!r}")
         if self.device not in ("auto", "cpu", "cuda") and not self.device.startswith("cuda:"):
@@ -297,7 +301,8 @@ def _comparable(fields: dict) -> dict:
 
 def run_key(config: TrainConfig) -> str:
     """Short hash of everything in ``config`` that shapes a run's numbers (not the device,
-    whether unweighted terms are logged, nor CUDA graphs): the name of a cached or resumable run.
+    whether unweighted terms are logged, CUDA graphs, nor the way the inverse is computed: every
+    way gives the same numbers): the name of a cached or resumable run.
 
     Only the fields that differ from :class:`TrainConfig`'s defaults enter the hash, so a
     new option added with a default that keeps the old behaviour leaves existing keys
@@ -305,6 +310,6 @@ def run_key(config: TrainConfig) -> str:
     defaults = TrainConfig().to_dict()
     fields_ = _comparable(config.to_dict())
     blob = json.dumps({k: v for k, v in fields_.items()
-                       if k not in ("device", "log_unweighted", "cuda_graph") and v != defaults[k]},
+                       if k not in ("device", "log_unweighted", "cuda_graph", "inverse_method") and v != defaults[k]},
                       sort_keys=True)
     return hashlib.sha1(blob.encode()).hexdigest()[:12]

@@ -67,6 +67,7 @@ class TrainResult:
     extra: dict = field(default_factory=dict)  # labelled-train accuracy, per-recording accuracies
     interrupted: bool = False  # stopped by SIGINT or SIGTERM at steps_done (a checkpoint was written there)
     stop_signal: str | None = None  # "SIGINT" or "SIGTERM"
+    inverse_method: str | None = None  # how (df/dx)^T f was computed: "transposed", "autograd" or "func"
     model: nn.Module | None = field(default=None, repr=False)  # the selected (best-validation) model
     data_ref: SemiSupervisedData | None = field(default=None, repr=False)  # the data it was trained on
 
@@ -200,9 +201,23 @@ class Trainer:
         """The loss of ``step``: eq. 10 with that step's weights, plus eqs. 11-12's layer terms."""
         alpha, beta, gammas = self.weights(step)
         if gammas:
-            return LayerwiseLoss.from_eq10(alpha, beta, gammas, balance=self.config.balance)
+            loss = LayerwiseLoss.from_eq10(alpha, beta, gammas, balance=self.config.balance)
+            loss.method = self.config.inverse_method if self.config.inverse_method != "func" else "autograd"
+            return loss
         self.loss_fn.alpha, self.loss_fn.beta = alpha, beta
         return self.loss_fn
+
+    def inverse_method_used(self) -> str:
+        """How this run computes (df/dx)^T f(x) in its training steps (recorded in metrics.json)."""
+        from invlab.inverse import resolve_method
+
+        if self.loss_fn.method_used is not None:
+            return self.loss_fn.method_used
+        training = self.model.training
+        try:
+            return resolve_method(self.model.train(), self.config.inverse_method)
+        finally:
+            self.model.train(training)
 
     def train_step(self) -> dict[str, float]:
         self.model.train()
@@ -395,7 +410,8 @@ class Trainer:
             best_val_accuracy=self.best_val, best_step=self.best_step,
             steps_done=self.step, wall_time_s=wall_time_s, device=str(self.device),
             data=self.data.summary(), extra=extra, model=best_model, data_ref=self.data,
-            interrupted=self.interrupted is not None, stop_signal=self.interrupted)
+            interrupted=self.interrupted is not None, stop_signal=self.interrupted,
+            inverse_method=self.inverse_method_used())
 
 
 def _call(callbacks, hook: str, *args) -> None:
