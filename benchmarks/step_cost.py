@@ -10,7 +10,10 @@ For every model, one Adam step of :class:`invlab.train.Trainer` on a mixed batch
 * ``inverse-func`` — the same loss with ``torch.func.vjp``;
 * ``inverse-before`` — the step as invlab took it before its CPU tuning (autograd,
   contiguous NCHW tensors, ``loss.backward()`` also computing the unused gradient with
-  respect to the input): the "before" of the steps-per-second comparison.
+  respect to the input): the "before" of the steps-per-second comparison;
+* ``inverse-transposed`` — the same loss through the explicit transposed pass
+  (:mod:`invlab.transposed`), the training loop's default (``inverse_method="auto"``) for every
+  network it takes.
 
 Timing is done in **one process per model, the modes interleaved** (one step of each in
 turn), so that a load change on a shared machine hits every mode alike; ``--warmup``
@@ -39,7 +42,7 @@ import subprocess
 import sys
 import time
 
-MODES = ("supervised", "inverse-autograd", "inverse-func", "inverse-before")
+MODES = ("supervised", "inverse-autograd", "inverse-func", "inverse-before", "inverse-transposed")
 METHOD_MODES = ("method:supervised", "method:entropy", "method:pseudo-label", "method:vat", "method:mean-teacher",
                 "method:inversion")
 
@@ -67,7 +70,8 @@ def make_trainer(model_name: str, mode: str, batch: int, labelled: int, device: 
         alpha, beta = (1.0, 0.0) if supervised else (0.7, 0.2)
     config = TrainConfig(model=model_name, alpha=alpha, beta=beta, method=method, balance=1.0,
                          labelled_batch=labelled, unlabelled_batch=batch - labelled, lr=1e-4, steps=10**9,
-                         log_unweighted=False, device=device, inverse_method="func" if mode == "inverse-func" else "autograd")
+                         log_unweighted=False, device=device,
+                         inverse_method={"inverse-func": "func", "inverse-transposed": "transposed"}.get(mode, "autograd"))
     trainer = Trainer(config, data)
     if mode == "inverse-before":
         trainer.model.to(memory_format=torch.contiguous_format)
@@ -182,7 +186,7 @@ def main(argv=None) -> int:
                 res = subprocess.run(cmd, check=True, capture_output=True, text=True)
                 runs[mode].update(json.loads(res.stdout.splitlines()[-1]))
         sup = runs["supervised"]["median_s"]
-        inverse = ("inverse-autograd", "inverse-func")
+        inverse = ("inverse-autograd", "inverse-func", "inverse-transposed")
         row = {"model": name, "runs": runs, "threads": timing["threads"],
                "fastest_inverse": min(inverse, key=lambda m: runs[m]["median_s"]),
                **{f"ratio_{m}": runs[m]["median_s"] / sup for m in MODES[1:]},
@@ -269,17 +273,21 @@ def markdown(out: dict) -> str:
 
     lines = [f"Time per training step in ms, median [interquartile range] of {out['repeat']} interleaved rounds "
              f"after {out['warmup']} warm-up rounds; batch {out['batch']} with {out['labelled']} labelled, "
-             f"{out['threads']} thread(s). Ratio = inversion-loss step / supervised step; steps/s of the default "
-             "inversion step before and after the CPU tuning.", ""]
+             f"{out['threads']} thread(s). Ratio = inversion-loss step / supervised step; steps/s of the autograd "
+             "inversion step before and after the CPU tuning; transposed = the explicit transposed pass, the "
+             "default since it landed.", ""]
     rows = []
     for r in out["rows"]:
-        s, a, f, b = (r["runs"][m] for m in MODES)
+        s, a, f, b = (r["runs"][m] for m in MODES[:4])
+        t = r["runs"].get("inverse-transposed")
         mem = (f"{s['peak_memory_mb']:.0f} / {a['peak_memory_mb']:.0f}" if "peak_memory_mb" in s else "not measured")
         rows.append([r["model"], _cell(s), _cell(a), f"{r['ratio_inverse-autograd']:.2f}", _cell(f),
                      f"{r['ratio_inverse-func']:.2f}", _cell(b),
-                     f"{b['steps_per_s']:.2f} → {a['steps_per_s']:.2f} (×{r['speedup_vs_before']:.2f})", mem])
-    lines += [markdown_table(["model", "supervised", "inverse, autograd (default)", "ratio", "inverse, torch.func",
-                              "ratio", "before tuning", "steps/s before → after", "peak memory sup. / inv. (MB)"], rows),
+                     f"{b['steps_per_s']:.2f} → {a['steps_per_s']:.2f} (×{r['speedup_vs_before']:.2f})",
+                     f"{_cell(t)} (×{r['ratio_inverse-transposed']:.2f})" if t else "not measured", mem])
+    lines += [markdown_table(["model", "supervised", "inverse, autograd", "ratio", "inverse, torch.func",
+                              "ratio", "before tuning", "steps/s before → after", "inverse, transposed (default)",
+                              "peak memory sup. / inv. (MB)"], rows),
               "", provenance_line(out), ""]
     return "\n".join(lines)
 

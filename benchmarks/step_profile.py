@@ -15,10 +15,12 @@ of each per round, each round starting one variant later), after warm-up rounds:
 * ``inversion, by part`` (per method) — the same step timed in its parts: forward, VJP
   (the reconstruction, with its graph), loss (eq. 10's terms), backward, optimiser.
 
-The *floor* is what the inversion step would cost if the inverse added only its structural
-work: the supervised step plus the input VJP measured alone (about one forward's work) and its
-differentiation at twice that: ``supervised + 3 (forward + VJP - forward)``, VJP by the
-fastest method.
+Two floors stand beside the measured step. The *measured floor* is what the inversion step
+would cost if each added part cost what it costs alone: the supervised step, plus the input VJP
+measured alone (``forward + VJP - forward``, the fastest method's), plus its differentiation at
+twice that (a transposed layer's backward is two products, like a layer's). The *structural
+floor* prices the VJP at one forward's work (what it is in multiply-adds): ``supervised + 3
+forward``, the "about twice a supervised step" of a network whose backward is twice its forward.
 
 Peak memory of a step is measured for real: the allocator's allocations and frees during one
 step (``torch.profiler`` with ``profile_memory``, its kineto memory events), their running sum's
@@ -134,7 +136,9 @@ def time_variants(model_name: str, batch: int, labelled: int, warmup: int, repea
                 if n.startswith("inversion by part"):
                     parts[n.rsplit(", ", 1)[1]].append(got)
     out = {n: _spread(ts) for n, ts in times.items()}
-    for m in METHODS:
+    for m in METHODS:  # the ratio round by round (a slow spell of the machine hits both steps of a round)
+        out[f"inversion, {m}"]["paired_ratio"] = _spread([a / b for a, b in zip(times[f"inversion, {m}"],
+                                                                                times["supervised"])])
         out[f"inversion by part, {m}"]["parts"] = {p: _spread([row[i] for row in parts[m]]) for i, p in
                                                    enumerate(PARTS)}
     return out
@@ -168,7 +172,9 @@ def profile_model(model_name: str, batch: int, labelled: int, warmup: int, repea
     vjp = min(timing[f"forward + VJP, {m}"]["median_s"] for m in METHODS) - fwd
     row = {"model": model_name, "threads": torch.get_num_threads(), "variants": timing,
            "floor_s": sup + 3 * vjp, "floor_ratio": (sup + 3 * vjp) / sup,
-           **{f"ratio_{m}": timing[f"inversion, {m}"]["median_s"] / sup for m in METHODS}}
+           "structural_floor_s": sup + 3 * fwd, "structural_floor_ratio": (sup + 3 * fwd) / sup,
+           **{f"ratio_{m}": timing[f"inversion, {m}"]["median_s"] / sup for m in METHODS},
+           **{f"paired_ratio_{m}": timing[f"inversion, {m}"]["paired_ratio"]["median_s"] for m in METHODS}}
     if memory:
         steps = variants(model_name, batch, labelled)
         row["peak_memory_mb"] = {n: peak_memory_mb(steps[n]) for n in ("supervised", *(f"inversion, {m}" for m in
@@ -186,20 +192,22 @@ def markdown(out: dict) -> str:
     lines = [f"# Where an inversion step's time goes\n\nBatch {out['batch']} ({out['labelled']} labelled), "
              f"{out['threads']} thread(s); median [interquartile range] in ms of {out['repeat']} interleaved rounds "
              f"after {out['warmup']} warm-up rounds. Supervised: `F.cross_entropy(model(x), y).backward()` + Adam; "
-             "inversion: `SemiSupervisedLoss(0.7, 0.2, method=...)` + Adam. Floor: supervised + 3 × (forward + VJP − "
-             "forward).", ""]
+             "inversion: `SemiSupervisedLoss(0.7, 0.2, method=...)` + Adam. × sup.: the medians' ratio (in brackets, "
+             "the median of the rounds' own ratios). Measured floor: supervised + 3 × (forward "
+             "+ VJP − forward); structural floor: supervised + 3 × forward (the VJP at a forward's work).", ""]
     rows = []
     for r in out["rows"]:
         v = r["variants"]
         mem = r.get("peak_memory_mb", {})
         rows.append([r["model"], ms(v["supervised"]), ms(v["forward"]),
                      " / ".join(f"{v[f'forward + VJP, {m}']['median_s'] * 1e3:.1f}" for m in METHODS),
-                     ms(v["inversion, autograd"]), f"{r['ratio_autograd']:.2f}", ms(v["inversion, transposed"]),
-                     f"**{r['ratio_transposed']:.2f}**", f"{r['floor_ratio']:.2f}",
+                     ms(v["inversion, autograd"]), f"{r['ratio_autograd']:.2f} ({r['paired_ratio_autograd']:.2f})",
+                     ms(v["inversion, transposed"]),
+                     f"**{r['ratio_transposed']:.2f}** ({r['paired_ratio_transposed']:.2f})", f"{r['floor_ratio']:.2f} / {r['structural_floor_ratio']:.2f}",
                      " / ".join(f"{mem[k]:.1f}" for k in ("supervised", "inversion, autograd", "inversion, transposed"))
                      if mem else "not measured"])
     lines += [markdown_table(["model", "supervised", "forward", "forward + VJP (autograd / transposed)",
-                              "inversion, autograd", "× sup.", "inversion, transposed", "× sup.", "floor × sup.",
+                              "inversion, autograd", "× sup.", "inversion, transposed", "× sup.", "floor × sup. (measured / structural)",
                               "peak MB sup. / autograd / transposed"], rows), "", "By part (ms, medians):", ""]
     part_rows = []
     for r in out["rows"]:

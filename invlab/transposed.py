@@ -218,7 +218,7 @@ class TransposedPass:
             elif kind == "max_pool":
                 pool = F.max_pool2d if h.dim() == 4 else F.max_pool1d
                 out, idx = pool(h, m.kernel_size, m.stride, m.padding, m.dilation, ceil_mode=False, return_indices=True)
-                states[s.name] = (idx, h.shape)
+                states[s.name] = (idx, h.shape, h)
             elif kind == "flatten":
                 start, end = (m.start_dim, m.end_dim) if m is not None else (s.options["start"], s.options["end"])
                 out = h.flatten(start, end)
@@ -266,11 +266,17 @@ class TransposedPass:
             elif kind == "avg_pool":
                 g = self._avg_pool_t(g, m, states[s.name])
             elif kind == "max_pool":
-                idx, shape = states[s.name]
+                idx, shape, h = states[s.name]
                 n, c = g.shape[:2]
-                flat = g.new_zeros(n, c, math.prod(shape[2:]))
-                flat = flat.scatter_add(2, idx.flatten(2).expand(n, -1, -1), g.flatten(2))
-                g = flat.view(n, c, *shape[2:])
+                if not self.exportable and g.dim() == 4 and idx.shape[0] == n:
+                    # autograd's own max-pool transpose (parallel; ONNX has no such operator)
+                    g = torch.ops.aten.max_pool2d_with_indices_backward(
+                        g, h, _tuple(m.kernel_size, 2), _tuple(m.stride or m.kernel_size, 2), _tuple(m.padding, 2),
+                        _tuple(m.dilation, 2), False, idx)
+                else:  # each window's cotangent added to the input it chose (overlapping windows add up)
+                    flat = g.new_zeros(n, c, math.prod(shape[2:]))
+                    flat = flat.scatter_add(2, idx.flatten(2).expand(n, -1, -1), g.flatten(2))
+                    g = flat.view(n, c, *shape[2:])
             elif kind == "flatten":
                 g = g.reshape(g.shape[0], *states[s.name][1:])
             elif kind == "mean":
