@@ -115,7 +115,7 @@ class TransposedPass:
 
     >>> tp = TransposedPass(model)
     >>> logits, states = tp.forward(x)            # (B, C), the nonlinearities' states
-    >>> rec = tp.transpose(logits, states)        # (B, *D) = A[x]^T f(x)
+    >>> rec = tp.transpose(logits, states)        # (B, *D), the reconstruction
     """
 
     def __init__(self, model: nn.Module, exportable: bool = False):
@@ -181,11 +181,13 @@ class TransposedPass:
             if layer == "input":
                 out[layer] = self.steps[0].name
                 continue
-            found = [s.name for s in self.steps if s.module is not None and s.name in self._targets
-                     and self._targets[s.name] == layer]
+            found = [s for s in self.steps if s.module is not None and self._targets.get(s.name) == layer]
             if len(found) != 1:
                 return None
-            out[layer] = found[0]
+            step = found[0]
+            while step.kind in ("identity", "dropout"):  # returns its input itself: the same tensor as z
+                step = next(s for s in self.steps if s.name == step.inputs[0])
+            out[layer] = step.name
         return out
 
     def forward(self, x: torch.Tensor, keep=()) -> tuple[torch.Tensor, dict]:
@@ -237,10 +239,11 @@ class TransposedPass:
 
     # -- the transposed pass ---------------------------------------------------------------
     def transpose(self, cotangent: torch.Tensor, states: dict, capture=()) -> torch.Tensor:
-        """A[x]^T u for cotangents u (N, C): (N, *D). N = B, or B = 1 and any N.
+        r""":math:`A[x]^\top u` for cotangents u (N, C): (N, \*D). N = B, or B = 1 and any N.
 
-        With ``capture`` (graph node names), returns ``(A[x]^T u, {node: (df/dz)^T u})`` with z
-        each node's output: the transposed pass reaches every layer on its way (eq. 12)."""
+        With ``capture`` (graph node names), returns ``(rec, {node: rec_z})`` with
+        :math:`\mathrm{rec}_z = (\partial f/\partial z)^\top u` for z each node's output: the
+        transposed pass reaches every layer on its way (eq. 12)."""
         grads: dict[str, torch.Tensor] = {self.output: cotangent}
         result, captured = None, {}
         for s in reversed(self.steps):
@@ -353,7 +356,7 @@ class TransposedPass:
 
     # -- conveniences ----------------------------------------------------------------------
     def __call__(self, x: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
-        """``(logits, rec)``: f(x) (B, C) and A[x]^T f(x) (B, *D)."""
+        r"""``(logits, rec)``: f(x) (B, C) and :math:`A[x]^\top f(x)` (B, \*D)."""
         logits, states = self.forward(x)
         return logits, self.transpose(logits, states)
 

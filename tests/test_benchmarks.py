@@ -42,7 +42,7 @@ def test_step_cost_tiny(tmp_path, capsys):
     result = json.loads(out.read_text())
     row = result["rows"][0]
     assert row["model"] == "smallcnn-mean" and row["ratio_inverse-autograd"] > 0 and row["speedup_vs_before"] > 0
-    assert set(row["runs"]) == {"supervised", "inverse-autograd", "inverse-func", "inverse-before"}
+    assert set(row["runs"]) == {"supervised", "inverse-autograd", "inverse-func", "inverse-before", "inverse-transposed"}
     for run in row["runs"].values():
         assert len(run["times_s"]) == 3 and run["q1_s"] <= run["median_s"] <= run["q3_s"]
         assert "peak_memory_mb" not in run
