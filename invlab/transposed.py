@@ -302,7 +302,8 @@ class TransposedPass:
         padding = (0,) * n if m.padding == "valid" else _tuple(m.padding, n)
         kernel = m.weight.shape[2:]
         # the rows and columns the convolution's stride skipped at the end come back as zeros
-        if n == 2 and m.groups == 1 and m.in_channels <= _FOLD_CHANNELS and not self.exportable:
+        if (n == 2 and m.groups == 1 and m.in_channels <= _FOLD_CHANNELS and not self.exportable
+                and g.device.type == "cpu"):
             return _FoldConvTranspose.apply(g, m.weight, tuple(shape[2:]), stride, padding, dilation)
         extra = tuple(shape[2 + i] - ((g.shape[2 + i] - 1) * stride[i] - 2 * padding[i]
                                       + dilation[i] * (kernel[i] - 1) + 1) for i in range(n))
