@@ -23,12 +23,12 @@ import sys
 import time
 
 from invlab.data import load_bird10
-from invlab.io import atomic_write, save_report
-from invlab.io import markdown_table as table
-from invlab.viz.plots import learning_curves
 from invlab.experiments.provenance import provenance_line, results_header
 from invlab.experiments.studies import TrainAccuracyProbe, mean_std
+from invlab.io import atomic_write, save_report
+from invlab.io import markdown_table as table
 from invlab.train import TrainConfig, Trainer
+from invlab.viz.plots import learning_curves
 
 SETTINGS = [(1.0, 0.0)] + [(a, b) for a in (0.7, 0.6) for b in (0.5, 0.4, 0.3, 0.2, 0.1)]
 
@@ -48,7 +48,9 @@ def main(argv=None) -> int:
     p.add_argument("--figure", default="docs/figures/bird10_curves.html")
     p.add_argument("--device", default="auto")
     args = p.parse_args(argv)
-    settings = SETTINGS if args.settings is None else [tuple(map(float, s.split(","))) for s in args.settings.split(";")]
+    settings = (
+        SETTINGS if args.settings is None else [tuple(map(float, s.split(","))) for s in args.settings.split(";")]
+    )
 
     rows, curves, t0 = [], {}, time.perf_counter()
     datasets = {seed: load_bird10(args.data_root, seed=seed, recordings_per_species=args.recordings_per_species)
@@ -80,12 +82,20 @@ def main(argv=None) -> int:
     baseline = next(r for r in rows if r["alpha"] == 1.0)
     regularised = [r for r in rows if r["alpha"] < 1.0]
     chosen = max(regularised, key=lambda r: r["valid_mean"]) if regularised else baseline
-    out = {"dataset": "synthetic" if name.startswith("synthetic") else "bird10", "data": datasets[args.seeds[0]].summary(),
-           "model": "bird10-cnn", "steps": args.steps, "seeds": args.seeds,
-           "labelled_batch": args.labelled_batch, "unlabelled_batch": args.unlabelled_batch,
-           "settings": rows, "selected_on_validation": {"alpha": chosen["alpha"], "beta": chosen["beta"]},
-           "test_gain_over_baseline": chosen["test_mean"] - baseline["test_mean"],
-           "wall_time_s": time.perf_counter() - t0, **results_header(device=args.device)}
+    out = {
+        "dataset": "synthetic" if name.startswith("synthetic") else "bird10",
+        "data": datasets[args.seeds[0]].summary(),
+        "model": "bird10-cnn",
+        "steps": args.steps,
+        "seeds": args.seeds,
+        "labelled_batch": args.labelled_batch,
+        "unlabelled_batch": args.unlabelled_batch,
+        "settings": rows,
+        "selected_on_validation": {"alpha": chosen["alpha"], "beta": chosen["beta"]},
+        "test_gain_over_baseline": chosen["test_mean"] - baseline["test_mean"],
+        "wall_time_s": time.perf_counter() - t0,
+        **results_header(device=args.device),
+    }
     save_report(out, args.out, markdown_table(out))
     fig_rows = [(baseline, "baseline"), (chosen, "selected on validation")]
     figs = [learning_curves(curves[(r["alpha"], r["beta"], args.seeds[0])],

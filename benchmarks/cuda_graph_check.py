@@ -36,7 +36,6 @@ import time
 from pathlib import Path
 
 
-
 def timed_block(trainer, steps: int) -> float:
     """Milliseconds per step over ``steps`` training steps."""
     import torch

@@ -20,7 +20,6 @@ from __future__ import annotations
 import argparse
 import contextlib
 import shutil
-import statistics
 from pathlib import Path
 
 import numpy as np

@@ -77,7 +77,9 @@ def run_parts(args) -> dict:
     for seed in args.seeds:
         base = config({}, seed, args)
         recipe_dir = Path(args.recipe_runs_dir) / f"{BASELINE_ARM}-seed{seed}-{run_key(base)}"
-        runs.append((base, recipe_dir if recipe_dir.exists() else Path(args.runs_dir) / f"baseline-seed{seed}-{run_key(base)}"))
+        runs.append(
+            (base, recipe_dir if recipe_dir.exists() else Path(args.runs_dir) / f"baseline-seed{seed}-{run_key(base)}")
+        )
         keys.append(("baseline", seed))
         for part in parts:
             cfg = config(table[part][1], seed, args)
@@ -93,23 +95,36 @@ def run_parts(args) -> dict:
         base = [results[("baseline", s)] for s in seeds]
         var = [results[(part, s)] for s in seeds]
         entry = {
-            "description": table[part][0], "settings": {**BASE, **table[part][1], **({"steps": args.steps} if args.steps else {})},
-            "seeds": seeds, "baseline": [r["test_accuracy"] for r in base], "variant": [r["test_accuracy"] for r in var],
-            "baseline_val": [r["best_val_accuracy"] for r in base], "variant_val": [r["best_val_accuracy"] for r in var],
+            "description": table[part][0],
+            "settings": {**BASE, **table[part][1], **({"steps": args.steps} if args.steps else {})},
+            "seeds": seeds,
+            "baseline": [r["test_accuracy"] for r in base],
+            "variant": [r["test_accuracy"] for r in var],
+            "baseline_val": [r["best_val_accuracy"] for r in base],
+            "variant_val": [r["best_val_accuracy"] for r in var],
             "variant_test_selected": [best_test_epoch(r)[0] for r in var],
             "variant_elapsed_s": [r.get("elapsed_s", r["wall_time_s"]) for r in var],
             "baseline_elapsed_s": [r.get("elapsed_s", r["wall_time_s"]) for r in base],
             "hardware": var[0]["hardware"],
         }
-        entry.update(summary(entry["baseline"], "baseline"), **summary(entry["variant"], "variant"),
-                     differences=[v - b for v, b in zip(entry["variant"], entry["baseline"])])
+        entry.update(
+            summary(entry["baseline"], "baseline"),
+            **summary(entry["variant"], "variant"),
+            differences=[v - b for v, b in zip(entry["variant"], entry["baseline"])],
+        )
         entry["difference_mean"] = sum(entry["differences"]) / len(entry["differences"])
         if part == "per_layer" and args.per_layer_figure:
             run_dir = dict(zip(keys, [d for _, d in runs]))[("per_layer", seeds[0])]
             entry["figure"] = per_layer_figure(run_dir, list(table[part][1]["layers"]), args)
         if part == "learned_weights":
-            entry["trajectory"] = [{"step": [h["step"] for h in r["history"]], "alpha": [h["alpha"] for h in r["history"]],
-                                    "beta": [h["beta"] for h in r["history"]]} for r in var]
+            entry["trajectory"] = [
+                {
+                    "step": [h["step"] for h in r["history"]],
+                    "alpha": [h["alpha"] for h in r["history"]],
+                    "beta": [h["beta"] for h in r["history"]],
+                }
+                for r in var
+            ]
         out[part] = entry
     return out
 
@@ -121,8 +136,8 @@ def ebgan_part(args) -> dict:
     from torchvision.utils import make_grid, save_image
 
     from invlab.data import load_mnist
-    from invlab.extensions.ebgan import EBGANConfig, score_samples, train_ebgan
     from invlab.experiments.provenance import hardware
+    from invlab.extensions.ebgan import EBGANConfig, score_samples, train_ebgan
     from invlab.train import TrainConfig, train
 
     steps = args.steps or args.ebgan_steps
@@ -162,8 +177,8 @@ def per_layer_figure(run_dir: Path, layers: list[str], args) -> str:
     reconstruction (df/dz)^T f, for the selected model of one per_layer run."""
     from invlab.data import load_mnist
     from invlab.inverse import layer_reconstructions
-    from invlab.viz.plots import image_rows, layer_rows, save_figure_html
     from invlab.train import load_model
+    from invlab.viz.plots import image_rows, layer_rows, save_figure_html
 
     model = load_model(run_dir / "checkpoint.pt")
     x = model.preprocess(load_mnist(1, 0, root=args.data_root).x_test[:10])
@@ -175,8 +190,8 @@ def per_layer_figure(run_dir: Path, layers: list[str], args) -> str:
 
 
 def markdown(out: dict) -> str:
-    from invlab.io import markdown_table
     from invlab.experiments.studies import mean_std
+    from invlab.io import markdown_table
 
     rows = []
     for part in ("per_layer", "schedules", "learned_weights"):
@@ -192,16 +207,22 @@ def markdown(out: dict) -> str:
     if "clustering" in out:
         c = out["clustering"]
         acc, nmi, km = mean_std(c["cluster_accuracy"]), mean_std(c["nmi"]), mean_std(c["kmeans_accuracy"])
-        lines += ["", f"Clustering (alpha = 0, no labels), seeds {c['seeds']}: cluster accuracy {acc[0]:.2f} ± {acc[1]:.2f} %, "
-                  f"NMI {nmi[0]:.3f} ± {nmi[1]:.3f}; k-means on raw pixels {km[0]:.2f} ± {km[1]:.2f} % "
-                  f"(NMI {mean_std(c['kmeans_nmi'])[0]:.3f})."]
+        lines += [
+            "",
+            f"Clustering (alpha = 0, no labels), seeds {c['seeds']}: cluster accuracy {acc[0]:.2f} ± {acc[1]:.2f} %, "
+            f"NMI {nmi[0]:.3f} ± {nmi[1]:.3f}; k-means on raw pixels {km[0]:.2f} ± {km[1]:.2f} % "
+            f"(NMI {mean_std(c['kmeans_nmi'])[0]:.3f}).",
+        ]
     if "ebgan" in out:
         g = out["ebgan"]
         lines += ["", f"EBGAN with D(x) = R(x), {g['settings']['steps']} steps: of {g['samples_scored']} samples, "
                   f"{g['confident_share']:.1f} % classified with confidence > 0.9 by a supervised classifier "
                   f"({g['classifier']['test_accuracy']:.2f} % on the test set; real test digits: "
                   f"{g['real_test_digits']['confident_share']:.1f} %); classes {g['class_histogram']}."]
-    lines += ["", "Commands: " + "; ".join(f"{k}: `{out[k]['command']}`" for k in PARTS if k in out and "command" in out[k])]
+    lines += [
+        "",
+        "Commands: " + "; ".join(f"{k}: `{out[k]['command']}`" for k in PARTS if k in out and "command" in out[k]),
+    ]
     lines += ["", f"Last command: `{out['command']}` · commit {out['commit']} · {out['hardware']} · {out['date']}", ""]
     return "\n".join(lines)
 
@@ -235,8 +256,8 @@ def parse_args(argv=None):
 
 
 def main(argv=None) -> int:
-    from invlab.io import save_report
     from invlab.experiments.provenance import results_header
+    from invlab.io import save_report
 
     args = parse_args(argv)
     out_path = Path(args.out)

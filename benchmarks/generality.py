@@ -177,7 +177,9 @@ def tune(args) -> None:
         # this worker's share first, so that two workers start on different studies
         dataset, method = todo[args.worker % len(todo)] if len(todo) > 1 else todo[0]
         n = _states(args, dataset, method)
-        print(f"[tune] {dataset} {method}: {n['COMPLETE']} completed, {n['PRUNED']} pruned of {args.trials}", flush=True)
+        print(
+            f"[tune] {dataset} {method}: {n['COMPLETE']} completed, {n['PRUNED']} pruned of {args.trials}", flush=True
+        )
         sweep.work(tune_study(args, dataset, method), storage(args), trials=1, device=args.device,
                    runs_dir=args.runs_dir)
         save(args)
@@ -436,20 +438,32 @@ def collect(args, runs: dict | None = None) -> list[dict]:
         dataset, labels, method, r, seed = run_id.split("/")
         history = res["history"]
         best = next(h for h in history if h["step"] == res["best_step"])
-        rows.append({"run": folder.name, "dataset": dataset, "labels": int(labels) * 10, "method": method,
-                     "reconstruction": r == "R",
-                     "seed": int(seed), "test_accuracy": res["test_accuracy"], "val_accuracy": res["best_val_accuracy"],
-                     "steps": res["steps_done"], "config": res["config"],
-                     "minutes": round(res.get("elapsed_s", 0) / 60, 1),
-                     "cpu_minutes": None if res.get("cpu_s") is None else round(res["cpu_s"] / 60, 1),
-                     "term_ratio": term_ratio(method, history),
-                     **({"teacher_val_accuracy": best["teacher_val_accuracy"]} if "teacher_val_accuracy" in best else {}),
-                     **({"confident": best["m:confident"]} if "m:confident" in best else {})})
+        rows.append(
+            {
+                "run": folder.name,
+                "dataset": dataset,
+                "labels": int(labels) * 10,
+                "method": method,
+                "reconstruction": r == "R",
+                "seed": int(seed),
+                "test_accuracy": res["test_accuracy"],
+                "val_accuracy": res["best_val_accuracy"],
+                "steps": res["steps_done"],
+                "config": res["config"],
+                "minutes": round(res.get("elapsed_s", 0) / 60, 1),
+                "cpu_minutes": None if res.get("cpu_s") is None else round(res["cpu_s"] / 60, 1),
+                "term_ratio": term_ratio(method, history),
+                **({"teacher_val_accuracy": best["teacher_val_accuracy"]} if "teacher_val_accuracy" in best else {}),
+                **({"confident": best["m:confident"]} if "m:confident" in best else {}),
+            }
+        )
     return rows
 
 
 def main(argv=None) -> None:
-    p = argparse.ArgumentParser(description=__doc__.split("\n\n")[0], formatter_class=argparse.RawDescriptionHelpFormatter)
+    p = argparse.ArgumentParser(
+        description=__doc__.split("\n\n")[0], formatter_class=argparse.RawDescriptionHelpFormatter
+    )
     p.add_argument("--stage", choices=["tune", "runs", "all", "report", "failures", "save"], default="all")
     p.add_argument("--worker", type=int, default=0, help="this worker's index (tuning is split between workers)")
     p.add_argument("--workers", type=int, default=2)
@@ -464,10 +478,16 @@ def main(argv=None) -> None:
                    help="label draws of the 500-label round (default: the first three of --seeds)")
     p.add_argument("--change-dataset", default="fashion-mnist", help="the data set of the changes round (CHANGES)")
     p.add_argument("--change-seeds", type=int, nargs="+", default=[0, 1, 2, 3, 4], help="its label draws")
-    p.add_argument("--hundred-labels", type=int, default=10, help="labels per class of the round that meets the "
-                                                                   "published protocols' label count")
+    p.add_argument(
+        "--hundred-labels",
+        type=int,
+        default=10,
+        help="labels per class of the round that meets the published protocols' label count",
+    )
     p.add_argument("--hundred-dataset", default="mnist", help="its data set")
-    p.add_argument("--untuned", action="store_true", help="run stage 2 with published defaults where tuning is unfinished")
+    p.add_argument(
+        "--untuned", action="store_true", help="run stage 2 with published defaults where tuning is unfinished"
+    )
     p.add_argument("--steps", type=int, default=None, help="override every run's budget (smoke runs)")
     p.add_argument("--device", default="cpu")
     p.add_argument("--threads", type=int, default=1)

@@ -14,8 +14,19 @@ import json
 import statistics
 from pathlib import Path
 
-from benchmarks.generality import (ALIVE, ARMS, BASELINES, PRUNER, TUNED, collect, more_seeds, plan, planned,
-                                   planned_rounds, tuning_summary)
+from benchmarks.generality import (
+    ALIVE,
+    ARMS,
+    BASELINES,
+    PRUNER,
+    TUNED,
+    collect,
+    more_seeds,
+    plan,
+    planned,
+    planned_rounds,
+    tuning_summary,
+)
 
 
 def dead_terms(rows: list[dict]) -> list[dict]:
@@ -43,7 +54,8 @@ def progress(args, rows: list[dict], runs: dict, rounds: dict[str, dict]) -> dic
     """What is left of the rounds made so far (``runs``), and about how long two workers need
     for it at the median minutes each method's finished runs (``rows``) took, with and without
     R (every run has the same number of steps; :func:`minutes_per_run`).
-    Rounds not made yet (they wait for round one) are counted at the runs they will have: 2 x 5 (100 labels), 2 x data sets x draws (500)."""
+    Rounds not made yet (they wait for round one) are counted at the runs they will have:
+    2 x 5 (100 labels), 2 x data sets x draws (500)."""
     from invlab.experiments.studies import RESULT
 
     left = [run_id for run_id, (_, folder) in runs.items() if not (folder / RESULT).exists()]
@@ -198,11 +210,19 @@ def summary(rows: list[dict], seeds: list[int], labels: int = 50) -> dict:
             out[dataset]["best_by_validation_with_changes_test_mean"] = round(statistics.fmean(
                 h["test_accuracy"] for h in out[dataset]["best_by_validation_per_draw_with_changes"].values()), 2)
             # does a changed arm with R beat the best method without R? (the target's question, per draw)
-            out[dataset]["changed_with_R_minus_best_without_R"] = {m: {
-                "per_draw": {s: round(keyed[(m, True, s)]["test_accuracy"] - keyed[(best, False, s)]["test_accuracy"], 2)
-                             for s in draws},
-                "mean": round(statistics.fmean(keyed[(m, True, s)]["test_accuracy"] for s in draws) - raw(best, False), 2)}
-                for m, r in changed if r}
+            out[dataset]["changed_with_R_minus_best_without_R"] = {
+                m: {
+                    "per_draw": {
+                        s: round(keyed[(m, True, s)]["test_accuracy"] - keyed[(best, False, s)]["test_accuracy"], 2)
+                        for s in draws
+                    },
+                    "mean": round(
+                        statistics.fmean(keyed[(m, True, s)]["test_accuracy"] for s in draws) - raw(best, False), 2
+                    ),
+                }
+                for m, r in changed
+                if r
+            }
     return out
 
 
@@ -230,10 +250,13 @@ def label_effect_text(effects: list[dict], labels: int = 50) -> str:
     lines = []
     for e in effects:
         other = e[f"gain_of_R_with_{labels}_labels"]
-        lines.append(f"- **{e['dataset']}**, {e['method']}, {e['labels']} labels, draws "
-                     f"{', '.join(map(str, e['draws']))}: {e['without_R']:.2f} % without R, {e['with_R']:.2f} % with R "
-                     f"({e['gain_of_R']:+.2f} points" + ("" if other is None else
-                                                         f"; with {labels} labels on the same draws {other:+.2f}") + ")")
+        lines.append(
+            f"- **{e['dataset']}**, {e['method']}, {e['labels']} labels, draws "
+            f"{', '.join(map(str, e['draws']))}: {e['without_R']:.2f} % without R, {e['with_R']:.2f} % with R "
+            f"({e['gain_of_R']:+.2f} points"
+            + ("" if other is None else f"; with {labels} labels on the same draws {other:+.2f}")
+            + ")"
+        )
     return "### Is R's gain a low-label effect?\n\n" + "\n".join(lines) + "\n" if lines else ""
 
 
@@ -253,20 +276,34 @@ def summary_text(summ: dict) -> str:
             f"{s['invlab_best_test']:.2f} %, {min(s['invlab_best_minus_baseline'].values()):+.2f} points against its "
             f"closest baseline without R. R's mean gain per method: "
             f"{', '.join(f'{m} {g:+.2f}' for m, g in s['gain_of_R'].items())} points. Each draw's best arm by "
-            f"validation: " + ", ".join(
+            f"validation: "
+            + ", ".join(
                 f"draw {d} {h['method']} {'with' if h['reconstruction'] else 'without'} R ({h['test_accuracy']:.2f} % "
-                f"test)" for d, h in s["best_by_validation_per_draw"].items())
+                f"test)"
+                for d, h in s["best_by_validation_per_draw"].items()
+            )
             + f" (mean {s['best_by_validation_test_mean']:.2f} %); the highest test accuracy of any "
-            f"arm on each draw: " + ", ".join(f"draw {d} {h['test_accuracy']:.2f} %"
-                                              for d, h in s["highest_per_draw"].items()) + "."
-            + ("" if "best_by_validation_per_draw_with_changes" not in s else
-               " With the changed arms in the choice: " + ", ".join(
-                   f"draw {d} {h['method']} {'with' if h['reconstruction'] else 'without'} R "
-                   f"({h['test_accuracy']:.2f} % test)" for d, h in s["best_by_validation_per_draw_with_changes"].items())
-               + f" (mean {s['best_by_validation_with_changes_test_mean']:.2f} %). Each changed arm with R against "
-               f"{s['best_without_R']} without R: " + "; ".join(
-                   f"{m} {g['mean']:+.2f} points (per draw {', '.join(f'{v:+.2f}' for v in g['per_draw'].values())})"
-                   for m, g in s["changed_with_R_minus_best_without_R"].items()) + "."))
+            f"arm on each draw: "
+            + ", ".join(f"draw {d} {h['test_accuracy']:.2f} %" for d, h in s["highest_per_draw"].items())
+            + "."
+            + (
+                ""
+                if "best_by_validation_per_draw_with_changes" not in s
+                else " With the changed arms in the choice: "
+                + ", ".join(
+                    f"draw {d} {h['method']} {'with' if h['reconstruction'] else 'without'} R "
+                    f"({h['test_accuracy']:.2f} % test)"
+                    for d, h in s["best_by_validation_per_draw_with_changes"].items()
+                )
+                + f" (mean {s['best_by_validation_with_changes_test_mean']:.2f} %). Each changed arm with R against "
+                f"{s['best_without_R']} without R: "
+                + "; ".join(
+                    f"{m} {g['mean']:+.2f} points (per draw {', '.join(f'{v:+.2f}' for v in g['per_draw'].values())})"
+                    for m, g in s["changed_with_R_minus_best_without_R"].items()
+                )
+                + "."
+            )
+        )
     return "\n".join(lines) if lines else "No draw has finished for every arm yet."
 
 
@@ -447,9 +484,8 @@ def checkpoint_again(config, folder: Path) -> dict | None:
     import shutil
 
     from invlab.experiments.studies import RESULT, run_resumable
-    from invlab.training.checkpoints import CHECKPOINT
-
     from invlab.io import save_json
+    from invlab.training.checkpoints import CHECKPOINT
 
     marker = folder / RETRAINED
     if (folder / CHECKPOINT).exists():
@@ -609,8 +645,8 @@ def published_table(rows: list[dict], seeds: list[int]) -> str:
 
 
 def report(args) -> None:
-    from invlab.io import markdown_table, save_report
     from invlab.experiments.provenance import provenance_line, results_header
+    from invlab.io import markdown_table, save_report
 
     rounds = planned_rounds(args)  # read once: making a round reads the studies' storage
     runs = planned(args, rounds)  # every round made so far, each once
@@ -651,25 +687,32 @@ def report(args) -> None:
              f"**Dead terms** (the method's own term below {ALIVE:g} of the cross-entropy at every evaluation): "
              + ", ".join(f"{d['dataset']} {d['method']} {'with' if d['reconstruction'] else 'without'} R draw "
                          f"{d['seed']} ({d['term_ratio']:.1e})" for d in dead) + ".")
-    text = (f"# Where reconstruction helps\n\n`python -m benchmarks.generality --stage report`: {left['finished']} of "
-            f"{left['planned']} runs finished" + (
-                f"; the {left['remaining']} left take two workers about {left['hours_left_two_workers']} hours at "
-                f"the median minutes per run measured so far "
-                f"({', '.join(f'{k} {v}' for k, v in left['minutes_per_run'].items())}; for each arm CPU minutes "
-                f"where its runs counted them ({left['cpu_timed_runs']} runs), else wall minutes).\n\n"
-                if left["hours_left_two_workers"] is not None else " (the time left is estimated once one has).\n\n") + (
-                f"The whole study at those medians: the tuning about {out['tuning_hours_two_workers']} hours of two "
-                f"workers, the rounds ({', '.join(f'{k} {v} runs' for k, v in left['runs_per_round'].items())}) about "
-                f"{left['rounds_hours_two_workers']} hours.\n\n"
-                if out["tuning_hours_two_workers"] is not None and left["rounds_hours_two_workers"] is not None
-                else "") +
-            f"Tuning: each data set's own validation split, 50 labels, label draw 0; {args.trials} trials per method "
-            f"and data set ({args.startup_trials} random, the rest TPE), pruned by {PRUNER}; scored on validation "
-            f"accuracy (%).\n\n{table}\n\n{flags}\n\n## Targets\n\n"
-            f"{summary_text(out['summary'])}\n{outside_vat_text(out['outside_vat'])}\n{tables(rows, args.seeds)}\n"
-            f"{label_effect_text(out['label_effect'])}\n{changes_table(rows)}\n{repeats_text(out['repeats'])}\n"
-            f"{published_table(rows, args.seeds)}\n"
-            f"{provenance_line(out)}\n")
+    text = (
+        f"# Where reconstruction helps\n\n`python -m benchmarks.generality --stage report`: {left['finished']} of "
+        f"{left['planned']} runs finished"
+        + (
+            f"; the {left['remaining']} left take two workers about {left['hours_left_two_workers']} hours at "
+            f"the median minutes per run measured so far "
+            f"({', '.join(f'{k} {v}' for k, v in left['minutes_per_run'].items())}; for each arm CPU minutes "
+            f"where its runs counted them ({left['cpu_timed_runs']} runs), else wall minutes).\n\n"
+            if left["hours_left_two_workers"] is not None
+            else " (the time left is estimated once one has).\n\n"
+        )
+        + (
+            f"The whole study at those medians: the tuning about {out['tuning_hours_two_workers']} hours of two "
+            f"workers, the rounds ({', '.join(f'{k} {v} runs' for k, v in left['runs_per_round'].items())}) about "
+            f"{left['rounds_hours_two_workers']} hours.\n\n"
+            if out["tuning_hours_two_workers"] is not None and left["rounds_hours_two_workers"] is not None
+            else ""
+        )
+        + f"Tuning: each data set's own validation split, 50 labels, label draw 0; {args.trials} trials per method "
+        f"and data set ({args.startup_trials} random, the rest TPE), pruned by {PRUNER}; scored on validation "
+        f"accuracy (%).\n\n{table}\n\n{flags}\n\n## Targets\n\n"
+        f"{summary_text(out['summary'])}\n{outside_vat_text(out['outside_vat'])}\n{tables(rows, args.seeds)}\n"
+        f"{label_effect_text(out['label_effect'])}\n{changes_table(rows)}\n{repeats_text(out['repeats'])}\n"
+        f"{published_table(rows, args.seeds)}\n"
+        f"{provenance_line(out)}\n"
+    )
     save_report(out, args.out, text)
     figure(rows, tuning, Path(args.figure))
     print(text)

@@ -36,52 +36,96 @@ ARMS = {
     "base-5k": ("baseline recipe, 5000 steps (10 passes)", dict(steps=5000)),
     "base-20k": ("baseline recipe, 20 000 steps (40 passes)", dict(steps=20_000, eval_every=1000)),
     # one change at a time, 2000 steps
-    "balance-2k": ("class-balance term beside the entropy, λ = 1 (mutual information; not in the paper)",
-                   dict(steps=2000, balance=1.0)),
+    "balance-2k": (
+        "class-balance term beside the entropy, λ = 1 (mutual information; not in the paper)",
+        dict(steps=2000, balance=1.0),
+    ),
     # one change at a time from the best so far (the balance term), 2000 steps
-    "balance-maxabs-2k": ("balance term + inputs centred and divided by their maximum absolute value, per image",
-                          dict(steps=2000, balance=1.0, preprocess="center-maxabs")),
-    "balance-nobias-xavier-2k": ("balance term + no biases and Xavier-uniform initialisation",
-                                 dict(steps=2000, balance=1.0, bias=False, init="xavier")),
-    "balance-beta05-2k": ("balance term + larger reconstruction share, β = 0.5", dict(steps=2000, balance=1.0, beta=0.5)),
-    "balance-step-2k": ("balance term + step schedule (÷5 at 50 % and 75 %) instead of cosine",
-                        dict(steps=2000, balance=1.0, schedule="step")),
-    "balance-lb20-balanced-2k": ("balance term + 20 labelled (2 per class, class-balanced) + 130 unlabelled per step",
-                                 dict(steps=2000, balance=1.0, labelled_batch=20, unlabelled_batch=130, balanced=True)),
+    "balance-maxabs-2k": (
+        "balance term + inputs centred and divided by their maximum absolute value, per image",
+        dict(steps=2000, balance=1.0, preprocess="center-maxabs"),
+    ),
+    "balance-nobias-xavier-2k": (
+        "balance term + no biases and Xavier-uniform initialisation",
+        dict(steps=2000, balance=1.0, bias=False, init="xavier"),
+    ),
+    "balance-beta05-2k": (
+        "balance term + larger reconstruction share, β = 0.5",
+        dict(steps=2000, balance=1.0, beta=0.5),
+    ),
+    "balance-step-2k": (
+        "balance term + step schedule (÷5 at 50 % and 75 %) instead of cosine",
+        dict(steps=2000, balance=1.0, schedule="step"),
+    ),
+    "balance-lb20-balanced-2k": (
+        "balance term + 20 labelled (2 per class, class-balanced) + 130 unlabelled per step",
+        dict(steps=2000, balance=1.0, labelled_batch=20, unlabelled_batch=130, balanced=True),
+    ),
     "balance-5k": ("balance term, 5000 steps", dict(steps=5000, balance=1.0)),
     # the next step of the greedy search: from balance + center-maxabs
-    "balance-maxabs-nobias-xavier-2k": ("balance + center-maxabs + no biases and Xavier initialisation",
-                                        dict(steps=2000, balance=1.0, preprocess="center-maxabs", bias=False,
-                                             init="xavier")),
-    "balance-maxabs-xavier-2k": ("balance + center-maxabs + Xavier-uniform initialisation, biases kept (zeroed)",
-                                 dict(steps=2000, balance=1.0, preprocess="center-maxabs", init="xavier")),
-    "balance-maxabs-beta05-2k": ("balance + center-maxabs + larger reconstruction share, β = 0.5",
-                                 dict(steps=2000, balance=1.0, preprocess="center-maxabs", beta=0.5)),
-    "balance-maxabs-step-2k": ("balance + center-maxabs + step schedule (÷5 at 50 % and 75 %) instead of cosine",
-                               dict(steps=2000, balance=1.0, preprocess="center-maxabs", schedule="step")),
-    "balance-maxabs-lb20-balanced-2k": ("balance + center-maxabs + 20 labelled (2 per class, class-balanced) "
-                                        "+ 130 unlabelled per step",
-                                        dict(steps=2000, balance=1.0, preprocess="center-maxabs", labelled_batch=20,
-                                             unlabelled_batch=130, balanced=True)),
-    "balance-maxabs-5k": ("balance + center-maxabs, 5000 steps", dict(steps=5000, balance=1.0,
-                                                                       preprocess="center-maxabs")),
-    "balance-maxabs-20k": ("balance + center-maxabs, 20 000 steps",
-                           dict(steps=20_000, balance=1.0, preprocess="center-maxabs", eval_every=1000)),
+    "balance-maxabs-nobias-xavier-2k": (
+        "balance + center-maxabs + no biases and Xavier initialisation",
+        dict(steps=2000, balance=1.0, preprocess="center-maxabs", bias=False, init="xavier"),
+    ),
+    "balance-maxabs-xavier-2k": (
+        "balance + center-maxabs + Xavier-uniform initialisation, biases kept (zeroed)",
+        dict(steps=2000, balance=1.0, preprocess="center-maxabs", init="xavier"),
+    ),
+    "balance-maxabs-beta05-2k": (
+        "balance + center-maxabs + larger reconstruction share, β = 0.5",
+        dict(steps=2000, balance=1.0, preprocess="center-maxabs", beta=0.5),
+    ),
+    "balance-maxabs-step-2k": (
+        "balance + center-maxabs + step schedule (÷5 at 50 % and 75 %) instead of cosine",
+        dict(steps=2000, balance=1.0, preprocess="center-maxabs", schedule="step"),
+    ),
+    "balance-maxabs-lb20-balanced-2k": (
+        "balance + center-maxabs + 20 labelled (2 per class, class-balanced) + 130 unlabelled per step",
+        dict(
+            steps=2000, balance=1.0, preprocess="center-maxabs", labelled_batch=20, unlabelled_batch=130, balanced=True
+        ),
+    ),
+    "balance-maxabs-5k": (
+        "balance + center-maxabs, 5000 steps",
+        dict(steps=5000, balance=1.0, preprocess="center-maxabs"),
+    ),
+    "balance-maxabs-20k": (
+        "balance + center-maxabs, 20 000 steps",
+        dict(steps=20_000, balance=1.0, preprocess="center-maxabs", eval_every=1000),
+    ),
     "balance-20k": ("balance term, 20 000 steps", dict(steps=20_000, balance=1.0, eval_every=1000)),
     # one change at a time from the paper's loss, 2000 steps
-    "maxabs-2k": ("inputs centred and divided by their maximum absolute value, per image (author's code)",
-                  dict(steps=2000, preprocess="center-maxabs")),
-    "nobias-xavier-2k": ("no biases anywhere (f(x) = A[x]x) and Xavier-uniform initialisation (author's code)",
-                         dict(steps=2000, bias=False, init="xavier")),
-    "step-2k": ("step schedule: lr ÷5 at 50 % and 75 % of the run (author's code) instead of cosine",
-                dict(steps=2000, schedule="step")),
+    "maxabs-2k": (
+        "inputs centred and divided by their maximum absolute value, per image (author's code)",
+        dict(steps=2000, preprocess="center-maxabs"),
+    ),
+    "nobias-xavier-2k": (
+        "no biases anywhere (f(x) = A[x]x) and Xavier-uniform initialisation (author's code)",
+        dict(steps=2000, bias=False, init="xavier"),
+    ),
+    "step-2k": (
+        "step schedule: lr ÷5 at 50 % and 75 % of the run (author's code) instead of cosine",
+        dict(steps=2000, schedule="step"),
+    ),
     "beta05-2k": ("larger reconstruction share: β = 0.5", dict(steps=2000, beta=0.5)),
-    "lb20-balanced-2k": ("batch composition: 20 labelled (2 per class, class-balanced) + 130 unlabelled",
-                         dict(steps=2000, labelled_batch=20, unlabelled_batch=130, balanced=True)),
-    "author-2k": ("the author's later protocol together: center-maxabs, no bias, Xavier, step schedule, "
-                  "batches of 10 labelled (class-balanced) + 40 unlabelled",
-                  dict(steps=2000, preprocess="center-maxabs", bias=False, init="xavier", schedule="step",
-                       labelled_batch=10, unlabelled_batch=40, balanced=True)),
+    "lb20-balanced-2k": (
+        "batch composition: 20 labelled (2 per class, class-balanced) + 130 unlabelled",
+        dict(steps=2000, labelled_batch=20, unlabelled_batch=130, balanced=True),
+    ),
+    "author-2k": (
+        "the author's later protocol together: center-maxabs, no bias, Xavier, step schedule, "
+        "batches of 10 labelled (class-balanced) + 40 unlabelled",
+        dict(
+            steps=2000,
+            preprocess="center-maxabs",
+            bias=False,
+            init="xavier",
+            schedule="step",
+            labelled_batch=10,
+            unlabelled_batch=40,
+            balanced=True,
+        ),
+    ),
 }
 
 
@@ -125,15 +169,34 @@ def summarise(arm: str, runs: list[dict], seeds: list[int]) -> dict:
 
 
 def markdown(out: dict) -> str:
-    from invlab.io import markdown_table
     from invlab.experiments.provenance import provenance_line
+    from invlab.io import markdown_table
 
-    lines = [markdown_table(
-        ["arm", "steps", "test (%) mean ± std, validation-selected", "per draw",
-         "best test epoch (%) — test-selected, comparison only", "minutes per run", "change"],
-        [[name, r["steps"], f"**{r['mean']:.2f} ± {r['std']:.2f}**", " / ".join(f"{a:.2f}" for a in r["test_accuracies"]),
-          f"{r['test_selected_mean']:.2f} ± {r['test_selected_std']:.2f}",
-          f"{sum(r['elapsed_s']) / len(r['elapsed_s']) / 60:.1f}", r["description"]] for name, r in out["arms"].items()])]
+    lines = [
+        markdown_table(
+            [
+                "arm",
+                "steps",
+                "test (%) mean ± std, validation-selected",
+                "per draw",
+                "best test epoch (%) — test-selected, comparison only",
+                "minutes per run",
+                "change",
+            ],
+            [
+                [
+                    name,
+                    r["steps"],
+                    f"**{r['mean']:.2f} ± {r['std']:.2f}**",
+                    " / ".join(f"{a:.2f}" for a in r["test_accuracies"]),
+                    f"{r['test_selected_mean']:.2f} ± {r['test_selected_std']:.2f}",
+                    f"{sum(r['elapsed_s']) / len(r['elapsed_s']) / 60:.1f}",
+                    r["description"],
+                ]
+                for name, r in out["arms"].items()
+            ],
+        )
+    ]
     any_arm = next(iter(out["arms"].values()))
     lines += ["", f"Label draws (seeds) {any_arm['seeds']}; {any_arm['hardware']}, {any_arm['threads_per_run']} "
               "thread(s) per run. " + provenance_line({**out, "hardware": None}), ""]
@@ -160,8 +223,8 @@ def add_run_options(p: argparse.ArgumentParser) -> None:
     """The options :func:`config_for` reads (TrainConfig's own, invlab.training.options; ``--steps`` and
     ``--eval-every`` override every arm's when given), and the study's (``--jobs``,
     ``--report-only``, ``--keep-going``): shared with ``restarts.py``."""
-    from invlab.training.options import add_config_options, add_study_options
     from invlab.train import TrainConfig
+    from invlab.training.options import add_config_options, add_study_options
 
     add_config_options(p, TrainConfig(val_size=10_000), only=("steps", "eval_every", "val_size", "device", "cuda_graph",
                                                              "dataset", "data_root"),

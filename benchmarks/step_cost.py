@@ -68,10 +68,20 @@ def make_trainer(model_name: str, mode: str, batch: int, labelled: int, device: 
         alpha, beta = 0.7, 0.2 if method == "inversion" else 0.0
     else:
         alpha, beta = (1.0, 0.0) if supervised else (0.7, 0.2)
-    config = TrainConfig(model=model_name, alpha=alpha, beta=beta, method=method, balance=1.0,
-                         labelled_batch=labelled, unlabelled_batch=batch - labelled, lr=1e-4, steps=10**9,
-                         log_unweighted=False, device=device,
-                         inverse_method={"inverse-func": "func", "inverse-transposed": "transposed"}.get(mode, "autograd"))
+    config = TrainConfig(
+        model=model_name,
+        alpha=alpha,
+        beta=beta,
+        method=method,
+        balance=1.0,
+        labelled_batch=labelled,
+        unlabelled_batch=batch - labelled,
+        lr=1e-4,
+        steps=10**9,
+        log_unweighted=False,
+        device=device,
+        inverse_method={"inverse-func": "func", "inverse-transposed": "transposed"}.get(mode, "autograd"),
+    )
     trainer = Trainer(config, data)
     if mode == "inverse-before":
         trainer.model.to(memory_format=torch.contiguous_format)
@@ -166,8 +176,8 @@ def main(argv=None) -> int:
         print(json.dumps(peak_memory(*args.single, args.batch, args.labelled, args.device)))
         return 0
 
-    from invlab.io import save_report
     from invlab.experiments.provenance import results_header
+    from invlab.io import save_report
 
     if args.part == "methods":
         return methods(args)
@@ -203,7 +213,8 @@ def main(argv=None) -> int:
 
 def profile(args) -> int:
     """``--part profile``: :mod:`benchmarks.step_profile` for each model."""
-    from benchmarks.step_profile import markdown as profile_markdown, profile_model
+    from benchmarks.step_profile import markdown as profile_markdown
+    from benchmarks.step_profile import profile_model
     from invlab.experiments.provenance import results_header
     from invlab.io import save_report
 
@@ -223,8 +234,8 @@ def profile(args) -> int:
 
 def methods(args) -> int:
     """``--part methods``: one interleaved timing per model over :data:`METHOD_MODES`."""
-    from invlab.io import save_report
     from invlab.experiments.provenance import results_header
+    from invlab.io import save_report
 
     rows = []
     for name in args.models:
@@ -244,8 +255,8 @@ def methods(args) -> int:
 
 
 def methods_markdown(out: dict) -> str:
-    from invlab.io import markdown_table
     from invlab.experiments.provenance import provenance_line
+    from invlab.io import markdown_table
 
     names = [m.removeprefix("method:") for m in METHOD_MODES]
     lines = [f"Time per training step in ms of each method, median [interquartile range] of {out['repeat']} "
@@ -268,8 +279,8 @@ def _cell(run: dict) -> str:
 
 
 def markdown(out: dict) -> str:
-    from invlab.io import markdown_table
     from invlab.experiments.provenance import provenance_line
+    from invlab.io import markdown_table
 
     lines = [f"Time per training step in ms, median [interquartile range] of {out['repeat']} interleaved rounds "
              f"after {out['warmup']} warm-up rounds; batch {out['batch']} with {out['labelled']} labelled, "

@@ -56,7 +56,7 @@ def variants(model_name: str, batch: int, labelled: int) -> dict:
     import torch.nn.functional as F
 
     from invlab.inverse import forward_inverse
-    from invlab.losses import SemiSupervisedLoss, eq10_total, reconstruction_loss, _prediction_terms
+    from invlab.losses import SemiSupervisedLoss, _prediction_terms, eq10_total, reconstruction_loss
 
     model, x, y = _setup(model_name, batch, labelled)
     model.train()
@@ -199,16 +199,42 @@ def markdown(out: dict) -> str:
     for r in out["rows"]:
         v = r["variants"]
         mem = r.get("peak_memory_mb", {})
-        rows.append([r["model"], ms(v["supervised"]), ms(v["forward"]),
-                     " / ".join(f"{v[f'forward + VJP, {m}']['median_s'] * 1e3:.1f}" for m in METHODS),
-                     ms(v["inversion, autograd"]), f"{r['ratio_autograd']:.2f} ({r['paired_ratio_autograd']:.2f})",
-                     ms(v["inversion, transposed"]),
-                     f"**{r['ratio_transposed']:.2f}** ({r['paired_ratio_transposed']:.2f})", f"{r['floor_ratio']:.2f} / {r['structural_floor_ratio']:.2f}",
-                     " / ".join(f"{mem[k]:.1f}" for k in ("supervised", "inversion, autograd", "inversion, transposed"))
-                     if mem else "not measured"])
-    lines += [markdown_table(["model", "supervised", "forward", "forward + VJP (autograd / transposed)",
-                              "inversion, autograd", "× sup.", "inversion, transposed", "× sup.", "floor × sup. (measured / structural)",
-                              "peak MB sup. / autograd / transposed"], rows), "", "By part (ms, medians):", ""]
+        rows.append(
+            [
+                r["model"],
+                ms(v["supervised"]),
+                ms(v["forward"]),
+                " / ".join(f"{v[f'forward + VJP, {m}']['median_s'] * 1e3:.1f}" for m in METHODS),
+                ms(v["inversion, autograd"]),
+                f"{r['ratio_autograd']:.2f} ({r['paired_ratio_autograd']:.2f})",
+                ms(v["inversion, transposed"]),
+                f"**{r['ratio_transposed']:.2f}** ({r['paired_ratio_transposed']:.2f})",
+                f"{r['floor_ratio']:.2f} / {r['structural_floor_ratio']:.2f}",
+                " / ".join(f"{mem[k]:.1f}" for k in ("supervised", "inversion, autograd", "inversion, transposed"))
+                if mem
+                else "not measured",
+            ]
+        )
+    lines += [
+        markdown_table(
+            [
+                "model",
+                "supervised",
+                "forward",
+                "forward + VJP (autograd / transposed)",
+                "inversion, autograd",
+                "× sup.",
+                "inversion, transposed",
+                "× sup.",
+                "floor × sup. (measured / structural)",
+                "peak MB sup. / autograd / transposed",
+            ],
+            rows,
+        ),
+        "",
+        "By part (ms, medians):",
+        "",
+    ]
     part_rows = []
     for r in out["rows"]:
         for m in METHODS:

@@ -111,16 +111,34 @@ def config_for(entry: Entry, seed: int, args):
     labelled_batch, unlabelled_batch = (args.heavy_batch if is_heavy(entry.model) and args.heavy_batch
                                         else (args.labelled_batch, args.unlabelled_batch))
     return TrainConfig(
-        model=entry.model, dataset=args.dataset, labels_per_class=entry.labels // num_classes(args), alpha=entry.alpha, beta=entry.beta, seed=seed,
-        steps=entry.steps, lr=args.lr, schedule=args.schedule, milestones=tuple(args.milestones),
-        lr_decay=args.lr_decay, reconstruction=args.reconstruction, reduce_dims=args.reduce_dims,
-        preprocess=args.preprocess, bias=args.bias, init=args.init, balanced=args.balanced, balance=args.balance,
+        model=entry.model,
+        dataset=args.dataset,
+        labels_per_class=entry.labels // num_classes(args),
+        alpha=entry.alpha,
+        beta=entry.beta,
+        seed=seed,
+        steps=entry.steps,
+        lr=args.lr,
+        schedule=args.schedule,
+        milestones=tuple(args.milestones),
+        lr_decay=args.lr_decay,
+        reconstruction=args.reconstruction,
+        reduce_dims=args.reduce_dims,
+        preprocess=args.preprocess,
+        bias=args.bias,
+        init=args.init,
+        balanced=args.balanced,
+        balance=args.balance,
         labelled_batch=labelled_batch,
         # alpha = 1 ignores unlabelled samples: leave them out of the batch (same gradient, 1/3 of the cost)
         unlabelled_batch=0 if supervised else unlabelled_batch,
         eval_every=args.grid_eval_every if entry.part == "grid" else args.eval_every,
-        val_size=args.val_size, data_root=args.data_root, device=args.device, log_unweighted=False,
-        cuda_graph=args.cuda_graph)
+        val_size=args.val_size,
+        data_root=args.data_root,
+        device=args.device,
+        log_unweighted=False,
+        cuda_graph=args.cuda_graph,
+    )
 
 
 def run_all(entries: list[Entry], args) -> dict[tuple[str, int], dict | None]:
@@ -202,14 +220,24 @@ def _mean_curve(runs: list[dict]) -> dict[str, list[float]]:
 
 
 def recipe(args) -> dict:
-    return {"lr": args.lr if args.lr is not None else "the paper's per model: 0.01 SmallCNNs, 0.01/3 the others",
-            "schedule": args.schedule, "reconstruction": args.reconstruction,
-            "reduce_dims": args.reduce_dims, "preprocess": args.preprocess, "bias": args.bias, "init": args.init,
-            "balanced": args.balanced, "balance": args.balance, **({"milestones": args.milestones, "lr_decay": args.lr_decay}
-                                          if args.schedule == "step" else {}),
-            "labelled_batch": args.labelled_batch, "unlabelled_batch": args.unlabelled_batch,
-            "unlabelled_batch_when_alpha_is_1": 0, "eval_every": args.eval_every, "val_size": args.val_size,
-            "optimizer": "Adam"}
+    return {
+        "lr": args.lr if args.lr is not None else "the paper's per model: 0.01 SmallCNNs, 0.01/3 the others",
+        "schedule": args.schedule,
+        "reconstruction": args.reconstruction,
+        "reduce_dims": args.reduce_dims,
+        "preprocess": args.preprocess,
+        "bias": args.bias,
+        "init": args.init,
+        "balanced": args.balanced,
+        "balance": args.balance,
+        **({"milestones": args.milestones, "lr_decay": args.lr_decay} if args.schedule == "step" else {}),
+        "labelled_batch": args.labelled_batch,
+        "unlabelled_batch": args.unlabelled_batch,
+        "unlabelled_batch_when_alpha_is_1": 0,
+        "eval_every": args.eval_every,
+        "val_size": args.val_size,
+        "optimizer": "Adam",
+    }
 
 
 def _pm(mean: float, std: float, seeds: list) -> str:
@@ -218,8 +246,8 @@ def _pm(mean: float, std: float, seeds: list) -> str:
 
 
 def table_markdown(out: dict) -> str:
-    from invlab.io import markdown_table
     from invlab.experiments.provenance import provenance_line
+    from invlab.io import markdown_table
 
     rows = out["models"]
     table = []
@@ -249,12 +277,14 @@ def _missing(row: dict) -> str:
 
 
 def grid_markdown(out: dict) -> str:
-    from invlab.io import markdown_table
     from invlab.experiments.provenance import provenance_line
+    from invlab.io import markdown_table
 
     cells, alphas, betas = out["cells"], out["alphas"], out["betas"]
-    grid = [[a, *(f"{c['val_mean']:.2f} / {c['mean']:.2f} ± {c['std']:.2f}" for c in (cells[f"{a},{b}"] for b in betas))]
-            for a in alphas]
+    grid = [
+        [a, *(f"{c['val_mean']:.2f} / {c['mean']:.2f} ± {c['std']:.2f}" for c in (cells[f"{a},{b}"] for b in betas))]
+        for a in alphas
+    ]
     lines = ["Validation / test accuracy (%) of `smallcnn-mean`, mean over seeds "
              f"{out['seeds']}, {out['steps']} steps.", "", markdown_table(["α \\ β", *betas], grid)]
     best = out["selected_on_validation"]
@@ -350,9 +380,9 @@ def parse_args(argv=None):
 
 
 def main(argv=None) -> int:
-    from invlab.io import save_report
     from invlab.experiments.provenance import results_header
     from invlab.experiments.studies import runs_hardware
+    from invlab.io import save_report
 
     args = parse_args(argv)
     entries = plan(args)

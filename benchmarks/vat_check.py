@@ -113,12 +113,22 @@ def main(argv=None) -> None:
                  "absolute xi 1e-6 (Miyato)": measure(model, x, args.eps, 1e-6)}
         out["nets"][net] = entry
         for name, m in entry.items():
-            rows.append([net, name, f"{m.get('xi', 1e-6):.2g}",
-                         f"{m['norm_min']:.3g} / {m['norm_median']:.3g} / {m['norm_max']:.3g}",
-                         m.get("no_direction", "…"),
-                         f"{m['cos_to_exact_median']:.3f} ({m['cos_to_exact_min']:.3f})" if "cos_to_exact_min" in m else None,
-                         f"{m['kl_adversarial']:.3g} vs {m['kl_random_median']:.3g} ({m['kl_ratio_to_random_median']:.1f}x),"
-                         f" max random {m['kl_random_max']:.3g}" if "kl_adversarial" in m else None])
+            rows.append(
+                [
+                    net,
+                    name,
+                    f"{m.get('xi', 1e-6):.2g}",
+                    f"{m['norm_min']:.3g} / {m['norm_median']:.3g} / {m['norm_max']:.3g}",
+                    m.get("no_direction", "…"),
+                    f"{m['cos_to_exact_median']:.3f} ({m['cos_to_exact_min']:.3f})"
+                    if "cos_to_exact_min" in m
+                    else None,
+                    f"{m['kl_adversarial']:.3g} vs {m['kl_random_median']:.3g} ({m['kl_ratio_to_random_median']:.1f}x),"
+                    f" max random {m['kl_random_max']:.3g}"
+                    if "kl_adversarial" in m
+                    else None,
+                ]
+            )
     from invlab.train import RECOMMENDED, TrainConfig, train
 
     run = train(TrainConfig(**{**RECOMMENDED, "steps": 200}, method="vat", beta=0.0, vat_eps=args.eps, eval_every=100,

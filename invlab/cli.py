@@ -9,8 +9,8 @@ from pathlib import Path
 
 from invlab.data import fetch_dataset, fetchable_datasets, list_datasets, load_dataset
 from invlab.models import list_models
-from invlab.training.options import add_config_options, config_kwargs, dataset_arg
 from invlab.training.config import RECOMMENDED, TrainConfig
+from invlab.training.options import add_config_options, config_kwargs, dataset_arg
 from invlab.training.trainer import train
 
 EPILOG = """\
@@ -28,10 +28,14 @@ def _parser() -> argparse.ArgumentParser:
     p = argparse.ArgumentParser(prog="invlab", description="Semi-supervised learning via deep-network inversion.")
     sub = p.add_subparsers(dest="command", required=True)
 
-    t = sub.add_parser("train", help="train a network with the paper's semi-supervised loss",
-                       description="Train on any data set of `invlab data list` with a few labels; writes OUT/metrics.json, "
-                                   "OUT/checkpoint.pt, OUT/reconstructions.png, OUT/learning_curves.html.",
-                       epilog=EPILOG, formatter_class=argparse.RawDescriptionHelpFormatter)
+    t = sub.add_parser(
+        "train",
+        help="train a network with the paper's semi-supervised loss",
+        description="Train on any data set of `invlab data list` with a few labels; writes OUT/metrics.json, "
+        "OUT/checkpoint.pt, OUT/reconstructions.png, OUT/learning_curves.html.",
+        epilog=EPILOG,
+        formatter_class=argparse.RawDescriptionHelpFormatter,
+    )
     # Every TrainConfig field is an option (invlab.training.options), its defaults the recommended recipe;
     # --labels and the output folder's options are the command line's own.
     add_config_options(t, TrainConfig(**RECOMMENDED),
@@ -62,11 +66,14 @@ def _parser() -> argparse.ArgumentParser:
     m.add_argument("--data-root", default=None, metavar="DIR", help="the data set's folder")
     m.add_argument("--resize", type=int, nargs=2, default=None, metavar=("H", "W"), help="as for invlab train")
     _sweep_parser(sub)
-    e = sub.add_parser("export", help="a network's spline view (templates, reconstruction, activation pattern) as one "
-                                      "ONNX graph, for the site's explorer or any ONNX runtime",
-                       description="Write the network of CHECKPOINT (or a lesson network) as one ONNX graph: input x, a "
-                                   "raw example (1, *D); outputs input, logits, probabilities, templates, bias, "
-                                   "reconstruction, pattern (see invlab.export). Drop the file on the site's Explore page.")
+    e = sub.add_parser(
+        "export",
+        help="a network's spline view (templates, reconstruction, activation pattern) as one "
+        "ONNX graph, for the site's explorer or any ONNX runtime",
+        description="Write the network of CHECKPOINT (or a lesson network) as one ONNX graph: input x, a "
+        "raw example (1, *D); outputs input, logits, probabilities, templates, bias, "
+        "reconstruction, pattern (see invlab.export). Drop the file on the site's Explore page.",
+    )
     e.add_argument("checkpoint", nargs="?", default=None, metavar="CHECKPOINT",
                    help="a checkpoint.pt written by invlab train (or give --lesson)")
     e.add_argument("--lesson", default=None, metavar="MODEL", help="a lesson network instead: smallcnn-mean, "
@@ -194,8 +201,11 @@ def _train(args) -> int:
     if args.labels is not None and args.labels_per_class is not None:
         raise ValueError("give --labels or --labels-per-class, not both")
     fields = config_kwargs(args)
-    fields.update(model="custom" if args.model_file else args.model, labels_per_class=labels_per_class(args),
-                  beta=args.beta if args.beta is not None else (TrainConfig.beta if args.method == "inversion" else 0.0))
+    fields.update(
+        model="custom" if args.model_file else args.model,
+        labels_per_class=labels_per_class(args),
+        beta=args.beta if args.beta is not None else (TrainConfig.beta if args.method == "inversion" else 0.0),
+    )
     config = TrainConfig(**fields)
     out = Path(args.out)
     result = train(config, out_dir=out, resume=args.resume, overwrite=args.overwrite, progress=not args.no_progress,
@@ -223,8 +233,10 @@ def _train(args) -> int:
         rec = reconstruct(result.model.eval(), x, create_graph=False)
         figure = save_figure_html(waveform_rows(x, rec, title=f"{dataset}: test segments and reconstructions"),
                                   out / "reconstructions.html")
-    save_figure_html(learning_curves(result.history, title=f"{dataset}, {config.model}, alpha={config.alpha}, beta={config.beta}"),
-                     out / "learning_curves.html")
+    save_figure_html(
+        learning_curves(result.history, title=f"{dataset}, {config.model}, alpha={config.alpha}, beta={config.beta}"),
+        out / "learning_curves.html",
+    )
     per_recording = result.extra.get("test_recording_accuracy")
     print(f"[{dataset}] test accuracy {result.test_accuracy:.2f}% (model selected at step {result.best_step} "
           f"on validation accuracy {result.best_val_accuracy:.2f}%; last step {result.final_test_accuracy:.2f}%)"

@@ -5,8 +5,7 @@ The code lives in :mod:`invlab.training` (``config``: :class:`TrainConfig` and
 :func:`load_model`; ``loop``: samplers and the device)."""
 
 from invlab.training.checkpoints import CHECKPOINT, METRICS, load_model
-from invlab.training.config import (RECOMMENDED, SCHEDULES, TrainConfig, build_data, default_lr, describe_data,
-                                    run_key)
+from invlab.training.config import RECOMMENDED, SCHEDULES, TrainConfig, build_data, default_lr, describe_data, run_key
 from invlab.training.loop import BalancedSampler, CyclingSampler, resolve_device
 from invlab.training.trainer import Callback, Trainer, TrainResult, lr_factor, train
 

@@ -122,7 +122,7 @@ class TransposedPass:
         self.model, self.exportable = model, exportable
         try:
             graph = _Tracer().trace(model)
-        except Exception as err:  # data-dependent control flow, unsupported Python
+        except Exception as err:  # noqa: BLE001 (torch.fx fails in many ways: data-dependent control flow, ...)
             raise UnsupportedLayerError(
                 f"{type(model).__name__} cannot be read as a graph of layers (torch.fx: {err}); "
                 f"supported: {SUPPORTED}") from None
@@ -154,7 +154,11 @@ class TransposedPass:
         name = target if isinstance(target, str) else getattr(target, "__name__", str(target))
         where = f"{node.name}: {node.op} {name}"
         if node.op == "call_method" and target == "flatten" or target is torch.flatten:
-            start = node.args[1] if len(node.args) > 1 else node.kwargs.get("start_dim", 0 if target is torch.flatten else 0)
+            start = (
+                node.args[1]
+                if len(node.args) > 1
+                else node.kwargs.get("start_dim", 0 if target is torch.flatten else 0)
+            )
             end = node.args[2] if len(node.args) > 2 else node.kwargs.get("end_dim", -1)
             if start in (0,) or len(args) != 1:
                 raise _refuse(self.model, where, "a flatten that mixes the batch axis")

@@ -30,8 +30,10 @@ def _check_loadgroup(config):
         return tuple(int(part) for part in module.__version__.split(".")[:2] if part.isdigit())
 
     if version(pytest) >= (9, 2) and version(xdist) <= (3, 8):
-        raise pytest.UsageError(f"pytest {pytest.__version__} with pytest-xdist {xdist.__version__}: --dist "
-                                "loadgroup ignores xdist_group (pytest-xdist#1386); install pytest<9.2 (bin/setup does)")
+        raise pytest.UsageError(
+            f"pytest {pytest.__version__} with pytest-xdist {xdist.__version__}: --dist "
+            "loadgroup ignores xdist_group (pytest-xdist#1386); install pytest<9.2 (bin/setup does)"
+        )
 
 
 def pytest_collection_modifyitems(config, items):
@@ -44,7 +46,9 @@ def pytest_collection_modifyitems(config, items):
     # Longest first: the xdist workers take tests in this order as they free up, so short
     # tests at the end even out their finishing times (the browser tests, one worker's
     # serial group, before all).
-    items.sort(key=lambda item: 0 if item.path.name == "test_browser.py" else 1 if item.get_closest_marker("slow") else 2)
+    items.sort(
+        key=lambda item: 0 if item.path.name == "test_browser.py" else 1 if item.get_closest_marker("slow") else 2
+    )
 
 
 @pytest.fixture(scope="session")

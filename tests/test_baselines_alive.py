@@ -154,4 +154,6 @@ def test_every_method_term_moves_the_gradient(method, knobs, trained):
     ratio = (g_u.norm() / g_ce.norm()).item()
     assert ratio > 0.02, f"{method}: its term moves the gradient by {ratio:.2e} of the cross-entropy's"
     logged = {"entropy": "entropy", "pseudo-label": "m:pseudo", "vat": "m:lds", "mean-teacher": "m:consistency"}
-    assert float(out[logged[method]].detach()) > 1e-4 * float(out["ce"].detach())  # what the study's report checks per run
+    assert float(out[logged[method]].detach()) > 1e-4 * float(
+        out["ce"].detach()
+    )  # what the study's report checks per run

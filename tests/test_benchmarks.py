@@ -42,11 +42,21 @@ def test_step_cost_tiny(tmp_path, capsys):
     result = json.loads(out.read_text())
     row = result["rows"][0]
     assert row["model"] == "smallcnn-mean" and row["ratio_inverse-autograd"] > 0 and row["speedup_vs_before"] > 0
-    assert set(row["runs"]) == {"supervised", "inverse-autograd", "inverse-func", "inverse-before", "inverse-transposed"}
+    assert set(row["runs"]) == {
+        "supervised",
+        "inverse-autograd",
+        "inverse-func",
+        "inverse-before",
+        "inverse-transposed",
+    }
     for run in row["runs"].values():
         assert len(run["times_s"]) == 3 and run["q1_s"] <= run["median_s"] <= run["q3_s"]
         assert "peak_memory_mb" not in run
-    assert result["interleaved"] and result["threads"] == 1 and "steps/s before → after" in (tmp_path / "cost.md").read_text()
+    assert (
+        result["interleaved"]
+        and result["threads"] == 1
+        and "steps/s before → after" in (tmp_path / "cost.md").read_text()
+    )
     assert "not measured" in (tmp_path / "cost.md").read_text()
     capsys.readouterr()
     assert bench.main(["--single", "smallcnn-mean", "inverse-autograd", "--batch", "6", "--labelled", "2"]) == 0
@@ -66,12 +76,19 @@ def test_table2_reproduction_tiny(tmp_path):
     assert table2.main(args + ["--parts", "table2", "ablations", "grid"]) == 0
     out = json.loads((tmp_path / "table2.json").read_text())
     assert {"models", "command", "commit", "date"} <= set(out)
-    assert set(out["models"]) == {"smallcnn-mean", "smallcnn-mean/supervised-50",
-                                  "smallcnn-mean/entropy-only", "smallcnn-mean/reconstruction-only"}
+    assert set(out["models"]) == {
+        "smallcnn-mean",
+        "smallcnn-mean/supervised-50",
+        "smallcnn-mean/entropy-only",
+        "smallcnn-mean/reconstruction-only",
+    }
     main = out["models"]["smallcnn-mean"]
     assert (main["alpha"], main["beta"], main["steps"], main["paper"]) == (0.7, 0.2, 2, 99.07)
     assert len(main["test_accuracies"]) == 1 and {"mean", "std", "wall_time_s", "hardware"} <= set(main)
-    assert (out["models"]["smallcnn-mean/entropy-only"]["beta"], out["models"]["smallcnn-mean/reconstruction-only"]["beta"]) == (0.0, 1.0)
+    assert (
+        out["models"]["smallcnn-mean/entropy-only"]["beta"],
+        out["models"]["smallcnn-mean/reconstruction-only"]["beta"],
+    ) == (0.0, 1.0)
     grid = json.loads((tmp_path / "grid.json").read_text())
     assert set(grid["cells"]) == {"0.7,0.2", "0.7,0.5"} and grid["selected_on_validation"]["alpha"] == 0.7
     assert "Not run by this command" in (tmp_path / "table2.md").read_text()
@@ -131,9 +148,31 @@ def test_confusion_tiny(tmp_path, fake_mnist_root):
 def test_table2_with_sweep_workers_gives_the_same_table(tmp_path):
     """--jobs 2 runs the plan as an invlab sweep study done by two worker processes: same numbers as --jobs 1."""
     table2 = _load("table2")
-    args = ["--parts", "table2", "--models", "smallcnn-mean", "smallcnn-max", "--seeds", "0", "1", "--steps", "3",
-            "--eval-every", "3", "--dataset", "synthetic", "--val-size", "50", "--labelled-batch", "4", "--unlabelled-batch", "4",
-            "--device", "cpu", "--no-figures"]
+    args = [
+        "--parts",
+        "table2",
+        "--models",
+        "smallcnn-mean",
+        "smallcnn-max",
+        "--seeds",
+        "0",
+        "1",
+        "--steps",
+        "3",
+        "--eval-every",
+        "3",
+        "--dataset",
+        "synthetic",
+        "--val-size",
+        "50",
+        "--labelled-batch",
+        "4",
+        "--unlabelled-batch",
+        "4",
+        "--device",
+        "cpu",
+        "--no-figures",
+    ]
     tables = {}
     for jobs in (1, 2):
         out = tmp_path / f"jobs{jobs}.json"
@@ -148,8 +187,8 @@ def test_extensions_tiny(tmp_path, fake_mnist_root):
     """Every part of the extensions benchmark runs and writes its contracted fields."""
     ext = _load("extensions")
     out = tmp_path / "extensions.json"
-    args = ["--seeds", "0", "--steps", "2", "--device", "cpu", "--dataset", "synthetic", "--runs-dir", str(tmp_path / "runs"),
-            "--recipe-runs-dir", str(tmp_path / "none"), "--out", str(out),
+    args = ["--seeds", "0", "--steps", "2", "--device", "cpu", "--dataset", "synthetic",
+            "--runs-dir", str(tmp_path / "runs"), "--recipe-runs-dir", str(tmp_path / "none"), "--out", str(out),
             "--per-layer-figure", str(tmp_path / "pl.html"), "--ebgan-figure", str(tmp_path / "gan.png")]
     assert ext.main(args + ["--parts", "per_layer", "learned_weights", "clustering", "ebgan"]) == 0
     res = json.loads(out.read_text())
@@ -194,10 +233,34 @@ def test_restarts_tiny_reuses_the_plain_run(tmp_path):
 
 def test_generality_tiny_tunes_runs_and_reports(tmp_path):
     gen = _load("generality")
-    common = ["--workers", "1", "--trials", "2", "--startup-trials", "1", "--seeds", "0", "--datasets", "synthetic",
-              "--change-dataset", "synthetic", "--change-seeds", "0", "--hundred-dataset", "synthetic",
-              "--hundred-labels", "3", "--more-labels", "6", "--steps", "2", "--runs-dir", str(tmp_path / "runs"),
-              "--record", str(tmp_path / "record")]
+    common = [
+        "--workers",
+        "1",
+        "--trials",
+        "2",
+        "--startup-trials",
+        "1",
+        "--seeds",
+        "0",
+        "--datasets",
+        "synthetic",
+        "--change-dataset",
+        "synthetic",
+        "--change-seeds",
+        "0",
+        "--hundred-dataset",
+        "synthetic",
+        "--hundred-labels",
+        "3",
+        "--more-labels",
+        "6",
+        "--steps",
+        "2",
+        "--runs-dir",
+        str(tmp_path / "runs"),
+        "--record",
+        str(tmp_path / "record"),
+    ]
     gen.main(["--stage", "all", *common])
     out = tmp_path / "generality.json"
     gen.main(["--stage", "report", *common, "--out", str(out), "--figure", str(tmp_path / "g.html")])
@@ -217,7 +280,8 @@ def test_generality_tiny_tunes_runs_and_reports(tmp_path):
     # the 500-label round: the method with the best validation accuracy without R, with and without R
     best = max(gen.BASELINES, key=lambda m: statistics.fmean(
         r["val_accuracy"] for r in first if r["method"] == m and not r["reconstruction"]))
-    assert {(r["method"], r["reconstruction"]) for r in res["runs"] if r["labels"] == 60} == {(best, False), (best, True)}
+    arms = {(r["method"], r["reconstruction"]) for r in res["runs"] if r["labels"] == 60}
+    assert arms == {(best, False), (best, True)}
     # the 100-label round (here 30): the two arms of round one with the best validation accuracy
     val = {(r["method"], r["reconstruction"]): r["val_accuracy"] for r in first}
     top2 = sorted(val, key=val.get, reverse=True)[:2]

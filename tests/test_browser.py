@@ -83,10 +83,22 @@ def jupyterlab_server(tmp_path_factory):
     tracker.parent.mkdir(parents=True)
     tracker.write_text(json.dumps({"windowingMode": "none"}))
     env = {**os.environ, "JUPYTER_RUNTIME_DIR": str(tmp_path / "runtime")}
-    cmd = [sys.executable, "-m", "jupyterlab", "--no-browser", "--ip=127.0.0.1", f"--port={port}",
-           f"--IdentityProvider.token={token}", f"--ServerApp.root_dir={served}", "--ServerApp.open_browser=False", "--allow-root",
-           "--LabApp.news_url=", "--LabApp.check_for_updates_class=jupyterlab.NeverCheckForUpdate",
-           f"--LabApp.workspaces_dir={tmp_path / 'workspaces'}", f"--LabApp.user_settings_dir={tmp_path / 'settings'}"]
+    cmd = [
+        sys.executable,
+        "-m",
+        "jupyterlab",
+        "--no-browser",
+        "--ip=127.0.0.1",
+        f"--port={port}",
+        f"--IdentityProvider.token={token}",
+        f"--ServerApp.root_dir={served}",
+        "--ServerApp.open_browser=False",
+        "--allow-root",
+        "--LabApp.news_url=",
+        "--LabApp.check_for_updates_class=jupyterlab.NeverCheckForUpdate",
+        f"--LabApp.workspaces_dir={tmp_path / 'workspaces'}",
+        f"--LabApp.user_settings_dir={tmp_path / 'settings'}",
+    ]
     log = open(tmp_path / "jupyterlab.log", "w")
     proc = subprocess.Popen(cmd, cwd=served, env=env, stdout=log, stderr=subprocess.STDOUT)
     base = f"http://127.0.0.1:{port}"
@@ -205,7 +217,12 @@ def _wait_all_cells_done(page, timeout=300_000) -> None:
 
 def _no_errors_shown(page, errors) -> None:
     assert page.locator("text=Error displaying widget").count() == 0
-    assert page.locator(".jp-OutputArea-output[data-mime-type='application/vnd.jupyter.stderr']:has-text('Traceback')").count() == 0
+    assert (
+        page.locator(
+            ".jp-OutputArea-output[data-mime-type='application/vnd.jupyter.stderr']:has-text('Traceback')"
+        ).count()
+        == 0
+    )
     assert not errors, errors
 
 
@@ -349,12 +366,19 @@ def test_the_documentation_site_in_chromium_offline(site):
         pytest.skip("tests/test_site.py checks the site bin/docs built: these pages and their figures")
     root = site
     lessons = sorted(p.stem for p in (ROOT / "notebooks").glob("*.ipynb"))
-    pages = ["docs/site/api.html", "docs/site/cli.html", "docs/site/lessons.html", "docs/RESULTS.html",
-             *(f"notebooks/{nb}.html" for nb in lessons)]
+    pages = [
+        "docs/site/api.html",
+        "docs/site/cli.html",
+        "docs/site/lessons.html",
+        "docs/RESULTS.html",
+        *(f"notebooks/{nb}.html" for nb in lessons),
+    ]
     with _browser_page("site", 900) as (page, errors):
         console, remote = [], []
         page.on("console", lambda m: console.append(m.text) if m.type == "error" else None)
-        page.on("request", lambda r: remote.append(r.url) if not r.url.startswith(("file:", "data:", "about:")) else None)
+        page.on(
+            "request", lambda r: remote.append(r.url) if not r.url.startswith(("file:", "data:", "about:")) else None
+        )
         page.goto((root / "index.html").as_uri())
         page.wait_for_url("**/docs/site/index.html", timeout=30_000)
         assert "invlab" in page.title()

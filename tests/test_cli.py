@@ -93,8 +93,28 @@ def test_train_bird10_on_a_recordings_folder(tmp_path, capsys):
             t = np.arange(int(0.71 * 44_100)) / 44_100
             soundfile.write(root / name / f"r{k}.flac", 0.3 * np.sin(2 * np.pi * (500 + 700 * c + 20 * k) * t), 44_100)
     out = tmp_path / "run"
-    code = main(["train", "--dataset", "bird10", "--data-root", str(root), "--model", "bird10-cnn", "--steps", "3",
-                 "--eval-every", "3", "--labelled-batch", "4", "--unlabelled-batch", "4", "--out", str(out), "--no-progress"])
+    code = main(
+        [
+            "train",
+            "--dataset",
+            "bird10",
+            "--data-root",
+            str(root),
+            "--model",
+            "bird10-cnn",
+            "--steps",
+            "3",
+            "--eval-every",
+            "3",
+            "--labelled-batch",
+            "4",
+            "--unlabelled-batch",
+            "4",
+            "--out",
+            str(out),
+            "--no-progress",
+        ]
+    )
     assert code == 0
     metrics = json.loads((out / "metrics.json").read_text())
     assert metrics["data"]["dataset"] == "bird10" and metrics["config"]["labels_per_class"] is None
@@ -112,8 +132,8 @@ def test_every_config_field_is_an_option_everywhere_from_one_source():
 
     from benchmarks import recipe_study, table2
     from invlab.cli import _parser
-    from invlab.training.options import flag
     from invlab.train import TrainConfig
+    from invlab.training.options import flag
 
     fields = {f.name: f for f in dataclasses.fields(TrainConfig)}
     train_parser = _parser()._subparsers._group_actions[0].choices["train"]

@@ -42,7 +42,9 @@ def test_the_site_builds_with_its_api_and_cli_pages_made_from_the_code(site):
     assert all(f"{nb}.html" in lessons for nb in notebooks) and len(notebooks) == 10
     assert (out / "docs" / "RESULTS.html").exists() and (out / "docs" / "site" / "index.html").exists()
     # no page loads a script, a style sheet or an image from the network
-    remote = re.compile(r"""<(?:script|img|iframe)[^>]*\bsrc=["']?(?:https?:)?//|<link[^>]*\bhref=["']?(?:https?:)?//""")
+    remote = re.compile(
+        r"""<(?:script|img|iframe)[^>]*\bsrc=["']?(?:https?:)?//|<link[^>]*\bhref=["']?(?:https?:)?//"""
+    )
     fetched = [p.relative_to(out) for p in out.rglob("*.html") if remote.search(p.read_text(errors="replace"))]
     assert not fetched, fetched
 

@@ -19,8 +19,17 @@ import numpy as np
 import pytest
 import torch
 
-from benchmarks.explorer_speed import (PAGE, chromium, explorer_page, mouse_stroke, networks, page_result,
-                                       select_network, touch_stroke, wait_idle)
+from benchmarks.explorer_speed import (
+    PAGE,
+    chromium,
+    explorer_page,
+    mouse_stroke,
+    networks,
+    page_result,
+    select_network,
+    touch_stroke,
+    wait_idle,
+)
 
 pytest.importorskip("playwright.sync_api")
 pytest.importorskip("onnxruntime")
@@ -48,9 +57,17 @@ def torch_view(model, raw: np.ndarray) -> dict:
     x = model_input(model, torch.tensor(raw, dtype=torch.float32).view(1, 1, 28, 28))
     ex = explain(model, x)
     _, b = templates(model, x)
-    return {"input": ex.x.flatten(), "logits": ex.logits, "probabilities": ex.probs, "templates": ex.templates.flatten(),
-            "contributions": ex.contributions.flatten(), "reconstruction": ex.reconstruction.flatten(),
-            "shares": ex.shares, "bias": b[0], "prediction": ex.prediction}
+    return {
+        "input": ex.x.flatten(),
+        "logits": ex.logits,
+        "probabilities": ex.probs,
+        "templates": ex.templates.flatten(),
+        "contributions": ex.contributions.flatten(),
+        "reconstruction": ex.reconstruction.flatten(),
+        "shares": ex.shares,
+        "bias": b[0],
+        "prediction": ex.prediction,
+    }
 
 
 def assert_equal_to_pytorch(result: dict, model) -> None:
@@ -155,8 +172,10 @@ def test_own_network_files_from_a_server_and_on_a_phone(site, served, tmp_path):
     model = create_model("smallcnn-mean", num_classes=7).eval()  # seven classes: not a lesson network
     to_onnx(model, own)
     with explorer_page(served, width=390, height=844, has_touch=True) as (page, log):
-        for path, says in ((not_onnx, "is not an ONNX model this page can run (Failed to load model because protobuf parsing failed"),
-                           (wrong, 'not one input named "x"')):
+        for path, says in (
+            (not_onnx, "is not an ONNX model this page can run (Failed to load model because protobuf parsing failed"),
+            (wrong, 'not one input named "x"'),
+        ):
             page.set_input_files("#invlab-file", str(path))
             page.wait_for_function("() => !document.getElementById('invlab-error').hidden", timeout=30_000)
             message = page.inner_text("#invlab-error")

@@ -5,8 +5,8 @@ import pytest
 import torch
 
 from invlab import create_model, reconstruct
-from invlab.viz.explain import Brush, add_noise, explain, ink_to_digit, model_input
 from invlab.data import Preprocess
+from invlab.viz.explain import Brush, add_noise, explain, ink_to_digit, model_input
 
 
 def test_explanation_decomposes_the_reconstruction():
@@ -134,13 +134,18 @@ def test_ink_is_framed_for_any_image_size():
 
 
 def test_explorer_loads_a_selected_checkpoint(task, tmp_path):
-    from invlab.viz.explorer import ExplorerApp
     from invlab.train import TrainConfig, load_model, train
+    from invlab.viz.explorer import ExplorerApp
 
     train(TrainConfig(steps=2, eval_every=2, labelled_batch=10, unlabelled_batch=10, val_size=100), data=task,
           out_dir=tmp_path / "run", progress=False)
-    app = ExplorerApp(create_model("smallcnn-mean").eval(), task.x_test[:3], checkpoints=[tmp_path / "run" / "checkpoint.pt"],
-                      load=load_model, model_label="untrained")
+    app = ExplorerApp(
+        create_model("smallcnn-mean").eval(),
+        task.x_test[:3],
+        checkpoints=[tmp_path / "run" / "checkpoint.pt"],
+        load=load_model,
+        model_label="untrained",
+    )
     assert app.checkpoint.label == "untrained"
     before = list(app.probs_fig.data[0].y)
     app.checkpoint.value = str(tmp_path / "run" / "checkpoint.pt")

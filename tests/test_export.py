@@ -60,19 +60,31 @@ class Residual(nn.Module):
 
 IMAGE, SIGNAL = (2, 9, 11), (2, 37)
 LAYERS = {
-    "conv2d (stride, padding, dilation)": (nn.Sequential(nn.Conv2d(2, 4, 3, stride=2, padding=1, dilation=1), nn.ReLU(),
-                                                         nn.Conv2d(4, 4, 2, dilation=2), nn.ReLU()), IMAGE),
+    "conv2d (stride, padding, dilation)": (
+        nn.Sequential(
+            nn.Conv2d(2, 4, 3, stride=2, padding=1, dilation=1), nn.ReLU(), nn.Conv2d(4, 4, 2, dilation=2), nn.ReLU()
+        ),
+        IMAGE,
+    ),
     "conv1d (stride, padding)": (nn.Sequential(nn.Conv1d(2, 4, 5, stride=3, padding=2), nn.ReLU()), SIGNAL),
     "linear, leaky relu, flatten": (nn.Sequential(nn.Flatten(), nn.Linear(2 * 9 * 11, 16), nn.LeakyReLU(0.1)), IMAGE),
     "inhibitor (LocalWinnerTakesAll)": (nn.Sequential(nn.Conv2d(2, 6, 3, bias=False), LocalWinnerTakesAll(3)), IMAGE),
-    "avgpool2d (odd size, padding)": (nn.Sequential(nn.Conv2d(2, 4, 2), nn.ReLU(), nn.AvgPool2d(3, 2, padding=1)), IMAGE),
+    "avgpool2d (odd size, padding)": (
+        nn.Sequential(nn.Conv2d(2, 4, 2), nn.ReLU(), nn.AvgPool2d(3, 2, padding=1)),
+        IMAGE,
+    ),
     "maxpool2d (overlapping windows)": (nn.Sequential(nn.Conv2d(2, 4, 2), nn.ReLU(), nn.MaxPool2d(3, 2)), IMAGE),
     "avgpool1d": (nn.Sequential(nn.Conv1d(2, 4, 3), nn.ReLU(), nn.AvgPool1d(2)), SIGNAL),
     "maxpool1d (overlapping windows)": (nn.Sequential(nn.Conv1d(2, 4, 3), nn.ReLU(), nn.MaxPool1d(4, 2)), SIGNAL),
-    "global average pooling, residual sum": (nn.Sequential(nn.Conv2d(2, 4, 3, padding=1), Residual(4), nn.ReLU()),
-                                             IMAGE, True),
-    "identity, dropout in eval mode": (nn.Sequential(nn.Conv2d(2, 4, 3), nn.Identity(), nn.ReLU(), nn.Dropout(0.5)),
-                                       IMAGE),
+    "global average pooling, residual sum": (
+        nn.Sequential(nn.Conv2d(2, 4, 3, padding=1), Residual(4), nn.ReLU()),
+        IMAGE,
+        True,
+    ),
+    "identity, dropout in eval mode": (
+        nn.Sequential(nn.Conv2d(2, 4, 3), nn.Identity(), nn.ReLU(), nn.Dropout(0.5)),
+        IMAGE,
+    ),
 }
 
 

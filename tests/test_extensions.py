@@ -10,11 +10,11 @@ import torch.nn.functional as F
 from conftest import TinyCNN, tiny_models
 
 from invlab.extensions.cluster import ClusterConfig, cluster_accuracy, kmeans_baseline, nmi, train_clustering
-from invlab.training.hyper import HyperWeights, holdout_split
 from invlab.inverse import forward_layer_reconstructions, layer_reconstructions, reconstruct, reconstructable_layers
 from invlab.losses import LayerwiseLoss, SemiSupervisedLoss, reconstruction_loss
-from invlab.training.schedules import WeightSchedule, weight_arg
 from invlab.train import TrainConfig, Trainer
+from invlab.training.hyper import HyperWeights, holdout_split
+from invlab.training.schedules import WeightSchedule, weight_arg
 
 
 def _separate_vjp(model, x, name):
@@ -44,7 +44,9 @@ def test_layer_reconstructions_match_separate_vjps(name, model, x):
 def test_layer_reconstruction_of_a_bias_free_net_is_AtAz():
     """Without biases above z, f = A z exactly, so rec = A^T A z (A = df/dz)."""
     torch.manual_seed(1)
-    net = torch.nn.Sequential(torch.nn.Linear(6, 5, bias=False), torch.nn.ReLU(), torch.nn.Linear(5, 3, bias=False)).double()
+    net = torch.nn.Sequential(
+        torch.nn.Linear(6, 5, bias=False), torch.nn.ReLU(), torch.nn.Linear(5, 3, bias=False)
+    ).double()
     net.input_ndim = None
     x = torch.randn(4, 6, dtype=torch.float64)
     rec, z = layer_reconstructions(net, x, ["1"], create_graph=False)["1"]
@@ -121,7 +123,9 @@ def test_layerwise_loss_adds_each_layer_term():
 
 def test_weight_schedules():
     lin = WeightSchedule.parse("0.3:0.7")
-    assert lin(0, 101) == pytest.approx(0.3) and lin(100, 101) == pytest.approx(0.7) and lin(50, 101) == pytest.approx(0.5)
+    assert (
+        lin(0, 101) == pytest.approx(0.3) and lin(100, 101) == pytest.approx(0.7) and lin(50, 101) == pytest.approx(0.5)
+    )
     cos = WeightSchedule.parse("0:1:cosine")
     assert cos(25, 101) == pytest.approx((1 - math.cos(math.pi / 4)) / 2)
     step = WeightSchedule.parse("0.8:0.2:step@0.25")
@@ -222,7 +226,9 @@ def test_cluster_scores():
     t = torch.tensor([0, 1, 1])
     joint = torch.tensor([[1, 1], [0, 1]], dtype=torch.float64) / 3
     pu, pv = joint.sum(1), joint.sum(0)
-    mi = sum(joint[i, j] * math.log(joint[i, j] / (pu[i] * pv[j])) for i in range(2) for j in range(2) if joint[i, j] > 0)
+    mi = sum(
+        joint[i, j] * math.log(joint[i, j] / (pu[i] * pv[j])) for i in range(2) for j in range(2) if joint[i, j] > 0
+    )
     h = lambda q: -sum(v * math.log(v) for v in q if v > 0)  # noqa: E731
     assert nmi(p, t) == pytest.approx(float(mi / ((h(pu) + h(pv)) / 2)))
 

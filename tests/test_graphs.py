@@ -5,11 +5,11 @@ import copy
 
 import pytest
 import torch
+from conftest import TinyCNN
 
-from invlab.training.graphs import GraphedStep
 from invlab.losses import LayerwiseLoss, SemiSupervisedLoss
 from invlab.train import TrainConfig, Trainer, run_key
-from conftest import TinyCNN
+from invlab.training.graphs import GraphedStep
 
 FAST = dict(model="smallcnn-mean", labelled_batch=10, unlabelled_batch=20, eval_every=3, val_size=100, device="cpu")
 cuda = pytest.mark.skipif(not torch.cuda.is_available(), reason="CUDA graphs need a GPU")

@@ -65,7 +65,7 @@ def test_a_signal_mid_run_checkpoints_says_how_to_resume_and_resume_matches_an_u
         assert "Traceback" not in err
         metrics = json.loads((folder / "metrics.json").read_text())
         assert metrics["interrupted"] is True and metrics["stop_signal"] == sig.name and 0 < metrics["steps_done"] < 100
-        line = next(l for l in err.splitlines() if l.startswith("interrupted at step"))
+        line = next(ln for ln in err.splitlines() if ln.startswith("interrupted at step"))
         assert line.startswith(f"interrupted at step {metrics['steps_done']} of 100; continue with: invlab train ")
         assert f"--out {folder}" in line and line.endswith(" --resume")
         state = torch.load(folder / "checkpoint.pt", weights_only=True)

@@ -3,10 +3,10 @@
 import pytest
 import torch
 import torch.nn as nn
+from conftest import TinyCNN, tiny_models
 from torch.autograd.functional import jacobian
 
 from invlab import create_model, forward_inverse, reconstruct, templates
-from conftest import TinyCNN, tiny_models
 
 CASES = tiny_models()
 IDS = [c[0] for c in CASES]

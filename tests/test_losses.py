@@ -6,10 +6,10 @@ import pytest
 import torch
 import torch.nn as nn
 import torch.nn.functional as F
+from conftest import TinyCNN
 from torch.autograd.functional import jacobian
 
 from invlab import SemiSupervisedLoss, entropy_loss, reconstruction_loss
-from conftest import TinyCNN
 
 
 def test_entropy_matches_definition_and_is_stable():

@@ -4,8 +4,9 @@ environment.yml for conda users."""
 from __future__ import annotations
 
 import re
-import tomllib
 from pathlib import Path
+
+import tomllib
 
 ROOT = Path(__file__).resolve().parents[1]
 CONDA_NAMES = {"soundfile": "pysoundfile"}  # PyPI name -> conda-forge name, where they differ

@@ -9,9 +9,9 @@ import torch
 
 from invlab import create_model, templates
 from invlab.data import Preprocess, preprocess, preprocess_data
-from invlab.models import TABLE2_MODELS, list_models
 from invlab.experiments.studies import best_test_epoch, run_resumable
 from invlab.io import load_torch
+from invlab.models import TABLE2_MODELS, list_models
 from invlab.train import BalancedSampler, TrainConfig, Trainer, load_model, lr_factor, run_key, train
 
 FAST = dict(model="smallcnn-mean", labelled_batch=10, unlabelled_batch=20, eval_every=3, val_size=100)
@@ -253,7 +253,9 @@ def test_runs_made_with_mnist_val_size_written_out_keep_their_key():
 
     assert run_key(TrainConfig(val_size=10_000)) == run_key(TrainConfig())
     assert run_key(TrainConfig(val_size=5_000)) != run_key(TrainConfig())
-    assert run_key(TrainConfig(dataset="fashion-mnist", val_size=10_000)) != run_key(TrainConfig(dataset="fashion-mnist"))
+    assert run_key(TrainConfig(dataset="fashion-mnist", val_size=10_000)) != run_key(
+        TrainConfig(dataset="fashion-mnist")
+    )
 
 
 def test_a_run_resumed_from_a_checkpoint_without_cpu_time_says_it_is_unknown(task, tmp_path):

@@ -16,7 +16,6 @@ import os
 from pathlib import Path
 
 import pytest
-
 from test_browser import ARTIFACTS, ROOT, _browser_page
 
 SITE = ROOT / "docs" / "_build" / "html"
@@ -33,7 +32,9 @@ def executed_site() -> Path:
     """``docs/_build/html`` where ``INVLAB_SITE_BUILT`` is set (a missing or unexecuted site
     fails); skipped elsewhere."""
     if not os.environ.get("INVLAB_SITE_BUILT"):
-        pytest.skip("checks the site bin/docs has just built: bin/docs && INVLAB_SITE_BUILT=1 bin/test tests/test_site.py")
+        pytest.skip(
+            "checks the site bin/docs has just built: bin/docs && INVLAB_SITE_BUILT=1 bin/test tests/test_site.py"
+        )
     lesson = SITE / "notebooks" / f"{LESSONS[1]}.html"
     if not lesson.exists() or "cell_output" not in lesson.read_text():
         raise AssertionError(f"INVLAB_SITE_BUILT is set but {SITE} holds no executed site: run bin/docs")

@@ -5,10 +5,10 @@ import plotly.graph_objects as go
 import pytest
 import torch
 import torch.nn as nn
-
-from invlab.viz.plots import bar_chart, image_rows, learning_curves, reconstruction_grid, region_figure, signals_figure
-from invlab.theory.spline import region_ids, template_alignment
 from conftest import synthetic_task
+
+from invlab.theory.spline import region_ids, template_alignment
+from invlab.viz.plots import bar_chart, image_rows, learning_curves, reconstruction_grid, region_figure, signals_figure
 
 
 def test_region_ids_of_a_single_relu():

@@ -81,7 +81,9 @@ def _study_with_a_killed_worker(url, tmp_path):
     trials = _trials(url, "tiny")
     complete = [t for t in trials if t.state.name == "COMPLETE"]
     # every grid point exactly once
-    assert Counter((t.params["alpha"], t.params["seed"]) for t in complete) == {(a, s): 1 for a in (0.5, 0.7) for s in (0, 1)}
+    assert Counter((t.params["alpha"], t.params["seed"]) for t in complete) == {
+        (a, s): 1 for a in (0.5, 0.7) for s in (0, 1)
+    }
     # the killed trial was failed by its missing heartbeat, retried, and resumed from its checkpoint
     assert next(t for t in trials if t.number == killed).state.name == "FAIL"
     retry = next(t for t in complete if t.system_attrs.get("failed_trial") == killed)
@@ -90,7 +92,9 @@ def _study_with_a_killed_worker(url, tmp_path):
     # the report's numbers are the trials' numbers
     rep = sweep.report("tiny", url, tmp_path / "report.json", figures=tmp_path / "figures")
     for entry, row in rep["entries"].items():
-        mine = sorted((t.user_attrs["seed"], t.user_attrs["test_accuracy"]) for t in complete if t.user_attrs["entry"] == entry)
+        mine = sorted(
+            (t.user_attrs["seed"], t.user_attrs["test_accuracy"]) for t in complete if t.user_attrs["entry"] == entry
+        )
         assert list(zip(row["seeds"], row["test_accuracies"])) == mine
         assert row["mean"] == pytest.approx(sum(a for _, a in mine) / len(mine))
     assert (tmp_path / "report.md").exists() and (tmp_path / "figures" / "history.html").exists()
@@ -123,10 +127,25 @@ def postgres_url():
     with socket.socket() as s:
         s.bind(("127.0.0.1", 0))
         port = s.getsockname()[1]
-    subprocess.run(as_pg + [initdb, "-D", str(data), "-A", "trust", "-U", "postgres", "--no-sync"], check=True,
-                   capture_output=True)
-    subprocess.run(as_pg + [pg_ctl, "-D", str(data), "-l", str(log), "-w", "-o",
-                            f"-p {port} -k {root} -c listen_addresses=127.0.0.1", "start"], check=True, capture_output=True)
+    subprocess.run(
+        as_pg + [initdb, "-D", str(data), "-A", "trust", "-U", "postgres", "--no-sync"], check=True, capture_output=True
+    )
+    subprocess.run(
+        as_pg
+        + [
+            pg_ctl,
+            "-D",
+            str(data),
+            "-l",
+            str(log),
+            "-w",
+            "-o",
+            f"-p {port} -k {root} -c listen_addresses=127.0.0.1",
+            "start",
+        ],
+        check=True,
+        capture_output=True,
+    )
     try:
         url = f"postgresql+psycopg://postgres@127.0.0.1:{port}/postgres"
         yield url
@@ -297,8 +316,12 @@ def test_a_pruned_study_with_two_workers_stops_the_hopeless_trials_and_marks_the
     assert main(["sweep", "create", "--study", "p", "--storage", url, "--space", str(space),
                  "--pruner", "successive-halving", "--min-resource", "10"]) == 0
     st = optuna.load_study(study_name="p", storage=url)
-    assert st.user_attrs["space"]["pruner"] == {"name": "successive-halving", "min_resource": 10, "max_resource": 40,
-                                                "reduction_factor": 2}
+    assert st.user_attrs["space"]["pruner"] == {
+        "name": "successive-halving",
+        "min_resource": 10,
+        "max_resource": 40,
+        "reduction_factor": 2,
+    }
     runs = tmp_path / "runs"
     workers = [_worker(url, "p", runs, tmp_path) for _ in range(2)]
     for w in workers:
@@ -311,7 +334,9 @@ def test_a_pruned_study_with_two_workers_stops_the_hopeless_trials_and_marks_the
     assert "COMPLETE" in (states[0.003], states[0.002]) and set(states.values()) == {"COMPLETE", "PRUNED"}
     for lr, t in trials.items():
         steps = sorted(t.intermediate_values)
-        assert steps == ([10, 20, 30, 40] if t.state.name == "COMPLETE" else list(range(10, t.user_attrs["pruned_at"] + 1, 10)))
+        assert steps == (
+            [10, 20, 30, 40] if t.state.name == "COMPLETE" else list(range(10, t.user_attrs["pruned_at"] + 1, 10))
+        )
         folder = Path(t.user_attrs["run_dir"])
         assert (folder / "checkpoint.pt").exists()
         assert (folder / RESULT).exists() == (t.state.name == "COMPLETE")

@@ -5,8 +5,8 @@ import math
 import pytest
 import torch
 
-from invlab.theory.frameworks import haar_basis, inverse_reconstruction, table1
 from invlab.theory import optimal_templates, spline_inverse
+from invlab.theory.frameworks import haar_basis, inverse_reconstruction, table1
 
 
 @pytest.mark.parametrize("C,K", [(2, 1.0), (10, 1.0), (5, 3.0)])

@@ -4,9 +4,9 @@ import json
 
 import pytest
 import torch
+from conftest import synthetic_task
 
 from invlab.train import CyclingSampler, TrainConfig, Trainer, train
-from conftest import synthetic_task
 
 FAST = dict(model="smallcnn-mean", labelled_batch=10, unlabelled_batch=20, eval_every=3, val_size=100)
 
@@ -16,8 +16,11 @@ def params(model):
 
 
 def test_training_learns_a_separable_task(task):
-    result = train(TrainConfig(steps=30, eval_every=10, lr=3e-3, **{k: v for k, v in FAST.items() if k != "eval_every"}),
-                   data=task, progress=False)
+    result = train(
+        TrainConfig(steps=30, eval_every=10, lr=3e-3, **{k: v for k, v in FAST.items() if k != "eval_every"}),
+        data=task,
+        progress=False,
+    )
     assert [r["step"] for r in result.history] == [10, 20, 30]
     assert {"total", "ce", "reconstruction", "entropy", "val_accuracy", "test_accuracy"} <= set(result.history[-1])
     assert result.best_val_accuracy > 40  # chance is 10 %

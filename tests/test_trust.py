@@ -42,7 +42,9 @@ def test_corrupt_mnist_cache_is_refused_and_force_rebuilds_it(fake_mnist_root, c
     raw.mkdir(parents=True)
     g = torch.Generator().manual_seed(1)
     for split, n in (("train", 60_000), ("t10k", 10_000)):
-        _write_idx(raw, f"{split}-images-idx3-ubyte", torch.randint(0, 256, (n, 28, 28), dtype=torch.uint8, generator=g), 2051)
+        _write_idx(
+            raw, f"{split}-images-idx3-ubyte", torch.randint(0, 256, (n, 28, 28), dtype=torch.uint8, generator=g), 2051
+        )
         _write_idx(raw, f"{split}-labels-idx1-ubyte", (torch.arange(n) % 10).to(torch.uint8), 2049)
     assert main(["data", "fetch", "mnist", "--force"]) == 0
     verify_mnist_cache(cache)

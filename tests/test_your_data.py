@@ -106,7 +106,7 @@ def test_too_small_for_the_model_names_the_smallest_size(tmp_path, capsys):
 def test_models_are_sized_for_a_data_set(colour32, capsys):
     assert main(["models", "--dataset", f"npz:{colour32}"]) == 0
     table = capsys.readouterr().out
-    line = next(l for l in table.splitlines() if l.startswith("smallcnn-mean"))
+    line = next(ln for ln in table.splitlines() if ln.startswith("smallcnn-mean"))
     # conv 3->32 5x5, conv 32->64 5x5, dense 64*5*5 -> 6: (2400+32) + (51200+64) + (9600+6) parameters
     assert "63,302 parameters" in line and "input (3, 32, 32)" in line
 

@@ -9,12 +9,18 @@ count lives in :mod:`invlab.data.mnist`.
 from __future__ import annotations
 
 from invlab.data.arrays import SPLIT_SEED, check_examples, semi_supervised
-from invlab.data.registry import (dataset_entry, fetch_dataset, fetchable_datasets, list_datasets, load_dataset,
-                       register_dataset)
 from invlab.data.audio import Recording, Segments, load_recordings, read_audio, segment_starts, split_by_recording
 from invlab.data.bird10 import load_bird10
 from invlab.data.mnist import MNIST_CLASSES, data_dir, fetch_mnist, load_mnist, load_mnist_arrays
 from invlab.data.preprocess import PREPROCESSING, Preprocess, preprocess, preprocess_data
+from invlab.data.registry import (
+    dataset_entry,
+    fetch_dataset,
+    fetchable_datasets,
+    list_datasets,
+    load_dataset,
+    register_dataset,
+)
 from invlab.data.splits import SemiSupervisedData, labelled_split, subset
 
 
@@ -43,8 +49,33 @@ register_dataset("bird10", _bird10)
 register_dataset("synthetic", _synthetic)
 from invlab.data import files, vision  # noqa: E402,F401  (register fashion-mnist, kmnist, cifar10, svhn, folder:, npz:)
 
-
-__all__ = ["MNIST_CLASSES", "SPLIT_SEED", "check_examples", "dataset_entry", "fetch_dataset", "fetchable_datasets", "list_datasets",
-           "load_dataset", "register_dataset", "semi_supervised", "PREPROCESSING", "Preprocess", "preprocess", "preprocess_data", "Recording", "Segments", "load_bird10", "load_recordings", "read_audio", "segment_starts",
-           "split_by_recording", "SemiSupervisedData", "data_dir", "fetch_mnist", "labelled_split", "load_mnist", "subset",
-           "load_mnist_arrays"]
+__all__ = [
+    "MNIST_CLASSES",
+    "SPLIT_SEED",
+    "check_examples",
+    "dataset_entry",
+    "fetch_dataset",
+    "fetchable_datasets",
+    "list_datasets",
+    "load_dataset",
+    "register_dataset",
+    "semi_supervised",
+    "PREPROCESSING",
+    "Preprocess",
+    "preprocess",
+    "preprocess_data",
+    "Recording",
+    "Segments",
+    "load_bird10",
+    "load_recordings",
+    "read_audio",
+    "segment_starts",
+    "split_by_recording",
+    "SemiSupervisedData",
+    "data_dir",
+    "fetch_mnist",
+    "labelled_split",
+    "load_mnist",
+    "subset",
+    "load_mnist_arrays",
+]

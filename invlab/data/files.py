@@ -73,7 +73,8 @@ def _read_images(folder: Path, class_names: list[str] | None, resize: tuple[int,
 
 
 def _to_tensor(images, paths, resize: tuple[int, int] | None) -> torch.Tensor:
-    from torchvision.transforms.functional import pil_to_tensor, resize as tv_resize
+    from torchvision.transforms.functional import pil_to_tensor
+    from torchvision.transforms.functional import resize as tv_resize
 
     mode = "L" if all(img.mode in _GREY_MODES for img in images) else "RGB"
     images = [img.convert(mode) for img in images]
@@ -134,7 +135,9 @@ def load_npz(arg: str, labels_per_class: int | None = 5, seed: int = 0, val_size
         with np.load(path, allow_pickle=False) as archive:
             arrays = {k: archive[k] for k in archive.files}
     except ValueError as err:
-        raise ValueError(f"{path} cannot be read without pickle ({err}); save plain numeric arrays with np.savez") from None
+        raise ValueError(
+            f"{path} cannot be read without pickle ({err}); save plain numeric arrays with np.savez"
+        ) from None
     except (OSError, EOFError, AttributeError) as err:
         raise ValueError(f"{path} is not a NumPy .npz archive ({err})") from None
     fix = f"save it with np.savez({path.name!r}, x=..., y=...)"

@@ -33,8 +33,8 @@ from pathlib import Path
 import numpy as np
 import torch
 
-from invlab.io import atomic_write, load_torch, save_torch, sha256_file
 from invlab.data.splits import SemiSupervisedData, labelled_split
+from invlab.io import atomic_write, load_torch, save_torch, sha256_file
 
 MNIST_PICKLE = "mnist.pkl.gz"
 MNIST_PICKLE_SHA256 = "f11bb9e41d6c1b6c124aa38fd605497bdcfe2ee08cf7c2bb5a41ab5d759e1416"
@@ -213,7 +213,7 @@ def fetch_mnist(root: str | os.PathLike | None = None, online: bool = True,
             with tempfile.TemporaryDirectory(dir=root) as tmp:
                 arrays, source = _from_torchvision(Path(tmp), download=True), "torchvision download"
                 shutil.copytree(Path(tmp) / "MNIST", root / "MNIST", dirs_exist_ok=True)
-        except Exception as err:  # network errors come in many types
+        except Exception as err:  # noqa: BLE001 (network errors come in many types)
             errors.append(f"torchvision download: {download_failure(err)}")
             say(f"MNIST: torchvision download failed ({errors[-1]})")
     if arrays is None and offline:

@@ -71,7 +71,9 @@ def _syllable(sp: Species, pitch: float, n: int, sr: int, g: torch.Generator) ->
     return wave * torch.hann_window(n, periodic=False, dtype=torch.float64)
 
 
-def _song(sp: Species, length: int, sr: int, g: torch.Generator, level: float, pitch: float, tempo: float) -> torch.Tensor:
+def _song(
+    sp: Species, length: int, sr: int, g: torch.Generator, level: float, pitch: float, tempo: float
+) -> torch.Tensor:
     """Bouts of syllables separated by silences, over ``length`` samples."""
     out = torch.zeros(length, dtype=torch.float64)
     n_syl = max(16, int(sp.syllable_s * sr))
@@ -101,7 +103,9 @@ def _forest_noise(length: int, sr: int, g: torch.Generator) -> torch.Tensor:
     for _ in range(int(length / sr * 2)):  # short broadband rustles
         s = int(torch.randint(0, max(1, length - n), (), generator=g))
         m = min(n, length - s)
-        noise[s:s + m] += 0.7 * torch.randn(m, generator=g, dtype=torch.float64) * torch.hann_window(m, dtype=torch.float64)
+        noise[s : s + m] += (
+            0.7 * torch.randn(m, generator=g, dtype=torch.float64) * torch.hann_window(m, dtype=torch.float64)
+        )
     return noise / 2
 
 
@@ -123,14 +127,18 @@ def synthetic_recording(species: int, seed: int, sample_rate: int = 44_100, seco
         other = int(torch.randint(0, len(SPECIES) - 1, (), generator=g))
         other += other >= species
         level = 0.3 + 0.4 * float(torch.rand((), generator=g))
-        noise += _song(SPECIES[other], length, sample_rate, g, level, 0.9 + 0.2 * float(torch.rand((), generator=g)), 1.0)
+        noise += _song(
+            SPECIES[other], length, sample_rate, g, level, 0.9 + 0.2 * float(torch.rand((), generator=g)), 1.0
+        )
     wave = song + noise
     wave = 0.5 * wave / wave.abs().max().clamp(min=1e-9)
     return Recording(wave.float(), sample_rate, species, f"{sp.name}/seed{seed}")
 
 
 @functools.lru_cache(maxsize=2)
-def synthetic_bird10(recordings_per_species: int = 12, sample_rate: int = 44_100, seed: int = 0) -> tuple[Recording, ...]:
+def synthetic_bird10(
+    recordings_per_species: int = 12, sample_rate: int = 44_100, seed: int = 0
+) -> tuple[Recording, ...]:
     """The synthetic data set: ``recordings_per_species`` recordings of each of the 10 species
     (cached: the same arguments return the same, read-only, recordings)."""
     return tuple(synthetic_recording(s, seed * 1000 + k, sample_rate)

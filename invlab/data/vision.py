@@ -25,10 +25,10 @@ from pathlib import Path
 import numpy as np
 import torch
 
-from invlab.io import atomic_write
 from invlab.data.arrays import default_val_size, semi_supervised
 from invlab.data.mnist import data_dir
 from invlab.data.registry import register_dataset
+from invlab.io import atomic_write
 
 #: Where Debian's ``dataset-fashion-mnist`` puts the original files.
 DEBIAN_FASHION_MNIST = Path("/usr/share/datasets/fashion-mnist")
@@ -148,8 +148,10 @@ def _read(name: str, folder: str) -> tuple:
             train = _torchvision_split(name, path, train=True, download=True)
             test = _torchvision_split(name, path, train=False, download=True)
         except Exception as err:  # network errors come in many types
-            layout = {"cifar10": "cifar-10-batches-py/ (the python batches)",
-                      "svhn": "train_32x32.mat and test_32x32.mat"}.get(name, f"{_VISION[name][1]}/raw/ (the idx files)")
+            layout = {
+                "cifar10": "cifar-10-batches-py/ (the python batches)",
+                "svhn": "train_32x32.mat and test_32x32.mat",
+            }.get(name, f"{_VISION[name][1]}/raw/ (the idx files)")
             raise FileNotFoundError(
                 f"{name} is not in {path} (expected {layout}, checked by torchvision) and could not be downloaded "
                 f"({str(err).splitlines()[0]}). Put the official files there, pass --data-root, or run "

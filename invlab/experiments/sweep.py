@@ -489,8 +489,9 @@ def work(study: str, storage: str | None, trials: int | None = None, device: str
 
 def _work(study, st_storage, storage, trials, device, steps, runs_dir, heartbeat, poll) -> int:
     optuna = _optuna()
-    from invlab.training.guard import RunInterrupted
     from optuna.storages import fail_stale_trials
+
+    from invlab.training.guard import RunInterrupted
 
     try:
         st = optuna.load_study(study_name=study, storage=st_storage)
@@ -639,8 +640,8 @@ def summarise(study) -> dict[str, dict]:
 
 
 def markdown(out: dict) -> str:
-    from invlab.io import markdown_table
     from invlab.experiments.provenance import provenance_line
+    from invlab.io import markdown_table
 
     lines = [f"Study `{out['study']}` ({out['space']}): {out['counts']}", "", markdown_table(
         ["entry", "draws", "test (%) mean ± std, validation-selected", "validation (%)",
@@ -668,8 +669,8 @@ def report(study: str, storage: str | None, out: str | os.PathLike, figures: str
 
 
 def _report(st, study: str, out, figures) -> dict:
-    from invlab.io import save_report
     from invlab.experiments.provenance import results_header
+    from invlab.io import save_report
 
     trials = trial_table(st)
     states = [t["state"] for t in trials]

@@ -144,8 +144,8 @@ def clustering_study(seeds, steps: int = 2000, beta: float = 0.2, balance: float
     when there are none)."""
     from invlab.data import load_dataset
     from invlab.data.preprocess import preprocess_data
-    from invlab.io import save_json
     from invlab.experiments.studies import RESULT, run_many
+    from invlab.io import save_json
     from invlab.training.checkpoints import CHECKPOINT, load_model
     from invlab.training.config import run_key
 

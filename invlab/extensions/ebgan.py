@@ -89,7 +89,9 @@ def train_ebgan(config: EBGANConfig, images: torch.Tensor, progress: bool = True
     opt_d = torch.optim.Adam(disc.parameters(), lr=config.lr, betas=(0.5, 0.999))
     opt_g = torch.optim.Adam(gen.parameters(), lr=config.lr, betas=(0.5, 0.999))
     sampler = CyclingSampler(len(images), config.seed + 2)
-    fixed = torch.randn(16, config.latent, generator=torch.Generator().manual_seed(config.seed), device="cpu").to(device)
+    fixed = torch.randn(16, config.latent, generator=torch.Generator().manual_seed(config.seed), device="cpu").to(
+        device
+    )
     samples, history = {}, []
     t0 = time.perf_counter()
     for step in tqdm(range(1, config.steps + 1), disable=not progress, desc="EBGAN", unit="step"):

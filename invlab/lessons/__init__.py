@@ -18,8 +18,12 @@ import torch.nn as nn
 FOLDER = Path(__file__).resolve().parent
 MANIFEST = FOLDER / "manifest.json"
 #: the lesson networks: (data set, model) -> file name
-LESSONS = {("mnist", "smallcnn-mean"): "mnist-smallcnn-mean.pt", ("mnist", "smallcnn-max"): "mnist-smallcnn-max.pt",
-           ("mnist", "smallucnn"): "mnist-smallucnn.pt", ("fashion-mnist", "smallcnn-mean"): "fashion-mnist-smallcnn-mean.pt"}
+LESSONS = {
+    ("mnist", "smallcnn-mean"): "mnist-smallcnn-mean.pt",
+    ("mnist", "smallcnn-max"): "mnist-smallcnn-max.pt",
+    ("mnist", "smallucnn"): "mnist-smallucnn.pt",
+    ("fashion-mnist", "smallcnn-mean"): "fashion-mnist-smallcnn-mean.pt",
+}
 REBUILD = "python -m benchmarks.lesson_weights"
 
 

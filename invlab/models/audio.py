@@ -22,8 +22,8 @@ class Bird10CNN(nn.Module):
     dense(num_classes), exactly as listed in the paper.
 
     Input (B, C, T), (C, T) = ``input_shape`` (or ``segment_length`` samples); the
-    default, (1, 22 050), is a 500 ms mono segment at 44.1 kHz; T >= 4608. The ReLU after each layer is an assumption (the
-    paper lists only the affine layers). Dropout is per sample, so the inverse stays
+    default, (1, 22 050), is a 500 ms mono segment at 44.1 kHz; T >= 4608. The ReLU after
+    each layer is an assumption (the paper lists only the affine layers). Dropout is per sample, so the inverse stays
     per sample in training mode; it then inverts the thinned network of that step.
     """
 

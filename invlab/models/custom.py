@@ -36,7 +36,9 @@ def load_factory(spec: str):
     factory = getattr(module, name, None)
     if not callable(factory):
         found = sorted(k for k, v in vars(module).items() if callable(v) and not k.startswith("_"))
-        raise ValueError(f"--model-file {spec!r}: {file} has no function {name!r} (it has {', '.join(found) or 'none'})")
+        raise ValueError(
+            f"--model-file {spec!r}: {file} has no function {name!r} (it has {', '.join(found) or 'none'})"
+        )
     return factory, file
 
 

@@ -134,5 +134,7 @@ def table1(x: torch.Tensor, W: torch.Tensor, data: torch.Tensor, threshold: floa
     rows.append(Table1Row("best basis (WTA)", inverse_reconstruction(best_basis_f(W), x), (W[k] @ x) * W[k]))
     # k-NN (k = 1): alpha = 1 gives the nearest stored example itself.
     nearest = data[torch.cdist(x[None], data).argmin()]
-    rows.append(Table1Row("k-NN", inverse_reconstruction(knn_f(data), x, torch.ones(len(data), dtype=x.dtype)), nearest))
+    rows.append(
+        Table1Row("k-NN", inverse_reconstruction(knn_f(data), x, torch.ones(len(data), dtype=x.dtype)), nearest)
+    )
     return rows

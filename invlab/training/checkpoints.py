@@ -7,9 +7,9 @@ from pathlib import Path
 
 import torch.nn as nn
 
+from invlab.data.mnist import MNIST_INPUT_SHAPE
 from invlab.data.preprocess import Preprocess
 from invlab.io import load_torch
-from invlab.data.mnist import MNIST_INPUT_SHAPE
 from invlab.models import create_model
 from invlab.models.audio import BIRD10_INPUT_SHAPE
 from invlab.models.custom import build_custom_model

@@ -16,10 +16,11 @@ import torch
 from invlab.data import SemiSupervisedData, load_dataset
 from invlab.data.preprocess import PREPROCESSING, check_preprocess
 from invlab.losses import SemiSupervisedLoss
-from invlab.methods import DEFAULTS as METHOD_DEFAULTS, METHODS
-from invlab.training.options import option
+from invlab.methods import DEFAULTS as METHOD_DEFAULTS
+from invlab.methods import METHODS
 from invlab.models import list_models
 from invlab.models.registry import INITS
+from invlab.training.options import option
 from invlab.training.schedules import WeightSchedule
 
 SCHEDULES = ("constant", "cosine", "step", "invsqrt")
@@ -135,9 +136,13 @@ class TrainConfig:
     milestones: tuple[float, ...] = option((0.5, 0.75), "step schedule: fractions of the run where the rate drops",
                                            metavar="FRACTION")
     lr_decay: float = option(0.2, "step schedule: factor applied at each milestone")
-    preprocess: str = option("none", "per-example input transform for train, validation and test: none, "
-                                     "center-maxabs (centre, divide by the largest absolute value), standardize (zero mean, unit "
-                                     "variance)", choices=PREPROCESSING)
+    preprocess: str = option(
+        "none",
+        "per-example input transform for train, validation and test: none, "
+        "center-maxabs (centre, divide by the largest absolute value), standardize (zero mean, unit "
+        "variance)",
+        choices=PREPROCESSING,
+    )
     bias: bool | None = option(None, "biases in every layer (default: the model's own; the inhibitor 'U' models have "
                                      "none); --no-bias makes f(x) = A[x]x exactly")
     init: str = option("default", "weight initialisation: default (PyTorch's) or xavier (uniform, zero biases)",

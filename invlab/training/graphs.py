@@ -31,7 +31,6 @@ import torch
 from invlab.losses import LOSS_KEYS
 
 
-
 class GraphedStep:
     """The training step of a :class:`~invlab.train.Trainer`, captured once, then replayed.
 

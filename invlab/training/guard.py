@@ -160,4 +160,12 @@ def named_fault(err: OSError, what: Path, last_step: int | None, checkpoint: Pat
     return f"cannot write {what.name} in {what.parent}: {cause}; {fix}; {last}"
 
 
-__all__ = ["EXIT_CODES", "GracefulInterrupt", "RunFolderBusy", "RunInterrupted", "RunLock", "checkpoint_cadence", "named_fault"]
+__all__ = [
+    "EXIT_CODES",
+    "GracefulInterrupt",
+    "RunFolderBusy",
+    "RunInterrupted",
+    "RunLock",
+    "checkpoint_cadence",
+    "named_fault",
+]

@@ -22,20 +22,21 @@ from tqdm.auto import tqdm
 
 from invlab.data import SemiSupervisedData
 from invlab.data.preprocess import preprocess_data
+from invlab.experiments.provenance import provenance
+from invlab.inverse import check_input, check_model
+from invlab.io import check_writable_target, ensure_writable_dir, load_torch, save_json, save_torch
+from invlab.losses import LOSS_KEYS, LayerwiseLoss, SemiSupervisedLoss
+from invlab.methods import DEFAULTS as METHOD_DEFAULTS
+from invlab.methods import Method
+from invlab.models import create_model
+from invlab.models.custom import build_custom_model, model_source
+from invlab.training.checkpoints import _FORMAT, CHECKPOINT, METRICS
+from invlab.training.config import TrainConfig, _comparable, build_data, describe_data
 from invlab.training.evaluate import accuracy, predictions, vote_accuracy
 from invlab.training.graphs import GraphedStep
 from invlab.training.guard import GracefulInterrupt, RunLock, checkpoint_cadence, named_fault
-from invlab.training.loop import BalancedSampler, CyclingSampler, resolve_device, schedule_factor
-from invlab.inverse import check_input, check_model
-from invlab.io import check_writable_target, ensure_writable_dir, load_torch, save_json, save_torch
 from invlab.training.hyper import HyperWeights, holdout_split
-from invlab.losses import LOSS_KEYS, LayerwiseLoss, SemiSupervisedLoss
-from invlab.methods import DEFAULTS as METHOD_DEFAULTS, Method
-from invlab.models import create_model
-from invlab.models.custom import build_custom_model, model_source
-from invlab.experiments.provenance import provenance
-from invlab.training.checkpoints import _FORMAT, CHECKPOINT, METRICS
-from invlab.training.config import TrainConfig, _comparable, build_data, describe_data
+from invlab.training.loop import BalancedSampler, CyclingSampler, resolve_device, schedule_factor
 
 
 def lr_factor(config: TrainConfig, step: int, total_steps: int, steps_per_epoch: int) -> float:
@@ -401,17 +402,30 @@ class Trainer:
         d = self.data
         extra = {"labelled_train_accuracy": accuracy(best_model, d.x_train, d.y_train, index=d.labelled),
                  "eval_time_s": self.eval_time_s}
-        for split, x, y, groups in (("val", d.x_val, d.y_val, d.groups_val), ("test", d.x_test, d.y_test, d.groups_test)):
+        for split, x, y, groups in (
+            ("val", d.x_val, d.y_val, d.groups_val),
+            ("test", d.x_test, d.y_test, d.groups_test),
+        ):
             if groups is not None:
                 extra[f"{split}_recording_accuracy"] = vote_accuracy(predictions(best_model, x), y, groups)
         return TrainResult(
-            config=self.config.to_dict(), history=self.history,
-            test_accuracy=best_test, final_test_accuracy=self.history[-1]["test_accuracy"] if self.history else float("nan"),
-            best_val_accuracy=self.best_val, best_step=self.best_step,
-            steps_done=self.step, wall_time_s=wall_time_s, device=str(self.device),
-            data=self.data.summary(), extra=extra, model=best_model, data_ref=self.data,
-            interrupted=self.interrupted is not None, stop_signal=self.interrupted,
-            inverse_method=self.inverse_method_used())
+            config=self.config.to_dict(),
+            history=self.history,
+            test_accuracy=best_test,
+            final_test_accuracy=self.history[-1]["test_accuracy"] if self.history else float("nan"),
+            best_val_accuracy=self.best_val,
+            best_step=self.best_step,
+            steps_done=self.step,
+            wall_time_s=wall_time_s,
+            device=str(self.device),
+            data=self.data.summary(),
+            extra=extra,
+            model=best_model,
+            data_ref=self.data,
+            interrupted=self.interrupted is not None,
+            stop_signal=self.interrupted,
+            inverse_method=self.inverse_method_used(),
+        )
 
 
 def _call(callbacks, hook: str, *args) -> None:

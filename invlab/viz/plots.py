@@ -10,7 +10,7 @@ import plotly.graph_objects as go
 import torch
 import torch.nn as nn
 from plotly.subplots import make_subplots
-from torchvision.utils import make_grid, save_image
+from torchvision.utils import make_grid
 
 from invlab.inverse import reconstruct
 from invlab.io import atomic_write

@@ -54,7 +54,9 @@ def embedded_figures(page: str) -> str:
         if "height:100%" in style.replace(" ", ""):  # a full page sizes the figure by its wrapper
             wrapper = re.findall(r'<div style="(height:\s*\d+px[^"]*)">', page[:div.start()])
             style = wrapper[-1] if wrapper else "height:460px; width:100%;"
-        out.append(f'<div id="{div.group(1)}" class="plotly-graph-div" style="{style}"></div>' + _on_load(plot.group(1)))
+        out.append(
+            f'<div id="{div.group(1)}" class="plotly-graph-div" style="{style}"></div>' + _on_load(plot.group(1))
+        )
     return "".join(out)
 
 
@@ -73,7 +75,6 @@ def install() -> None:
     import ipywidgets
     import plotly.graph_objects as go
     import plotly.io as pio
-
     from plotly.io.base_renderers import MimetypeRenderer
 
     class SiteRenderer(MimetypeRenderer):

@@ -17,9 +17,9 @@ import torch
 
 from invlab.data import SemiSupervisedData
 from invlab.inverse import reconstruct
-from invlab.viz.plots import image_rows, learning_curves, waveform_rows
 from invlab.training.config import TrainConfig, describe_data
 from invlab.training.trainer import Trainer
+from invlab.viz.plots import image_rows, learning_curves, waveform_rows
 
 
 class LiveFigures:
@@ -90,8 +90,9 @@ class TrainingApp:
         wide = {"layout": W.Layout(width=SLIDER_WIDTH)}
         self.alpha = W.FloatSlider(value=self.base_config.alpha, min=0, max=1, step=0.05, description="α (supervised)",
                                    style=style, **wide)
-        self.beta = W.FloatSlider(value=self.base_config.beta, min=0, max=1, step=0.05, description="β (reconstruction)",
-                                  style=style, **wide)
+        self.beta = W.FloatSlider(
+            value=self.base_config.beta, min=0, max=1, step=0.05, description="β (reconstruction)", style=style, **wide
+        )
         all_labels = self.base_config.labels_per_class is None  # e.g. Bird10: every segment labelled
         self.labels = W.IntSlider(value=5 if all_labels else self.base_config.labels_per_class, min=1, max=50,
                                   description="labels / class", style=style, disabled=all_labels, **wide)
@@ -153,7 +154,7 @@ class TrainingApp:
         self._stop.clear()
         try:
             trainer = self._prepare(self.config())
-        except Exception as err:  # shown in the widget, kept for wait()
+        except Exception as err:  # noqa: BLE001 (shown in the widget, kept for wait())
             self._fail(err)
             return
         self.status.value = f"training {trainer.config.model} (α={trainer.config.alpha}, β={trainer.config.beta}) ..."
@@ -169,7 +170,7 @@ class TrainingApp:
             verb = "stopped" if self.trainer.stop and result.steps_done < self.trainer.total_steps else "done"
             self.status.value = (f"{verb} at step {result.steps_done} · best validation accuracy "
                                  f"{result.best_val_accuracy:.1f} % (step {result.best_step})")
-        except Exception as err:
+        except Exception as err:  # noqa: BLE001 (a training thread's error is shown in the widget)
             self._fail(err)
 
     def _fail(self, err: BaseException) -> None:
