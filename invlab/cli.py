@@ -70,8 +70,8 @@ def _parser() -> argparse.ArgumentParser:
         "export",
         help="a network's spline view (templates, reconstruction, activation pattern) as one "
         "ONNX graph, for the site's explorer or any ONNX runtime",
-        description="Write the network of CHECKPOINT (or a lesson network) as one ONNX graph: input x, a "
-        "raw example (1, *D); outputs input, logits, probabilities, templates, bias, "
+        description="Write the network of CHECKPOINT (or a lesson network) as one ONNX graph: input x, one "
+        "raw example (1, C, H, W); outputs input, logits, probabilities, templates, bias, "
         "reconstruction, pattern (see invlab.export). Drop the file on the site's Explore page.",
     )
     e.add_argument("checkpoint", nargs="?", default=None, metavar="CHECKPOINT",

@@ -15,7 +15,7 @@ from pathlib import Path
 import pytest
 
 ROOT = Path(__file__).resolve().parents[1]
-DOCS = [ROOT / "README.md", ROOT / "docs" / "RESULTS.md"]
+DOCS = [ROOT / "README.md", ROOT / "docs" / "RESULTS.md", *sorted((ROOT / "docs" / "site").rglob("*.md"))]
 PERCENT = re.compile(r"(?<![\w.])(\d{1,3}\.\d{1,2}) ?%")
 PAIR = re.compile(r"(?<![\w.])(\d{1,3}\.\d{1,2}) ± (\d{1,3}\.\d{1,2})")
 # Lines about numbers that are not results of ours: the published comparisons the paper
