@@ -108,3 +108,12 @@ def check_writable_target(path: str | os.PathLike) -> Path:
         raise PermissionError(f"cannot write to output folder {str(path)!r} ({str(probe)!r} {why}); "
                               "choose another folder with --out or fix its permissions")
     return path
+
+
+def save_figure_html(fig, path: str | os.PathLike, plotlyjs: bool | str = True) -> Path:
+    """Atomically write a plotly figure as an HTML file. ``plotlyjs=True`` embeds plotly.js (works
+    offline, ~4.7 MB); ``"cdn"`` loads it from its CDN (a few kB, for figures kept in git). Here,
+    a leaf below every package, so that the experiments' reports write figures without the
+    plotting layer above them."""
+    return atomic_write(path, lambda p: fig.write_html(p, include_plotlyjs=plotlyjs, full_html=True))
+

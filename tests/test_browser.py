@@ -40,7 +40,8 @@ if CHROMIUM is None:
         raise RuntimeError("CI must have Debian's chromium installed (see .ci/run)")
     pytest.skip("Debian's chromium is not installed (apt-get install chromium)", allow_module_level=True)
 
-pytestmark = [pytest.mark.slow, pytest.mark.xdist_group("jupyterlab")]  # one server, one worker
+# one server, one worker
+pytestmark = [pytest.mark.slow, pytest.mark.integration, pytest.mark.xdist_group("jupyterlab")]
 
 
 def _free_port() -> int:

@@ -35,7 +35,7 @@ pytest.importorskip("playwright.sync_api")
 pytest.importorskip("onnxruntime")
 if chromium() is None:
     pytest.skip("Debian's chromium is not installed (apt-get install chromium)", allow_module_level=True)
-pytestmark = [pytest.mark.slow, pytest.mark.xdist_group("jupyterlab")]  # the shared site build
+pytestmark = [pytest.mark.slow, pytest.mark.integration, pytest.mark.xdist_group("jupyterlab")]  # the shared site build
 
 from test_browser import ARTIFACTS  # noqa: E402
 

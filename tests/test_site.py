@@ -20,7 +20,7 @@ from test_browser import ARTIFACTS, ROOT, _browser_page
 
 SITE = ROOT / "docs" / "_build" / "html"
 LESSONS = sorted(p.stem for p in (ROOT / "notebooks").glob("*.ipynb"))
-pytestmark = [pytest.mark.slow, pytest.mark.xdist_group("jupyterlab")]
+pytestmark = [pytest.mark.slow, pytest.mark.integration, pytest.mark.xdist_group("jupyterlab")]
 
 # every plotly figure of the page has drawn (plotly adds its SVG)
 DRAWN = """() => Array.from(document.querySelectorAll('.plotly-graph-div'))

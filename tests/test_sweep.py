@@ -154,6 +154,7 @@ def postgres_url():
         shutil.rmtree(root, ignore_errors=True)
 
 
+@pytest.mark.integration
 def test_postgresql_study_survives_a_killed_worker(tmp_path, postgres_url):
     rep = _study_with_a_killed_worker(postgres_url, tmp_path)
     assert rep["counts"]["COMPLETE"] == 4
@@ -223,6 +224,7 @@ def test_sqlite_workers_never_take_the_same_trial(tmp_path):
     assert sorted(flat) == sorted(set(flat)) and len(flat) == 40
 
 
+@pytest.mark.integration
 def test_postgresql_workers_never_take_the_same_trial(tmp_path, postgres_url):
     taken = _pop_concurrently(postgres_url, tmp_path)
     flat = [t for ids in taken for t in ids]

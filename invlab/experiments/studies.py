@@ -21,8 +21,8 @@ from typing import Callable
 
 import torch
 
-from invlab.experiments.provenance import hardware
 from invlab.training.evaluate import accuracy
+from invlab.training.provenance import hardware
 from invlab.training.trainer import Trainer
 
 

@@ -640,8 +640,8 @@ def summarise(study) -> dict[str, dict]:
 
 
 def markdown(out: dict) -> str:
-    from invlab.experiments.provenance import provenance_line
     from invlab.io import markdown_table
+    from invlab.training.provenance import provenance_line
 
     lines = [f"Study `{out['study']}` ({out['space']}): {out['counts']}", "", markdown_table(
         ["entry", "draws", "test (%) mean ± std, validation-selected", "validation (%)",
@@ -669,8 +669,8 @@ def report(study: str, storage: str | None, out: str | os.PathLike, figures: str
 
 
 def _report(st, study: str, out, figures) -> dict:
-    from invlab.experiments.provenance import results_header
     from invlab.io import save_report
+    from invlab.training.provenance import results_header
 
     trials = trial_table(st)
     states = [t["state"] for t in trials]
@@ -692,7 +692,7 @@ def write_figures(study, folder: Path) -> list[Path]:
     """History, parameter importances and, when alpha and beta vary, their contour."""
     from optuna import visualization as vis
 
-    from invlab.viz.plots import save_figure_html
+    from invlab.io import save_figure_html
 
     complete = [t for t in study.get_trials(deepcopy=False) if t.state.name == "COMPLETE"]
     if not complete:

@@ -22,7 +22,6 @@ from tqdm.auto import tqdm
 
 from invlab.data import SemiSupervisedData
 from invlab.data.preprocess import preprocess_data
-from invlab.experiments.provenance import provenance
 from invlab.inverse import check_input, check_model
 from invlab.io import check_writable_target, ensure_writable_dir, load_torch, save_json, save_torch
 from invlab.losses import LOSS_KEYS, LayerwiseLoss, SemiSupervisedLoss
@@ -37,6 +36,7 @@ from invlab.training.graphs import GraphedStep
 from invlab.training.guard import GracefulInterrupt, RunLock, checkpoint_cadence, named_fault
 from invlab.training.hyper import HyperWeights, holdout_split
 from invlab.training.loop import BalancedSampler, CyclingSampler, resolve_device, schedule_factor
+from invlab.training.provenance import provenance
 
 
 def lr_factor(config: TrainConfig, step: int, total_steps: int, steps_per_epoch: int) -> float:

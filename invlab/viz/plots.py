@@ -13,7 +13,7 @@ from plotly.subplots import make_subplots
 from torchvision.utils import make_grid
 
 from invlab.inverse import reconstruct
-from invlab.io import atomic_write
+from invlab.io import atomic_write, save_figure_html  # noqa: F401 (save_figure_html: its old home)
 
 #: The loss terms drawn in learning curves (the imbalance term is logged but not drawn).
 CURVE_KEYS = ("total", "ce", "reconstruction", "entropy")
@@ -92,12 +92,6 @@ def learning_curves(history: list[dict], title: str = "", fig: go.Figure | None 
         trace.x = [s for s, r in zip(steps, history) if key in r]
         trace.y = [r[key] for r in history if key in r]
     return fig
-
-
-def save_figure_html(fig: go.Figure, path: str | os.PathLike, plotlyjs: bool | str = True) -> Path:
-    """Atomically write an HTML file. ``plotlyjs=True`` embeds plotly.js (works offline,
-    ~4.7 MB); ``"cdn"`` loads it from its CDN (a few kB, for figures kept in git)."""
-    return atomic_write(path, lambda p: fig.write_html(p, include_plotlyjs=plotlyjs, full_html=True))
 
 
 def image_rows(rows: dict[str, torch.Tensor], title: str = "", signed: bool = False,
