@@ -56,7 +56,7 @@ def variants(model_name: str, batch: int, labelled: int) -> dict:
     import torch.nn.functional as F
 
     from invlab.inverse import forward_inverse
-    from invlab.losses import SemiSupervisedLoss, _prediction_terms, eq10_total, reconstruction_loss
+    from invlab.losses import SemiSupervisedLoss, eq10_total, prediction_terms, reconstruction_loss
 
     model, x, y = _setup(model_name, batch, labelled)
     model.train()
@@ -99,7 +99,7 @@ def variants(model_name: str, batch: int, labelled: int) -> dict:
                 t.append(time.perf_counter())
                 (rec,) = torch.autograd.grad(logits, xg, grad_outputs=logits, create_graph=True)
             t.append(time.perf_counter())
-            ce, ent, imbalance, n_l, n_u = _prediction_terms(logits, y, labelled)
+            ce, ent, imbalance, n_l, n_u = prediction_terms(logits, y, labelled)
             total = eq10_total(0.7, 0.2, ce, reconstruction_loss(rec, x), ent, imbalance, n_l / len(x),
                                n_u / len(x), 0.0)
             t.append(time.perf_counter())

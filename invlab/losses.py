@@ -194,7 +194,7 @@ class SemiSupervisedLoss:
                 rec = forward_inverse(model, x, create_graph=False, check=False)[1]
                 rec_loss = reconstruction_loss(rec, x, self.reconstruction, self.reduce_dims)
         b = x.shape[0]
-        ce, ent, imbalance, n_l, n_u = _prediction_terms(logits, y, labelled)
+        ce, ent, imbalance, n_l, n_u = prediction_terms(logits, y, labelled)
         extra = {}
         if self.unsupervised is None:  # eq. 10
             total = eq10_total(self.alpha, self.beta, ce, rec_loss if self.needs_reconstruction else None, ent,
@@ -209,7 +209,7 @@ class SemiSupervisedLoss:
                 **extra, "n_labelled": torch.tensor(n_l), "n_unlabelled": torch.tensor(n_u)}
 
 
-def _prediction_terms(logits: torch.Tensor, y: torch.Tensor, labelled: torch.Tensor):
+def prediction_terms(logits: torch.Tensor, y: torch.Tensor, labelled: torch.Tensor):
     """CE over the labelled samples, entropy and imbalance log C - H(p̄) (>= 0, zero when the
     predictions are spread evenly over the classes) over the unlabelled ones, each 0 for an
     empty group; and the two group sizes."""
@@ -319,7 +319,7 @@ class LayerwiseLoss:
         else:
             logits, recs = model(x), {}
         b = x.shape[0]
-        ce, ent, imbalance, n_l, n_u = _prediction_terms(logits, y, labelled)
+        ce, ent, imbalance, n_l, n_u = prediction_terms(logits, y, labelled)
         rs = {f"R:{k}": reconstruction_loss(rec, z) for k, (rec, z) in recs.items()}
         total = self.alpha * (n_l / b) * ce + self.beta * (n_u / b) * (ent + self.balance * imbalance)
         for k in layers:
@@ -327,3 +327,6 @@ class LayerwiseLoss:
         return {"total": total, "ce": ce, "entropy": ent, "imbalance": imbalance,
                 "reconstruction": rs.get("R:input", logits.new_full((), float("nan"))), **rs,
                 "n_labelled": torch.tensor(n_l), "n_unlabelled": torch.tensor(n_u)}
+
+
+_prediction_terms = prediction_terms  # its former name

@@ -70,7 +70,6 @@ def test_the_results_page_draws_every_figure_it_cites_with_the_sites_plotly(site
     """On the site, RESULTS.md's pictures become the interactive figures themselves, and each
     figure's own page loads plotly.js from the site, not its CDN."""
     out = site
-    sys.path.insert(0, str(ROOT))
     from benchmarks.static_figures import RESULTS, cited_figures
 
     results = (out / "docs" / "RESULTS.html").read_text()
@@ -85,7 +84,6 @@ def test_the_results_page_draws_every_figure_it_cites_with_the_sites_plotly(site
 def test_every_figure_results_cites_has_a_picture_that_results_shows():
     """RESULTS.md's evidence is seen wherever it is read: each interactive figure it cites has a
     PNG beside it (python -m benchmarks.static_figures) and RESULTS shows that PNG."""
-    sys.path.insert(0, str(ROOT))
     from benchmarks.static_figures import RESULTS, cited_figures
 
     text = RESULTS.read_text()
@@ -116,3 +114,13 @@ print("ok")
     done = subprocess.run([sys.executable, "-c", code], env={**os.environ, "INVLAB_DOCS_BUILD": "1"},
                           capture_output=True, text=True, timeout=120)
     assert done.returncode == 0 and done.stdout.strip() == "ok", done.stderr[-2000:]
+
+
+def test_each_lesson_page_opens_with_its_title_and_introduction(site):
+    """The ``parameters`` cell follows the lesson's title and opening paragraphs on the site."""
+    for page in sorted((site / "notebooks").glob("*.html")):
+        html = page.read_text()
+        title, cell = html.find("<h1"), html.find("tag_parameters")
+        assert 0 <= title < cell, page.name
+        assert html.count("<p>", title, cell) >= 1, page.name  # at least a paragraph of introduction first
+

@@ -168,7 +168,33 @@ def _figure_pages(app, exception):
         os.replace(dst + ".tmp", dst)
 
 
+def _parameters_after_introduction(app, doctree):
+    """A lesson opens with its title and what the reader will see: its ``parameters`` cell (the
+    notebook's first, the knobs nbmake and the tests turn) moves below the introduction: the
+    first section's opening paragraphs and lists."""
+    from docutils import nodes
+
+    if not app.env.docname.startswith("notebooks/"):
+        return
+    cells = [n for n in doctree.findall(nodes.container) if "tag_parameters" in n.get("classes", [])]
+    sections = list(doctree.findall(nodes.section))
+    if not cells or not sections:
+        return
+    cell, section = cells[0], sections[0]
+    cell.parent.remove(cell)
+    intro = 0
+    for i, child in enumerate(section.children):
+        if isinstance(child, (nodes.title, nodes.paragraph, nodes.bullet_list, nodes.enumerated_list,
+                              nodes.math_block, nodes.target)):
+            intro = i + 1
+        else:
+            break
+    cell["classes"].append("invlab-parameters")
+    section.insert(intro, cell)
+
+
 def setup(app):
+    app.connect("doctree-read", _parameters_after_introduction)
     app.connect("autodoc-process-docstring", _plain_maths)
     app.connect("doctree-read", _drop_widget_state)
     app.connect("doctree-resolved", _live_figures)

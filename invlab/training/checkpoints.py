@@ -16,7 +16,8 @@ from invlab.models.custom import build_custom_model
 
 CHECKPOINT = "checkpoint.pt"
 METRICS = "metrics.json"
-_FORMAT = 1
+CHECKPOINT_FORMAT = 1  # the version of the checkpoint layout
+_FORMAT = CHECKPOINT_FORMAT  # its former name
 
 
 def load_model(checkpoint: str | Path, best: bool = True, device: str = "cpu",

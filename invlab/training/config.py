@@ -296,7 +296,7 @@ def describe_data(config: TrainConfig, data: SemiSupervisedData) -> TrainConfig:
     return dataclasses.replace(config, **changes)
 
 
-def _comparable(fields: dict) -> dict:
+def comparable_config(fields: dict) -> dict:
     """A config's fields with MNIST's default validation size written as the default (None):
     runs and checkpoints made before val_size defaulted to the data set's own are the same runs."""
     if fields.get("dataset") == "mnist" and fields.get("val_size") == 10_000:
@@ -313,8 +313,11 @@ def run_key(config: TrainConfig) -> str:
     new option added with a default that keeps the old behaviour leaves existing keys
     (and the runs cached under them) valid."""
     defaults = TrainConfig().to_dict()
-    fields_ = _comparable(config.to_dict())
+    fields_ = comparable_config(config.to_dict())
     blob = json.dumps({k: v for k, v in fields_.items()
                        if k not in ("device", "log_unweighted", "cuda_graph", "inverse_method") and v != defaults[k]},
                       sort_keys=True)
     return hashlib.sha1(blob.encode()).hexdigest()[:12]
+
+
+_comparable = comparable_config  # its former name

@@ -29,8 +29,8 @@ from invlab.methods import DEFAULTS as METHOD_DEFAULTS
 from invlab.methods import Method
 from invlab.models import create_model
 from invlab.models.custom import build_custom_model, model_source
-from invlab.training.checkpoints import _FORMAT, CHECKPOINT, METRICS
-from invlab.training.config import TrainConfig, _comparable, build_data, describe_data
+from invlab.training.checkpoints import CHECKPOINT, CHECKPOINT_FORMAT, METRICS
+from invlab.training.config import TrainConfig, build_data, comparable_config, describe_data
 from invlab.training.evaluate import accuracy, predictions, vote_accuracy
 from invlab.training.graphs import GraphedStep
 from invlab.training.guard import GracefulInterrupt, RunLock, checkpoint_cadence, named_fault
@@ -279,7 +279,7 @@ class Trainer:
         if self.graphed is not None:  # written as an eager run would: resumable anywhere
             optimizer, scheduler = GraphedStep.portable(optimizer, scheduler)
         return {
-            "format": _FORMAT, "config": self.config.to_dict(), "step": self.step,
+            "format": CHECKPOINT_FORMAT, "config": self.config.to_dict(), "step": self.step,
             "data": self.data.summary(), "model_source": self.model_source,
             "model": self.model.state_dict(), "optimizer": optimizer,
             "scheduler": scheduler, "history": self.history,
@@ -292,10 +292,11 @@ class Trainer:
         }
 
     def load_state_dict(self, state: dict, source: str = "checkpoint") -> None:
-        if state.get("format") != _FORMAT:
-            raise ValueError(f"{source} has format {state.get('format')!r}, expected {_FORMAT}: "
+        if state.get("format") != CHECKPOINT_FORMAT:
+            raise ValueError(f"{source} has format {state.get('format')!r}, expected {CHECKPOINT_FORMAT}: "
                              "it was written by another invlab version; start a new run")
-        mine, theirs = _comparable(self.config.to_dict()), _comparable({**TrainConfig().to_dict(), **state["config"]})
+        mine = comparable_config(self.config.to_dict())
+        theirs = comparable_config({**TrainConfig().to_dict(), **state["config"]})
         diff = {k: (theirs.get(k), mine[k]) for k in mine
                 if k not in TrainConfig.RESUMABLE_CHANGES and theirs.get(k) != mine[k]}
         if diff:
