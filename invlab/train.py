@@ -6,7 +6,8 @@ The code lives in :mod:`invlab.training` (``config``: :class:`TrainConfig` and
 
 from invlab.training.checkpoints import CHECKPOINT, METRICS, load_model
 from invlab.training.config import RECOMMENDED, SCHEDULES, TrainConfig, build_data, default_lr, describe_data, run_key
-from invlab.training.loop import BalancedSampler, CyclingSampler, resolve_device
+from invlab.training.device import resolve_device
+from invlab.training.sampling import BalancedSampler, CyclingSampler
 from invlab.training.trainer import Callback, Trainer, TrainResult, lr_factor, train
 
 __all__ = ["BalancedSampler", "CHECKPOINT", "Callback", "CyclingSampler", "METRICS", "RECOMMENDED", "SCHEDULES",

@@ -108,8 +108,8 @@ def run_resumable(config, run_dir: str | os.PathLike, threads: int | None = None
 def _run_locked(config, run_dir: Path, data, callbacks) -> dict:
     from invlab.io import save_json
     from invlab.training.checkpoints import CHECKPOINT
+    from invlab.training.device import resolve_device
     from invlab.training.guard import RunInterrupted
-    from invlab.training.loop import resolve_device
 
     if (run_dir / RESULT).exists():  # finished by the lock's last holder
         return json.loads((run_dir / RESULT).read_text())

@@ -513,7 +513,7 @@ def _work(study, st_storage, storage, trials, device, steps, runs_dir, heartbeat
     # A finished run's CUDA memory may sit in reference cycles until the next collection:
     # collect after each trial there. On the CPU Python's own collector suffices, and a full
     # collection in a big process (a notebook, a test session) costs a quarter of a second.
-    from invlab.training.loop import resolve_device
+    from invlab.training.device import resolve_device
 
     collect = resolve_device(device).type == "cuda"
     done = 0

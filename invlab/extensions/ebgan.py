@@ -80,7 +80,8 @@ def train_ebgan(config: EBGANConfig, images: torch.Tensor, progress: bool = True
     discriminator (sized for the images; its logits are unused), ``samples`` {step: (16, C, H, W)}
     from a fixed code, and ``history``."""
     from invlab.models import create_model
-    from invlab.training.loop import CyclingSampler, resolve_device
+    from invlab.training.device import resolve_device
+    from invlab.training.sampling import CyclingSampler
 
     device = resolve_device(config.device)
     torch.manual_seed(config.seed)

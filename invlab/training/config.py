@@ -20,8 +20,8 @@ from invlab.methods import DEFAULTS as METHOD_DEFAULTS
 from invlab.methods import METHODS
 from invlab.models import list_models
 from invlab.models.registry import INITS
+from invlab.training.loss_weights import WeightSchedule
 from invlab.training.options import option
-from invlab.training.schedules import WeightSchedule
 
 SCHEDULES = ("constant", "cosine", "step", "invsqrt")
 
@@ -66,7 +66,7 @@ class TrainConfig:
     network and hands back the same input transform.
 
     The paper's extensions (its §4): ``alpha`` and ``beta`` may be schedules over the run
-    (eq. 13, :mod:`invlab.training.schedules`, e.g. ``alpha="0.3:0.7"``); ``layers`` adds the
+    (eq. 13, :mod:`invlab.training.loss_weights`, e.g. ``alpha="0.3:0.7"``); ``layers`` adds the
     reconstruction of hidden layers, {module name: gamma} (eqs. 11-12,
     :class:`~invlab.losses.LayerwiseLoss`); ``learn_weights`` learns alpha and beta by
     hypergradient (eqs. 14-15, :mod:`invlab.training.hyper`), holding ``hyper_holdout`` labelled
@@ -190,7 +190,7 @@ class TrainConfig:
             self.resize = tuple(int(v) for v in self.resize)
             if len(self.resize) != 2 or min(self.resize) < 1:
                 raise ValueError(f"resize must be two positive integers (H, W), got {self.resize}")
-        schedules = self.schedules()  # validates the forms
+        schedules = self.loss_weights()  # validates the forms
         for name in ("alpha", "beta"):
             schedules[name].check_range(name)
         for name, sched in schedules["layers"].items():
@@ -259,10 +259,14 @@ class TrainConfig:
         if self.device not in ("auto", "cpu", "cuda") and not self.device.startswith("cuda:"):
             raise ValueError(f"device must be auto, cpu or cuda, got {self.device!r}")
 
-    def schedules(self) -> dict:
-        """The loss weights as :class:`~invlab.training.schedules.WeightSchedule`: alpha, beta, layers."""
+    def loss_weights(self) -> dict:
+        """The loss weights as :class:`~invlab.training.loss_weights.WeightSchedule`: alpha, beta, layers."""
         return {"alpha": WeightSchedule.parse(self.alpha), "beta": WeightSchedule.parse(self.beta),
                 "layers": {k: WeightSchedule.parse(v) for k, v in self.layers.items()}}
+
+    def schedules(self) -> dict:
+        """The former name of :meth:`loss_weights` ("schedule" means the learning rate)."""
+        return self.loss_weights()
 
     @property
     def learning_rate(self) -> float:

@@ -5,7 +5,7 @@ parsed options back into TrainConfig keywords. A new field is a new flag everywh
 
 Types come from the field's annotation: ``bool`` gives ``--x/--no-x``, ``int``/``float``/
 ``str`` (optionally ``| None``) a typed value, ``tuple[float, ...]`` a list, ``tuple[int,
-int]`` a pair; ``type="weight"`` (a number or a schedule, :mod:`invlab.training.schedules`),
+int]`` a pair; ``type="weight"`` (a number or a schedule, :mod:`invlab.training.loss_weights`),
 ``type="dataset"`` (a registered data set name) and ``type="layers"`` (repeated
 ``NAME=GAMMA``) name the three special parsers.
 """
@@ -46,7 +46,7 @@ def dataset_arg(name: str) -> str:
 
 def layer_arg(item: str) -> tuple[str, float | str]:
     """argparse type of ``--layer NAME=GAMMA``."""
-    from invlab.training.schedules import weight_arg
+    from invlab.training.loss_weights import weight_arg
 
     name, sep, value = item.partition("=")
     if not sep or not name:
@@ -58,7 +58,7 @@ def layer_arg(item: str) -> tuple[str, float | str]:
 
 
 def _kwargs(field: dataclasses.Field, hint, default) -> dict:
-    from invlab.training.schedules import weight_arg
+    from invlab.training.loss_weights import weight_arg
 
     meta = field.metadata
     out: dict = {"dest": field.name, "help": meta["help"].replace("%", "%%")}

@@ -31,12 +31,14 @@ from invlab.models import create_model
 from invlab.models.custom import build_custom_model, model_source
 from invlab.training.checkpoints import CHECKPOINT, CHECKPOINT_FORMAT, METRICS
 from invlab.training.config import TrainConfig, build_data, comparable_config, describe_data
+from invlab.training.device import resolve_device
 from invlab.training.evaluate import accuracy, predictions, vote_accuracy
 from invlab.training.graphs import GraphedStep
 from invlab.training.guard import GracefulInterrupt, RunLock, checkpoint_cadence, named_fault
 from invlab.training.hyper import HyperWeights, holdout_split
-from invlab.training.loop import BalancedSampler, CyclingSampler, resolve_device, schedule_factor
+from invlab.training.lr_schedules import schedule_factor
 from invlab.training.provenance import provenance
+from invlab.training.sampling import BalancedSampler, CyclingSampler
 
 
 def lr_factor(config: TrainConfig, step: int, total_steps: int, steps_per_epoch: int) -> float:
@@ -106,7 +108,7 @@ class Trainer:
                               else torch.contiguous_format)
         self.model.to(memory_format=self.memory_format)
         self._check_fit()
-        self.schedules = config.schedules()
+        self.schedules = config.loss_weights()
         self.holdout, self.hyper = None, None
         if config.learn_weights:  # the hypergradient's objective: labelled examples the loss never sees
             kept, held = holdout_split(self.data.labelled, self.data.y_labelled, config.hyper_holdout)
