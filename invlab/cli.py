@@ -193,8 +193,6 @@ def labels_per_class(args) -> int | None:
 def _train(args) -> int:
     import torch
 
-    if args.model_file is not None and args.model != TrainConfig.model:
-        raise ValueError(f"give --model ({args.model}) or --model-file ({args.model_file}), not both")
     if args.model_file is None and args.model not in list_models():
         raise ValueError(f"unknown model {args.model!r}. Known models: {', '.join(list_models())} "
                          "(or a network of your own: --model-file FILE.py:FACTORY)")
@@ -202,7 +200,7 @@ def _train(args) -> int:
         raise ValueError("give --labels or --labels-per-class, not both")
     fields = config_kwargs(args)
     fields.update(
-        model="custom" if args.model_file else args.model,
+        model=args.model,  # with --model-file, TrainConfig makes it "custom" (or refuses a --model beside it)
         labels_per_class=labels_per_class(args),
         beta=args.beta if args.beta is not None else (TrainConfig.beta if args.method == "inversion" else 0.0),
     )

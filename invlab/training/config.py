@@ -173,7 +173,8 @@ class TrainConfig:
     def __post_init__(self):
         if self.model_file is not None:
             if self.model not in ("custom", "smallcnn-mean"):
-                raise ValueError(f"give a registry model ({self.model!r}) or a model_file, not both")
+                raise ValueError(f"give a registry model (model={self.model!r}, --model) or a network of your own "
+                                 f"(model_file={self.model_file!r}, --model-file), not both")
             self.model = "custom"
         elif self.model == "custom":
             raise ValueError("model 'custom' needs model_file='FILE.py:FACTORY' (--model-file)")
