@@ -18,7 +18,8 @@ author = "the invlab authors"
 copyright = "invlab authors"
 root_doc = "docs/site/index"
 extensions = ["myst_nb", "sphinx.ext.autodoc", "sphinx.ext.napoleon", "sphinx.ext.mathjax", "sphinxarg.ext"]
-include_patterns = ["docs/site/*.md", "docs/site/guide/*.md", "docs/RESULTS.md", "notebooks/*.ipynb"]
+include_patterns = ["docs/site/*.md", "docs/site/guide/*.md", "docs/site/results/*.md", "docs/RESULTS.md",
+                    "notebooks/*.ipynb"]
 exclude_patterns = ["docs/_build/**", ".venv/**", "docs/site/explore/**"]
 html_theme = "furo"
 html_title = "invlab"
@@ -125,8 +126,8 @@ def _live_figures(app, doctree, docname):
 
     from invlab.viz.site import embedded_figures
 
-    if docname != "docs/RESULTS":
-        return
+    if docname != "docs/RESULTS" and not docname.startswith("docs/site/results/"):
+        return  # the Results page and the study pages that include its sections
     for image in list(doctree.findall(nodes.image)):
         cited = re.search(_INTERACTIVE, image.get("alt", ""))
         if not cited:
@@ -138,7 +139,7 @@ def _live_figures(app, doctree, docname):
             continue
         with open(path, encoding="utf-8") as f:
             figure = embedded_figures(f.read())
-        link = os.path.relpath(cited.group(1), "docs")
+        link = os.path.relpath(cited.group(1), os.path.dirname(docname)).replace(os.sep, "/")
         raw = nodes.raw("", f'<div class="invlab-figure">{figure}<p class="invlab-figure-link">'
                         f'<a href="{link}">{link}</a> (the figure on a page of its own)</p></div>', format="html")
         parent = image.parent
