@@ -11,6 +11,7 @@ import argparse
 from pathlib import Path
 
 from benchmarks.explorer_speed import PAGE, explorer_page, wait_idle
+from invlab.io import atomic_write
 
 
 def main(argv=None) -> None:
@@ -28,11 +29,9 @@ def main(argv=None) -> None:
         page.add_style_tag(content=".back-to-top { display: none !important; }")
         top = page.locator("#invlab-decomposition").bounding_box()
         bottom = page.locator("#invlab-templates").bounding_box()
-        tmp = Path(args.out).with_suffix(".tmp.png")
-        page.screenshot(path=str(tmp), full_page=True,
-                        clip={"x": top["x"] - 8, "y": top["y"] - 8, "width": bottom["width"] + 16,
-                              "height": bottom["y"] + bottom["height"] - top["y"] + 16})
-        tmp.replace(args.out)
+        clip = {"x": top["x"] - 8, "y": top["y"] - 8, "width": bottom["width"] + 16,
+                "height": bottom["y"] + bottom["height"] - top["y"] + 16}
+        atomic_write(args.out, lambda tmp: tmp.write_bytes(page.screenshot(full_page=True, clip=clip, type="png")))
         if log["console"] or log["errors"] or log["remote"]:
             raise SystemExit(f"the page reported problems: {log}")
     print(args.out)

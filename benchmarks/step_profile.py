@@ -36,7 +36,7 @@ METHODS = ("autograd", "transposed")
 PARTS = ("forward", "vjp", "loss", "backward", "optimizer")
 
 
-def _setup(model_name: str, batch: int, labelled: int):
+def _setup(model_name: str, batch: int):
     import torch
 
     from invlab.models import create_model
@@ -58,7 +58,7 @@ def variants(model_name: str, batch: int, labelled: int) -> dict:
     from invlab.inverse import forward_inverse
     from invlab.losses import SemiSupervisedLoss, eq10_total, prediction_terms, reconstruction_loss
 
-    model, x, y = _setup(model_name, batch, labelled)
+    model, x, y = _setup(model_name, batch)
     model.train()
     opt = torch.optim.Adam(model.parameters(), lr=1e-4)
     losses = {m: SemiSupervisedLoss(0.7, 0.2, method=m) for m in METHODS}
@@ -147,7 +147,6 @@ def time_variants(model_name: str, batch: int, labelled: int, warmup: int, repea
 def peak_memory_mb(step, warmup: int = 2) -> float:
     """The largest amount of memory the allocator held during one call of ``step`` beyond what
     it held before (MB): its kineto memory events' running sum."""
-    import torch
     from torch.profiler import ProfilerActivity, profile
 
     for _ in range(warmup):
@@ -159,7 +158,6 @@ def peak_memory_mb(step, warmup: int = 2) -> float:
     for _, nbytes in events:
         current += nbytes
         peak = max(peak, current)
-    del torch
     return peak / 2**20
 
 

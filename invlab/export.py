@@ -29,8 +29,6 @@ the explorer shows the difference, a live check of the spline decomposition (eq.
 from __future__ import annotations
 
 import json
-import os
-import tempfile
 import warnings
 from pathlib import Path
 
@@ -38,6 +36,7 @@ import torch
 import torch.nn as nn
 
 from invlab.data.preprocess import preprocess
+from invlab.io import atomic_write
 from invlab.transposed import TransposedPass
 
 #: The graph's input and outputs, in order (a contract: the browser explorer reads these names).
@@ -106,37 +105,32 @@ def to_onnx(model: nn.Module, path: str | Path, input_shape: tuple[int, ...] | N
     view = SplineView(model, preprocess_kind)  # refuses an unsupported layer here
     shape = tuple(input_shape) if input_shape is not None else input_shape_of(model)
     example = torch.rand(1, *shape)
-    path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(prefix=path.name, suffix=".tmp", dir=path.parent)
-    os.close(fd)
-    try:
-        with warnings.catch_warnings(), torch.no_grad():
-            warnings.simplefilter("ignore")  # the exporter's chatter about its own internals
-            program = torch.onnx.export(view, (example,), dynamo=True, input_names=[INPUT],
-                                        output_names=list(OUTPUTS), optimize=True, verbose=False)
-        proto = program.model_proto
-        props = {"invlab.input_shape": json.dumps(list(shape)), "invlab.outputs": json.dumps(list(OUTPUTS)),
-                 "invlab.preprocess": view.preprocess_kind, **{k: str(v) for k, v in (metadata or {}).items()}}
-        onnx.helper.set_model_props(proto, props)
-        onnx.save(proto, tmp)
-        os.replace(tmp, path)
-    finally:
-        if os.path.exists(tmp):
-            os.unlink(tmp)
-    return path
+    with warnings.catch_warnings(), torch.no_grad():
+        warnings.simplefilter("ignore")  # the exporter's chatter about its own internals
+        program = torch.onnx.export(view, (example,), dynamo=True, input_names=[INPUT],
+                                    output_names=list(OUTPUTS), optimize=True, verbose=False)
+    proto = program.model_proto
+    props = {"invlab.input_shape": json.dumps(list(shape)), "invlab.outputs": json.dumps(list(OUTPUTS)),
+             "invlab.preprocess": view.preprocess_kind, **{k: str(v) for k, v in (metadata or {}).items()}}
+    onnx.helper.set_model_props(proto, props)
+    return atomic_write(path, lambda tmp: onnx.save(proto, str(tmp)))
 
 
-def export_checkpoint(checkpoint: str | Path, path: str | Path) -> Path:
-    """``invlab export CHECKPOINT --onnx PATH``: the checkpoint's network (its best weights,
-    its preprocessing) as one ONNX graph, with its data set and class names as metadata."""
-    from invlab.train import load_model
-
-    model = load_model(checkpoint)
+def export_loaded(model: nn.Module, path: str | Path) -> Path:
+    """A network as :func:`~invlab.train.load_model` returns it (its preprocessing and data set
+    record attached) as one ONNX graph, with its data set and class names as metadata."""
     info = getattr(model, "data_info", None) or {}
     meta = {"invlab.dataset": info.get("dataset", ""), "invlab.class_names": json.dumps(info.get("class_names") or [])}
     return to_onnx(model, path, input_shape=tuple(info["input_shape"]) if "input_shape" in info else None,
                    metadata=meta)
+
+
+def export_checkpoint(checkpoint: str | Path, path: str | Path) -> Path:
+    """``invlab export CHECKPOINT --onnx PATH``: the checkpoint's network (its best weights,
+    its preprocessing) as one ONNX graph (:func:`export_loaded`)."""
+    from invlab.train import load_model
+
+    return export_loaded(load_model(checkpoint), path)
 
 
 def run_onnx(path: str | Path, x: torch.Tensor) -> dict[str, torch.Tensor]:
@@ -150,4 +144,4 @@ def run_onnx(path: str | Path, x: torch.Tensor) -> dict[str, torch.Tensor]:
     return {o.name: torch.from_numpy(v) for o, v in zip(session.get_outputs(), values)}
 
 
-__all__ = ["INPUT", "OUTPUTS", "SplineView", "export_checkpoint", "run_onnx", "to_onnx"]
+__all__ = ["INPUT", "OUTPUTS", "SplineView", "export_checkpoint", "export_loaded", "run_onnx", "to_onnx"]

@@ -116,9 +116,7 @@ def forward_inverse(model: nn.Module, x: torch.Tensor, create_graph: bool | None
         from invlab.transposed import transposed_pass
 
         with torch.set_grad_enabled(create_graph):
-            logits, states = transposed_pass(model).forward(x)  # (B, C), masks and indices
-            rec = transposed_pass(model).transpose(logits, states)  # (B, *D) = A[x]^T f(x)
-        return logits, rec
+            return transposed_pass(model)(x)  # (B, C) logits, (B, *D) = A[x]^T f(x)
     with torch.enable_grad():
         if method == "func":
             logits, vjp_fn = torch.func.vjp(model, x)  # (B, C); parameters stay in the outer graph

@@ -17,7 +17,7 @@ import torch
 import torch.nn as nn
 import torch.nn.functional as F
 
-from invlab.inverse import check_input, check_model, forward_inverse, resolve_method
+from invlab.inverse import METHODS, check_input, check_model, forward_inverse, resolve_method
 
 #: The scalar terms every loss of this module reports (with ``total``), logged at every step.
 LOSS_KEYS = ("total", "ce", "reconstruction", "entropy", "imbalance")
@@ -147,7 +147,8 @@ class SemiSupervisedLoss:
     def __post_init__(self):
         self.alpha = _check_unit("alpha", self.alpha)
         self.beta = _check_unit("beta", self.beta)
-        resolve_method(nn.Identity(), self.method if self.method != "auto" else "autograd")  # a known name
+        if self.method not in METHODS:
+            raise ValueError(f"method must be one of {', '.join(METHODS)}, got {self.method!r}")
         self.method_used: str | None = None  # the last call's: "transposed", "autograd" or "func"
         if not self.balance >= 0:
             raise ValueError(f"balance must be >= 0, got {self.balance}")

@@ -143,24 +143,27 @@ class TransposedPass:
             elif node.op == "call_module":
                 module = model.get_submodule(node.target)
                 kind = _check_module(model, node.target, module)
-                self.steps.append(_Step(node.name, kind, args, module))
+                options = {"start": module.start_dim, "end": module.end_dim} if kind == "flatten" else {}
+                self.steps.append(_Step(node.name, kind, args, module, options))
                 self._targets[node.name] = node.target
             else:
                 self.steps.append(self._function_step(node, args))
-        self.has_dropout = any(s.kind == "dropout" for s in self.steps)
+        self._dropouts = [s.module for s in self.steps if s.kind == "dropout"]
+
+    @property
+    def drawing_masks(self) -> bool:
+        """Whether a dropout layer draws masks now (training mode): they are drawn inside the
+        layer, where the transposed pass cannot read them."""
+        return self.model.training and any(m.p > 0 for m in self._dropouts)
 
     def _function_step(self, node: fx.Node, args: list[str]) -> _Step:
         target = node.target
         name = target if isinstance(target, str) else getattr(target, "__name__", str(target))
         where = f"{node.name}: {node.op} {name}"
         if node.op == "call_method" and target == "flatten" or target is torch.flatten:
-            start = (
-                node.args[1]
-                if len(node.args) > 1
-                else node.kwargs.get("start_dim", 0 if target is torch.flatten else 0)
-            )
+            start = node.args[1] if len(node.args) > 1 else node.kwargs.get("start_dim", 0)
             end = node.args[2] if len(node.args) > 2 else node.kwargs.get("end_dim", -1)
-            if start in (0,) or len(args) != 1:
+            if start == 0 or len(args) != 1:
                 raise _refuse(self.model, where, "a flatten that mixes the batch axis")
             return _Step(node.name, "flatten", args, options={"start": start, "end": end})
         if node.op == "call_method" and target == "mean" or target is torch.mean:
@@ -197,8 +200,7 @@ class TransposedPass:
     def forward(self, x: torch.Tensor, keep=()) -> tuple[torch.Tensor, dict]:
         """Logits f(x) (B, C) and the states the transposed pass needs (masks, pool indices,
         shapes); with ``keep`` (graph node names), also those nodes' outputs, as ``states["z"]``."""
-        if self.has_dropout and self.model.training and any(
-                s.module.p > 0 for s in self.steps if s.kind == "dropout"):
+        if self.drawing_masks:
             raise UnsupportedLayerError("dropout in training mode: its mask is drawn inside the layer, where the "
                                         "transposed pass cannot read it; use the autograd path (method='autograd')")
         values: dict[str, torch.Tensor] = {}
@@ -224,10 +226,9 @@ class TransposedPass:
             elif kind == "max_pool":
                 pool = F.max_pool2d if h.dim() == 4 else F.max_pool1d
                 out, idx = pool(h, m.kernel_size, m.stride, m.padding, m.dilation, ceil_mode=False, return_indices=True)
-                states[s.name] = (idx, h.shape, h)
+                states[s.name] = (idx, h)  # h: its shape, and autograd's own transpose takes it
             elif kind == "flatten":
-                start, end = (m.start_dim, m.end_dim) if m is not None else (s.options["start"], s.options["end"])
-                out = h.flatten(start, end)
+                out = h.flatten(s.options["start"], s.options["end"])
                 states[s.name] = h.shape
             elif kind == "mean":
                 out = h.mean(dim=s.options["dims"], keepdim=s.options["keepdim"])
@@ -273,7 +274,7 @@ class TransposedPass:
             elif kind == "avg_pool":
                 g = self._avg_pool_t(g, m, states[s.name])
             elif kind == "max_pool":
-                idx, shape, h = states[s.name]
+                idx, h = states[s.name]
                 n, c = g.shape[:2]
                 if not self.exportable and g.dim() == 4 and idx.shape[0] == n:
                     # autograd's own max-pool transpose (parallel; ONNX has no such operator)
@@ -281,9 +282,9 @@ class TransposedPass:
                         g, h, _tuple(m.kernel_size, 2), _tuple(m.stride or m.kernel_size, 2), _tuple(m.padding, 2),
                         _tuple(m.dilation, 2), False, idx)
                 else:  # each window's cotangent added to the input it chose (overlapping windows add up)
-                    flat = g.new_zeros(n, c, math.prod(shape[2:]))
+                    flat = g.new_zeros(n, c, math.prod(h.shape[2:]))
                     flat = flat.scatter_add(2, idx.flatten(2).expand(n, -1, -1), g.flatten(2))
-                    g = flat.view(n, c, *shape[2:])
+                    g = flat.view(n, c, *h.shape[2:])
             elif kind == "flatten":
                 g = g.reshape(g.shape[0], *states[s.name][1:])
             elif kind == "mean":
@@ -305,10 +306,10 @@ class TransposedPass:
         stride, dilation = _tuple(m.stride, n), _tuple(m.dilation, n)
         padding = (0,) * n if m.padding == "valid" else _tuple(m.padding, n)
         kernel = m.weight.shape[2:]
-        # the rows and columns the convolution's stride skipped at the end come back as zeros
         if (n == 2 and m.groups == 1 and m.in_channels <= _FOLD_CHANNELS and not self.exportable
                 and g.device.type == "cpu"):
             return _FoldConvTranspose.apply(g, m.weight, tuple(shape[2:]), stride, padding, dilation)
+        # the rows and columns the convolution's stride skipped at the end come back as zeros
         extra = tuple(shape[2 + i] - ((g.shape[2 + i] - 1) * stride[i] - 2 * padding[i]
                                       + dilation[i] * (kernel[i] - 1) + 1) for i in range(n))
         conv_t = F.conv_transpose2d if n == 2 else F.conv_transpose1d
@@ -348,8 +349,7 @@ class TransposedPass:
                 idx = state[0]
                 out = h.flatten(2).gather(2, idx.flatten(2)).view(idx.shape)
             elif kind == "flatten":
-                start, end = (m.start_dim, m.end_dim) if m is not None else (s.options["start"], s.options["end"])
-                out = h.flatten(start, end)
+                out = h.flatten(s.options["start"], s.options["end"])
             elif kind == "mean":
                 out = h.mean(dim=s.options["dims"], keepdim=s.options["keepdim"])
             elif kind == "add":
@@ -377,7 +377,7 @@ class TransposedPass:
             elif s.kind in ("lwta", "leaky_relu"):
                 parts.append(state.flatten(1))
             elif s.kind == "max_pool":
-                parts.append(state[0].flatten(1).to(torch.float32))
+                parts.append(state[0].flatten(1))
         if not parts:
             raise ValueError("the network has no nonlinearity: one affine region")
         return torch.cat([p.to(torch.float32) for p in parts], 1)
@@ -450,17 +450,7 @@ def transposed_pass(model: nn.Module) -> TransposedPass | None:
 
 def usable(tp: TransposedPass | None) -> bool:
     """Whether ``tp`` can run now: it exists, and no dropout layer is drawing masks (training mode)."""
-    return tp is not None and not (tp.has_dropout and tp.model.training and any(
-        s.module.p > 0 for s in tp.steps if s.kind == "dropout"))
+    return tp is not None and not tp.drawing_masks
 
 
-def supports(model: nn.Module) -> str | None:
-    """``None`` if :class:`TransposedPass` takes ``model``, else the reason it is refused."""
-    try:
-        TransposedPass(model)
-    except UnsupportedLayerError as err:
-        return str(err)
-    return None
-
-
-__all__ = ["SUPPORTED", "TransposedPass", "UnsupportedLayerError", "supports", "transposed_pass", "usable"]
+__all__ = ["SUPPORTED", "TransposedPass", "UnsupportedLayerError", "transposed_pass", "usable"]

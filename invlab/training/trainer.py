@@ -205,7 +205,7 @@ class Trainer:
         alpha, beta, gammas = self.weights(step)
         if gammas:
             loss = LayerwiseLoss.from_eq10(alpha, beta, gammas, balance=self.config.balance)
-            loss.method = self.config.inverse_method if self.config.inverse_method != "func" else "autograd"
+            loss.method = self.config.inverse_method
             return loss
         self.loss_fn.alpha, self.loss_fn.beta = alpha, beta
         return self.loss_fn

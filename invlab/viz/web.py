@@ -31,6 +31,8 @@ from pathlib import Path
 
 import torch
 
+from invlab.io import atomic_write
+
 #: onnxruntime-web as bin/setup installs it (npm, pinned)
 ORT_VERSION = "1.31.1"
 ORT_DIST = Path(sys.prefix) / "share" / "npm" / "node_modules" / "onnxruntime-web" / "dist"
@@ -44,9 +46,7 @@ def _js_assign(name: str, value) -> str:
 
 
 def _write(path: Path, text: str) -> None:
-    tmp = path.with_suffix(path.suffix + ".tmp")
-    tmp.write_text(text, encoding="utf-8")
-    tmp.replace(path)
+    atomic_write(path, lambda tmp: tmp.write_text(text, encoding="utf-8"))
 
 
 def ort_files() -> dict[str, Path]:
@@ -115,8 +115,8 @@ def page_figures(class_names: list[str], input_shape=(1, 28, 28)) -> dict:
 
 def build_assets(out: str | Path, data_root=None) -> dict[str, int]:
     """Write the Explore page's files into ``out`` (see the module docstring); returns their sizes in bytes."""
-    from invlab.export import export_checkpoint
-    from invlab.lessons import LESSONS, lesson_checkpoint, lesson_model, manifest
+    from invlab.export import export_loaded
+    from invlab.lessons import LESSONS, lesson_model, manifest
 
     out = Path(out)
     (out / "networks").mkdir(parents=True, exist_ok=True)
@@ -130,7 +130,8 @@ def build_assets(out: str | Path, data_root=None) -> dict[str, int]:
     for (dataset, model), name in LESSONS.items():
         ident = name.removesuffix(".pt")
         onnx_path = out / "networks" / f"{ident}.onnx"
-        export_checkpoint(lesson_checkpoint(model, dataset), onnx_path)
+        network = lesson_model(model, dataset)  # verified, loaded once: its graph and its class names
+        export_loaded(network, onnx_path)
         data = base64.b64encode(onnx_path.read_bytes()).decode()
         onnx_path.unlink()
         _write(out / "networks" / f"{ident}.js",
@@ -143,7 +144,7 @@ def build_assets(out: str | Path, data_root=None) -> dict[str, int]:
                 missing[dataset] = str(err)
                 print(f"invlab.viz.web: the explorer ships no {dataset} test images ({err}); "
                       f"fetch them with: invlab data fetch {dataset}", file=sys.stderr)
-        names = lesson_model(model, dataset).data_info["class_names"]
+        names = network.data_info["class_names"]
         networks.append({"id": ident, "model": model, "dataset": dataset, "file": f"networks/{ident}.js",
                          "test_accuracy": records[name]["test_accuracy"], "class_names": list(names)})
     catalogue = {"networks": networks, "samples": samples,
