@@ -69,6 +69,7 @@ def make_trainer(model_name: str, mode: str, batch: int, labelled: int, device: 
     else:
         alpha, beta = (1.0, 0.0) if supervised else (0.7, 0.2)
     config = TrainConfig(
+        recipe="paper",
         model=model_name,
         alpha=alpha,
         beta=beta,

@@ -9,7 +9,7 @@ from pathlib import Path
 
 from invlab.data import fetch_dataset, fetchable_datasets, list_datasets, load_dataset
 from invlab.models import list_models
-from invlab.training.config import RECOMMENDED, TrainConfig
+from invlab.training.config import RECIPES, TrainConfig
 from invlab.training.options import add_config_options, config_kwargs, dataset_arg
 from invlab.training.trainer import train
 
@@ -21,6 +21,9 @@ loss (paper eq. 10): alpha * CE on labelled samples
                     + (1 - alpha) * [beta * R on all samples + (1 - beta) * entropy on unlabelled ones]
 
 R is the reconstruction error of the network's inverse (df/dx)^T f(x), f = the logits.
+
+defaults: the recommended recipe (cosine, center-maxabs, balance 1, 2000 steps), the same as
+TrainConfig() in Python; --recipe paper gives the paper's bare eq. 10 (constant, none, 0, 1000).
 """
 
 
@@ -36,10 +39,11 @@ def _parser() -> argparse.ArgumentParser:
         epilog=EPILOG,
         formatter_class=argparse.RawDescriptionHelpFormatter,
     )
-    # Every TrainConfig field is an option (invlab.training.options), its defaults the recommended recipe;
-    # --labels and the output folder's options are the command line's own.
-    add_config_options(t, TrainConfig(**RECOMMENDED),
-                       overrides={"labels_per_class": None, "beta": None})  # None: decided per data set / method
+    # Every TrainConfig field is an option (invlab.training.options) with TrainConfig's default; the fields a
+    # recipe fills default to None so that --recipe fills them as TrainConfig does; --labels and the output
+    # folder's options are the command line's own.
+    add_config_options(t, TrainConfig(), overrides={"labels_per_class": None, "beta": None,  # per data set / method
+                                                    **dict.fromkeys(RECIPES["paper"])})
     t.add_argument("--labels", default=None, metavar="N|all",
                    help="labelled training examples in total, split evenly over the data set's classes, or 'all' "
                         "(default: 5 per class, all on bird10; or give --labels-per-class)")

@@ -276,3 +276,34 @@ def test_a_run_resumed_from_a_checkpoint_without_cpu_time_says_it_is_unknown(tas
     torch.save(state, tmp_path / "old" / "checkpoint.pt")
     resumed = run_resumable(cfg, tmp_path / "old", data=task)
     assert resumed["resumed_from"] == 3 and resumed["cpu_s"] is None and resumed["elapsed_s"] > 0
+
+
+def test_a_checkpoint_made_before_the_recipes_resumes_as_the_paper_recipe(task, tmp_path):
+    """A checkpoint whose configuration names no recipe and lacks a field added since (here
+    ``balance``) reads the missing field as the paper recipe's, the default it had then: it
+    resumes under ``recipe="paper"``, and the recommended recipe is refused, naming what differs."""
+    cfg = TrainConfig(recipe="paper", steps=6, **FAST)
+
+    class Stop:
+        def on_step(self, trainer, step, losses):
+            if step == 5:
+                raise KeyboardInterrupt
+
+    with pytest.raises(KeyboardInterrupt):
+        Trainer(cfg, task).run([Stop()], progress=False, checkpoint_path=tmp_path / "old" / "checkpoint.pt")
+    state = load_torch(tmp_path / "old" / "checkpoint.pt")
+    del state["config"]["recipe"], state["config"]["balance"]
+    torch.save(state, tmp_path / "old" / "checkpoint.pt")
+    refused = r"balance: checkpoint 0.0 vs now 1.0, schedule: checkpoint 'constant' vs now 'cosine'"
+    with pytest.raises(ValueError, match=refused):
+        Trainer(TrainConfig(steps=6, **FAST), task).load_state_dict(state)
+    resumed = run_resumable(cfg, tmp_path / "old", data=task)
+    assert resumed["resumed_from"] == 3 and resumed["steps_done"] == 6
+
+
+def test_a_trained_model_carries_its_input_transform(task):
+    """``train()``'s model applies to raw inputs as ``load_model``'s does: ``model.preprocess``."""
+    result = train(TrainConfig(steps=1, **FAST), data=task, progress=False)
+    assert result.model.preprocess.kind == "center-maxabs" == result.config["preprocess"]
+    x = task.x_test[:4]
+    assert torch.equal(result.model.preprocess(x), preprocess(x, "center-maxabs"))

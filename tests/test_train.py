@@ -8,7 +8,7 @@ from conftest import synthetic_task
 
 from invlab.train import CyclingSampler, TrainConfig, Trainer, train
 
-FAST = dict(model="smallcnn-mean", labelled_batch=10, unlabelled_batch=20, eval_every=3, val_size=100)
+FAST = dict(recipe="paper", model="smallcnn-mean", labelled_batch=10, unlabelled_batch=20, eval_every=3, val_size=100)
 
 
 def params(model):

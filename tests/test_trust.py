@@ -117,11 +117,52 @@ def test_help_shows_every_default(capsys):
     with pytest.raises(SystemExit):
         main(["train", "--help"])
     text = " ".join(capsys.readouterr().out.split())
-    for flag, default in (("--schedule", "cosine"), ("--reconstruction", "mse"), ("--reduce-dims", "mean"),
-                          ("--eval-every", "250"), ("--preprocess", "center-maxabs"),
-                          ("--balance", "1.0")):
+    for flag, default in (("--recipe", "recommended"), ("--reconstruction", "mse"), ("--reduce-dims", "mean"),
+                          ("--eval-every", "250")):
         assert re.search(re.escape(flag) + r" .*?\(default " + re.escape(default) + r"\)", text), flag
+    for flag, default, paper in (("--schedule", "cosine", "constant"), ("--preprocess", "center-maxabs", "none"),
+                                 ("--balance", "1", "0"), ("--steps", "2000", "1000")):  # the fields a recipe fills
+        assert re.search(re.escape(flag) + rf" .*?\(default: the recipe's, {default}; paper: {paper}\)", text), flag
     assert re.search(r"--val-size N .*?\(default: the data set's own, 10 000 on mnist", text)
+
+
+@pytest.mark.parametrize("recipe", [None, "paper"])
+def test_python_and_the_command_line_train_the_same_run(fake_mnist_root, tmp_path, recipe):
+    """One recipe, one default: ``TrainConfig(...)`` and ``invlab train ...`` with the same
+    settings record the same configuration and reach the same numbers."""
+    from invlab.train import TrainConfig, run_key, train
+
+    settings = {"steps": 2, "eval_every": 2, "val_size": 100, **({"recipe": recipe} if recipe else {})}
+    argv = [x for k, v in settings.items() for x in (f"--{k.replace('_', '-')}", str(v))]
+    assert main(["train", *argv, "--out", str(tmp_path / "cli"), "--no-progress"]) == 0
+    train(TrainConfig(**settings), out_dir=tmp_path / "py", progress=False)
+    cli, py = (json.loads((tmp_path / d / "metrics.json").read_text()) for d in ("cli", "py"))
+    assert cli["config"] == py["config"] and cli["config"]["recipe"] == (recipe or "recommended")
+    assert [h["val_accuracy"] for h in cli["history"]] == [h["val_accuracy"] for h in py["history"]]
+    assert cli["test_accuracy"] == py["test_accuracy"]
+    assert run_key(TrainConfig(**cli["config"])) == run_key(TrainConfig(**settings))
+
+
+def test_run_keys_made_before_the_recipes_stay_valid():
+    """Keys computed by invlab 0.1.0 (TrainConfig's defaults then the paper's bare setting):
+    the same runs keep their names, whichever recipe spells them now."""
+    from invlab.train import RECOMMENDED, TrainConfig, run_key
+
+    assert run_key(TrainConfig(recipe="paper")) == "bf21a9e8fbc5"
+    assert run_key(TrainConfig()) == run_key(TrainConfig(recipe="paper", **RECOMMENDED)) == "60d301b8f786"
+    assert run_key(TrainConfig(recipe="paper", model="smallcnn-max", seed=3, beta=0.5)) == "1a86b0b252e6"
+    assert run_key(TrainConfig(dataset="fashion-mnist", method="vat", beta=0.0)) == "aab9928a53ae"
+    with pytest.raises(ValueError, match="recipe must be one of recommended, paper"):
+        TrainConfig(recipe="fast")
+
+
+def test_a_given_option_wins_over_the_recipe():
+    from invlab.train import TrainConfig
+
+    config = TrainConfig(recipe="paper", schedule="cosine", steps=7)
+    assert (config.schedule, config.steps, config.preprocess, config.balance) == ("cosine", 7, "none", 0.0)
+    config = TrainConfig(preprocess="none")
+    assert (config.schedule, config.steps, config.preprocess, config.balance) == ("cosine", 2000, "none", 1.0)
 
 
 def test_cli_defaults_are_the_recommended_recipe(fake_mnist_root, tmp_path):

@@ -21,7 +21,7 @@ import torch.nn as nn
 from tqdm.auto import tqdm
 
 from invlab.data import SemiSupervisedData
-from invlab.data.preprocess import preprocess_data
+from invlab.data.preprocess import Preprocess, preprocess_data
 from invlab.inverse import check_input, check_model
 from invlab.io import check_writable_target, ensure_writable_dir, load_torch, save_json, save_torch
 from invlab.losses import LOSS_KEYS, LayerwiseLoss, SemiSupervisedLoss
@@ -30,7 +30,7 @@ from invlab.methods import Method
 from invlab.models import create_model
 from invlab.models.custom import build_custom_model, model_source
 from invlab.training.checkpoints import CHECKPOINT, CHECKPOINT_FORMAT, METRICS
-from invlab.training.config import TrainConfig, build_data, comparable_config, describe_data
+from invlab.training.config import TrainConfig, build_data, comparable_config, describe_data, stored_config
 from invlab.training.device import resolve_device
 from invlab.training.evaluate import accuracy, predictions, vote_accuracy
 from invlab.training.graphs import GraphedStep
@@ -71,7 +71,8 @@ class TrainResult:
     interrupted: bool = False  # stopped by SIGINT or SIGTERM at steps_done (a checkpoint was written there)
     stop_signal: str | None = None  # "SIGINT" or "SIGTERM"
     inverse_method: str | None = None  # how (df/dx)^T f was computed: "transposed", "autograd" or "func"
-    model: nn.Module | None = field(default=None, repr=False)  # the selected (best-validation) model
+    # the selected (best-validation) model; model.preprocess is the run's input transform (as load_model's)
+    model: nn.Module | None = field(default=None, repr=False)
     data_ref: SemiSupervisedData | None = field(default=None, repr=False)  # the data it was trained on
 
     def to_dict(self) -> dict:
@@ -103,6 +104,8 @@ class Trainer:
                                  init=config.init)
             self.model_source = {"kind": "registry", "name": config.model}
         self.model = model.to(self.device)
+        # The inputs' transform goes with the network, as load_model gives it: model(model.preprocess(x_raw)).
+        self.model.preprocess = Preprocess(config.preprocess)
         # Images in channels-last layout: faster oneDNN convolutions on CPU, same maths.
         self.memory_format = (torch.channels_last if getattr(self.model, "input_ndim", None) == 4
                               else torch.contiguous_format)
@@ -298,7 +301,7 @@ class Trainer:
             raise ValueError(f"{source} has format {state.get('format')!r}, expected {CHECKPOINT_FORMAT}: "
                              "it was written by another invlab version; start a new run")
         mine = comparable_config(self.config.to_dict())
-        theirs = comparable_config({**TrainConfig().to_dict(), **state["config"]})
+        theirs = comparable_config(stored_config(state["config"]))
         diff = {k: (theirs.get(k), mine[k]) for k in mine
                 if k not in TrainConfig.RESUMABLE_CHANGES and theirs.get(k) != mine[k]}
         if diff:

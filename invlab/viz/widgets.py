@@ -74,7 +74,10 @@ class TrainingApp:
         models: names offered in the model selector.
         steps: default number of steps per run; eval_every: steps between figure updates.
         background: train in a thread, so that Stop works while the kernel stays free.
-        config: other :class:`TrainConfig` settings (batch sizes, learning rate...).
+        config: other :class:`TrainConfig` settings (batch sizes, learning rate...). The
+            sliders move eq. 10's weights, so the runs start from the paper recipe
+            (``recipe="paper"``: constant rate, raw pixels, no balance term) unless
+            ``recipe`` is given.
 
     Press Train (or call ``app.train_button.click()``) to start; pressing it again after
     Stop, with the same settings, continues the same run; changed settings start anew.
@@ -85,7 +88,8 @@ class TrainingApp:
                  eval_every: int = 20, seed: int = 0, n_preview: int = 8, background: bool = True,
                  **config):
         self.make_data, self.seed, self.background = make_data, seed, background
-        self.base_config = TrainConfig(model=models[0], steps=steps, eval_every=eval_every, seed=seed, **config)
+        self.base_config = TrainConfig(model=models[0], steps=steps, eval_every=eval_every, seed=seed,
+                                       **{"recipe": "paper", **config})
         style = {"description_width": SLIDER_LABEL_WIDTH}  # wide enough for "β (reconstruction)"
         wide = {"layout": W.Layout(width=SLIDER_WIDTH)}
         self.alpha = W.FloatSlider(value=self.base_config.alpha, min=0, max=1, step=0.05, description="α (supervised)",
