@@ -7,7 +7,7 @@ Trains ``bird10-cnn`` on per-segment labels with the paper's (alpha, beta) setti
 * ``results/bird10.json``: per-setting train / valid / test per-segment accuracy per seed,
   per-recording test accuracy, provenance;
 * ``results/bird10.md``: the table, and which setting the validation split selects;
-* ``docs/figures/bird10_curves.html``: learning curves of the baseline and of the setting
+* ``docs/figures/bird10_curves.json``: learning curves of the baseline and of the setting
   chosen on validation (paper Fig. 2).
 
 Uses real recordings under --data-root (or data/bird10) when present, else the synthetic
@@ -25,8 +25,8 @@ import time
 from invlab.data import load_bird10
 from invlab.experiments.provenance import provenance_line, results_header
 from invlab.experiments.studies import TrainAccuracyProbe, mean_std
-from invlab.io import atomic_write, save_report
 from invlab.io import markdown_table as table
+from invlab.io import save_figures, save_report
 from invlab.train import TrainConfig, Trainer
 from invlab.viz.plots import learning_curves
 
@@ -45,7 +45,7 @@ def main(argv=None) -> int:
     p.add_argument("--data-root", default=None)
     p.add_argument("--settings", default=None, help="subset, e.g. '1,0;0.7,0.3' (default: the paper's 11)")
     p.add_argument("--out", default="results/bird10.json")
-    p.add_argument("--figure", default="docs/figures/bird10_curves.html")
+    p.add_argument("--figure", default="docs/figures/bird10_curves.json")
     p.add_argument("--device", default="auto")
     args = p.parse_args(argv)
     settings = (
@@ -61,9 +61,9 @@ def main(argv=None) -> int:
         row = {"alpha": alpha, "beta": beta, "train": [], "valid": [], "test": [], "test_recording": [],
                "best_step": []}
         for seed in args.seeds:
-            config = TrainConfig(model="bird10-cnn", dataset="bird10", labels_per_class=None, alpha=alpha, beta=beta,
-                                 seed=seed, steps=args.steps, eval_every=args.eval_every, lr=args.lr,
-                                 labelled_batch=args.labelled_batch, unlabelled_batch=args.unlabelled_batch,
+            config = TrainConfig(recipe="paper", model="bird10-cnn", dataset="bird10", labels_per_class=None,
+                                 alpha=alpha, beta=beta, seed=seed, steps=args.steps, eval_every=args.eval_every,
+                                 lr=args.lr, labelled_batch=args.labelled_batch, unlabelled_batch=args.unlabelled_batch,
                                  data_root=args.data_root, device=args.device)
             result = Trainer(config, datasets[seed]).run([TrainAccuracyProbe()], progress=False)
             row["train"].append(result.extra["labelled_train_accuracy"])
@@ -101,8 +101,7 @@ def main(argv=None) -> int:
     figs = [learning_curves(curves[(r["alpha"], r["beta"], args.seeds[0])],
                             title=f"{name} · {label}: α={r['alpha']}, β={r['beta']} (seed {args.seeds[0]})")
             for r, label in fig_rows]
-    html = "".join(f.to_html(full_html=False, include_plotlyjs="cdn" if i == 0 else False) for i, f in enumerate(figs))
-    atomic_write(args.figure, lambda p: p.write_text(f"<html><body>{html}</body></html>"))
+    save_figures(figs, args.figure)
     print(markdown_table(out))
     return 0
 

@@ -141,9 +141,9 @@ def ebgan_part(args) -> dict:
     from invlab.train import TrainConfig, train
 
     steps = args.steps or args.ebgan_steps
-    clf_cfg = TrainConfig(model="smallcnn-mean", labels_per_class=500, alpha=1.0, beta=0.0, unlabelled_batch=0,
-                          steps=args.steps or 1000, eval_every=args.steps or 250, schedule="cosine", seed=0,
-                          device=args.device, data_root=args.data_root, log_unweighted=False)
+    clf_cfg = TrainConfig(recipe="paper", model="smallcnn-mean", labels_per_class=500, alpha=1.0, beta=0.0,
+                          unlabelled_batch=0, steps=args.steps or 1000, eval_every=args.steps or 250, schedule="cosine",
+                          seed=0, device=args.device, data_root=args.data_root, log_unweighted=False)
     clf = train(clf_cfg, progress=False)
     data = load_mnist(1, 0, root=args.data_root)
     gan = train_ebgan(EBGANConfig(steps=steps, sample_every=max(1, steps // 6), margin=args.ebgan_margin,
@@ -177,8 +177,9 @@ def per_layer_figure(run_dir: Path, layers: list[str], args) -> str:
     reconstruction (df/dz)^T f, for the selected model of one per_layer run."""
     from invlab.data import load_mnist
     from invlab.inverse import layer_reconstructions
+    from invlab.io import save_figures
     from invlab.train import load_model
-    from invlab.viz.plots import image_rows, layer_rows, save_figure_html
+    from invlab.viz.plots import image_rows, layer_rows
 
     model = load_model(run_dir / "checkpoint.pt")
     x = model.preprocess(load_mnist(1, 0, root=args.data_root).x_test[:10])
@@ -186,7 +187,7 @@ def per_layer_figure(run_dir: Path, layers: list[str], args) -> str:
     rows = {"test digits (centred, max-abs scaled)": x, "input: (df/dx)ᵀ f": recs["input"][0],
             **layer_rows({k: recs[k] for k in layers})}
     fig = image_rows(rows, title=f"per-layer reconstructions, {run_dir.name} (each image scaled on its own)")
-    return str(save_figure_html(fig, args.per_layer_figure, plotlyjs="cdn"))
+    return str(save_figures(fig, args.per_layer_figure))
 
 
 def markdown(out: dict) -> str:
@@ -241,7 +242,7 @@ def parse_args(argv=None):
     p.add_argument("--hyper-holdout", type=int, default=1)
     p.add_argument("--cluster-steps", type=int, default=2000)
     p.add_argument("--cluster-beta", type=float, default=0.2, help="reconstruction share of the clustering loss")
-    p.add_argument("--per-layer-figure", default="docs/figures/per_layer_reconstructions.html")
+    p.add_argument("--per-layer-figure", default="docs/figures/per_layer_reconstructions.json")
     p.add_argument("--ebgan-steps", type=int, default=1500)
     p.add_argument("--ebgan-margin", type=float, default=0.05, help="EBGAN margin m, in units of R")
     p.add_argument("--ebgan-figure", default="docs/figures/ebgan_samples.png")

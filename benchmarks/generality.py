@@ -18,7 +18,7 @@ Stages, each an ``invlab sweep`` study in one storage (resumable: rerun the same
    with R, draws :func:`more_seeds`; and R added on top of :data:`ON_TOP_METHODS`, its CE : U
    kept (:func:`on_top_plan`);
 3. ``report`` — ``results/generality.json`` (one entry per finished run), its Markdown
-   twin and ``docs/figures/generality.html``; written from whatever has finished
+   twin and ``docs/figures/generality.json``; written from whatever has finished
    (:mod:`benchmarks.generality_report`, which also draws the ``failures`` figure).
 
     python -m benchmarks.generality --stage all --worker 0 &   # two workers, one thread each
@@ -497,9 +497,9 @@ def main(argv=None) -> None:
     p.add_argument("--record", default="results/generality",
                    help="the committed record of finished trials and runs (save, restore)")
     p.add_argument("--out", default="results/generality.json")
-    p.add_argument("--figure", default="docs/figures/generality.html")
+    p.add_argument("--figure", default="docs/figures/generality.json")
     p.add_argument("--failures-out", default="results/generality_failures.json")
-    p.add_argument("--failures-figure", default="docs/figures/generality_failures.html")
+    p.add_argument("--failures-figure", default="docs/figures/generality_failures.json")
     p.add_argument("--show", type=int, default=4, help="failures: images shown per row (the figure stays under 1 MiB)")
     args = p.parse_args(argv)
     import torch

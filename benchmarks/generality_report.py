@@ -4,7 +4,7 @@ whatever has finished (``python -m benchmarks.generality --stage report``).
 ``results/generality.json`` (one entry per finished run, the tuning, the per-draw tables and
 their summary, R's gain per method and draw, the changes and label-count rounds, the runs
 whose method term stayed dead, the published numbers beside invlab's and the progress of
-the study), its Markdown twin and ``docs/figures/generality.html``; the ``failures`` stage
+the study), its Markdown twin and ``docs/figures/generality.json``; the ``failures`` stage
 draws the test images the best arms get wrong.
 """
 
@@ -430,7 +430,7 @@ def figure(rows: list[dict], tuning: dict, path: Path) -> None:
     import plotly.graph_objects as go
     from plotly.subplots import make_subplots
 
-    from invlab.viz.plots import save_figure_html
+    from invlab.io import save_figures
 
     groups = sorted({(r["dataset"], r["labels"]) for r in rows if "+" not in r["method"]}, key=lambda g: (g[1], g[0]))
     fig = make_subplots(rows=1 + len(groups), cols=2, vertical_spacing=0.35 / (1 + len(groups)),
@@ -466,7 +466,7 @@ def figure(rows: list[dict], tuning: dict, path: Path) -> None:
         fig.update_yaxes(title_text="gain of R (points)", row=row, col=2)
     fig.update_layout(boxmode="group", title="Test accuracy per label draw: each method without and with R",
                       height=380 * (1 + len(groups)), width=1200)
-    save_figure_html(fig, path, plotlyjs="cdn")  # kept in git: a few kB
+    save_figures(fig, path)  # kept in git: the figure's data, a few kB
 
 
 #: Beside a retrained checkpoint: the recorded and the retrained test accuracy (later failures
@@ -516,8 +516,8 @@ def failures(args) -> None:
     from invlab import reconstruct
     from invlab.experiments.provenance import provenance_line, results_header
     from invlab.experiments.studies import RESULT
-    from invlab.io import markdown_table, save_report
-    from invlab.viz.plots import image_rows, save_figure_html
+    from invlab.io import markdown_table, save_figures, save_report
+    from invlab.viz.plots import image_rows
 
     entries, rows = [], {}
     for run_id, (config, folder) in plan(args, 5, (("inversion", True),)).items():
@@ -562,7 +562,7 @@ def failures(args) -> None:
     if rows:
         fig = image_rows(rows, title="the most confused pair of each run: the labelled images of both classes,<br>"
                                      "mistakes, their reconstructions, and correct images of the same class")
-        save_figure_html(fig, args.failures_figure, plotlyjs="cdn")
+        save_figures(fig, args.failures_figure)
     print(text)
 
 

@@ -16,7 +16,7 @@ biased upwards, for comparison only).
     python -m benchmarks.recipe_study --arms base-2k maxabs-2k --seeds 0 1 2 3 4
 
 Outputs: ``results/recipe_study.json`` (+ ``.md``) and the learning curves
-``docs/figures/recipe_study_curves.html``.
+``docs/figures/recipe_study_curves.json``.
 """
 
 from __future__ import annotations
@@ -139,8 +139,8 @@ def config_for(arm: str, seed: int, args):
         overrides["eval_every"] = args.eval_every
     if args.dataset != "mnist":
         overrides["dataset"] = args.dataset
-    return TrainConfig(**{**BASE, **overrides}, seed=seed, device=args.device, cuda_graph=args.cuda_graph,
-                       val_size=args.val_size, data_root=args.data_root)
+    return TrainConfig(recipe="paper", **{**BASE, **overrides}, seed=seed, device=args.device,
+                       cuda_graph=args.cuda_graph, val_size=args.val_size, data_root=args.data_root)
 
 
 def summarise(arm: str, runs: list[dict], seeds: list[int]) -> dict:
@@ -240,7 +240,7 @@ def parse_args(argv=None):
     add_run_options(p)
     p.add_argument("--runs-dir", default="runs/recipe_study", help="one resumable folder per run")
     p.add_argument("--out", default="results/recipe_study.json")
-    p.add_argument("--figure", default="docs/figures/recipe_study_curves.html", help="'' for none")
+    p.add_argument("--figure", default="docs/figures/recipe_study_curves.json", help="'' for none")
     from invlab.training.options import check_study_options
 
     return check_study_options(p, p.parse_args(argv))
@@ -282,9 +282,9 @@ def write_outputs(out: dict, args, markdown, figure) -> None:
     text = markdown(out)
     save_report(out, args.out, text)
     if args.figure:
-        from invlab.viz.plots import save_figure_html
+        from invlab.io import save_figures
 
-        save_figure_html(figure(out), args.figure, plotlyjs="cdn")
+        save_figures(figure(out), args.figure)
     print(text)
 
 

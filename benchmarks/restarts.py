@@ -20,7 +20,7 @@ resumes from its checkpoint when the command is run again.
     python -m benchmarks.restarts --seeds 1 4 --restarts 3 --jobs 2
     python -m benchmarks.restarts --seeds 0 1 2 3 4 --restarts 3 --jobs 2
 
-Outputs: ``results/restarts.json`` (+ ``.md``) and ``docs/figures/restarts.html``.
+Outputs: ``results/restarts.json`` (+ ``.md``) and ``docs/figures/restarts.json``.
 """
 
 from __future__ import annotations
@@ -176,7 +176,7 @@ def parse_args(argv=None):
     p.add_argument("--reuse", nargs="*", default=["runs/recipe_study", "runs/table2"],
                    help="folders whose finished runs of the same configuration are read back, not retrained")
     p.add_argument("--out", default="results/restarts.json")
-    p.add_argument("--figure", default="docs/figures/restarts.html", help="'' for none")
+    p.add_argument("--figure", default="docs/figures/restarts.json", help="'' for none")
     from invlab.training.options import check_study_options
 
     args = check_study_options(p, p.parse_args(argv))

@@ -1,9 +1,10 @@
 """Static pictures of the interactive figures that ``docs/RESULTS.md`` cites, so that RESULTS shows
 its evidence wherever it is read (a Markdown viewer, a code-hosting site, the documentation site).
 
-Each cited ``docs/figures/**/NAME.html`` is drawn by plotly.js in headless Chromium (Debian's,
-driven by Playwright; plotly.js served from the installed plotly package, so no network is
-needed) and saved as ``NAME.png`` beside it; RESULTS.md shows the PNG and links the HTML.
+Each cited figure file ``docs/figures/**/NAME.json`` (:func:`invlab.io.save_figures`: the
+figures' data and layout) is drawn by plotly.js in headless Chromium (Debian's, driven by
+Playwright; plotly.js from the installed plotly package, so no network is needed) and saved as
+``NAME.png`` beside it; RESULTS.md shows the PNG, and the site draws the figure itself.
 
     python -m benchmarks.static_figures            # every cited figure
     python -m benchmarks.static_figures --check    # exit 1 if a cited figure has no PNG
@@ -15,6 +16,7 @@ import argparse
 import re
 import shutil
 import sys
+import tempfile
 from pathlib import Path
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -22,36 +24,38 @@ RESULTS = ROOT / "docs" / "RESULTS.md"
 
 
 def cited_figures(text: str) -> list[Path]:
-    """The figure files (``docs/figures/...html``) a Markdown text names, each once, in order."""
-    names = re.findall(r"(?:docs/)?(figures/[A-Za-z0-9_./-]+?\.html)", text)
+    """The figure files (``docs/figures/...json``) a Markdown text names, each once, in order."""
+    names = re.findall(r"(?:docs/)?(figures/[A-Za-z0-9_./-]+?\.json)", text)
     return [ROOT / "docs" / n for n in dict.fromkeys(names) if (ROOT / "docs" / n).exists()]
 
 
 def render(figures: list[Path], chromium: str) -> list[Path]:
-    """Screenshot each figure's plot to ``.png`` beside it."""
+    """Screenshot each figure file's figures to ``.png`` beside it."""
     import plotly
     from playwright.sync_api import sync_playwright
 
     from invlab.io import atomic_write
+    from invlab.viz.site import figure_file_page
 
-    plotly_js = Path(plotly.__file__).parent / "package_data" / "plotly.min.js"
+    plotly_js = (Path(plotly.__file__).parent / "package_data" / "plotly.min.js").as_uri()
     written = []
-    with sync_playwright() as p:
+    with tempfile.TemporaryDirectory() as tmp, sync_playwright() as p:
         browser = p.chromium.launch(executable_path=chromium, args=[
             "--no-sandbox", "--disable-gpu", "--disable-quic", "--no-first-run", "--disable-background-networking",
             "--disable-component-update", "--disable-sync", "--disable-dev-shm-usage"])
         page = browser.new_page(viewport={"width": 1300, "height": 900})
-        # the figures load plotly.js from its CDN: answer with the local copy, and nothing else leaves
-        page.route("**/*", lambda route: route.fulfill(path=str(plotly_js), content_type="text/javascript")
-                   if "plotly" in route.request.url and route.request.url.endswith(".js")
-                   else route.continue_() if route.request.url.startswith("file:") else route.abort())
-        for html in figures:
+        page.route("**/*", lambda route: route.continue_() if route.request.url.startswith("file:") else route.abort())
+        for figure in figures:
+            html = Path(tmp) / "figure.html"
+            html.write_text(figure_file_page(figure, plotly_js), encoding="utf-8")
             page.goto(html.as_uri())
             page.wait_for_selector(".js-plotly-plot .main-svg", timeout=60_000)
             page.wait_for_timeout(300)  # let plotly finish its layout
-            png = page.locator(".js-plotly-plot").first.screenshot()
-            written.append(atomic_write(html.with_suffix(".png"), lambda path, data=png: path.write_bytes(data)))
-            print(f"{html.relative_to(ROOT)} -> {html.with_suffix('.png').name} ({len(png) // 1024} KiB)", flush=True)
+            plots = page.locator(".js-plotly-plot")
+            png = (plots.first if plots.count() == 1 else page.locator("body")).screenshot()
+            written.append(atomic_write(figure.with_suffix(".png"), lambda path, data=png: path.write_bytes(data)))
+            print(f"{figure.relative_to(ROOT)} -> {figure.with_suffix('.png').name} ({len(png) // 1024} KiB)",
+                  flush=True)
         browser.close()
     return written
 

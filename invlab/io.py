@@ -111,9 +111,63 @@ def check_writable_target(path: str | os.PathLike) -> Path:
 
 
 def save_figure_html(fig, path: str | os.PathLike, plotlyjs: bool | str = True) -> Path:
-    """Atomically write a plotly figure as an HTML file. ``plotlyjs=True`` embeds plotly.js (works
-    offline, ~4.7 MB); ``"cdn"`` loads it from its CDN (a few kB, for figures kept in git). Here,
-    a leaf below every package, so that the experiments' reports write figures without the
-    plotting layer above them."""
+    """Atomically write a plotly figure as an HTML page. ``plotlyjs=True`` embeds plotly.js (works
+    offline, ~4.7 MB); ``"directory"`` loads it from a ``plotly.min.js`` written once beside the
+    page (offline too, light pages: a report folder of several figures); ``"cdn"`` from plotly's
+    CDN (blank without the network). Here, a leaf below every package, so that the experiments'
+    reports write figures without the plotting layer above them."""
+    path = Path(path)
+    if plotlyjs == "directory":
+        _plotly_js_beside(path)
     return atomic_write(path, lambda p: fig.write_html(p, include_plotlyjs=plotlyjs, full_html=True))
 
+
+def _plotly_js_beside(page: Path) -> None:
+    """plotly.js as ``plotly.min.js`` in the page's folder, once (pages written with "directory")."""
+    import plotly.offline
+
+    js = page.parent / "plotly.min.js"
+    if not js.exists():
+        atomic_write(js, lambda p: p.write_text(plotly.offline.get_plotlyjs(), encoding="utf-8"))
+
+
+#: A figure file's ``format``: a list of plotly figures (data and layout), no script.
+FIGURES_FORMAT = "invlab-figures-1"
+
+
+def save_figures(figures, path: str | os.PathLike) -> Path:
+    """Atomically write one plotly figure or a list of them as JSON (``.json``): the figures'
+    data and layout, which the documentation site draws with its own plotly.js and
+    ``benchmarks/static_figures.py`` pictures as PNG; ``.html`` writes a page that works
+    offline instead (plotly.js in a file beside it). The repository keeps figures as JSON."""
+    path = Path(path)
+    figures = list(figures) if isinstance(figures, (list, tuple)) else [figures]
+    if path.suffix == ".html":
+        if len(figures) == 1:
+            return save_figure_html(figures[0], path, plotlyjs="directory")
+        body = "".join(f.to_html(full_html=False, include_plotlyjs="directory" if i == 0 else False)
+                       for i, f in enumerate(figures))
+        _plotly_js_beside(path)
+        return atomic_write(path, lambda p: p.write_text(f'<html><head><meta charset="utf-8"></head><body>{body}'
+                                                         "</body></html>", encoding="utf-8"))
+    if path.suffix != ".json":
+        raise ValueError(f"{path}: a figure file ends in .json (the figures' data) or .html (a page to open)")
+    import plotly.io as pio
+
+    blob = {"format": FIGURES_FORMAT, "figures": [json.loads(pio.to_json(f, validate=False)) for f in figures]}
+    return atomic_write(path, lambda p: p.write_text(json.dumps(blob, separators=(",", ":")) + "\n",
+                                                     encoding="utf-8"))
+
+
+def load_figures(path: str | os.PathLike, as_dict: bool = False) -> list:
+    """The plotly figures of a file written by :func:`save_figures`: ``go.Figure`` each, or
+    with ``as_dict`` the plain dictionaries (no validation: fast, for drawing them as they are)."""
+    blob = json.loads(Path(path).read_text(encoding="utf-8"))
+    if not isinstance(blob, dict) or blob.get("format") != FIGURES_FORMAT:
+        raise ValueError(f"{path} is not a figure file of invlab (expected format {FIGURES_FORMAT!r}): write it "
+                         "with invlab.io.save_figures")
+    if as_dict:
+        return blob["figures"]
+    import plotly.graph_objects as go
+
+    return [go.Figure(f) for f in blob["figures"]]

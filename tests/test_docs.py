@@ -12,6 +12,8 @@ from pathlib import Path
 
 import pytest
 
+from invlab.io import load_figures
+
 ROOT = Path(__file__).resolve().parents[1]
 pytestmark = [pytest.mark.slow, pytest.mark.xdist_group("jupyterlab")]  # one site build, shared
 
@@ -76,44 +78,79 @@ def test_the_results_page_draws_every_figure_it_cites_with_the_sites_plotly(site
     figures = cited_figures(RESULTS.read_text())
     assert results.count('class="invlab-figure"') == len(figures) >= 10
     assert results.count('class="plotly-graph-div"') >= len(figures) and "cdn.plot.ly" not in results
-    for html in figures:
-        page = (out / html.relative_to(ROOT)).read_text()
-        assert "cdn.plot.ly" not in page and "_static/plotly.min.js" in page, html
+    for figure in figures:
+        page = (out / figure.relative_to(ROOT)).with_suffix(".html").read_text()
+        assert "cdn.plot.ly" not in page and "_static/plotly.min.js" in page, figure
+        assert page.count('class="plotly-graph-div"') == len(load_figures(figure)), figure
 
 
 def test_every_figure_results_cites_has_a_picture_that_results_shows():
-    """RESULTS.md's evidence is seen wherever it is read: each interactive figure it cites has a
-    PNG beside it (python -m benchmarks.static_figures) and RESULTS shows that PNG."""
+    """RESULTS.md's evidence is seen wherever it is read: each interactive figure it cites is a
+    figure file (its data, no script) with a PNG beside it (python -m benchmarks.static_figures)
+    and RESULTS shows that PNG."""
     from benchmarks.static_figures import RESULTS, cited_figures
 
     text = RESULTS.read_text()
     figures = cited_figures(text)
     assert len(figures) >= 10
-    for html in figures:
-        png = html.with_suffix(".png")
+    for figure in figures:
+        png = figure.with_suffix(".png")
         assert png.exists() and png.stat().st_size > 5_000, png
         assert f"]({png.relative_to(ROOT / 'docs').as_posix()})" in text, png
+        assert load_figures(figure) and "<script" not in figure.read_text(), figure
 
 
-def test_on_the_site_widgets_become_their_figures_and_a_line_on_the_live_version():
-    """In a kernel executing a lesson for the site (INVLAB_DOCS_BUILD=1): plotly figures are
-    plain divs (the site loads plotly.js once), a box of controls and figures shows its
-    figures after a line saying what the live notebook adds."""
+def test_no_committed_file_loads_a_script_from_the_network():
+    """The figures, pages and notebooks in the repository work offline: none names a script on
+    another host (plotly.js from its CDN was the case: the site and static_figures draw with a
+    local copy)."""
+    listed = subprocess.run(["git", "ls-files"], cwd=ROOT, capture_output=True, text=True)
+    if listed.returncode != 0:
+        pytest.skip("not a git checkout")
+    offenders = []
+    for name in listed.stdout.splitlines():
+        if name.endswith((".py", ".png", ".onnx", ".pt", ".gz")) or not (ROOT / name).is_file():
+            continue  # code may name a CDN (save_figure_html's option); binaries hold no script tags
+        text = (ROOT / name).read_text(errors="ignore")
+        if re.search(r"<script[^>]*\bsrc=[\"']?(https?:)?//", text) or "cdn.plot.ly" in text:
+            offenders.append(name)
+    assert not offenders
+
+
+def test_on_the_site_widgets_become_their_figures_and_a_line_on_the_live_version(tmp_path):
+    """In a kernel started as the site's build starts those that run the lessons (IPYTHONDIR
+    from docs/site/static_render.py's kernel_profile): plotly figures are plain divs (the site
+    loads plotly.js once), a box of controls and figures shows its figures after a line saying
+    what the live notebook adds. A kernel started otherwise renders as JupyterLab does."""
+    import runpy
+
+    from jupyter_client.manager import start_new_kernel
+
     code = """
 import ipywidgets as W, plotly.graph_objects as go, plotly.io as pio
-import invlab.viz
 fig = go.FigureWidget(go.Scatter(x=[1, 2], y=[3, 4]))
 box = W.VBox([W.FloatSlider(description="alpha"), fig, W.HTML("press Train")])
-html = box._repr_mimebundle_()["text/html"]
-assert "Interactive controls here in the live notebook" in html and html.count("plotly-graph-div") == 1, html
-assert "press Train" in html and "alpha" not in html
+html = box._repr_mimebundle_().get("text/html", "")
 bundle = pio.renderers[pio.renderers.default].to_mimebundle(go.Figure().to_dict())
-assert "plotly-graph-div" in bundle["text/html"] and "cdn.plot.ly" not in bundle["text/html"]
-print("ok")
+print(pio.renderers.default, "Interactive controls here in the live notebook" in html,
+      html.count("plotly-graph-div") == 1 and "press Train" in html and "alpha" not in html,
+      "plotly-graph-div" in bundle.get("text/html", "") and "cdn.plot.ly" not in bundle.get("text/html", ""))
 """
-    done = subprocess.run([sys.executable, "-c", code], env={**os.environ, "INVLAB_DOCS_BUILD": "1"},
-                          capture_output=True, text=True, timeout=120)
-    assert done.returncode == 0 and done.stdout.strip() == "ok", done.stderr[-2000:]
+    profile = runpy.run_path(str(ROOT / "docs" / "site" / "static_render.py"))["kernel_profile"]
+    printed = {}
+    for name, env in (("site", {"IPYTHONDIR": profile(str(tmp_path / "ipython"))}),
+                      ("plain", {"IPYTHONDIR": str(tmp_path / "plain")})):
+        manager, client = start_new_kernel(kernel_name="python3", env={**os.environ, **env})
+        try:
+            out = []
+            client.execute_interactive(code, timeout=120, output_hook=lambda msg, out=out: out.append(
+                msg["content"].get("text", "")) if msg["msg_type"] == "stream" else None)
+            printed[name] = "".join(out).split()
+        finally:
+            client.stop_channels()
+            manager.shutdown_kernel(now=True)
+    assert printed["site"] == ["invlab_site", "True", "True", "True"], printed
+    assert printed["plain"][:2] != ["invlab_site", "True"], printed
 
 
 def test_each_lesson_page_opens_with_its_title_and_introduction(site):

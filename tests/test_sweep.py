@@ -98,6 +98,8 @@ def _study_with_a_killed_worker(url, tmp_path):
         assert list(zip(row["seeds"], row["test_accuracies"])) == mine
         assert row["mean"] == pytest.approx(sum(a for _, a in mine) / len(mine))
     assert (tmp_path / "report.md").exists() and (tmp_path / "figures" / "history.html").exists()
+    history = (tmp_path / "figures" / "history.html").read_text()  # opens offline: plotly.js beside it
+    assert "cdn.plot.ly" not in history and (tmp_path / "figures" / "plotly.min.js").stat().st_size > 1e6
     return rep
 
 

@@ -60,7 +60,14 @@ with open(os.path.join(_extra, "index.html"), "w") as _f:
              '<meta http-equiv="refresh" content="0; url=docs/site/index.html">'
              '<a href="docs/site/index.html">invlab documentation</a>\n')
 html_extra_path = [_extra]
-os.environ["INVLAB_DOCS_BUILD"] = "1"  # the kernels that run the lessons inherit it (invlab.viz.site)
+# The kernels that run the lessons render figures and widgets for a static page (static_render.py, beside
+# this file): they start from an IPython folder whose startup file installs it. Only they inherit it.
+import runpy  # noqa: E402
+
+os.environ["INVLAB_DOCS_BUILD"] = "1"  # lessons 8 and 9 read it (invlab.viz.site.building_site): a longer budget
+
+os.environ["IPYTHONDIR"] = runpy.run_path(os.path.join(os.path.dirname(__file__), "static_render.py"))[
+    "kernel_profile"](os.path.join(os.path.dirname(__file__), "..", "_build", "ipython"))
 myst_enable_extensions = ["dollarmath", "amsmath", "colon_fence"]
 myst_heading_anchors = 3
 # Notebooks: executed with a cache (an unchanged notebook is not run again); a cell error fails
@@ -70,7 +77,7 @@ nb_execution_cache_path = os.path.join(os.path.dirname(__file__), "..", "_build"
 nb_execution_timeout = 600
 nb_execution_raise_on_error = True
 nb_merge_streams = True
-# the lessons' widgets are drawn as their figures (invlab.viz.site): no widget manager from a CDN
+# the lessons' widgets are drawn as their figures (static_render.py): no widget manager from a CDN
 nb_ipywidgets_js = {}
 autodoc_member_order = "bysource"
 autodoc_typehints = "description"
@@ -93,7 +100,7 @@ def _plain_maths(app, what, name, obj, options, lines):
 
 
 def _drop_widget_state(app, doctree):
-    """The lessons' widgets are drawn as static figures (invlab.viz.site), so the widget state
+    """The lessons' widgets are drawn as static figures (static_render.py), so the widget state
     that the executed notebook carries (megabytes of figure data per page, for a widget manager
     the site does not load) is not written into the page."""
     from myst_nb.sphinx_ import NbMetadataCollector
@@ -103,7 +110,7 @@ def _drop_widget_state(app, doctree):
 
 
 _REPO = os.path.abspath(os.path.join(os.path.dirname(__file__), "..", ".."))
-_INTERACTIVE = r"\(interactive: (docs/figures/[A-Za-z0-9_./-]+\.html)\)"
+_INTERACTIVE = r"\(interactive: (docs/figures/[A-Za-z0-9_./-]+\.json)\)"
 
 
 def _cited_figures():
@@ -116,15 +123,16 @@ def _cited_figures():
 
 
 def _live_figures(app, doctree, docname):
-    """On the Results page, each picture of an interactive figure ("(interactive:
-    docs/figures/X.html)" in its alt text; the PNG is what a Markdown viewer shows) becomes the
-    figure itself, drawn by the site's plotly.js, with a link to its full page."""
+    """On the results pages, each picture of an interactive figure ("(interactive:
+    docs/figures/X.json)" in its alt text: the figure file, invlab.io.save_figures; the PNG is what
+    a Markdown viewer shows) becomes the figure itself, drawn by the site's plotly.js, with a link
+    to its page of its own."""
     import re
 
     from docutils import nodes
     from sphinx.util import logging
 
-    from invlab.viz.site import embedded_figures
+    from invlab.viz.site import figure_file_divs
 
     if docname != "docs/RESULTS" and not docname.startswith("docs/site/results/"):
         return  # the Results page and the study pages that include its sections
@@ -137,11 +145,12 @@ def _live_figures(app, doctree, docname):
             logging.getLogger(__name__).warning(f"docs/RESULTS.md cites a missing figure: {cited.group(1)}",
                                                 location=image)
             continue
-        with open(path, encoding="utf-8") as f:
-            figure = embedded_figures(f.read())
-        link = os.path.relpath(cited.group(1), os.path.dirname(docname)).replace(os.sep, "/")
+        figure = figure_file_divs(path)
+        page = cited.group(1)[:-len(".json")] + ".html"
+        link = os.path.relpath(page, os.path.dirname(docname)).replace(os.sep, "/")
         raw = nodes.raw("", f'<div class="invlab-figure">{figure}<p class="invlab-figure-link">'
-                        f'<a href="{link}">{link}</a> (the figure on a page of its own)</p></div>', format="html")
+                        f'<a href="{link}">{os.path.basename(page)}</a> (the figure on a page of its own)</p></div>',
+                        format="html")
         parent = image.parent
         if isinstance(parent, nodes.paragraph) and len(parent.children) == 1:
             parent.replace_self(raw)
@@ -150,23 +159,22 @@ def _live_figures(app, doctree, docname):
 
 
 def _figure_pages(app, exception):
-    """The cited figures' own pages, copied into the site with plotly.js from the site, not
-    its CDN (a figure page in the repository needs the network)."""
+    """Each cited figure file on a page of its own (docs/figures/X.html on the site), drawn by
+    the site's plotly.js: no network."""
     if exception is not None or app.builder.format != "html":
         return
-    from invlab.viz.site import page_on_site
+    from invlab.io import atomic_write
+    from invlab.viz.site import figure_file_page
 
     for name in _cited_figures():
-        src, dst = os.path.join(_REPO, name), os.path.join(app.outdir, name)
+        src = os.path.join(_REPO, name)
+        dst = os.path.join(app.outdir, name[:-len(".json")] + ".html")
         if not os.path.exists(src):
             continue  # warned by _live_figures
         os.makedirs(os.path.dirname(dst), exist_ok=True)
         plotly_js = os.path.relpath(os.path.join(app.outdir, "_static", "plotly.min.js"), os.path.dirname(dst))
-        with open(src, encoding="utf-8") as f:
-            page = page_on_site(f.read(), plotly_js.replace(os.sep, "/"))
-        with open(dst + ".tmp", "w", encoding="utf-8") as f:
-            f.write(page)
-        os.replace(dst + ".tmp", dst)
+        page = figure_file_page(src, plotly_js.replace(os.sep, "/"), title=os.path.basename(dst))
+        atomic_write(dst, lambda p, page=page: p.write_text(page, encoding="utf-8"))
 
 
 def _parameters_after_introduction(app, doctree):

@@ -697,17 +697,17 @@ def write_figures(study, folder: Path) -> list[Path]:
     complete = [t for t in study.get_trials(deepcopy=False) if t.state.name == "COMPLETE"]
     if not complete:
         return []
-    written = [save_figure_html(vis.plot_optimization_history(study), folder / "history.html", plotlyjs="cdn")]
+    written = [save_figure_html(vis.plot_optimization_history(study), folder / "history.html", plotlyjs="directory")]
     varying = [k for k in complete[0].params if len({str(t.params.get(k)) for t in complete}) > 1]
     if len(complete) > 2 and varying and len({t.value for t in complete}) > 1:  # ties say nothing of importance
         try:
             with warnings.catch_warnings():  # optuna's note that a few trials tie at its quantiles
                 warnings.filterwarnings("ignore", message="Target and region quantiles")
                 figure = vis.plot_param_importances(study)
-            written.append(save_figure_html(figure, folder / "importances.html", plotlyjs="cdn"))
+            written.append(save_figure_html(figure, folder / "importances.html", plotlyjs="directory"))
         except (RuntimeError, ValueError):  # too few distinct trials to estimate importances
             pass
     if {"alpha", "beta"} <= set(varying):
         written.append(save_figure_html(vis.plot_contour(study, params=["alpha", "beta"]), folder / "contour.html",
-                                        plotlyjs="cdn"))
+                                        plotlyjs="directory"))
     return written

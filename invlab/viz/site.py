@@ -1,24 +1,19 @@
-"""How the lessons render on the documentation site (``bin/docs`` sets ``INVLAB_DOCS_BUILD=1``
-for the kernels that execute them).
-
-* plotly figures are written as ``<div>`` elements without plotly.js (the site loads its own
-  copy once for every page: no network, no 4.7 MB per figure);
-* a ``FigureWidget`` is drawn as the same figure, as it stands when shown;
-* other widgets (sliders, buttons, the drawing canvas) become one line saying what the live
-  notebook adds (a static page cannot retrain or take a drawing), followed by the figures and
-  text they hold, as they stand when shown.
-"""
+"""Figures as parts of a page that loads plotly.js once, from where the page says (the
+documentation site's own copy: no network, no 4.7 MB per figure): :func:`figure_div` for a
+figure, :func:`figure_file_divs` and :func:`figure_file_page` for a figure file
+(:func:`invlab.io.save_figures`, as ``docs/figures/`` holds them). The documentation build
+(``docs/site``) and ``benchmarks/static_figures.py`` draw with them."""
 
 from __future__ import annotations
 
 import os
 import re
 
-LIVE_ONLY = ("<p class='invlab-live-only'><em>Interactive controls here in the live notebook "
-             "(JupyterLab): sliders, buttons or a canvas that retrain or redraw the figures below.</em></p>")
-
 
 def building_site() -> bool:
+    """True in a kernel that the documentation build started (``bin/docs`` sets
+    ``INVLAB_DOCS_BUILD=1``): lessons 8 and 9 train for longer there, so that their pages show
+    trained networks. A flag to read; the build's rendering hooks live in ``docs/site``."""
     return os.environ.get("INVLAB_DOCS_BUILD") == "1"
 
 
@@ -28,12 +23,13 @@ def _on_load(js: str) -> str:
     return f'<script>window.addEventListener("DOMContentLoaded", function () {{{js}}});</script>'
 
 
-def figure_div(fig) -> str:
+def figure_div(fig, validate: bool = True, default_height: str | None = None) -> str:
     """A figure as a ``<div>`` drawn once the page has loaded: the site's theme loads plotly.js
     at the end of the page, after the lessons' outputs."""
     import plotly.io as pio
 
-    html = pio.to_html(fig, include_plotlyjs=False, full_html=False)  # one <div> and one <script>
+    html = pio.to_html(fig, include_plotlyjs=False, full_html=False, validate=validate,
+                       default_height=default_height or "100%")  # one <div> and one <script>
     script = re.search(r"<script[^>]*>(.*)</script>", html, re.S)
     if script is None or html.count("</script>") != 1:
         raise ValueError("plotly's figure HTML changed shape: expected one <script> element")
@@ -60,6 +56,33 @@ def embedded_figures(page: str) -> str:
     return "".join(out)
 
 
+def figure_file_divs(path) -> str:
+    """The figures of a figure file (:func:`invlab.io.save_figures`, as ``docs/figures/`` holds
+    them) as ``<div>`` elements for a page of the site, drawn by the site's own plotly.js once
+    it has loaded: the results pages show their figures live, with no network."""
+    from invlab.io import load_figures
+
+    return "".join(figure_div(f, validate=False, default_height=_height(f)) for f in load_figures(path, as_dict=True))
+
+
+def figure_file_page(path, plotly_js: str, title: str | None = None) -> str:
+    """A figure file as a page of its own, plotly.js loaded from ``plotly_js`` (the site's copy,
+    a relative address): no network."""
+    from invlab.io import load_figures
+
+    body = "".join(figure_div(f, validate=False, default_height=_height(f)) for f in load_figures(path, as_dict=True))
+    name = title or os.path.basename(str(path))
+    return (f'<!DOCTYPE html><html><head><meta charset="utf-8"><title>{name}</title>'
+            '<meta name="viewport" content="width=device-width, initial-scale=1"></head>'
+            f'<body style="margin:0">{body}<script charset="utf-8" src="{plotly_js}"></script></body></html>')
+
+
+def _height(fig: dict) -> str:
+    """The figure's own height, else plotly's default of a figure on a page."""
+    height = (fig.get("layout") or {}).get("height")
+    return f"{int(height)}px" if height else "460px"
+
+
 def page_on_site(page: str, plotly_js: str) -> str:
     """A full plotly HTML page with plotly.js loaded from ``plotly_js`` (the site's copy, a
     relative address) instead of its CDN."""
@@ -68,32 +91,3 @@ def page_on_site(page: str, plotly_js: str) -> str:
     if n != 1:
         raise ValueError(f"expected one plotly.js <script> from the CDN, found {n}")
     return page
-
-
-def install() -> None:
-    """Make plotly and ipywidgets render as static HTML (see the module docstring)."""
-    import ipywidgets
-    import plotly.graph_objects as go
-    import plotly.io as pio
-    from plotly.io.base_renderers import MimetypeRenderer
-
-    class SiteRenderer(MimetypeRenderer):
-        def to_mimebundle(self, fig_dict):
-            return {"text/html": figure_div(fig_dict)}
-
-    pio.renderers["invlab_site"] = SiteRenderer()
-    pio.renderers.default = "invlab_site"
-
-    def html(widget) -> str:
-        """A widget as a page can show it: its figures and text, its controls left out."""
-        if isinstance(widget, go.FigureWidget):
-            return figure_div(widget)
-        if isinstance(widget, ipywidgets.Box):
-            return "".join(html(child) for child in widget.children)
-        if isinstance(widget, (ipywidgets.HTML, ipywidgets.Label)):
-            return f"<div>{widget.value}</div>"
-        return ""
-
-    go.FigureWidget._repr_mimebundle_ = lambda self, include=None, exclude=None, **kw: {"text/html": html(self)}
-    ipywidgets.Widget._repr_mimebundle_ = lambda self, include=None, exclude=None, **kw: {
-        "text/html": LIVE_ONLY + html(self)}
