@@ -4,7 +4,7 @@ the gap to the paper's 99 %?
 Each *arm* is the baseline recipe (raw pixels, biases, PyTorch's initialisation, Adam
 0.01 with cosine decay, 50 labelled + 100 unlabelled samples per step, (α, β) = (0.7, 0.2))
 with one change, run on the same label draws (``--seeds``). Every run is resumable
-(:func:`invlab.experiments.studies.run_resumable`): run the same command again, in this session or a
+(:func:`invlab.experiments.runs.run_resumable`): run the same command again, in this session or a
 later one, and unfinished runs continue from their last checkpoint under ``--runs-dir``.
 
 For every arm the output gives the honest number — test accuracy at the step with the

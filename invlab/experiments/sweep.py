@@ -8,7 +8,7 @@ A *study* lives in an Optuna storage: a SQLite file on one machine (the default,
   waiting trial (``study.enqueue_trial``) that carries its full training config. Workers
   take waiting trials from the storage atomically, so no grid point runs twice;
 * :func:`work` — on every worker (one per GPU): run trials until none is waiting or
-  running, or N are done. Each trial trains with :func:`invlab.experiments.studies.run_resumable` in a
+  running, or N are done. Each trial trains with :func:`invlab.experiments.runs.run_resumable` in a
   folder keyed by its config, so a retried trial resumes from the lost one's checkpoint.
   A heartbeat marks the trials of a killed worker failed after a grace period, and
   ``RetryFailedTrialCallback`` enqueues them again; a run that diverges is a failed trial
@@ -46,6 +46,15 @@ import statistics
 import time
 import warnings
 from pathlib import Path
+
+from invlab.data import dataset_entry
+from invlab.experiments.runs import best_test_epoch, mean_std, run_resumable
+from invlab.io import markdown_table, save_figure_html, save_report
+from invlab.theory.paper import GRID_ALPHAS, GRID_BETAS, TABLE2
+from invlab.training.config import RECOMMENDED, TrainConfig, run_key
+from invlab.training.device import resolve_device
+from invlab.training.guard import RunInterrupted
+from invlab.training.provenance import provenance_line, results_header
 
 DEFAULT_STORAGE = "sqlite:///runs/sweeps.db"
 #: how long a SQLite worker waits for another one's transaction before giving up
@@ -175,7 +184,6 @@ def _serialised(storage):
 # -- spaces -------------------------------------------------------------------------------
 
 def _recipe(**extra) -> dict:
-    from invlab.training.config import RECOMMENDED
 
     return {**RECOMMENDED, "lr": None, "eval_every": 250, "log_unweighted": False, **extra}
 
@@ -183,7 +191,6 @@ def _recipe(**extra) -> dict:
 def load_space(space: str) -> dict:
     """A space as a dict: ``{"name", "base", "grid" | "search", "seeds"?, "entry"}`` (see the
     module docstring); ``space`` is a name of :data:`SPACES` or a JSON/YAML file."""
-    from invlab.theory.paper import GRID_ALPHAS, GRID_BETAS, TABLE2
 
     if space == "table2":
         return {"name": "table2", "base": _recipe(), "grid": {"model": list(TABLE2), "seed": [0, 1, 2, 3, 4]},
@@ -228,7 +235,6 @@ def grid_points(spec: dict) -> list[dict]:
 
 def config_for(spec: dict, params: dict, steps: int | None = None, device: str = "auto"):
     """The :class:`~invlab.train.TrainConfig` of a point of the space."""
-    from invlab.training.config import TrainConfig
 
     if "runs" in spec:  # an explicit list of runs (create_runs)
         fields = {**spec["runs"][params["run"]]["config"], "device": device}
@@ -326,7 +332,6 @@ def create(study: str, storage: str | None, space: str, steps: int | None = None
     if startup_trials is not None:
         spec["startup_trials"] = int(startup_trials)
     if dataset is not None or data_root is not None:
-        from invlab.data import dataset_entry
 
         if dataset is not None:
             dataset_entry(dataset)  # a known name, before anything is created
@@ -417,8 +422,6 @@ class _Objective:
     def __call__(self, trial) -> float:
         optuna = _optuna()
         self.current = trial.number
-        from invlab.experiments.studies import best_test_epoch, run_resumable
-        from invlab.training.config import run_key
 
         if "grid" in self.spec and "entry" not in trial.user_attrs:  # enqueued points (and retries) carry it
             # another worker took the last waiting point between our check and our ask
@@ -491,7 +494,6 @@ def _work(study, st_storage, storage, trials, device, steps, runs_dir, heartbeat
     optuna = _optuna()
     from optuna.storages import fail_stale_trials
 
-    from invlab.training.guard import RunInterrupted
 
     try:
         st = optuna.load_study(study_name=study, storage=st_storage)
@@ -513,7 +515,6 @@ def _work(study, st_storage, storage, trials, device, steps, runs_dir, heartbeat
     # A finished run's CUDA memory may sit in reference cycles until the next collection:
     # collect after each trial there. On the CPU Python's own collector suffices, and a full
     # collection in a big process (a notebook, a test session) costs a quarter of a second.
-    from invlab.training.device import resolve_device
 
     collect = resolve_device(device).type == "cuda"
     done = 0
@@ -617,7 +618,6 @@ def trial_table(study) -> list[dict]:
 
 def summarise(study) -> dict[str, dict]:
     """Per entry: validation-selected test accuracy, mean ± std over the completed draws."""
-    from invlab.experiments.studies import mean_std
 
     rows: dict[str, list] = {}
     for t in study.get_trials(deepcopy=False):
@@ -640,8 +640,6 @@ def summarise(study) -> dict[str, dict]:
 
 
 def markdown(out: dict) -> str:
-    from invlab.io import markdown_table
-    from invlab.training.provenance import provenance_line
 
     lines = [f"Study `{out['study']}` ({out['space']}): {out['counts']}", "", markdown_table(
         ["entry", "draws", "test (%) mean ± std, validation-selected", "validation (%)",
@@ -669,8 +667,6 @@ def report(study: str, storage: str | None, out: str | os.PathLike, figures: str
 
 
 def _report(st, study: str, out, figures) -> dict:
-    from invlab.io import save_report
-    from invlab.training.provenance import results_header
 
     trials = trial_table(st)
     states = [t["state"] for t in trials]
@@ -692,7 +688,6 @@ def write_figures(study, folder: Path) -> list[Path]:
     """History, parameter importances and, when alpha and beta vary, their contour."""
     from optuna import visualization as vis
 
-    from invlab.io import save_figure_html
 
     complete = [t for t in study.get_trials(deepcopy=False) if t.state.name == "COMPLETE"]
     if not complete:

@@ -66,7 +66,7 @@ class GracefulInterrupt:
 
 
 class RunInterrupted(KeyboardInterrupt):
-    """A run of a study (:func:`~invlab.experiments.studies.run_resumable`) stopped by a signal
+    """A run of a study (:func:`~invlab.experiments.runs.run_resumable`) stopped by a signal
     after writing its checkpoint: the worker marks the trial for retry and exits."""
 
     def __init__(self, signal_name: str, step: int, folder: Path):
