@@ -12,7 +12,7 @@ Median and interquartile range per network. The page is opened from the file sys
     python -m benchmarks.explorer_speed --site docs/_build/html
 
 The helpers below (opening the page, strokes by mouse and by touch, reading the page's numbers)
-are also what ``tests/test_explore_page.py`` drives the page with.
+are also what ``tests/integration/test_explore_page.py`` drives the page with.
 """
 
 from __future__ import annotations

@@ -47,7 +47,8 @@ def pytest_collection_modifyitems(config, items):
     # tests at the end even out their finishing times (the browser tests, one worker's
     # serial group, before all).
     items.sort(
-        key=lambda item: 0 if item.path.name == "test_browser.py" else 1 if item.get_closest_marker("slow") else 2
+        key=lambda item: (0 if item.path.name == "test_notebooks_in_browser.py"
+                          else 1 if item.get_closest_marker("slow") else 2)
     )
 
 

@@ -367,7 +367,7 @@ def test_generality_tiny_tunes_runs_and_reports(tmp_path):
     assert "against round one's arm without R" in md
     # every run's method term, unweighted, against its cross-entropy; dead ones are flagged
     assert next(r for r in first if r["method"] == "supervised")["term_ratio"] is None
-    assert vat["term_ratio"] > 0  # (alive or not after 4 steps: tests/test_baselines_alive.py measures that)
+    assert vat["term_ratio"] > 0  # (alive or not after 4 steps: tests/test_methods_at_scale.py measures that)
     assert res["dead_terms"] == [{k: r[k] for k in ("dataset", "labels", "method", "reconstruction", "seed",
                                                     "term_ratio")}
                                  for r in res["runs"] if r["term_ratio"] is not None and r["term_ratio"] < gen.ALIVE]
@@ -401,7 +401,6 @@ def test_generality_tiny_tunes_runs_and_reports(tmp_path):
                         "steps", "config", "minutes"}
     assert run["labels"] == 50 and run["steps"] == 2 and run["dataset"] == "synthetic"
     assert "provenance" in res and len(re.findall(r"^\| (synthetic +\| )?vat +\|", md, re.M)) >= 3
-
 
 
 def test_generality_checks_vat_against_the_outside_implementation_once_its_draws_finish():

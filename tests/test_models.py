@@ -1,10 +1,13 @@
-"""Every registered model: shapes, gradients, no NaN, no batch norm, invertible."""
+"""Every registered model: shapes, gradients, no NaN, no batch norm, invertible; biases and initialisation."""
+
+
+import math
 
 import pytest
 import torch
 import torch.nn as nn
 
-from invlab import SemiSupervisedLoss, create_model, list_models, reconstruct
+from invlab import SemiSupervisedLoss, create_model, list_models, reconstruct, templates
 from invlab.models import TABLE2_MODELS, LocalWinnerTakesAll
 
 
@@ -12,6 +15,46 @@ def sample_input(model, batch=2):
     if model.input_ndim == 3:
         return torch.randn(batch, 1, model.segment_length)
     return torch.rand(batch, 1, 28, 28)
+
+
+# -- models: bias and initialisation ---------------------------------------------------
+@pytest.mark.parametrize("name", [m for m in list_models() if m != "bird10-cnn"] + ["bird10-cnn"])
+def test_no_bias_for_every_model(name):
+    kw = {"segment_length": 4608} if name == "bird10-cnn" else {}
+    model = create_model(name, bias=False, **kw)
+    assert not [n for n, _ in model.named_parameters() if n.endswith("bias")]
+    if name.startswith("u") or "ucnn" in name:
+        with pytest.raises(ValueError, match="no biases by definition"):
+            create_model(name, bias=True)
+    elif name != "bird10-cnn":
+        assert [n for n, _ in create_model(name).named_parameters() if n.endswith("bias")]
+
+
+def test_bias_free_net_is_linear_on_its_region():
+    """Without biases f(x) = A[x]x exactly: b[x] = 0 (paper eq. 1 with no offset)."""
+    model = create_model("smallcnn-mean", bias=False).double()
+    x = torch.rand(3, 1, 28, 28, dtype=torch.float64)
+    _, b = templates(model, x)
+    assert b.abs().max() < 1e-10
+    _, b_default = templates(create_model("smallcnn-mean").double(), x)
+    assert b_default.abs().max() > 1e-3  # with PyTorch's initialisation the biases give b[x] != 0
+    _, b_bias = templates(create_model("smallcnn-mean", init="xavier").double(), x)
+    assert b_bias.abs().max() < 1e-10  # Xavier zeroes the biases at initialisation
+
+
+def test_xavier_init():
+    torch.manual_seed(0)
+    model = create_model("smallcnn-mean", init="xavier")
+    for module in model.modules():
+        if isinstance(module, (torch.nn.Conv2d, torch.nn.Linear)):
+            fan_in = module.weight[0].numel()
+            fan_out = module.weight.shape[0] * module.weight[0, 0].numel()
+            bound = math.sqrt(6 / (fan_in + fan_out))
+            assert module.weight.abs().max() <= bound
+            assert module.weight.abs().max() > 0.9 * bound  # uniform over the whole range
+            assert torch.equal(module.bias, torch.zeros_like(module.bias))
+    with pytest.raises(ValueError, match="unknown init"):
+        create_model("smallcnn-mean", init="he")
 
 
 def test_registry_holds_the_paper_models():

@@ -14,7 +14,6 @@ are skipped with the reason.
 
 from __future__ import annotations
 
-import contextlib
 import json
 import os
 import re
@@ -27,18 +26,10 @@ import urllib.request
 from pathlib import Path
 
 import pytest
+from chromium import ARTIFACTS, ROOT, browser_page, playwright
 
-ROOT = Path(__file__).resolve().parents[1]
 NOTEBOOK = "notebooks/06_train_with_sliders.ipynb"
 EXPLORER = "notebooks/00_explore.ipynb"
-CHROMIUM = shutil.which("chromium") or shutil.which("chromium-browser")
-ARTIFACTS = ROOT / "test-artifacts"
-
-playwright = pytest.importorskip("playwright.sync_api")
-if CHROMIUM is None:
-    if os.environ.get("CI"):
-        raise RuntimeError("CI must have Debian's chromium installed (see .ci/run)")
-    pytest.skip("Debian's chromium is not installed (apt-get install chromium)", allow_module_level=True)
 
 # one server, one worker
 pytestmark = [pytest.mark.slow, pytest.mark.integration, pytest.mark.xdist_group("jupyterlab")]
@@ -188,12 +179,6 @@ def _run_all_cells(page, tries: int = 6) -> None:
     raise AssertionError("Run All Cells never started the notebook")
 
 
-def _launch(p):
-    return p.chromium.launch(executable_path=CHROMIUM, args=[
-        "--no-sandbox", "--disable-gpu", "--disable-quic", "--no-first-run", "--disable-background-networking",
-        "--disable-component-update", "--disable-sync", "--disable-dev-shm-usage"])
-
-
 def _open_and_run(page, base, token, notebook) -> None:
     # A workspace of its own per notebook: JupyterLab would otherwise reopen the notebooks
     # an earlier test left open on the shared server, and run the wrong one.
@@ -241,25 +226,9 @@ def _plot_data(page, title_part: str):
         return gd.data.map(t => JSON.stringify(t.y !== undefined && t.type === 'bar' ? t.y : t.z));"""), title_part)
 
 
-@contextlib.contextmanager
-def _browser_page(name: str, height: int):
-    """A Chromium page collecting page errors; a last screenshot ``name-last.png`` whatever happens."""
-    ARTIFACTS.mkdir(exist_ok=True)
-    with playwright.sync_playwright() as p:
-        browser = _launch(p)
-        page = browser.new_page(viewport={"width": 1400, "height": height})
-        errors: list[str] = []
-        page.on("pageerror", lambda e: errors.append(str(e)))
-        try:
-            yield page, errors
-        finally:
-            page.screenshot(path=str(ARTIFACTS / f"{name}-last.png"))
-            browser.close()
-
-
 def test_explorer_draw_in_chromium(jupyterlab):
     base, token = jupyterlab
-    with _browser_page("explorer", 1100) as (page, errors):
+    with browser_page("explorer", 1100) as (page, errors):
         _open_and_run(page, base, token, EXPLORER)
         _wait_all_cells_done(page)
         canvas = page.locator(".jp-OutputArea canvas").first
@@ -293,7 +262,7 @@ def test_explorer_draw_in_chromium(jupyterlab):
 
 def test_notebook6_in_chromium(jupyterlab):
     base, token = jupyterlab
-    with _browser_page("notebook6", 1000) as (page, errors):
+    with browser_page("notebook6", 1000) as (page, errors):
         _open_and_run(page, base, token, NOTEBOOK)
         # The notebook's own cells train twice (STEPS, then on to 2 * STEPS); wait for the last one.
         train_button = page.locator(".widget-button", has_text="Train").first
@@ -340,7 +309,7 @@ def test_the_explorers_row_titles_clear_the_class_names_above_them(tmp_path):
     ex = explain(create_model("smallcnn-mean").eval(), torch.rand(1, 28, 28))
     path = tmp_path / "templates.html"
     templates_figure(ex, list(FashionMNIST.classes)).write_html(path, include_plotlyjs=True)
-    with _browser_page("explorer-templates", 900) as (page, errors):
+    with browser_page("explorer-templates", 900) as (page, errors):
         page.goto(path.as_uri())
         page.wait_for_selector(".xtick text")
         boxes = page.evaluate("""() => {
@@ -361,10 +330,10 @@ def test_the_documentation_site_in_chromium_offline(site):
     """The site built from the repository (lessons not run here: tests/test_docs.py), opened
     from the file system: the front door reaches the home page, every page loads with no
     console error and no request leaves the machine, and the navigation reaches every lesson.
-    Where ``bin/docs`` has just built the site (``INVLAB_SITE_BUILT``), tests/test_site.py
+    Where ``bin/docs`` has just built the site (``INVLAB_SITE_BUILT``), tests/integration/test_site.py
     checks all of this and more on it."""
     if os.environ.get("INVLAB_SITE_BUILT"):
-        pytest.skip("tests/test_site.py checks the site bin/docs built: these pages and their figures")
+        pytest.skip("tests/integration/test_site.py checks the site bin/docs built: these pages and their figures")
     root = site
     lessons = sorted(p.stem for p in (ROOT / "notebooks").glob("*.ipynb"))
     pages = [
@@ -374,7 +343,7 @@ def test_the_documentation_site_in_chromium_offline(site):
         "docs/RESULTS.html",
         *(f"notebooks/{nb}.html" for nb in lessons),
     ]
-    with _browser_page("site", 900) as (page, errors):
+    with browser_page("site", 900) as (page, errors):
         console, remote = [], []
         page.on("console", lambda m: console.append(m.text) if m.type == "error" else None)
         page.on(
@@ -406,7 +375,7 @@ def test_a_lesson_figure_as_the_site_writes_it_draws_its_data(tmp_path):
     div = figure_div(go.Figure(go.Scatter(x=[1, 2, 3], y=[3, 1, 2], name="curve"), layout=dict(height=300)))
     (tmp_path / "page.html").write_text(f"<!doctype html><html><body>{div}<script src='plotly.min.js'></script>"
                                         "</body></html>")
-    with _browser_page("site-figure", 700) as (page, errors):
+    with browser_page("site-figure", 700) as (page, errors):
         page.goto((tmp_path / "page.html").as_uri())
         page.wait_for_selector(".js-plotly-plot .main-svg", timeout=30_000)
         points = page.evaluate("() => document.querySelector('.js-plotly-plot').data[0].y.length")

@@ -1,4 +1,5 @@
-"""Training loop: learning, determinism, checkpoint-resume, bad configurations."""
+"""invlab.training.trainer: learning, determinism, checkpoint-resume, bad configurations, the tuned
+step, the trained model's input transform."""
 
 import json
 
@@ -6,13 +7,48 @@ import pytest
 import torch
 from conftest import synthetic_task
 
+from invlab.data import preprocess
+from invlab.models import TABLE2_MODELS, list_models
 from invlab.train import CyclingSampler, TrainConfig, Trainer, train
 
 FAST = dict(recipe="paper", model="smallcnn-mean", labelled_batch=10, unlabelled_batch=20, eval_every=3, val_size=100)
 
-
 def params(model):
     return torch.cat([p.detach().flatten() for p in model.parameters()])
+
+
+def test_trainer_builds_the_configured_model(task):
+    trainer = Trainer(TrainConfig(steps=1, bias=False, init="xavier", **FAST), task)
+    assert not [n for n, _ in trainer.model.named_parameters() if n.endswith("bias")]
+    assert {TABLE2_MODELS[2], "uresnet2-32"} <= set(list_models())
+
+
+def test_tuned_step_gives_the_same_gradients_as_a_plain_backward(task):
+    """Gradients for the parameters only, channels-last images: the same maths as
+    loss.backward() on contiguous tensors (benchmarks/step_cost.py's "before")."""
+    cfg = TrainConfig(steps=2, **FAST)
+    tuned, plain = Trainer(cfg, task), Trainer(cfg, task)
+    plain.model.to(memory_format=torch.contiguous_format)
+    plain.memory_format = torch.contiguous_format
+    grads = []
+    for trainer, tuned_path in ((tuned, True), (plain, False)):
+        x, y, mask = trainer.batch()
+        total = trainer.loss_fn(trainer.model, x, y, mask)["total"]
+        if tuned_path:
+            torch.autograd.backward(total, inputs=trainer.params)  # as Trainer.train_step does
+        else:
+            total.backward()
+        grads.append([p.grad for p in trainer.model.parameters()])
+    for a, b in zip(*grads):
+        assert torch.allclose(a, b, rtol=1e-4, atol=1e-7)
+
+
+def test_a_trained_model_carries_its_input_transform(task):
+    """``train()``'s model applies to raw inputs as ``load_model``'s does: ``model.preprocess``."""
+    result = train(TrainConfig(steps=1, **{**FAST, "preprocess": "center-maxabs"}), data=task, progress=False)
+    assert result.model.preprocess.kind == "center-maxabs" == result.config["preprocess"]
+    x = task.x_test[:4]
+    assert torch.equal(result.model.preprocess(x), preprocess(x, "center-maxabs"))
 
 
 def test_training_learns_a_separable_task(task):

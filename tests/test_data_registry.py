@@ -1,5 +1,5 @@
-"""The data set registry: every loader on small files it writes in the official formats,
-offline, and every kind of bad data refused with a message that names it."""
+"""invlab.data.registry: every loader on small files it writes in the official formats, offline, and
+every kind of bad data refused with a message that names the fix."""
 
 from __future__ import annotations
 
@@ -21,10 +21,8 @@ def _idx(array: np.ndarray) -> bytes:
     """An IDX file (the MNIST family's format): magic, sizes, uint8 data."""
     return struct.pack(">HBB", 0, 0x08, array.ndim) + struct.pack(f">{array.ndim}I", *array.shape) + array.tobytes()
 
-
 def _md5(path: Path) -> str:
     return hashlib.md5(path.read_bytes()).hexdigest()
-
 
 def _mnist_like(n_train=60, n_test=20, side=28, seed=0):
     rng = np.random.default_rng(seed)
@@ -32,6 +30,28 @@ def _mnist_like(n_train=60, n_test=20, side=28, seed=0):
             "train-labels-idx1-ubyte": (np.arange(n_train) % 10).astype(np.uint8),
             "t10k-images-idx3-ubyte": rng.integers(0, 256, (n_test, side, side), dtype=np.uint8),
             "t10k-labels-idx1-ubyte": (np.arange(n_test) % 10).astype(np.uint8)}
+
+def _folder(root: Path, classes=("cat", "dog", "owl"), per_class=8, size=(20, 16), mode="L", seed=0) -> Path:
+    from PIL import Image
+
+    rng = np.random.default_rng(seed)
+    for c in classes:
+        (root / c).mkdir(parents=True, exist_ok=True)
+        for i in range(per_class):
+            shape = (size[0], size[1], 3) if mode == "RGB" else size
+            Image.fromarray(rng.integers(0, 256, shape, dtype=np.uint8), mode=mode).save(root / c / f"{i}.png")
+    return root
+
+
+def test_npz_labels_with_a_gap_name_the_labels_found_and_the_missing_classes(tmp_path):
+    rng = np.random.default_rng(0)
+    y = np.array([0, 1, 5] * 40)
+    np.savez(tmp_path / "d.npz", x=rng.random((len(y), 1, 8, 8)).astype("float32"), y=y)
+    with pytest.raises(ValueError) as err:
+        load_dataset(f"npz:{tmp_path / 'd.npz'}", 2, 0, None)
+    message = str(err.value)
+    assert "the training labels are {0, 1, 5}, so classes 2, 3, 4 of 0..5 have no training example" in message
+    assert "renumber the labels 0..C-1 without gaps" in message
 
 
 def test_registry_lists_every_built_in_name_and_takes_new_ones():
@@ -155,18 +175,6 @@ def test_svhn_reads_the_mat_files(tmp_path, monkeypatch):
     d = load_dataset("svhn", labels_per_class=1, seed=0, val_size=5, root=tmp_path)
     assert d.input_shape == (3, 32, 32) and sorted(torch.unique(d.y_test).tolist()) == list(range(10))
     assert int(d.y_test[9]) == 0  # label 10 is the digit 0
-
-
-def _folder(root: Path, classes=("cat", "dog", "owl"), per_class=8, size=(20, 16), mode="L", seed=0) -> Path:
-    from PIL import Image
-
-    rng = np.random.default_rng(seed)
-    for c in classes:
-        (root / c).mkdir(parents=True, exist_ok=True)
-        for i in range(per_class):
-            shape = (size[0], size[1], 3) if mode == "RGB" else size
-            Image.fromarray(rng.integers(0, 256, shape, dtype=np.uint8), mode=mode).save(root / c / f"{i}.png")
-    return root
 
 
 def test_folder_carves_validation_and_test_reproducibly(tmp_path):

@@ -1,36 +1,11 @@
-"""Spline regions, template alignment, figures and the training widget (headless)."""
+"""invlab.viz.plots: the figures, their updates, image rows and the reconstruction PNG."""
 
 import numpy as np
 import plotly.graph_objects as go
 import pytest
 import torch
-import torch.nn as nn
-from conftest import synthetic_task
 
-from invlab.theory.spline import region_ids, template_alignment
 from invlab.viz.plots import bar_chart, image_rows, learning_curves, reconstruction_grid, region_figure, signals_figure
-
-
-def test_region_ids_of_a_single_relu():
-    net = nn.Sequential(nn.Linear(2, 1), nn.ReLU(), nn.Linear(1, 2)).double()
-    with torch.no_grad():
-        net[0].weight.copy_(torch.tensor([[1.0, 0.0]]))
-        net[0].bias.zero_()
-    pts = torch.tensor([[-1.0, 0.0], [-2.0, 3.0], [1.0, 0.0], [2.0, -1.0]], dtype=torch.float64)
-    ids = region_ids(net, pts)
-    assert ids[0] == ids[1] and ids[2] == ids[3] and ids[0] != ids[2]
-
-
-def test_template_alignment_with_optimal_templates():
-    from invlab.theory import optimal_templates
-
-    x = torch.randn(2, 6, dtype=torch.float64)
-    x = x / x.norm(dim=1, keepdim=True)
-    y = torch.tensor([0, 2])
-    A = torch.stack([optimal_templates(x[i], int(y[i]), 3) for i in range(2)])
-    out = template_alignment(A, x, y)
-    torch.testing.assert_close(out["true"], torch.ones(2, dtype=torch.float64))
-    torch.testing.assert_close(out["others"], -torch.ones(2, dtype=torch.float64))
 
 
 def test_reconstruction_grid_pairs_rows():
@@ -58,40 +33,6 @@ def test_figures_are_built_and_updated():
     assert list(bar_chart({"a": 1.0, "b": 2.0}).data[0].y) == [1.0, 2.0]
 
 
-def test_training_app_trains_stops_and_continues():
-    from invlab.viz.widgets import TrainingApp
-
-    task = synthetic_task()
-    app = TrainingApp(lambda lpc, seed: task, steps=4, eval_every=2, labelled_batch=10, unlabelled_batch=10,
-                      background=False)
-    app.widget()
-    app.alpha.value = 0.5
-    app.train_button.click()
-    assert app.trainer.step == 4 and app.trainer.config.alpha == 0.5
-    val = next(t for t in app.curves.data if t.name == "val_accuracy")
-    assert list(val.x) == [2, 4]
-    assert app.recs.data[1].z is not None and "done at step 4" in app.status.value
-    app.steps.value = 6
-    app.train_button.click()  # same settings, more steps: continues
-    assert app.trainer.step == 6 and len(app.trainer.history) == 3
-    app.beta.value = 0.9
-    app.train_button.click()  # new settings: a new run
-    assert app.trainer.step == 6 and app.trainer.history[0]["step"] == 2 and app.trainer.config.beta == 0.9
-
-
-def test_training_app_shows_errors():
-    from invlab.viz.widgets import TrainingApp
-
-    def broken(lpc, seed):
-        raise ValueError("no data here")
-
-    app = TrainingApp(broken, background=False)
-    app.train_button.click()
-    assert "error" in app.status.value and "no data here" in app.status.value
-    with pytest.raises(ValueError, match="no data here"):
-        app.wait()
-
-
 def test_image_rows_draw_no_grid_lines_over_the_digits():
     fig = image_rows({"a": torch.rand(3, 1, 6, 6), "b": torch.rand(3, 1, 6, 6)}, signed=False)
     axes = [fig.layout[k] for k in fig.layout if k.startswith(("xaxis", "yaxis"))]
@@ -109,17 +50,6 @@ def test_image_rows_take_any_number_of_rows_with_the_same_gap():
         return (top[0] - below[1]) * (fig.layout.height - 70)  # the plotting area: height less the margins
 
     assert len(many.data) == 32 and gap_px(many) == pytest.approx(gap_px(few), rel=0.1)
-
-
-def test_slider_labels_fit():
-    """Every slider description fits its label width (about 8 px per character at the default font)."""
-    from invlab.viz.widgets import SLIDER_LABEL_WIDTH, TrainingApp
-
-    app = TrainingApp(lambda per_class, seed: synthetic_task(), steps=1, background=False)
-    width = int(SLIDER_LABEL_WIDTH.removesuffix("px"))
-    for w in (app.alpha, app.beta, app.labels, app.model, app.steps):
-        assert w.style.description_width == SLIDER_LABEL_WIDTH
-        assert 8 * len(w.description) <= width, w.description
 
 
 def test_loss_axis_labels_powers_of_ten_only():
@@ -163,14 +93,3 @@ def test_the_reconstruction_png_is_large_and_names_its_rows(tmp_path):
         band = pixels[centre - 6:centre + 6, : image_left - 4]
         assert (band < 128).any(), f"row {k} has no label"
     assert (pixels[:top, image_left:] < 128).any()  # the title
-
-
-def test_the_training_sliders_are_as_wide_as_the_explorers():
-    """Notebook 6's sliders were ipywidgets' default, about 50 px of track: one pixel jumped
-    several values. Now the explorer's width."""
-    from invlab.viz.widgets import SLIDER_WIDTH, TrainingApp
-
-    app = TrainingApp(lambda per_class, seed: synthetic_task(), steps=1, background=False)
-    assert SLIDER_WIDTH == "440px"
-    for w in (app.alpha, app.beta, app.labels):
-        assert w.layout.width == SLIDER_WIDTH

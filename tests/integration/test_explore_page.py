@@ -37,7 +37,7 @@ if chromium() is None:
     pytest.skip("Debian's chromium is not installed (apt-get install chromium)", allow_module_level=True)
 pytestmark = [pytest.mark.slow, pytest.mark.integration, pytest.mark.xdist_group("jupyterlab")]  # the shared site build
 
-from test_browser import ARTIFACTS  # noqa: E402
+from chromium import ARTIFACTS  # noqa: E402
 
 TOL = 1e-4
 ONE = [(0.5, 0.15 + 0.7 * k / 12) for k in range(13)]  # a vertical bar: a "1"

@@ -4,9 +4,9 @@ from the file system in headless Chromium with every request off the machine ref
 It checks the built site in ``docs/_build/html`` where ``INVLAB_SITE_BUILT=1`` says that
 ``bin/docs`` has just built it from this tree: ``.ci/run`` does both before the test suite, so
 there a missing site fails. Elsewhere it is skipped (a site left by an older ``bin/docs`` would
-be checked instead of the code): run ``bin/docs && INVLAB_SITE_BUILT=1 bin/test tests/test_site.py``.
+be checked instead of the code): run ``bin/docs && INVLAB_SITE_BUILT=1 bin/test tests/integration/test_site.py``.
 The site built without running the lessons is checked on every other run of the suite
-(``tests/test_browser.py``, ``tests/test_docs.py``).
+(``tests/integration/test_notebooks_in_browser.py``, ``tests/test_docs.py``).
 """
 
 from __future__ import annotations
@@ -16,7 +16,7 @@ import os
 from pathlib import Path
 
 import pytest
-from test_browser import ARTIFACTS, ROOT, _browser_page
+from chromium import ARTIFACTS, ROOT, browser_page
 
 SITE = ROOT / "docs" / "_build" / "html"
 LESSONS = sorted(p.stem for p in (ROOT / "notebooks").glob("*.ipynb"))
@@ -33,7 +33,8 @@ def executed_site() -> Path:
     fails); skipped elsewhere."""
     if not os.environ.get("INVLAB_SITE_BUILT"):
         pytest.skip(
-            "checks the site bin/docs has just built: bin/docs && INVLAB_SITE_BUILT=1 bin/test tests/test_site.py"
+            "checks the site bin/docs has just built: "
+            "bin/docs && INVLAB_SITE_BUILT=1 bin/test tests/integration/test_site.py"
         )
     lesson = SITE / "notebooks" / f"{LESSONS[1]}.html"
     if not lesson.exists() or "cell_output" not in lesson.read_text():
@@ -56,7 +57,7 @@ def test_the_built_site_offline_every_page_and_figure_draws():
              "archive": "docs/site/results/archive.html", "explore": "docs/site/explore.html",
              **{nb: f"notebooks/{nb}.html" for nb in LESSONS}}
     drawn, traces, spread = {}, {}, {}
-    with _browser_page("site-built", 1000) as (page, errors):
+    with browser_page("site-built", 1000) as (page, errors):
         console, remote = [], []
         page.on("console", lambda m: console.append(f"{page.url}: {m.text}") if m.type == "error" else None)
 
