@@ -36,13 +36,22 @@ def _check_loadgroup(config):
         )
 
 
+#: Tests that read the real Fashion-MNIST (Debian's dataset-fashion-mnist offline, else a download):
+#: integration tests like those of tests/integration/, which they cannot join (a notebook, a parameter).
+NEEDS_FASHION_MNIST = ("09_your_data.ipynb", "test_a_lesson_network_gives_its_recorded_test_accuracy[fashion-mnist")
+
+
 def pytest_collection_modifyitems(config, items):
     """The notebooks (nbmake) and the benchmark scripts' end-to-end runs are slow: the quick
-    tier, `bin/test -m "not slow"`, leaves them out."""
+    tier, `bin/test -m "not slow"`, leaves them out. What needs a Debian package beyond Python
+    (tests/integration/, the real Fashion-MNIST) is `integration`: `-m "not integration"` leaves
+    it out."""
     for item in items:
         path = str(item.path)
         if path.endswith(".ipynb") or path.endswith("test_benchmarks.py"):
             item.add_marker(pytest.mark.slow)
+        if "integration" in item.path.parts or any(key in item.nodeid for key in NEEDS_FASHION_MNIST):
+            item.add_marker(pytest.mark.integration)
     # Longest first: the xdist workers take tests in this order as they free up, so short
     # tests at the end even out their finishing times (the browser tests, one worker's
     # serial group, before all).
