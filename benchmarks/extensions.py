@@ -9,7 +9,7 @@ Parts (``--parts``, any subset; each is merged into ``--out``, so parts can run 
   constant (0.7, 0.2);
 * ``learned_weights`` — eqs. 14-15: alpha and beta learned by hypergradient from
   (0.7, 0.2), against the constant (0.7, 0.2) of the recipe (the best fixed setting
-  chosen on validation so far: docs/RESULTS.md);
+  chosen on validation so far: docs/site/results/mnist.md);
 * ``clustering`` — alpha = 0, no labels: reconstruction plus the mutual-information
   clustering term, cluster accuracy and NMI on the test set, against k-means on raw
   pixels (``invlab.extensions.cluster``);

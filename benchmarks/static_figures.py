@@ -1,10 +1,11 @@
-"""Static pictures of the interactive figures that ``docs/RESULTS.md`` cites, so that RESULTS shows
-its evidence wherever it is read (a Markdown viewer, a code-hosting site, the documentation site).
+"""Static pictures of the interactive figures that the results pages (``docs/site/results/*.md``)
+cite, so that they show their evidence wherever they are read (a Markdown viewer, a code-hosting
+site, the documentation site).
 
 Each cited figure file ``docs/figures/**/NAME.json`` (:func:`invlab.io.save_figures`: the
 figures' data and layout) is drawn by plotly.js in headless Chromium (Debian's, driven by
 Playwright; plotly.js from the installed plotly package, so no network is needed) and saved as
-``NAME.png`` beside it; RESULTS.md shows the PNG, and the site draws the figure itself.
+``NAME.png`` beside it; the page shows the PNG, and the site draws the figure itself.
 
     python -m benchmarks.static_figures            # every cited figure
     python -m benchmarks.static_figures --check    # exit 1 if a cited figure has no PNG
@@ -20,7 +21,12 @@ import tempfile
 from pathlib import Path
 
 ROOT = Path(__file__).resolve().parents[1]
-RESULTS = ROOT / "docs" / "RESULTS.md"
+STUDIES = ROOT / "docs" / "site" / "results"
+
+
+def studies_text() -> str:
+    """The results pages, one after the other: what the figures are cited from."""
+    return "".join(p.read_text(encoding="utf-8") for p in sorted(STUDIES.glob("*.md")))
 
 
 def cited_figures(text: str) -> list[Path]:
@@ -65,7 +71,7 @@ def main(argv=None) -> int:
     p.add_argument("--check", action="store_true", help="only check that every cited figure has its PNG")
     p.add_argument("--chromium", default=shutil.which("chromium") or shutil.which("chromium-browser"))
     args = p.parse_args(argv)
-    figures = cited_figures(RESULTS.read_text())
+    figures = cited_figures(studies_text())
     if args.check:
         missing = [f for f in figures if not f.with_suffix(".png").exists()]
         for f in missing:

@@ -1,6 +1,6 @@
 #!/usr/bin/env bash
 # Table 2 on one GPU: the twelve topologies x label draws 0-4 with the recipe of
-# docs/RESULTS.md (2000 steps, cosine decay, center-maxabs, class-balance term, the paper's
+# docs/site/results/mnist.md (2000 steps, cosine decay, center-maxabs, class-balance term, the paper's
 # (alpha, beta) and learning rate per topology), within a wall-clock budget.
 #
 #   benchmarks/table2_gpu.sh OUT_DIR [MINUTES] [LANES]

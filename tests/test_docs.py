@@ -68,35 +68,40 @@ def test_the_api_pages_maths_is_rendered_not_typed(site):
     assert "*x.shape[1:]" in text  # a shape in a Returns field, not cut at its colon
 
 
-def test_the_results_page_draws_every_figure_it_cites_with_the_sites_plotly(site):
-    """On the site, RESULTS.md's pictures become the interactive figures themselves, and each
-    figure's own page loads plotly.js from the site, not its CDN."""
+def test_the_results_pages_draw_every_figure_they_cite_with_the_sites_plotly(site):
+    """On the site, the results pages' pictures become the interactive figures themselves, and
+    each figure's own page loads plotly.js from the site, not its CDN."""
     out = site
-    from benchmarks.static_figures import RESULTS, cited_figures
+    from benchmarks.static_figures import STUDIES, cited_figures
 
-    results = (out / "docs" / "RESULTS.html").read_text()
-    figures = cited_figures(RESULTS.read_text())
-    assert results.count('class="invlab-figure"') == len(figures) >= 10
-    assert results.count('class="plotly-graph-div"') >= len(figures) and "cdn.plot.ly" not in results
+    figures, drawn = [], 0
+    for study in sorted(STUDIES.glob("*.md")):
+        cited = cited_figures(study.read_text())
+        html = (out / study.relative_to(ROOT)).with_suffix(".html").read_text()
+        assert html.count('class="invlab-figure"') == len(cited), study.name
+        assert html.count('class="plotly-graph-div"') >= len(cited) and "cdn.plot.ly" not in html, study.name
+        figures += cited
+        drawn += len(cited)
+    assert drawn == len(figures) >= 10
     for figure in figures:
         page = (out / figure.relative_to(ROOT)).with_suffix(".html").read_text()
         assert "cdn.plot.ly" not in page and "_static/plotly.min.js" in page, figure
         assert page.count('class="plotly-graph-div"') == len(load_figures(figure)), figure
 
 
-def test_every_figure_results_cites_has_a_picture_that_results_shows():
-    """RESULTS.md's evidence is seen wherever it is read: each interactive figure it cites is a
-    figure file (its data, no script) with a PNG beside it (python -m benchmarks.static_figures)
-    and RESULTS shows that PNG."""
-    from benchmarks.static_figures import RESULTS, cited_figures
+def test_every_figure_the_results_pages_cite_has_a_picture_that_they_show():
+    """The results' evidence is seen wherever it is read: each interactive figure a results page
+    cites is a figure file (its data, no script) with a PNG beside it (python -m
+    benchmarks.static_figures), and the page shows that PNG."""
+    from benchmarks.static_figures import STUDIES, cited_figures, studies_text
 
-    text = RESULTS.read_text()
-    figures = cited_figures(text)
-    assert len(figures) >= 10
-    for figure in figures:
-        png = figure.with_suffix(".png")
-        assert png.exists() and png.stat().st_size > 5_000, png
-        assert f"]({png.relative_to(ROOT / 'docs').as_posix()})" in text, png
+    assert len(cited_figures(studies_text())) >= 10
+    for study in sorted(STUDIES.glob("*.md")):
+        text = study.read_text()
+        for figure in cited_figures(text):
+            png = figure.with_suffix(".png")
+            assert png.exists() and png.stat().st_size > 5_000, png
+            assert f"](../../{png.relative_to(ROOT / 'docs').as_posix()})" in text, (study.name, png)
         assert load_figures(figure) and "<script" not in figure.read_text(), figure
 
 

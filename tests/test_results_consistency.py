@@ -1,4 +1,5 @@
-"""Every accuracy quoted in README.md and docs/RESULTS.md traces to the results file it names.
+"""Every accuracy quoted in README.md and the site's pages (the findings, the results pages of
+docs/site/results/) traces to the results file it names.
 
 A number written as a percentage with decimals ("95.65 %") or as a mean ± std pair
 ("90.52 ± 4.94") must appear, at the precision printed, among the summary numbers of the
@@ -98,7 +99,7 @@ def test_quoted_accuracies_come_from_the_results_files_named(doc):
 
 def test_a_swapped_digit_is_caught():
     """Swapping the last two digits of quoted figures (94.38 -> 94.83, 98.2 -> 92.8) must fail the check."""
-    text = (ROOT / "docs" / "RESULTS.md").read_text()
+    text = (ROOT / "docs" / "site" / "results" / "mnist.md").read_text()  # the MNIST study
     figures = [m for m in PERCENT.finditer(text) if m.group(1).replace(".", "")[-1] != m.group(1).replace(".", "")[-2]
                and not any(k in text[text.rfind("\n", 0, m.start()):m.end()] for k in PAPER_MARKERS)][:40:4]
     assert len(figures) == 10

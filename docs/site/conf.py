@@ -114,11 +114,13 @@ _INTERACTIVE = r"\(interactive: (docs/figures/[A-Za-z0-9_./-]+\.json)\)"
 
 
 def _cited_figures():
-    """The interactive figures docs/RESULTS.md cites (its text; the pages' images are found in
-    the doctree by :func:`_live_figures`)."""
+    """The interactive figures the results pages cite (their text; the pages' images are found
+    in the doctree by :func:`_live_figures`)."""
+    import glob
     import re
 
-    text = open(os.path.join(_REPO, "docs", "RESULTS.md"), encoding="utf-8").read()
+    text = "".join(open(p, encoding="utf-8").read()
+                   for p in sorted(glob.glob(os.path.join(_REPO, "docs", "site", "results", "*.md"))))
     return sorted(set(re.findall(_INTERACTIVE, text)))
 
 
@@ -134,15 +136,15 @@ def _live_figures(app, doctree, docname):
 
     from invlab.viz.site import figure_file_divs
 
-    if docname != "docs/RESULTS" and not docname.startswith("docs/site/results/"):
-        return  # the Results page and the study pages that include its sections
+    if not docname.startswith("docs/site/results/"):
+        return  # the study pages
     for image in list(doctree.findall(nodes.image)):
         cited = re.search(_INTERACTIVE, image.get("alt", ""))
         if not cited:
             continue
         path = os.path.join(_REPO, cited.group(1))
         if not os.path.exists(path):
-            logging.getLogger(__name__).warning(f"docs/RESULTS.md cites a missing figure: {cited.group(1)}",
+            logging.getLogger(__name__).warning(f"{docname}.md cites a missing figure: {cited.group(1)}",
                                                 location=image)
             continue
         figure = figure_file_divs(path)
