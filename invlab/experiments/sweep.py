@@ -25,7 +25,8 @@ draws 0-4, the recipe), ``grid`` (alpha x beta x draws for smallcnn-mean, the pa
 search, through ``GridSampler``), ``recipe`` (a TPE search over the recipe's options,
 scored on validation accuracy), or a JSON/YAML file::
 
-    {"base": {"model": "smallcnn-mean", "steps": 2000},      # TrainConfig fields
+    {"base": {"model": "smallcnn-mean", "steps": 2000},      # TrainConfig fields (the recommended
+                                                             # recipe unless "recipe": "paper")
      "grid": {"alpha": [0.5, 0.7], "seed": [0, 1, 2]}}       # or:
     {"base": {...}, "search": {"lr": {"low": 0.001, "high": 0.03, "log": true},
                                "schedule": {"choices": ["constant", "cosine"]}}, "seeds": [0]}
@@ -184,14 +185,12 @@ def _serialised(storage):
 # -- spaces -------------------------------------------------------------------------------
 
 def _recipe(**extra) -> dict:
-
     return {**RECOMMENDED, "lr": None, "eval_every": 250, "log_unweighted": False, **extra}
 
 
 def load_space(space: str) -> dict:
     """A space as a dict: ``{"name", "base", "grid" | "search", "seeds"?, "entry"}`` (see the
     module docstring); ``space`` is a name of :data:`SPACES` or a JSON/YAML file."""
-
     if space == "table2":
         return {"name": "table2", "base": _recipe(), "grid": {"model": list(TABLE2), "seed": [0, 1, 2, 3, 4]},
                 "per_model": {m: {"alpha": ab[0], "beta": ab[1]} for m, (_, ab, _) in TABLE2.items()},
@@ -235,7 +234,6 @@ def grid_points(spec: dict) -> list[dict]:
 
 def config_for(spec: dict, params: dict, steps: int | None = None, device: str = "auto"):
     """The :class:`~invlab.train.TrainConfig` of a point of the space."""
-
     if "runs" in spec:  # an explicit list of runs (create_runs)
         fields = {**spec["runs"][params["run"]]["config"], "device": device}
         if steps:
@@ -618,7 +616,6 @@ def trial_table(study) -> list[dict]:
 
 def summarise(study) -> dict[str, dict]:
     """Per entry: validation-selected test accuracy, mean ± std over the completed draws."""
-
     rows: dict[str, list] = {}
     for t in study.get_trials(deepcopy=False):
         if t.state.name == "COMPLETE":
@@ -640,7 +637,6 @@ def summarise(study) -> dict[str, dict]:
 
 
 def markdown(out: dict) -> str:
-
     lines = [f"Study `{out['study']}` ({out['space']}): {out['counts']}", "", markdown_table(
         ["entry", "draws", "test (%) mean ± std, validation-selected", "validation (%)",
          "best test evaluation (%), test-selected, comparison only", "steps", "hardware"],
@@ -667,7 +663,6 @@ def report(study: str, storage: str | None, out: str | os.PathLike, figures: str
 
 
 def _report(st, study: str, out, figures) -> dict:
-
     trials = trial_table(st)
     states = [t["state"] for t in trials]
     complete = [t for t in st.get_trials(deepcopy=False) if t.state.name == "COMPLETE"]
