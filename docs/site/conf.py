@@ -60,11 +60,10 @@ with open(os.path.join(_extra, "index.html"), "w") as _f:
              '<meta http-equiv="refresh" content="0; url=docs/site/index.html">'
              '<a href="docs/site/index.html">invlab documentation</a>\n')
 html_extra_path = [_extra]
+os.environ["INVLAB_DOCS_BUILD"] = "1"  # lessons 8 and 9 read it (invlab.viz.site.building_site): a longer budget
 # The kernels that run the lessons render figures and widgets for a static page (static_render.py, beside
 # this file): they start from an IPython folder whose startup file installs it. Only they inherit it.
 import runpy  # noqa: E402
-
-os.environ["INVLAB_DOCS_BUILD"] = "1"  # lessons 8 and 9 read it (invlab.viz.site.building_site): a longer budget
 
 os.environ["IPYTHONDIR"] = runpy.run_path(os.path.join(os.path.dirname(__file__), "static_render.py"))[
     "kernel_profile"](os.path.join(os.path.dirname(__file__), "..", "_build", "ipython"))

@@ -1,6 +1,6 @@
 """How the lessons render on the documentation site, installed in the kernels that execute
-them for ``bin/docs`` (by :func:`kernel_profile`, which ``conf.py`` calls; nothing in
-``invlab`` knows of the site):
+them for ``bin/docs`` (by :func:`kernel_profile`, which ``conf.py`` calls; ``invlab`` itself
+installs nothing for the site):
 
 * plotly figures are written as ``<div>`` elements without plotly.js (the site loads its own
   copy once for every page: no network, no 4.7 MB per figure; :func:`invlab.viz.site.figure_div`);
@@ -13,6 +13,8 @@ them for ``bin/docs`` (by :func:`kernel_profile`, which ``conf.py`` calls; nothi
 from __future__ import annotations
 
 import os
+
+from invlab.io import atomic_write
 
 LIVE_ONLY = ("<p class='invlab-live-only'><em>Interactive controls here in the live notebook "
              "(JupyterLab): sliders, buttons or a canvas that retrain or redraw the figures below.</em></p>")
@@ -27,10 +29,7 @@ def kernel_profile(ipython_dir: str) -> str:
     code = ("import runpy as _runpy\n"
             f"_runpy.run_path({here!r})['install']()\n"
             "del _runpy\n")
-    path = os.path.join(startup, "00-invlab-site.py")
-    with open(path + ".tmp", "w", encoding="utf-8") as f:
-        f.write(code)
-    os.replace(path + ".tmp", path)
+    atomic_write(os.path.join(startup, "00-invlab-site.py"), lambda p: p.write_text(code, encoding="utf-8"))
     return ipython_dir
 
 

@@ -330,7 +330,6 @@ def create(study: str, storage: str | None, space: str, steps: int | None = None
     if startup_trials is not None:
         spec["startup_trials"] = int(startup_trials)
     if dataset is not None or data_root is not None:
-
         if dataset is not None:
             dataset_entry(dataset)  # a known name, before anything is created
         spec["base"] = {**spec.get("base", {}), **({"dataset": dataset} if dataset else {}),
@@ -420,7 +419,6 @@ class _Objective:
     def __call__(self, trial) -> float:
         optuna = _optuna()
         self.current = trial.number
-
         if "grid" in self.spec and "entry" not in trial.user_attrs:  # enqueued points (and retries) carry it
             # another worker took the last waiting point between our check and our ask
             trial.set_user_attr("failure", "no grid point left to run")
@@ -491,7 +489,6 @@ def work(study: str, storage: str | None, trials: int | None = None, device: str
 def _work(study, st_storage, storage, trials, device, steps, runs_dir, heartbeat, poll) -> int:
     optuna = _optuna()
     from optuna.storages import fail_stale_trials
-
 
     try:
         st = optuna.load_study(study_name=study, storage=st_storage)
@@ -682,7 +679,6 @@ def _report(st, study: str, out, figures) -> dict:
 def write_figures(study, folder: Path) -> list[Path]:
     """History, parameter importances and, when alpha and beta vary, their contour."""
     from optuna import visualization as vis
-
 
     complete = [t for t in study.get_trials(deepcopy=False) if t.state.name == "COMPLETE"]
     if not complete:
