@@ -16,7 +16,11 @@ output             shape       meaning
 ``bias``           (C,)        b[x'], so that f(x') = <A[x'], x'> + b[x'] (eq. 1)
 ``reconstruction`` (*D)        A[x']^T f(x') = sum_c f_c(x') A[x']_c (eq. 5)
 ``pattern``        (P,)        the activation pattern (:meth:`TransposedPass.pattern`)
+``classes``        (K,)        with ``top_k=K`` only: the K most probable classes, whose rows
+                               ``templates`` then holds (K, *D), most probable first
 =================  ==========  ===========================================================
+
+Any input shape (C, H, W) or (C, L), colour or grey, any number of classes.
 
 Autograd's backward operators have no ONNX translation, so the templates come from the
 explicit transposed pass of :mod:`invlab.transposed`, run on the C one-hot cotangents at
@@ -42,6 +46,8 @@ from invlab.transposed import TransposedPass
 #: The graph's input and outputs, in order (a contract: the browser explorer reads these names).
 INPUT = "x"
 OUTPUTS = ("input", "logits", "probabilities", "templates", "bias", "reconstruction", "pattern")
+#: The extra output of a graph exported with ``top_k``: the indices of the rows ``templates`` holds.
+TOP_K_OUTPUT = "classes"
 #: The largest file the browser explorer accepts (bytes).
 MAX_BYTES = 50 * 2**20
 
@@ -54,10 +60,17 @@ class SplineView(nn.Module):
             (B, *D) to logits (B, C).
         preprocess_kind: the checkpoint's input transform (``"none"``, ``"center-maxabs"``,
             ``"standardize"``); default: ``model.preprocess``'s, else none.
+        top_k: keep only the K most probable classes' templates (and output their indices as
+            ``classes``): a network of many classes stays small in the browser. The reconstruction
+            is still A[x']^T f(x') over all classes (one cotangent, f itself).
     """
 
-    def __init__(self, model: nn.Module, preprocess_kind: str | None = None):
+    def __init__(self, model: nn.Module, preprocess_kind: str | None = None, top_k: int | None = None):
         super().__init__()
+        if top_k is not None and (not isinstance(top_k, int) or top_k < 1):
+            raise ValueError(f"top_k must be a positive integer (the number of classes whose templates are kept), "
+                             f"got {top_k!r}")
+        self.top_k = top_k
         self.model = model.eval()
         self.transposed = TransposedPass(model, exportable=True)
         if preprocess_kind is None:
@@ -68,13 +81,26 @@ class SplineView(nn.Module):
         xin = preprocess(x, self.preprocess_kind)  # (1, *D)
         logits, states = self.transposed.forward(xin)  # (1, C)
         classes = logits.shape[1]
-        eye = torch.eye(classes, dtype=x.dtype, device=x.device)  # the C one-hot cotangents
-        A = self.transposed.transpose(eye, states)  # (C, *D): row c is df_c/dx'
         f = logits[0]
+        probabilities = torch.softmax(f, 0)
+        eye = torch.eye(classes, dtype=x.dtype, device=x.device)  # the C one-hot cotangents
+        top = None
+        if self.top_k is not None and self.top_k < classes:
+            top = torch.topk(probabilities, self.top_k).indices  # (K,), most probable first
+            eye = eye.index_select(0, top)  # (K, C)
+        A = self.transposed.transpose(eye, states)  # (K or C, *D): row c is df_c/dx'
         bias = self.transposed.region_bias(states, xin.shape)[0]  # (C,): the region's map at 0
-        rec = (f.view(classes, *[1] * (A.dim() - 1)) * A).sum(0)  # (*D)
+        if top is None:  # every row at hand: A^T f = sum_c f_c A_c
+            rec = (f.view(classes, *[1] * (A.dim() - 1)) * A).sum(0)  # (*D)
+        else:  # a few rows only: A^T f as one more transposed pass, f itself the cotangent
+            rec = self.transposed.transpose(logits, states)[0]  # (*D)
         pattern = self.transposed.pattern(states)[0]  # (P,)
-        return xin[0], f, torch.softmax(f, 0), A, bias, rec, pattern
+        outputs = (xin[0], f, probabilities, A, bias, rec, pattern)
+        if self.top_k is not None:
+            if top is None:
+                top = torch.arange(classes, device=x.device)
+            outputs += (top,)
+        return outputs
 
 
 def input_shape_of(model: nn.Module) -> tuple[int, ...]:
@@ -85,7 +111,7 @@ def input_shape_of(model: nn.Module) -> tuple[int, ...]:
 
 
 def to_onnx(model: nn.Module, path: str | Path, input_shape: tuple[int, ...] | None = None,
-            preprocess_kind: str | None = None, metadata: dict | None = None) -> Path:
+            preprocess_kind: str | None = None, metadata: dict | None = None, top_k: int | None = None) -> Path:
     """Write ``model``'s spline view (:class:`SplineView`) to ``path`` as one ONNX graph.
 
     Args:
@@ -96,21 +122,27 @@ def to_onnx(model: nn.Module, path: str | Path, input_shape: tuple[int, ...] | N
         preprocess_kind: see :class:`SplineView`.
         metadata: extra string entries of the graph's ``metadata_props`` (class names,
             data set, accuracy); ``invlab`` records the input shape and output names.
+        top_k: see :class:`SplineView` (adds the output ``classes``).
 
     Returns:
         The path written.
     """
     import onnx
 
-    view = SplineView(model, preprocess_kind)  # refuses an unsupported layer here
+    view = SplineView(model, preprocess_kind, top_k)  # refuses an unsupported layer here
     shape = tuple(input_shape) if input_shape is not None else input_shape_of(model)
+    if len(shape) not in (2, 3) or not all(isinstance(v, int) and v > 0 for v in shape):
+        raise ValueError(f"input_shape must be one example's (C, H, W) or (C, L) in positive integers, got {shape}")
     example = torch.rand(1, *shape)
+    with torch.no_grad():
+        view(example)  # a network that cannot run at this shape fails here, before the exporter
+    outputs = list(OUTPUTS) + ([TOP_K_OUTPUT] if top_k is not None else [])
     with warnings.catch_warnings(), torch.no_grad():
         warnings.simplefilter("ignore")  # the exporter's chatter about its own internals
         program = torch.onnx.export(view, (example,), dynamo=True, input_names=[INPUT],
-                                    output_names=list(OUTPUTS), optimize=True, verbose=False)
+                                    output_names=outputs, optimize=True, verbose=False)
     proto = program.model_proto
-    props = {"invlab.input_shape": json.dumps(list(shape)), "invlab.outputs": json.dumps(list(OUTPUTS)),
+    props = {"invlab.input_shape": json.dumps(list(shape)), "invlab.outputs": json.dumps(outputs),
              "invlab.preprocess": view.preprocess_kind, **{k: str(v) for k, v in (metadata or {}).items()}}
     onnx.helper.set_model_props(proto, props)
     return atomic_write(path, lambda tmp: onnx.save(proto, str(tmp)))
@@ -144,4 +176,5 @@ def run_onnx(path: str | Path, x: torch.Tensor) -> dict[str, torch.Tensor]:
     return {o.name: torch.from_numpy(v) for o, v in zip(session.get_outputs(), values)}
 
 
-__all__ = ["INPUT", "OUTPUTS", "SplineView", "export_checkpoint", "export_loaded", "run_onnx", "to_onnx"]
+__all__ = ["INPUT", "OUTPUTS", "TOP_K_OUTPUT", "SplineView", "export_checkpoint", "export_loaded", "run_onnx",
+           "to_onnx"]

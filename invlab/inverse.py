@@ -116,7 +116,8 @@ def forward_inverse(model: nn.Module, x: torch.Tensor, create_graph: bool | None
         from invlab.transposed import transposed_pass
 
         with torch.set_grad_enabled(create_graph):
-            return transposed_pass(model)(x)  # (B, C) logits, (B, *D) = A[x]^T f(x)
+            # strict: a network it cannot take is refused by name (method="auto" falls back to autograd)
+            return transposed_pass(model, strict=True)(x)  # (B, C) logits, (B, *D) = A[x]^T f(x)
     with torch.enable_grad():
         if method == "func":
             logits, vjp_fn = torch.func.vjp(model, x)  # (B, C); parameters stay in the outer graph
@@ -183,7 +184,7 @@ def forward_layer_reconstructions(model: nn.Module, x: torch.Tensor, layers, cre
     if resolve_method(model, method) == "transposed":
         from invlab.transposed import transposed_pass
 
-        tp = transposed_pass(model)
+        tp = transposed_pass(model, strict=True)
         nodes = tp.node_names(names)
         if nodes is not None:
             with torch.set_grad_enabled(create_graph):
