@@ -109,21 +109,29 @@ class AvgPool(Rule):
         kernel = ops.as_tuple(opts["kernel"], n)
         stride = ops.as_tuple(opts["stride"] or opts["kernel"], n)
         padding = ops.as_tuple(opts["padding"], n)
-        out = step.call(args, kwargs)
         uniform = (not opts["ceil_mode"] and opts["divisor"] is None
                    and (opts["count_include_pad"] or not any(padding)))
-        scale = None
-        if not uniform:
-            if opts["divisor"] is not None:
-                axes = [[1.0] * o for o in out.shape[2:]]
-                axes[0] = [1.0 / opts["divisor"]] * out.shape[2]
-            else:
-                axes = ops.avg_pool_scale(h.shape[2:], out.shape[2:], kernel, stride, padding,
-                                          opts["count_include_pad"], None)
-            scale = torch.tensor(axes[0], dtype=h.dtype, device=h.device)
-            if n == 2:
-                scale = scale[:, None] * torch.tensor(axes[1], dtype=h.dtype, device=h.device)[None, :]
+        if uniform:
+            return step.call(args, kwargs), (tuple(h.shape), kernel, stride, padding, None)
+        out_size = tuple(ops.pool_windows(h.shape[2 + i], kernel[i], stride[i], padding[i], opts["ceil_mode"])
+                         for i in range(n))
+        if opts["divisor"] is not None:
+            axes = [[1.0] * o for o in out_size]
+            axes[0] = [1.0 / opts["divisor"]] * out_size[0]
+        else:
+            axes = ops.avg_pool_scale(h.shape[2:], out_size, kernel, stride, padding, opts["count_include_pad"], None)
+        scale = torch.tensor(axes[0], dtype=h.dtype, device=h.device)
+        if n == 2:
+            scale = scale[:, None] * torch.tensor(axes[1], dtype=h.dtype, device=h.device)[None, :]
+        # ONNX's AveragePool has no divisor_override and counts ceil_mode's windows its own way
+        out = ops.avg_pool(h, kernel, stride, padding, out_size, scale) if tp.exportable else step.call(args, kwargs)
         return out, (tuple(h.shape), kernel, stride, padding, scale)
+
+    def frozen(self, step, xs, args, kwargs, state, bias, tp):
+        shape, kernel, stride, padding, scale = state
+        if scale is not None and tp.exportable:
+            return ops.avg_pool(xs[0], kernel, stride, padding, tuple(scale.shape), scale)
+        return step.call(args, kwargs)
 
     def transpose(self, step, g, state, tp):
         shape, kernel, stride, padding, scale = state
@@ -315,8 +323,12 @@ class AdaptiveMaxPool(MaxPool):
     def forward(self, step, xs, args, kwargs, tp):
         h = xs[0]
         size = step.module.output_size if step.module is not None else step.arg(args, kwargs, 1, "output_size")
-        pool = F.adaptive_max_pool2d if h.dim() == 4 else F.adaptive_max_pool1d
-        out, idx = pool(h, size, return_indices=True)
+        size = tuple(h.shape[2 + i] if s is None else s for i, s in enumerate(ops.as_tuple(size, h.dim() - 2)))
+        if tp.exportable:  # ONNX has no adaptive max pooling: the windows gathered, their max taken
+            out, idx = ops.adaptive_max(h, size)
+        else:
+            pool = F.adaptive_max_pool2d if h.dim() == 4 else F.adaptive_max_pool1d
+            out, idx = pool(h, size, return_indices=True)
         return out, (idx, h, None)
 
     def transpose(self, step, g, state, tp):
@@ -529,7 +541,7 @@ class Sum(Rule):
 
 
 class Scale(Rule):
-    kind, summary = "scale", "a product or division by a constant (3.0 * x, x / 2, a fixed tensor)"
+    kind, summary, inputs = "scale", "a product or division by a constant (3.0 * x, x / 2, a fixed tensor)", None
 
     def check(self, step, tp):
         if len(step.inputs) != 1 or sum(isinstance(a, Ref) and a.name == step.inputs[0] for a in step.args) != 1:

@@ -118,6 +118,22 @@ def avg_pool_scale(in_size, out_size, kernel, stride, padding, count_include_pad
     return scales
 
 
+def avg_pool(h: torch.Tensor, kernel, stride, padding, out_size, scale: torch.Tensor) -> torch.Tensor:
+    """Average pooling with any divisors as a sum over each window (a depthwise convolution with a
+    kernel of ones on the zero-padded input) times ``scale`` (*out): PyTorch's windows and divisors
+    exactly, where ONNX's AveragePool counts ceil_mode's windows and divisors its own way."""
+    n, c = h.dim() - 2, h.shape[1]
+    pad = []
+    for i in reversed(range(n)):
+        extra = max(0, (out_size[i] - 1) * stride[i] + kernel[i] - (h.shape[2 + i] + 2 * padding[i]))
+        pad += [padding[i], padding[i] + extra]
+    conv = F.conv2d if n == 2 else F.conv1d
+    sums = conv(F.pad(h, pad), h.new_ones((c, 1, *kernel)), None, stride, 0, 1, c)
+    for i in range(n):
+        sums = sums.narrow(2 + i, 0, out_size[i])
+    return sums * scale
+
+
 def avg_pool_transpose(g: torch.Tensor, in_size, kernel, stride, padding, scale: torch.Tensor) -> torch.Tensor:
     """The transpose of an average pooling with any divisors (``scale`` (*out), 1/divisor per window):
     each window's cotangent, divided, spread over the window by a depthwise transposed convolution with
@@ -159,6 +175,32 @@ def adaptive_avg_transpose(g: torch.Tensor, in_size: tuple[int, ...]) -> torch.T
     if g.dim() == 3:
         return g @ adaptive_matrix(in_size[0], g.shape[2], g)
     return adaptive_matrix(in_size[0], g.shape[2], g).t() @ g @ adaptive_matrix(in_size[1], g.shape[3], g)
+
+
+def adaptive_windows(in_size: tuple[int, ...], out_size: tuple[int, ...]) -> list[list[int]]:
+    """Per output cell (row-major), the flat input positions of its adaptive window (row-major)."""
+    def axis(size, out):
+        return [range((i * size) // out, -(-((i + 1) * size) // out)) for i in range(out)]
+
+    if len(in_size) == 1:
+        return [list(r) for r in axis(in_size[0], out_size[0])]
+    width = in_size[1]
+    return [[r * width + c for r in rows for c in cols]
+            for rows in axis(in_size[0], out_size[0]) for cols in axis(in_size[1], out_size[1])]
+
+
+def adaptive_max(h: torch.Tensor, out_size: tuple[int, ...]) -> tuple[torch.Tensor, torch.Tensor]:
+    """Adaptive max pooling and its flat indices from gathers and a max (ONNX has no such operator):
+    each window's inputs padded to the longest window with -inf; ties go to the first, as PyTorch's."""
+    windows = adaptive_windows(tuple(h.shape[2:]), out_size)
+    plane = math.prod(h.shape[2:])
+    longest = max(len(w) for w in windows)
+    table = torch.tensor([w + [plane] * (longest - len(w)) for w in windows], device=h.device)  # (O, K)
+    flat = torch.cat([h.flatten(2), h.new_full((*h.shape[:2], 1), float("-inf"))], 2)  # (B, C, P + 1)
+    values = flat.index_select(2, table.flatten()).view(*h.shape[:2], *table.shape)  # (B, C, O, K)
+    out, k = values.max(dim=3)  # (B, C, O)
+    idx = table.expand(*h.shape[:2], -1, -1).gather(3, k.unsqueeze(3)).squeeze(3)  # (B, C, O)
+    return out.view(*h.shape[:2], *out_size), idx.view(*h.shape[:2], *out_size)
 
 
 def scatter_to_indices(g: torch.Tensor, idx: torch.Tensor, in_size: tuple[int, ...]) -> torch.Tensor:
