@@ -74,24 +74,52 @@ def _parser() -> argparse.ArgumentParser:
         "export",
         help="a network's spline view (templates, reconstruction, activation pattern) as one "
         "ONNX graph, for the site's explorer or any ONNX runtime",
-        description="Write the network of CHECKPOINT (or a lesson network) as one ONNX graph: input x, one "
-        "raw example (1, C, H, W); outputs input, logits, probabilities, templates, bias, "
-        "reconstruction, pattern (see invlab.export). Drop the file on the site's Explore page.",
+        description="Write the network of CHECKPOINT (or a lesson network, or a network of your own with "
+        "--model-file) as one ONNX graph: input x, one raw example (1, C, H, W) or (1, C, L); outputs input, "
+        "logits, probabilities, templates, bias, reconstruction, pattern (and classes with --top-k; see "
+        "invlab.export). Drop the file on the site's Explore page. A layer that is not piecewise affine is "
+        "refused by name before anything is written.",
+        epilog="example (a torchvision ResNet-18 of your own):\n"
+               "  invlab export --model-file nets.py:resnet18 --weights resnet18.pt --input-shape 3 32 32 \\\n"
+               "      --class-names plane,car,bird,cat,deer,dog,frog,horse,ship,truck --onnx resnet18.onnx",
+        formatter_class=argparse.RawDescriptionHelpFormatter,
     )
     e.add_argument("checkpoint", nargs="?", default=None, metavar="CHECKPOINT",
                    help="a checkpoint.pt written by invlab train (or give --lesson)")
     e.add_argument("--lesson", default=None, metavar="MODEL", help="a lesson network instead: smallcnn-mean, "
                                                                    "smallcnn-max or smallucnn (with --dataset)")
     e.add_argument("--dataset", default="mnist", metavar="NAME", help="the lesson network's data set (default mnist)")
+    e.add_argument("--model-file", default=None, metavar="FILE.py:FACTORY",
+                   help="a network invlab never trained: FACTORY() in FILE.py returns the nn.Module (offered "
+                        "input_shape and, with --class-names, num_classes), as for invlab train --model-file")
+    e.add_argument("--weights", default=None, metavar="STATE_DICT.pt",
+                   help="with --model-file: its weights, torch.save(model.state_dict(), FILE) (read with "
+                        "weights_only=True)")
+    e.add_argument("--input-shape", type=int, nargs="+", default=None, metavar="N",
+                   help="with --model-file: one example's shape, C H W (images) or C L (signals)")
+    e.add_argument("--class-names", default=None, metavar="a,b,...",
+                   help="with --model-file: the classes' names, comma-separated (recorded in the graph)")
+    e.add_argument("--top-k", type=int, default=None, metavar="K",
+                   help="keep the templates of the K most probable classes only (a network of many classes); "
+                        "adds the output classes")
     e.add_argument("--onnx", required=True, metavar="OUT.onnx", help="the file to write")
     return p
 
 
 def _export(args) -> int:
-    from invlab.export import export_checkpoint
+    from invlab.export import export_checkpoint, export_model_file
 
-    if (args.checkpoint is None) == (args.lesson is None):
-        raise ValueError("give a CHECKPOINT or --lesson MODEL (one of them)")
+    if sum(v is not None for v in (args.checkpoint, args.lesson, args.model_file)) != 1:
+        raise ValueError("give a CHECKPOINT, --lesson MODEL or --model-file FILE.py:FACTORY (one of them)")
+    if args.model_file is None and any(v is not None for v in (args.weights, args.input_shape, args.class_names)):
+        raise ValueError("--weights, --input-shape and --class-names go with --model-file (a checkpoint records them)")
+    if args.model_file is not None:
+        if args.input_shape is None or len(args.input_shape) not in (2, 3):
+            raise ValueError("--model-file needs --input-shape C H W (images) or C L (signals)")
+        names = [n.strip() for n in args.class_names.split(",")] if args.class_names else None
+        path = export_model_file(args.model_file, args.onnx, tuple(args.input_shape), args.weights, names, args.top_k)
+        print(f"{path}  ({path.stat().st_size / 1e6:.2f} MB): open the site's Explore page and drop it there")
+        return 0
     if args.lesson is not None:
         from invlab.lessons import lesson_checkpoint
 
@@ -100,7 +128,7 @@ def _export(args) -> int:
         checkpoint = Path(args.checkpoint)
         if not checkpoint.is_file():
             raise FileNotFoundError(f"{checkpoint} does not exist (a checkpoint.pt written by invlab train)")
-    path = export_checkpoint(checkpoint, args.onnx)
+    path = export_checkpoint(checkpoint, args.onnx, top_k=args.top_k)
     print(f"{path}  ({path.stat().st_size / 1e6:.2f} MB): open the site's Explore page and drop it there")
     return 0
 

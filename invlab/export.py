@@ -148,21 +148,89 @@ def to_onnx(model: nn.Module, path: str | Path, input_shape: tuple[int, ...] | N
     return atomic_write(path, lambda tmp: onnx.save(proto, str(tmp)))
 
 
-def export_loaded(model: nn.Module, path: str | Path) -> Path:
+def export_loaded(model: nn.Module, path: str | Path, top_k: int | None = None) -> Path:
     """A network as :func:`~invlab.train.load_model` returns it (its preprocessing and data set
     record attached) as one ONNX graph, with its data set and class names as metadata."""
     info = getattr(model, "data_info", None) or {}
     meta = {"invlab.dataset": info.get("dataset", ""), "invlab.class_names": json.dumps(info.get("class_names") or [])}
     return to_onnx(model, path, input_shape=tuple(info["input_shape"]) if "input_shape" in info else None,
-                   metadata=meta)
+                   metadata=meta, top_k=top_k)
 
 
-def export_checkpoint(checkpoint: str | Path, path: str | Path) -> Path:
+def export_checkpoint(checkpoint: str | Path, path: str | Path, top_k: int | None = None) -> Path:
     """``invlab export CHECKPOINT --onnx PATH``: the checkpoint's network (its best weights,
     its preprocessing) as one ONNX graph (:func:`export_loaded`)."""
     from invlab.train import load_model
 
-    return export_loaded(load_model(checkpoint), path)
+    return export_loaded(load_model(checkpoint), path, top_k=top_k)
+
+
+def load_state_dict_file(model: nn.Module, weights: str | Path) -> nn.Module:
+    """Load a state dict saved with ``torch.save(model.state_dict(), FILE)`` into ``model``, safely
+    (``weights_only=True``); a file that does not fit is refused naming the first key that differs."""
+    from invlab.io import load_torch
+
+    weights = Path(weights)
+    if not weights.is_file():
+        raise FileNotFoundError(f"--weights {weights}: the file does not exist")
+    try:
+        state = load_torch(weights)
+    except Exception as err:  # noqa: BLE001 (torch.load's refusals: not a zip, a pickled class, ...)
+        raise ValueError(f"--weights {weights}: not a state dict torch.load(weights_only=True) can read "
+                         f"({str(err).splitlines()[0]})") from None
+    if not isinstance(state, dict) or not all(isinstance(v, torch.Tensor) for v in state.values()):
+        raise ValueError(f"--weights {weights}: expected a state dict (torch.save(model.state_dict(), FILE)), "
+                         f"got a {type(state).__name__} of other things")
+    expected = model.state_dict()
+    for key, value in expected.items():
+        if key not in state:
+            raise ValueError(f"--weights {weights}: key {key!r} of the network is missing from the file")
+        if tuple(state[key].shape) != tuple(value.shape):
+            raise ValueError(f"--weights {weights}: key {key!r} has shape {tuple(state[key].shape)} in the file but "
+                             f"{tuple(value.shape)} in the network")
+    extra = [k for k in state if k not in expected]
+    if extra:
+        raise ValueError(f"--weights {weights}: key {extra[0]!r} of the file is not in the network")
+    model.load_state_dict(state)
+    return model
+
+
+def export_model_file(spec: str, path: str | Path, input_shape: tuple[int, ...], weights: str | Path | None = None,
+                      class_names: list[str] | None = None, top_k: int | None = None) -> Path:
+    """``invlab export --model-file FILE.py:FACTORY``: a network invlab never trained, built by the
+    factory (the convention of ``invlab train --model-file``; it is offered ``input_shape`` and, with
+    class names, ``num_classes``), its weights from a state dict, exported by :func:`to_onnx` with
+    the class names in the graph's metadata."""
+    import inspect
+
+    from invlab.models.custom import load_factory
+
+    factory, _ = load_factory(spec)
+    params = inspect.signature(factory).parameters
+    takes_all = any(p.kind == p.VAR_KEYWORD for p in params.values())
+    offered = {"input_shape": tuple(input_shape)}
+    if class_names:
+        offered["num_classes"] = len(class_names)
+    elif "num_classes" in params and params["num_classes"].default is inspect.Parameter.empty:
+        raise ValueError(f"--model-file {spec!r}: {factory.__name__}() needs num_classes: give --class-names")
+    model = factory(**{k: v for k, v in offered.items() if takes_all or k in params})
+    if not isinstance(model, nn.Module):
+        raise TypeError(f"--model-file {spec!r}: {factory.__name__}() returned a {type(model).__name__}, "
+                        "not a torch.nn.Module")
+    if weights is not None:
+        load_state_dict_file(model, weights)
+    model.eval()
+    with torch.no_grad():
+        try:
+            classes = model(torch.zeros(1, *input_shape)).shape[-1]
+        except Exception as err:  # noqa: BLE001 (the user's forward, whatever it raises)
+            raise ValueError(f"--model-file {spec!r}: the network does not run on an input of shape "
+                             f"{tuple(input_shape)} ({str(err).splitlines()[0]}); check --input-shape") from None
+    if class_names and len(class_names) != classes:
+        raise ValueError(f"--class-names: {len(class_names)} names for a network of {classes} classes")
+    meta = {"invlab.dataset": "", "invlab.class_names": json.dumps(list(class_names or [])),
+            "invlab.model_file": Path(spec.rpartition(":")[0]).name + ":" + spec.rpartition(":")[2]}
+    return to_onnx(model, path, input_shape=tuple(input_shape), preprocess_kind="none", metadata=meta, top_k=top_k)
 
 
 def run_onnx(path: str | Path, x: torch.Tensor) -> dict[str, torch.Tensor]:
@@ -176,5 +244,5 @@ def run_onnx(path: str | Path, x: torch.Tensor) -> dict[str, torch.Tensor]:
     return {o.name: torch.from_numpy(v) for o, v in zip(session.get_outputs(), values)}
 
 
-__all__ = ["INPUT", "OUTPUTS", "TOP_K_OUTPUT", "SplineView", "export_checkpoint", "export_loaded", "run_onnx",
-           "to_onnx"]
+__all__ = ["INPUT", "OUTPUTS", "TOP_K_OUTPUT", "SplineView", "export_checkpoint", "export_loaded", "export_model_file",
+           "load_state_dict_file", "run_onnx", "to_onnx"]

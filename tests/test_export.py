@@ -206,3 +206,83 @@ def test_the_cli_exports_a_lesson_network_and_refuses_a_missing_checkpoint(tmp_p
     assert main(["export", str(tmp_path / "missing.pt"), "--onnx", str(tmp_path / "x.onnx")]) == 2
     assert "does not exist" in capsys.readouterr().err
     assert main(["export", "--onnx", str(tmp_path / "x.onnx")]) == 2
+
+
+NETS_PY = '''
+import torch
+import torch.nn as nn
+import torch.nn.functional as F
+
+
+class Small(nn.Module):
+    def __init__(self, num_classes):
+        super().__init__()
+        self.conv, self.bn = nn.Conv2d(3, 4, 3, padding=1), nn.BatchNorm2d(4)
+        self.fc = nn.Linear(4 * 4 * 4, num_classes)
+
+    def forward(self, x):
+        h = F.max_pool2d(F.relu(self.bn(self.conv(x))), 2)
+        return self.fc(h.view(h.size(0), -1))
+
+
+def small(num_classes, input_shape):
+    return Small(num_classes)
+
+
+def three():
+    return Small(3)
+
+
+def swishy(num_classes=3):
+    return nn.Sequential(nn.Conv2d(3, 2, 3), nn.SiLU(), nn.Flatten(), nn.LazyLinear(num_classes))
+'''
+
+
+def test_the_cli_exports_a_network_invlab_never_trained(tmp_path, capsys):
+    import importlib.util
+    import json
+
+    import onnx
+
+    from invlab.cli import main
+
+    nets = tmp_path / "nets.py"
+    nets.write_text(NETS_PY)
+    spec = importlib.util.spec_from_file_location("nets_under_test", nets)
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    torch.manual_seed(3)
+    trained = module.small(3, (3, 8, 8))
+    trained.bn.running_mean.uniform_(-0.5, 0.5)
+    trained.bn.running_var.uniform_(0.5, 1.5)
+    torch.save(trained.state_dict(), tmp_path / "small.pt")
+    out = tmp_path / "small.onnx"
+    args = ["export", "--model-file", f"{nets}:small", "--weights", str(tmp_path / "small.pt"), "--input-shape",
+            "3", "8", "8", "--class-names", "cat,dog,bird", "--onnx", str(out)]
+    assert main(args) == 0, capsys.readouterr().err
+    props = {p.key: p.value for p in onnx.load(str(out)).metadata_props}
+    assert json.loads(props["invlab.class_names"]) == ["cat", "dog", "bird"]
+    x = torch.rand(1, 3, 8, 8)
+    assert close(run_onnx(out, x)["logits"], trained.eval()(x)[0]) < TOL  # the file's weights, not fresh ones
+    A, _ = templates(trained, x)
+    assert close(run_onnx(out, x)["templates"], A[0]) < TOL
+
+    def refused(extra_args, message, target="refused.onnx"):
+        capsys.readouterr()
+        assert main(extra_args + ["--onnx", str(tmp_path / target)]) == 2
+        err = capsys.readouterr().err
+        assert message in err and err.count("\n") == 1, err
+        assert not (tmp_path / target).exists()
+
+    torch.save(module.small(5, (3, 8, 8)).state_dict(), tmp_path / "five.pt")
+    base = ["export", "--model-file", f"{nets}:small", "--input-shape", "3", "8", "8", "--class-names", "a,b,c"]
+    refused(base + ["--weights", str(tmp_path / "five.pt")], "key 'fc.weight' has shape (5, 64) in the file")
+    torch.save({"conv.weight": torch.zeros(4, 3, 3, 3)}, tmp_path / "partial.pt")
+    refused(base + ["--weights", str(tmp_path / "partial.pt")], "key 'conv.bias' of the network is missing")
+    (tmp_path / "notes.pt").write_text("not a tensor file")
+    refused(base + ["--weights", str(tmp_path / "notes.pt")], "not a state dict")
+    refused(["export", "--model-file", f"{nets}:swishy", "--input-shape", "3", "8", "8"], "(SiLU)")
+    refused(["export", "--model-file", f"{nets}:small", "--input-shape", "3", "8", "8"], "give --class-names")
+    refused(["export", "--model-file", f"{nets}:three", "--input-shape", "3", "8", "8", "--class-names", "a,b"],
+            "2 names for a network of 3 classes")
+    refused(["export", "--model-file", f"{nets}:small", "--class-names", "a,b,c"], "--input-shape C H W")
