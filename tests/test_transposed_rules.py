@@ -386,3 +386,18 @@ def test_a_colour_network_exports_its_top_k_classes(tmp_path):
     with pytest.raises(ValueError, match="top_k must be a positive integer"):
         to_onnx(model, tmp_path / "bad.onnx", input_shape=(3, 32, 32), top_k=0)
     assert not (tmp_path / "bad.onnx").exists()
+
+
+def test_the_guide_lists_what_the_rules_take():
+    from pathlib import Path
+
+    from invlab.transposed.kinds import Conv  # noqa: F401 (the built-in rules, without the test's own)
+    from invlab.transposed.rules import _REGISTRY
+
+    text = (Path(__file__).parents[1] / "docs/site/your_data.md").read_text()
+    block = text.split("<!-- supported-layers:begin -->\n")[1].split("\n<!-- supported-layers:end -->")[0]
+    builtin = supported_markdown().splitlines()
+    own = {f"| {e.rule.kind} |" for e in _REGISTRY if e.rule.__module__ != "invlab.transposed.kinds"}
+    expected = "\n".join(line for line in builtin if not any(line.startswith(k) for k in own))
+    assert block == expected, ("docs/site/your_data.md's table differs from the rules: paste "
+                               "invlab.transposed.supported_markdown() between its supported-layers markers")

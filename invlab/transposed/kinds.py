@@ -15,6 +15,7 @@ import operator
 import torch
 import torch.nn as nn
 import torch.nn.functional as F
+from torchvision.ops import FrozenBatchNorm2d
 
 from invlab.models.layers import LocalWinnerTakesAll
 from invlab.transposed import ops
@@ -88,6 +89,16 @@ class BatchNorm(Rule):
     def frozen(self, step, xs, args, kwargs, state, bias, tp):
         scale, shift = self.scale_shift(step.module, xs[0])
         return xs[0] * scale + shift if bias else xs[0] * scale
+
+
+class FrozenBatchNorm(BatchNorm):
+    kind, summary = "frozen batch norm", "torchvision.ops.FrozenBatchNorm2d: never uses batch statistics"
+
+    def check(self, step, tp):
+        return None
+
+    def forward(self, step, xs, args, kwargs, tp):
+        return step.call(args, kwargs), None
 
 
 class AvgPool(Rule):
@@ -566,6 +577,7 @@ class Scale(Rule):
 register(Conv(), modules=(nn.Conv1d, nn.Conv2d))
 register(Dense(), modules=(nn.Linear,))
 register(BatchNorm(), modules=(nn.BatchNorm1d, nn.BatchNorm2d))
+register(FrozenBatchNorm(), modules=(FrozenBatchNorm2d,))
 register(AvgPool(), modules=(nn.AvgPool1d, nn.AvgPool2d), functions=(F.avg_pool1d, F.avg_pool2d))
 register(AdaptiveAvgPool(), modules=(nn.AdaptiveAvgPool1d, nn.AdaptiveAvgPool2d),
          functions=(F.adaptive_avg_pool1d, F.adaptive_avg_pool2d))
@@ -591,6 +603,6 @@ register(Split(), functions=(torch.chunk, torch.split), methods=("chunk", "split
 register(Part(), functions=(operator.getitem,))
 register(Reduce(), functions=(torch.mean, torch.sum), methods=("mean", "sum"))
 register(Sum(), functions=(operator.add, operator.sub, operator.iadd, operator.isub, operator.neg, torch.add,
-                           torch.sub, torch.neg), methods=("add", "sub", "neg", "rsub"))
+                           torch.sub, torch.neg), methods=("add", "sub", "neg"))
 register(Scale(), functions=(operator.mul, operator.truediv, operator.imul, operator.itruediv, torch.mul, torch.div),
          methods=("mul", "div"))

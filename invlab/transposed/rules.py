@@ -142,12 +142,24 @@ def rule_of_node(node: fx.Node) -> Rule | None:
         return None
 
 
+_SYMBOLS = {"add": "a + b", "sub": "a - b", "iadd": "a += b", "isub": "a -= b", "neg": "-a", "mul": "a * c",
+            "truediv": "a / c", "imul": "a *= c", "itruediv": "a /= c", "getitem": "parts[i]"}
+
+
 def _name(f) -> str:
-    module = getattr(f, "__module__", None) or ""
-    prefix = {"torch.nn.functional": "F.", "torch": "torch.", "_operator": "", "operator": ""}.get(module, "")
-    if module.startswith("torch._C") or module == "" and hasattr(torch, getattr(f, "__name__", "")):
-        prefix = "torch."
-    return prefix + getattr(f, "__name__", str(f))
+    """How a user writes the call: ``F.relu``, ``torch.cat``, ``a + b``."""
+    import operator
+
+    import torch.nn.functional as F
+
+    name = getattr(f, "__name__", str(f))
+    if getattr(operator, name, None) is f:
+        return _SYMBOLS.get(name, name)
+    if getattr(F, name, None) is f:
+        return f"F.{name}"
+    if getattr(torch, name, None) is f:
+        return f"torch.{name}"
+    return name
 
 
 def supported() -> list[dict]:
@@ -156,7 +168,7 @@ def supported() -> list[dict]:
     for e in _REGISTRY:
         rows.append({"kind": e.rule.kind, "summary": e.rule.summary,
                      "modules": [m.__name__ for m in e.modules],
-                     "functions": sorted({_name(f) for f in e.functions}),
+                     "functions": list(dict.fromkeys(_name(f) for f in e.functions)),
                      "methods": [f"x.{m}()" for m in e.methods]})
     return rows
 
