@@ -305,8 +305,11 @@ class MaxPool(Rule):
             ceil = step.arg(args, kwargs, 5, "ceil_mode", False)
         n = h.dim() - 2
         opts = (ops.as_tuple(k, n), ops.as_tuple(s or k, n), ops.as_tuple(p, n), ops.as_tuple(d, n), bool(ceil))
-        pool = F.max_pool2d if n == 2 else F.max_pool1d
-        out, idx = pool(h, *opts[:4], ceil_mode=opts[4], return_indices=True)
+        if tp.exportable and (opts[4] or any(opts[2])):  # ONNX's MaxPool: its own ceil_mode windows and ties
+            out, idx = ops.max_pool(h, *opts[:4], opts[4])
+        else:
+            pool = F.max_pool2d if n == 2 else F.max_pool1d
+            out, idx = pool(h, *opts[:4], ceil_mode=opts[4], return_indices=True)
         return out, (idx, h, opts)  # h: its shape, and autograd's own transpose takes it
 
     def transpose(self, step, g, state, tp):

@@ -203,6 +203,33 @@ def adaptive_max(h: torch.Tensor, out_size: tuple[int, ...]) -> tuple[torch.Tens
     return out.view(*h.shape[:2], *out_size), idx.view(*h.shape[:2], *out_size)
 
 
+def max_pool(h: torch.Tensor, kernel, stride, padding, dilation, ceil_mode: bool) -> tuple[torch.Tensor, torch.Tensor]:
+    """Max pooling and its flat indices as PyTorch computes them — windows, -inf padding, ceil_mode's last
+    windows, ties to the first in row-major order — from a gather and a max (for ONNX, whose MaxPool
+    breaks ties and counts ceil_mode's windows its own way)."""
+    n = h.dim() - 2
+    size = tuple(h.shape[2:])
+    out = [pool_windows(size[i], dilation[i] * (kernel[i] - 1) + 1, stride[i], padding[i], ceil_mode) for i in range(n)]
+
+    def axis(i):  # per output position along axis i, the input positions of its window (-1: outside)
+        return [[o * stride[i] - padding[i] + dilation[i] * j if 0 <= o * stride[i] - padding[i] + dilation[i] * j
+                 < size[i] else -1 for j in range(kernel[i])] for o in range(out[i])]
+
+    plane = math.prod(size)
+    if n == 1:
+        windows = [[p if p >= 0 else plane for p in w] for w in axis(0)]
+    else:
+        rows, cols = axis(0), axis(1)
+        windows = [[r * size[1] + c if r >= 0 and c >= 0 else plane for r in rw for c in cw]
+                   for rw in rows for cw in cols]
+    table = torch.tensor(windows, device=h.device)  # (O, K)
+    flat = torch.cat([h.flatten(2), h.new_full((*h.shape[:2], 1), float("-inf"))], 2)  # (B, C, P + 1)
+    values = flat.index_select(2, table.flatten()).view(*h.shape[:2], *table.shape)  # (B, C, O, K)
+    best, k = values.max(dim=3)  # (B, C, O)
+    idx = table.expand(*h.shape[:2], -1, -1).gather(3, k.unsqueeze(3)).squeeze(3)
+    return best.view(*h.shape[:2], *out), idx.view(*h.shape[:2], *out)
+
+
 def scatter_to_indices(g: torch.Tensor, idx: torch.Tensor, in_size: tuple[int, ...]) -> torch.Tensor:
     """Each window's cotangent added to the input its max chose (``idx``: flat positions in the
     input plane, as PyTorch's max pooling returns them; overlapping windows add up)."""

@@ -197,3 +197,106 @@ def test_own_network_files_from_a_server_and_on_a_phone(site, served, tmp_path):
         page.screenshot(path=str(ARTIFACTS / "explore-phone.png"), full_page=True)
         problems = log["console"] + log["errors"] + log["remote"]
         assert not problems, problems
+
+
+def _picture(path, size=(70, 50)) -> None:
+    """A colour PNG of a given size: a red disc on a blue ground."""
+    from PIL import Image, ImageDraw
+
+    img = Image.new("RGB", size, (20, 40, 160))
+    ImageDraw.Draw(img).ellipse((10, 8, 45, 40), fill=(230, 30, 30))
+    img.save(path)
+
+
+def page_arrays(page) -> dict:
+    return page.evaluate("""() => { const s = window.invlabExplorer.state, r = s.result;
+        return {raw: Array.from(s.raw), logits: Array.from(r.logits), classes: r.template_classes,
+                templates: r.templates.map((a) => Array.from(a)), reconstruction: Array.from(r.reconstruction),
+                bias: Array.from(r.bias), source: s.source,
+                status: document.getElementById('invlab-status').textContent,
+                option: document.getElementById('invlab-network').selectedOptions[0].textContent,
+                samples: document.getElementById('invlab-sample').disabled}; }""")
+
+
+def test_a_colour_network_of_the_zoo_with_a_picture_of_yours(site, tmp_path):
+    """torchvision's MobileNet v2 at 3×32×32 exported with --top-k and class names, a PNG of another size
+    and shape dropped on the page: its numbers at the page's own input equal autograd's on the module."""
+    torchvision = pytest.importorskip("torchvision")
+    import json
+
+    from benchmarks.zoo import autograd_view, randomise_batchnorm
+    from invlab.export import to_onnx
+
+    torch.manual_seed(0)
+    model = randomise_batchnorm(torchvision.models.mobilenet_v2(num_classes=10)).eval()
+    names = ["plane", "car", "bird", "cat", "deer", "dog", "frog", "horse", "ship", "truck"]
+    own, picture = tmp_path / "mobilenet.onnx", tmp_path / "disc.png"
+    to_onnx(model, own, input_shape=(3, 32, 32), top_k=4, metadata={"invlab.class_names": json.dumps(names)})
+    _picture(picture)
+    with explorer_page((site / PAGE).resolve().as_uri(), width=1200) as (page, log):
+        page.set_input_files("#invlab-file", str(own))
+        page.wait_for_function("() => window.invlabExplorer.state.network.id === 'own'", timeout=60_000)
+        wait_idle(page)
+        blank = page_arrays(page)
+        assert "your network: mobilenet.onnx" in blank["option"] and blank["samples"]  # no test images fit it
+        assert "blank image" in blank["status"] and any(n in blank["status"] for n in names)  # recorded names
+        assert page.evaluate("() => window.invlabExplorer.hint()") == {"hint": True, "backdrop": False}
+        page.set_input_files("#invlab-image", str(picture))
+        page.wait_for_function("() => window.invlabExplorer.state.source === 'image'")
+        wait_idle(page)
+        got = page_arrays(page)
+        assert "your image disc.png" in got["status"]
+        x = torch.tensor(got["raw"], dtype=torch.float32).view(1, 3, 32, 32)
+        assert x[0, 0].max() > 0.8 and x[0, 2].max() > 0.5  # the red disc and the blue ground, fitted and centred
+        want = autograd_view(model, x)
+        top = torch.topk(want["logits"].softmax(0), 4).indices.tolist()
+        assert got["classes"] == top and len(got["templates"]) == 4
+        assert _rel(got["logits"], want["logits"].numpy()) < TOL
+        assert _rel(got["templates"], want["templates"][top].flatten(1).numpy()) < TOL
+        assert _rel(got["reconstruction"], want["reconstruction"].flatten().numpy()) < TOL
+        assert np.abs(np.array(got["bias"]) - want["bias"].numpy()).max() < TOL * want["logits"].abs().max().item()
+        assert page.evaluate("() => window.invlabExplorer.hint()")["backdrop"]  # the picture shown on the canvas
+        page.check("#invlab-channel-scale")  # each channel its own scale: redrawn, numbers unchanged
+        page.screenshot(path=str(ARTIFACTS / "explore-colour.png"), full_page=True)
+        problems = log["console"] + log["errors"] + log["remote"]
+        assert not problems, problems
+
+
+def test_what_a_new_user_met_on_the_page_is_fixed(site, tmp_path):
+    """A Fashion-MNIST file shows its recorded class names and is offered Fashion-MNIST's test images; an error
+    clears once a later action succeeds; the selector names the network in use; two rows of five templates on a
+    phone."""
+    from invlab.export import export_loaded
+    from invlab.lessons import lesson_model
+
+    fashion = tmp_path / "fashion.onnx"
+    export_loaded(lesson_model("smallcnn-mean", "fashion-mnist"), fashion)
+    broken = tmp_path / "broken.onnx"
+    broken.write_text("not a network")
+    with explorer_page((site / PAGE).resolve().as_uri(), width=390, height=844, has_touch=True) as (page, log):
+        assert page.evaluate("() => window.invlabExplorer.layout()")["templatesPerRow"] == 5  # two rows of five
+        page.set_input_files("#invlab-file", str(fashion))
+        page.wait_for_function("() => window.invlabExplorer.state.network.id === 'own'", timeout=30_000)
+        wait_idle(page)
+        got = page_arrays(page)
+        names = page.evaluate("() => window.invlabExplorer.state.network.class_names")
+        assert "T-shirt/top" in names and names == page.evaluate(
+            "() => window.INVLAB_CATALOGUE.networks.find((n) => n.dataset === 'fashion-mnist').class_names")
+        if page.evaluate("() => 'fashion-mnist' in window.INVLAB_CATALOGUE.samples"):
+            first = page.evaluate("() => document.getElementById('invlab-sample').options[0].textContent")
+            assert any(n in first for n in names) and "true class" in got["status"]
+        page.set_input_files("#invlab-file", str(broken))
+        page.wait_for_function("() => !document.getElementById('invlab-error').hidden", timeout=30_000)
+        assert "fashion.onnx" in page_arrays(page)["option"]  # the selector still names the network in use
+        before = page.evaluate("() => window.invlabExplorer.state.updates")
+        mouse_stroke(page, ONE)
+        wait_idle(page, before)
+        assert page.evaluate("() => document.getElementById('invlab-error').hidden")  # the stroke worked: cleared
+        lesson = page.evaluate("() => window.INVLAB_CATALOGUE.networks[0].id")
+        select_network(page, lesson)
+        page.select_option("#invlab-network", "own")
+        page.wait_for_function("() => window.invlabExplorer.state.network.id === 'own'", timeout=30_000)
+        wait_idle(page)
+        assert page.evaluate("() => window.invlabExplorer.state.network.class_names") == names
+        problems = log["console"] + log["errors"] + log["remote"]
+        assert not problems, problems

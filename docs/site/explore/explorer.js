@@ -29,37 +29,41 @@
 
   function fmt(v) { return Math.abs(v) >= 1e-3 || v === 0 ? v.toFixed(4) : v.toExponential(2); }
 
-  /** The page's numbers from the graph's outputs (what invlab.viz.explain.explain computes). */
+  /** The page's numbers from the graph's outputs (what invlab.viz.explain.explain computes). The template rows
+   * are every class's, or with a graph exported with --top-k the K most probable classes' (`template_classes`). */
   function explain(out) {
     const C = out.logits.data.length, D = out.input.data.length;
     const f = out.logits.data, A = out.templates.data, b = out.bias.data, x = out.input.data;
-    const rec = out.reconstruction.data, contributions = new Float32Array(C * D), shares = new Float32Array(C);
-    const dots = new Float64Array(C);
+    const K = A.length / D, classes = out.classes ? Array.from(out.classes.data, Number) : Array.from({ length: C }, (_, c) => c);
+    const rec = out.reconstruction.data, contributions = new Float32Array(K * D), shares = new Float32Array(K);
+    const dots = new Float64Array(C).fill(NaN);
     let norm2 = 0;
     for (let i = 0; i < D; i++) norm2 += rec[i] * rec[i];
-    for (let c = 0; c < C; c++) {
+    for (let r = 0; r < K; r++) {
+      const c = classes[r];
       let dot = 0, share = 0;
       for (let i = 0; i < D; i++) {
-        const a = A[c * D + i], k = f[c] * a;
-        contributions[c * D + i] = k; dot += a * x[i]; share += k * rec[i];
+        const a = A[r * D + i], k = f[c] * a;
+        contributions[r * D + i] = k; dot += a * x[i]; share += k * rec[i];
       }
-      dots[c] = dot; shares[c] = share / Math.max(norm2, 1e-12);
+      dots[c] = dot; shares[r] = share / Math.max(norm2, 1e-12);
     }
     let prediction = 0;
     for (let c = 1; c < C; c++) if (f[c] > f[prediction]) prediction = c;
     let worst = 0;
-    for (let c = 0; c < C; c++) worst = Math.max(worst, Math.abs(dots[c] + b[c] - f[c]));
+    for (const c of classes) worst = Math.max(worst, Math.abs(dots[c] + b[c] - f[c]));
     return { classes: C, input: x, logits: f, probabilities: out.probabilities.data, bias: b,
-             templates: rows(A, C, D), contributions: rows(contributions, C, D), reconstruction: rec,
-             shares: shares, dots: dots, prediction: prediction, largest_difference: worst, pattern: out.pattern.data };
+             templates: rows(A, K, D), contributions: rows(contributions, K, D), template_classes: classes,
+             reconstruction: rec, shares: shares, dots: dots, prediction: prediction, largest_difference: worst,
+             pattern: out.pattern.data };
   }
 
   const state = {
-    ready: false, network: null, net: null, source: "test image", sample: 0, noise: 0,
+    ready: false, network: null, net: null, source: "test image", sample: 0, noise: 0, image: null,
     raw: null, result: null, previousPattern: null, baseline: null, changedUnits: null, updates: 0,
     timing: { run_ms: null, total_ms: null }, error: null,
   };
-  let views, ink, busy = false, pending = null;
+  let views, ink, busy = false, pending = null, own = null;
 
   function showError(message) {
     state.error = message;
@@ -68,24 +72,68 @@
     box.hidden = !message;
   }
 
-  // a lesson network's own data set's test images; for your own network, any of the same size
+  // the test images of the network's data set (a lesson network's, or the one an exported file records); for a
+  // file that records none, a grey one, those of the same size; none for a colour network without its data set
   function samplesFor(net) {
     const cat = window.INVLAB_CATALOGUE;
     if (net.dataset) return cat.samples[net.dataset] || null;
+    if (state.net.channels !== 1) return null;
     return Object.values(cat.samples).find((s) => s.shape[1] === state.net.height && s.shape[2] === state.net.width) || null;
   }
 
+  // one grey test image as the network's input (C copies for a colour network)
   function sampleImage(s, i) {
-    const n = s.shape[1] * s.shape[2], px = window.InvlabRuntime.bytesOf(s.pixels), out = new Float32Array(n);
-    for (let k = 0; k < n; k++) out[k] = px[i * n + k] / 255;
+    const n = s.shape[1] * s.shape[2], px = window.InvlabRuntime.bytesOf(s.pixels), C = state.net.channels;
+    const out = new Float32Array(C * n);
+    for (let k = 0; k < n; k++) for (let c = 0; c < C; c++) out[c * n + k] = px[i * n + k] / 255;
+    return out;
+  }
+
+  function replicate(grey, C) {
+    if (C === 1) return grey;
+    const out = new Float32Array(C * grey.length);
+    for (let c = 0; c < C; c++) out.set(grey, c * grey.length);
     return out;
   }
 
   function rawInput() {
     const net = state.net;
-    if (state.source === "drawing") return ink.digit(net.height, net.width);
+    if (state.source === "drawing") return replicate(ink.digit(net.height, net.width), net.channels);
+    if (state.source === "image" && state.image) return picture(state.image.bitmap, net);
     const s = samplesFor(state.network);
-    return s ? sampleImage(s, state.sample) : new Float32Array(net.height * net.width);
+    return s ? sampleImage(s, state.sample) : new Float32Array(net.channels * net.height * net.width);
+  }
+
+  // pixels of `bitmap` drawn on a canvas of w x h, the picture fitted whole and centred on black
+  function fitted(bitmap, w, h) {
+    const canvas = document.createElement("canvas");
+    canvas.width = w; canvas.height = h;
+    const c = canvas.getContext("2d", { willReadFrequently: true }), k = Math.min(w / bitmap.width, h / bitmap.height);
+    c.fillStyle = "black"; c.fillRect(0, 0, w, h);
+    c.imageSmoothingQuality = "high";
+    c.drawImage(bitmap, (w - bitmap.width * k) / 2, (h - bitmap.height * k) / 2, bitmap.width * k, bitmap.height * k);
+    return c.getImageData(0, 0, w, h).data;
+  }
+
+  /** A picture (PNG, JPEG) as the network's input: colour networks get its RGB fitted and centred; grey ones its
+   * luminance (0.299 R + 0.587 G + 0.114 B); a 28 x 28 grey network (MNIST-like) gets it framed as a drawing is
+   * (dark ink on light paper inverted first). Values in [0, 1]. */
+  function picture(bitmap, net) {
+    const H = net.height, W = net.width, C = net.channels;
+    if (C === 3) {
+      const px = fitted(bitmap, W, H), out = new Float32Array(3 * H * W);
+      for (let i = 0; i < H * W; i++) for (let c = 0; c < 3; c++) out[c * H * W + i] = px[4 * i + c] / 255;
+      return out;
+    }
+    const mnist = H === 28 && W === 28, side = mnist ? CANVAS : 0;
+    const px = fitted(bitmap, side || W, side || H), n = px.length / 4, lum = new Float32Array(n);
+    let mean = 0;
+    for (let i = 0; i < n; i++) {
+      lum[i] = (0.299 * px[4 * i] + 0.587 * px[4 * i + 1] + 0.114 * px[4 * i + 2]) / 255; mean += lum[i] / n;
+    }
+    if (!mnist) return lum;
+    if (mean > 0.5) for (let i = 0; i < n; i++) lum[i] = 1 - lum[i];  // ink is bright on MNIST's black
+    return window.InvlabInk.inkToDigit(lum, CANVAS, H, W);
   }
 
   /** Recompute and redraw everything for the current input; `started` is the event's time. */
@@ -114,6 +162,8 @@
       state.raw = x; state.result = ex;
       views.update(ex);
       describe(ex);
+      if (state.source !== "drawing") ink.setBackdrop(raw, state.net.channels, state.net.height, state.net.width);
+      showError(null);  // whatever failed before, this action worked
       state.timing = { run_ms: t1 - t0, total_ms: performance.now() - (started || t0) };
       state.updates++;
     } catch (err) {
@@ -135,7 +185,9 @@
   function describe(ex) {
     const names = state.network.class_names, c = ex.prediction, s = samplesFor(state.network);
     let what = "your drawing";
-    if (state.source !== "drawing" && s) {
+    if (state.source === "image" && state.image) what = `your image ${state.image.name}`;
+    else if (state.source !== "drawing" && !s) what = "a blank image (draw, or choose a picture)";
+    else if (state.source !== "drawing" && s) {
       const label = s.labels[state.sample], truth = state.network.dataset ? names[label] : s.class_names[label];
       what = `test image #${state.sample} (true class <b>${truth}</b>)`;
     }
@@ -150,16 +202,25 @@
 
   async function useNetwork(entry, bytes) {
     const net = await window.InvlabRuntime.load(bytes, entry.label);
-    const names = entry.class_names && entry.class_names.length ? entry.class_names : null;
+    const meta = net.meta || {};
+    let names = entry.class_names && entry.class_names.length ? entry.class_names : null;
+    if (!names && meta["invlab.class_names"]) {
+      try { names = JSON.parse(meta["invlab.class_names"]); } catch (err) { names = null; }
+    }
+    if (!entry.dataset && meta["invlab.dataset"]) entry.dataset = meta["invlab.dataset"];
     state.net = net;
-    const probe = await window.InvlabRuntime.run(net, new Float32Array(net.height * net.width));
+    const probe = await window.InvlabRuntime.run(net, new Float32Array(net.channels * net.height * net.width));
     const C = probe.logits.data.length;
     entry.class_names = names && names.length === C ? names : Array.from({ length: C }, (_, k) => String(k));
     state.network = entry; state.previousPattern = null; state.baseline = null;
     const cat = window.INVLAB_CATALOGUE;
     views.specs = cat.figures[entry.dataset] || cat.generic_figures;
-    views.reset(entry.class_names, net.height, net.width);
+    views.reset(entry.class_names, net.height, net.width, net.channels);
+    views.perChannel = $("invlab-channel-scale").checked;
+    $("invlab-channel-scale-box").hidden = net.channels === 1;
+    if (state.source === "test image" || (state.source === "image" && !state.image)) state.source = "test image";
     fillSamples();
+    return net;
   }
 
   function loadScript(src) {
@@ -177,6 +238,7 @@
     if (!window.INVLAB_NETWORK_FILES[id]) await loadScript(`${base}${entry.file}`);
     await useNetwork({ ...entry, label: `${entry.model} on ${entry.dataset}` },
                      window.InvlabRuntime.bytesOf(window.INVLAB_NETWORK_FILES[id]));
+    $("invlab-network").value = id;
     showError(null);
     update();
   }
@@ -184,15 +246,37 @@
   async function selectFile(file) {
     try {
       if (!file) return;
-      if (file.size > 50 * 1024 * 1024) throw new Error(`${file.name} is ${(file.size / 1e6).toFixed(1)} MB, more than this page takes (50 MB).`);
+      const max = window.InvlabRuntime.MAX_BYTES;
+      if (file.size > max) throw new Error(`${file.name} is ${(file.size / 1e6).toFixed(1)} MB, more than this page takes (${max / 1e6} MB).`);
       const bytes = new Uint8Array(await file.arrayBuffer());
-      await useNetwork({ id: "own", model: file.name, dataset: "", label: file.name, class_names: null }, bytes);
+      const entry = { id: "own", model: file.name, dataset: "", label: file.name, class_names: null };
+      await useNetwork(entry, bytes);
+      own = { entry: entry, bytes: bytes };
       const select = $("invlab-network");
       let option = select.querySelector("option[value=own]");
       if (!option) { option = document.createElement("option"); option.value = "own"; select.appendChild(option); }
       option.textContent = `your network: ${file.name}`;
       select.value = "own";
       showError(null);
+      update();
+    } catch (err) {
+      showError(err.message || String(err));
+      $("invlab-network").value = state.network ? state.network.id : "";  // the selector names the network in use
+    }
+  }
+
+  function isImage(file) { return /^image\//.test(file.type) || /\.(png|jpe?g)$/i.test(file.name); }
+
+  /** A picture of yours (PNG or JPEG, any size) as the input, fitted to the network's. */
+  async function selectImage(file) {
+    try {
+      if (!file) return;
+      let bitmap;
+      try { bitmap = await createImageBitmap(file); } catch (err) {
+        throw new Error(`${file.name} is not an image this page can read (a PNG or a JPEG).`);
+      }
+      state.image = { name: file.name, bitmap: bitmap };
+      state.source = "image"; state.baseline = null; ink.clear();
       update();
     } catch (err) {
       showError(err.message || String(err));
@@ -233,28 +317,36 @@
       select.appendChild(o);
     }
     select.addEventListener("change", () => {
-      if (select.value !== "own") selectLesson(select.value).catch((e) => showError(e.message || String(e)));
+      const chosen = select.value === "own" && own ?
+        useNetwork(own.entry, own.bytes).then(() => { showError(null); update(); }) : selectLesson(select.value);
+      chosen.catch((e) => showError(e.message || String(e)));
     });
     $("invlab-sample").addEventListener("change", (e) => {
-      state.sample = Number(e.target.value); state.source = "test image"; state.baseline = null; ink.clear(); update();
+      state.sample = Number(e.target.value); state.source = "test image"; state.image = null; state.baseline = null;
+      ink.clear(); update();
     });
     $("invlab-noise").addEventListener("input", (e) => {
       state.noise = Number(e.target.value); state.baseline = null;
       $("invlab-noise-value").textContent = state.noise.toFixed(2); update();
     });
     $("invlab-undo").addEventListener("click", () => {
-      ink.undo(); state.baseline = null; if (ink.empty()) state.source = "test image"; update();
+      ink.undo(); state.baseline = null; if (ink.empty()) state.source = state.image ? "image" : "test image"; update();
     });
     $("invlab-clear").addEventListener("click", () => {
-      ink.clear(); state.source = "test image"; state.baseline = null; update();
+      ink.clear(); state.source = state.image ? "image" : "test image"; state.baseline = null; update();
     });
-    const file = $("invlab-file"), drop = $("invlab-drop");
+    $("invlab-channel-scale").addEventListener("change", (e) => {
+      views.perChannel = e.target.checked; if (state.result) views.update(state.result);
+    });
+    const file = $("invlab-file"), image = $("invlab-image"), drop = $("invlab-drop");
     file.addEventListener("change", () => selectFile(file.files[0]));
+    image.addEventListener("change", () => selectImage(image.files[0]));
     drop.addEventListener("dragover", (e) => { e.preventDefault(); drop.classList.add("invlab-dragging"); });
     drop.addEventListener("dragleave", () => drop.classList.remove("invlab-dragging"));
     drop.addEventListener("drop", (e) => {
       e.preventDefault(); drop.classList.remove("invlab-dragging");
-      selectFile(e.dataTransfer.files[0]);
+      const dropped = e.dataTransfer.files[0];
+      if (dropped && isImage(dropped)) selectImage(dropped); else selectFile(dropped);
     });
     window.addEventListener("resize", () => { if (state.result) views.update(state.result); });
     await selectLesson(cat.networks[0].id);
@@ -262,8 +354,15 @@
   }
 
   window.invlabExplorer = {
-    state: state, update: update, selectLesson: selectLesson, selectFile: selectFile,
+    state: state, update: update, selectLesson: selectLesson, selectFile: selectFile, selectImage: selectImage,
     titles: () => views.titles(),
+    layout: () => views.layout,
+    hint: () => { const v = $("invlab-canvas"), c = v.getContext("2d"), n = v.width;  // the "draw here" band's ink
+      const band = c.getImageData(0, n - 34, n, 34).data, all = c.getImageData(0, 0, n, n - 34).data;
+      let white = 0, lit = 0;
+      for (let i = 0; i < band.length; i += 4) if (band[i] > 200) white++;
+      for (let i = 0; i < all.length; i += 4) if (all[i] + all[i + 1] + all[i + 2] > 30) lit++;
+      return { hint: white > 0, backdrop: lit > 0 }; },
     idle: () => !busy && pending === null,
   };
   window.addEventListener("load", () => {

@@ -52,12 +52,17 @@
     return out;
   }
 
-  /** A canvas of `size` pixels drawn with a round brush; onChange("start" | "move" | "end") after each change. */
+  /** A canvas of `size` pixels drawn with a round brush; onChange("start" | "move" | "end") after each change.
+   * The ink lives on a canvas of its own; the visible one shows it, or, before the first stroke, the image
+   * the network sees (a test image, your picture) under a "draw here" hint. */
   function Ink(canvas, size, radius, onChange) {
     this.canvas = canvas; this.size = size; this.radius = radius; this.onChange = onChange;
-    this.strokes = []; this.current = null;
+    this.strokes = []; this.current = null; this.backdrop = null;
     canvas.width = size; canvas.height = size;
-    this.ctx = canvas.getContext("2d", { willReadFrequently: true });
+    this.view = canvas.getContext("2d");
+    this.inkCanvas = document.createElement("canvas");
+    this.inkCanvas.width = size; this.inkCanvas.height = size;
+    this.ctx = this.inkCanvas.getContext("2d", { willReadFrequently: true });
     this.redraw();
     const at = (e) => {
       const r = canvas.getBoundingClientRect();
@@ -92,12 +97,41 @@
     const c = this.ctx;
     c.strokeStyle = "white"; c.lineWidth = 2 * this.radius; c.lineCap = "round"; c.lineJoin = "round";
     c.beginPath(); c.moveTo(a[0], a[1]); c.lineTo(b[0], b[1]); c.stroke();
+    this.show();
   };
 
   Ink.prototype.redraw = function () {
     this.ctx.fillStyle = "black";
     this.ctx.fillRect(0, 0, this.size, this.size);
     for (const s of this.strokes) for (let i = 0; i < s.length; i++) this.segment(s[Math.max(0, i - 1)], s[i]);
+    this.show();
+  };
+
+  /** What the visible canvas shows: the ink, or with no stroke yet the backdrop and the hint. */
+  Ink.prototype.show = function () {
+    const v = this.view, n = this.size;
+    v.imageSmoothingEnabled = false;
+    if (this.strokes.length || !this.backdrop) v.drawImage(this.inkCanvas, 0, 0);
+    else v.drawImage(this.backdrop, 0, 0, n, n);
+    if (!this.strokes.length) {
+      v.save(); v.fillStyle = "rgba(0, 0, 0, 0.55)"; v.fillRect(0, n - 34, n, 34);
+      v.fillStyle = "white"; v.font = "16px 'Open Sans', verdana, arial, sans-serif"; v.textAlign = "center";
+      v.fillText("draw here", n / 2, n - 12); v.restore();
+    }
+  };
+
+  /** The image before the first stroke: C*h*w values in [0, 1] (channel-major), or null for none. */
+  Ink.prototype.setBackdrop = function (pixels, C, h, w) {
+    if (!pixels) { this.backdrop = null; this.show(); return; }
+    const img = new ImageData(w, h), D = h * w;
+    for (let i = 0; i < D; i++) {
+      for (let c = 0; c < 3; c++) img.data[4 * i + c] = 255 * Math.min(1, Math.max(0, pixels[(C === 3 ? c : 0) * D + i]));
+      img.data[4 * i + 3] = 255;
+    }
+    this.backdrop = document.createElement("canvas");
+    this.backdrop.width = w; this.backdrop.height = h;
+    this.backdrop.getContext("2d").putImageData(img, 0, 0);
+    this.show();
   };
 
   Ink.prototype.undo = function () { this.strokes.pop(); this.redraw(); };

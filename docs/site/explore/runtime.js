@@ -6,8 +6,46 @@
 
   const INPUT = "x";
   const OUTPUTS = ["input", "logits", "probabilities", "templates", "bias", "reconstruction", "pattern"];
+  const TOP_K = "classes"; // present when exported with --top-k: the template rows' class indices
   const MAX_BYTES = 50 * 1024 * 1024;
+  const MAX_SIDE = 128; // the largest image side the page draws (pixels)
   let ready = null;
+
+  function varint(bytes, at) {
+    let value = 0, scale = 1, b;
+    do { b = bytes[at++]; value += (b & 0x7f) * scale; scale *= 128; } while (b & 0x80);
+    return [value, at];
+  }
+
+  /** The ONNX file's metadata_props (ModelProto field 14: key 1, value 2), read from its protobuf
+   * bytes without a protobuf library: {key: value}. Unreadable bytes give {}. */
+  function metadata(bytes) {
+    const out = {}, text = new TextDecoder();
+    try {
+      let at = 0;
+      while (at < bytes.length) {
+        let tag; [tag, at] = varint(bytes, at);
+        const field = Math.floor(tag / 8), wire = tag % 8;
+        if (wire === 0) { [, at] = varint(bytes, at); continue; }
+        if (wire === 1) { at += 8; continue; }
+        if (wire === 5) { at += 4; continue; }
+        if (wire !== 2) return out;
+        let len; [len, at] = varint(bytes, at);
+        if (field === 14) {
+          const end = at + len, entry = {};
+          let p = at;
+          while (p < end) {
+            let t; [t, p] = varint(bytes, p);
+            let n; [n, p] = varint(bytes, p);
+            entry[t >> 3] = text.decode(bytes.subarray(p, p + n)); p += n;
+          }
+          if (entry[1] !== undefined) out[entry[1]] = entry[2] || "";
+        }
+        at += len;
+      }
+    } catch (err) { return out; }
+    return out;
+  }
 
   function bytesOf(base64) {
     const text = atob(base64), out = new Uint8Array(text.length);
@@ -70,27 +108,36 @@
       throw new Error(`${name} lacks the output(s) ${missing.join(", ")}: it was not made by invlab export ` +
                       "(invlab export CHECKPOINT --onnx OUT.onnx).");
     }
-    const meta = (session.inputMetadata || [])[0] || {};
-    const shape = meta.shape;
-    if (!shape || shape.length !== 4 || shape.some((d) => typeof d !== "number")) {
-      throw new Error(`${name}'s input x has shape ${JSON.stringify(shape)}; this page draws one image of fixed ` +
-                      "size (1, 1, H, W).");
+    const info = (session.inputMetadata || [])[0] || {};
+    const shape = info.shape;
+    if (shape && shape.length === 3) {
+      throw new Error(`${name} takes signals of shape (${shape.slice(1).join(", ")}); this page draws images ` +
+                      "(C, H, W): explore 1-D networks in notebook 07.");
     }
-    if (shape[0] !== 1 || shape[1] !== 1) {
-      throw new Error(`${name} takes images of shape (${shape.slice(1).join(", ")}); this page draws ` +
-                      "single-channel images (1, H, W): explore colour networks in notebook 00.");
+    if (!shape || shape.length !== 4 || shape.some((d) => typeof d !== "number") || shape[0] !== 1) {
+      throw new Error(`${name}'s input x has shape ${JSON.stringify(shape)}; this page takes one image of fixed ` +
+                      "size (1, C, H, W).");
     }
-    return { session: session, shape: shape, height: shape[2], width: shape[3] };
+    if (shape[1] !== 1 && shape[1] !== 3) {
+      throw new Error(`${name} takes images of ${shape[1]} channels; this page draws grey (1) or colour (3) images.`);
+    }
+    if (shape[2] > MAX_SIDE || shape[3] > MAX_SIDE) {
+      throw new Error(`${name} takes ${shape[2]} × ${shape[3]} images, larger than this page draws ` +
+                      `(${MAX_SIDE} × ${MAX_SIDE}); export the network at a smaller input size.`);
+    }
+    return { session: session, shape: shape, channels: shape[1], height: shape[2], width: shape[3],
+             topK: session.outputNames.includes(TOP_K), meta: metadata(bytes) };
   }
 
-  /** Run the network on one raw image (H*W values in [0, 1]); every output as {data, dims}. */
+  /** Run the network on one raw image (C*H*W values in [0, 1], channel-major); every output as {data, dims}. */
   async function run(net, pixels) {
     const x = new ort.Tensor("float32", pixels, net.shape);
     const result = await net.session.run({ [INPUT]: x });
     const out = {};
-    for (const k of OUTPUTS) out[k] = { data: result[k].data, dims: result[k].dims };
+    for (const k of OUTPUTS.concat(net.topK ? [TOP_K] : [])) out[k] = { data: result[k].data, dims: result[k].dims };
     return out;
   }
 
-  window.InvlabRuntime = { init: init, load: load, run: run, bytesOf: bytesOf, OUTPUTS: OUTPUTS };
+  window.InvlabRuntime = { init: init, load: load, run: run, bytesOf: bytesOf, metadata: metadata, OUTPUTS: OUTPUTS,
+                           MAX_BYTES: MAX_BYTES, MAX_SIDE: MAX_SIDE };
 })();

@@ -6,23 +6,48 @@
 
   const FONT = "12px 'Open Sans', verdana, arial, sans-serif", INK = "#2a3f5f", GRID = "#EBF0F8";
 
-  // torchvision's make_grid for single-channel images, as invlab.viz.plots.image_rows uses it:
-  // images side by side with 1 pixel of padding; pictures min-max scaled each to 0-255 (padding
-  // white), signed maps as they are (padding 0) with a symmetric scale of the row's largest |value|
-  function grid(images, h, w, signed) {
-    const n = images.length, gw = n * (w + 1) + 1, gh = h + 2, z = new Float32Array(gw * gh).fill(signed ? 0 : 255);
-    let lim = 0;
-    images.forEach((img, k) => {
-      let lo = Infinity, hi = -Infinity;
-      for (let i = 0; i < img.length; i++) { const v = img[i]; if (v < lo) lo = v; if (v > hi) hi = v; }
-      const span = Math.max(hi - lo, 1e-5);
-      for (let y = 0; y < h; y++) for (let x = 0; x < w; x++) {
-        const v = img[y * w + x], at = (y + 1) * gw + 1 + k * (w + 1) + x;
-        if (signed) { z[at] = v; if (Math.abs(v) > lim) lim = Math.abs(v); }
-        else z[at] = Math.round(((Math.min(Math.max(v, lo), hi) - lo) / span) * 255);
+  // torchvision's make_grid, as invlab.viz.plots.image_rows uses it, as RGBA tile lines of `perRow` images:
+  // 1 pixel of padding; pictures min-max scaled each over all its channels (padding white); signed maps on a
+  // symmetric scale of the row's largest |value|, 0 in the middle: through the colour scale `table` for grey
+  // images, at grey for colour ones (each channel's sign a shift of hue), with `perChannel` each channel on
+  // its own scale. Images are C*h*w values, channel-major.
+  function tiles(images, C, h, w, signed, perRow, table, perChannel) {
+    const D = h * w, lim = new Float64Array(C);
+    if (signed) {
+      for (const img of images) for (let c = 0; c < C; c++) for (let i = 0; i < D; i++) {
+        const v = Math.abs(img[c * D + i]); if (v > lim[c]) lim[c] = v;
       }
-    });
-    return { z: z, width: gw, height: gh, zmin: signed ? -(lim || 1) : 0, zmax: signed ? lim || 1 : 255 };
+      if (!perChannel) lim.fill(Math.max(...lim));
+      for (let c = 0; c < C; c++) lim[c] = lim[c] || 1;
+    }
+    const pad = signed ? (C === 1 ? [table[384], table[385], table[386]] : [128, 128, 128]) : [255, 255, 255];
+    const lines = [];
+    for (let start = 0; start < images.length; start += perRow) {
+      const group = images.slice(start, start + perRow), n = group.length;
+      const gw = n * (w + 1) + 1, gh = h + 2, px = new Uint8ClampedArray(gw * gh * 4);
+      for (let p = 0; p < gw * gh; p++) { px.set(pad, 4 * p); px[4 * p + 3] = 255; }
+      group.forEach((img, k) => {
+        let lo = Infinity, hi = -Infinity;
+        if (!signed) for (let i = 0; i < img.length; i++) { const v = img[i]; if (v < lo) lo = v; if (v > hi) hi = v; }
+        const span = Math.max(hi - lo, 1e-5);
+        for (let y = 0; y < h; y++) for (let x = 0; x < w; x++) {
+          const at = 4 * ((y + 1) * gw + 1 + k * (w + 1) + x), i = y * w + x;
+          if (C === 1) {
+            const v = img[i];
+            const u = signed ? Math.round(((v / lim[0] + 1) / 2) * 255) : Math.round(((Math.min(Math.max(v, lo), hi) - lo) / span) * 255);
+            const t = 3 * Math.min(255, Math.max(0, u));
+            px[at] = table[t]; px[at + 1] = table[t + 1]; px[at + 2] = table[t + 2];
+          } else {
+            for (let c = 0; c < 3; c++) {
+              const v = img[c * D + i];
+              px[at + c] = signed ? 127.5 + (127.5 * v) / lim[c] : ((Math.min(Math.max(v, lo), hi) - lo) / span) * 255;
+            }
+          }
+        }
+      });
+      lines.push({ rgba: px, width: gw, height: gh, count: n });
+    }
+    return { lines: lines, zmin: signed ? -lim[0] : 0, zmax: signed ? lim[0] : 255 };
   }
 
   function parseColour(c) {
@@ -137,55 +162,60 @@
     this.title(c, s.ytitle, 0, 0, 12, "center"); c.restore();
   };
 
-  /** Rows of images (the notebook's image_rows): `grids` as grid() makes them, `captions` under each image. */
-  Figure.prototype.images = function (grids, captions, w) {
-    const s = this.spec, m = s.margin, n = grids.length, gap = s.captions ? 64 : 28;
-    const scales = s.rows.some((r) => r.showscale) ? 56 : 0;
+  /** Rows of images (the notebook's image_rows): `rows` as tiles() makes them, each image of a row named by
+   * `captions` (or none); a row's tile lines one under the other. */
+  Figure.prototype.images = function (rows, captions, w, colour) {
+    const s = this.spec, m = s.margin, capH = captions ? 18 : 0, gap = s.captions ? 64 : 28;
+    const scales = !colour && s.rows.some((r) => r.showscale) ? 56 : 0;
     const W = Math.max(200, this.div.clientWidth || 400), plotW = W - m.l - m.r - scales;
     const extra = (wrap(s.title, W * 0.9, 15).length - 1) * 19;
-    const rowH = (s.height - m.t - m.b - gap * (n - 1)) / n;
-    const k = Math.min(...grids.map((g) => Math.min(plotW / g.width, rowH / g.height)));
-    const used = Math.max(...grids.map((g) => g.height * k));
-    const height = Math.round(m.t + extra + n * used + (n - 1) * gap + m.b + (captions ? 20 : 0));
-    const [c] = this.begin(height);
+    const lines = rows.reduce((a, r) => a + r.lines.length, 0);
+    const lineH = (s.height - m.t - m.b - gap * (rows.length - 1)) / lines;
+    const k = Math.min(...rows.flatMap((r) => r.lines.map((l) => Math.min(plotW / l.width, lineH / l.height))));
+    let height = m.t + extra + m.b + gap * (rows.length - 1);
+    for (const r of rows) for (const l of r.lines) height += l.height * k + capH;
+    const [c] = this.begin(Math.round(height));
     this.heading(c, W, 15, 24);
-    grids.forEach((g, i) => {
-      const row = s.rows[i], top = m.t + extra + i * (used + gap), gw = g.width * k, x0 = m.l + (plotW - gw) / 2;
+    let top = m.t + extra;
+    rows.forEach((r, i) => {
+      const row = s.rows[i], gw = Math.max(...r.lines.map((l) => l.width)) * k, x0 = m.l + (plotW - gw) / 2;
       this.title(c, row.title, x0 + gw / 2, top - 6, 13, "center");
-      const table = this.tables[i], img = new ImageData(g.width, g.height);
-      for (let p = 0; p < g.z.length; p++) {
-        const u = Math.min(255, Math.max(0, Math.round(((g.z[p] - g.zmin) / (g.zmax - g.zmin)) * 255)));
-        img.data[4 * p] = table[3 * u]; img.data[4 * p + 1] = table[3 * u + 1]; img.data[4 * p + 2] = table[3 * u + 2];
-        img.data[4 * p + 3] = 255;
+      const rowTop = top;
+      let named = 0;
+      for (const l of r.lines) {
+        this.scratch.width = l.width; this.scratch.height = l.height;
+        this.scratch.getContext("2d").putImageData(new ImageData(l.rgba, l.width, l.height), 0, 0);
+        c.imageSmoothingEnabled = false;
+        c.drawImage(this.scratch, x0, top, l.width * k, l.height * k);
+        if (captions) {
+          c.textAlign = "center"; c.textBaseline = "top";
+          for (let j = 0; j < l.count; j++) c.fillText(captions[named + j], x0 + (1 + j * (w + 1) + w / 2) * k, top + l.height * k + 2);
+          c.textBaseline = "alphabetic";
+        }
+        named += l.count;
+        top += l.height * k + capH;
       }
-      this.scratch.width = g.width; this.scratch.height = g.height;
-      this.scratch.getContext("2d").putImageData(img, 0, 0);
-      c.imageSmoothingEnabled = false;
-      c.drawImage(this.scratch, x0, top, gw, g.height * k);
-      if (captions) {
-        c.textAlign = "center"; c.textBaseline = "top";
-        captions.forEach((name, j) => c.fillText(name, x0 + (1 + j * (w + 1) + w / 2) * k, top + g.height * k + 4));
-        c.textBaseline = "alphabetic";
-      }
-      if (row.showscale) {
-        const bx = W - m.r - scales + 8, bh = g.height * k;
+      if (row.showscale && !colour) {
+        const table = this.tables[i], bx = W - m.r - scales + 8, bh = top - capH - rowTop;
         for (let y = 0; y < bh; y++) {
           const u = Math.round((1 - y / Math.max(bh - 1, 1)) * 255);
           c.fillStyle = `rgb(${table[3 * u]},${table[3 * u + 1]},${table[3 * u + 2]})`;
-          c.fillRect(bx, top + y, 12, 1);
+          c.fillRect(bx, rowTop + y, 12, 1);
         }
         c.fillStyle = INK; c.textAlign = "left"; c.textBaseline = "middle";
-        [[g.zmax, 0], [0, 0.5], [g.zmin, 1]].forEach(([v, f]) => c.fillText(label(v), bx + 15, top + f * bh));
+        [[r.zmax, 0], [0, 0.5], [r.zmin, 1]].forEach(([v, f]) => c.fillText(label(v), bx + 15, rowTop + f * bh));
         c.textBaseline = "alphabetic";
       }
+      top += gap;
     });
   };
 
   /** The explorer's four figures in their <div>s. */
   function Views(divs, specs) { this.divs = divs; this.specs = specs; this.figures = null; }
 
-  Views.prototype.reset = function (classNames, h, w) {
-    this.classes = classNames; this.h = h; this.w = w; this.figures = {};
+  Views.prototype.reset = function (classNames, h, w, channels) {
+    this.classes = classNames; this.h = h; this.w = w; this.channels = channels || 1; this.figures = {};
+    this.perChannel = false;
     for (const key of Object.keys(this.divs)) {
       const fig = new Figure(this.divs[key], this.specs[key]);
       if (fig.spec.kind === "images") fig.tables = fig.spec.rows.map((r) => lut(r.colorscale));
@@ -193,13 +223,24 @@
     }
   };
 
-  /** Redraw every figure for one result of the page (explorer.js's explain()). */
+  /** Redraw every figure for one result of the page (explorer.js's explain()): the probabilities of every class
+   * (the 20 most probable of more), the templates and contributions of the rows the graph gives (every class,
+   * or the top K), five to a line on a narrow screen. */
   Views.prototype.update = function (ex) {
-    const f = this.figures, h = this.h, w = this.w, names = this.classes;
-    f.probabilities.bars(names, Array.from(ex.probabilities));
-    f.shares.bars(names, Array.from(ex.shares));
-    f.images.images([grid([ex.input], h, w, false), grid([ex.reconstruction], h, w, false)], null, w);
-    f.templates.images([grid(ex.templates, h, w, true), grid(ex.contributions, h, w, true)], names, w);
+    const f = this.figures, h = this.h, w = this.w, C = this.channels, names = this.classes;
+    let order = Array.from(ex.probabilities.keys());
+    if (order.length > 20) order = order.sort((a, b) => ex.probabilities[b] - ex.probabilities[a]).slice(0, 20);
+    f.probabilities.bars(order.map((c) => names[c]), order.map((c) => ex.probabilities[c]));
+    const rowNames = ex.template_classes.map((c) => names[c]);
+    f.shares.bars(rowNames, Array.from(ex.shares));
+    const t = f.images.tables, colour = C !== 1;
+    f.images.images([tiles([ex.input], C, h, w, false, 1, t[0]), tiles([ex.reconstruction], C, h, w, false, 1, t[1])],
+                    null, w, colour);
+    const narrow = (f.templates.div.clientWidth || 800) < 500, K = ex.templates.length;
+    const perRow = narrow && K > 5 ? Math.ceil(K / 2) : K, tt = f.templates.tables;
+    this.layout = { templatesPerRow: perRow, templates: K };
+    f.templates.images([tiles(ex.templates, C, h, w, true, perRow, tt[0], this.perChannel),
+                        tiles(ex.contributions, C, h, w, true, perRow, tt[1], this.perChannel)], rowNames, w, colour);
   };
 
   /** The titles drawn (for the tests: the same as the notebook's figures). */
@@ -211,5 +252,5 @@
     return out;
   };
 
-  window.InvlabViews = { Views: Views, grid: grid, lut: lut };
+  window.InvlabViews = { Views: Views, tiles: tiles, lut: lut };
 })();
