@@ -146,13 +146,36 @@ def _spread(values: list[float]) -> dict:
     return {"median": float(q[1]), "q1": float(q[0]), "q3": float(q[2]), "n": len(values)}
 
 
-def measure(site: Path, strokes: int, warmup: int, seed: int = 0) -> dict:
+def zoo_files(names: list[str], folder: Path) -> dict[str, Path]:
+    """torchvision's classifiers at 3×32×32 (random weights, non-trivial batch norm statistics), exported."""
+    import torch
+    import torchvision
+
+    from benchmarks.zoo import randomise_batchnorm
+    from invlab.export import to_onnx
+
+    files = {}
+    for name in names:
+        torch.manual_seed(0)
+        model = randomise_batchnorm(torchvision.models.get_model(name, num_classes=10)).eval()
+        files[f"{name} (3×32×32)"] = to_onnx(model, folder / f"{name}.onnx", input_shape=(3, 32, 32))
+    return files
+
+
+def measure(site: Path, strokes: int, warmup: int, seed: int = 0, files: dict | None = None) -> dict:
     url = (site / PAGE).resolve().as_uri()
     rng = np.random.default_rng(seed)
     out = {}
     with explorer_page(url) as (page, log):
-        for net in networks(page):
-            select_network(page, net["id"])
+        chosen = [(net["id"], None) for net in networks(page)] + list((files or {}).items())
+        for ident, path in chosen:
+            if path is None:
+                select_network(page, ident)
+            else:  # a file of your own, as a reader drops it
+                page.set_input_files("#invlab-file", str(path))
+                page.wait_for_function(f"() => window.invlabExplorer.state.network.model === {path.name!r}",
+                                       timeout=120_000)
+                wait_idle(page)
             totals, runs = [], []
             for k in range(warmup + strokes):
                 if k % 10 == 0:
@@ -165,7 +188,7 @@ def measure(site: Path, strokes: int, warmup: int, seed: int = 0) -> dict:
                 if k >= warmup:
                     totals.append(timing["total_ms"])
                     runs.append(timing["run_ms"])
-            out[net["id"]] = {"stroke_to_figures_ms": _spread(totals), "onnxruntime_run_ms": _spread(runs)}
+            out[ident] = {"stroke_to_figures_ms": _spread(totals), "onnxruntime_run_ms": _spread(runs)}
         problems = log["console"] + log["errors"] + log["remote"]
         if problems:
             raise RuntimeError(f"the page reported problems: {problems}")
@@ -181,13 +204,15 @@ def site_bytes(site: Path) -> dict:
 
 
 def main(argv=None) -> None:
-    from invlab.experiments.provenance import provenance_line, results_header
     from invlab.io import markdown_table, save_report
+    from invlab.training.provenance import provenance_line, results_header
 
     p = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     p.add_argument("--site", default="docs/_build/html", help="the built site (bin/docs)")
     p.add_argument("--strokes", type=int, default=50)
     p.add_argument("--warmup", type=int, default=5)
+    p.add_argument("--zoo", nargs="*", default=["resnet18", "mobilenet_v2"], metavar="NAME",
+                   help="torchvision classifiers exported at 3×32×32 and dropped on the page as your own files")
     p.add_argument("--out", default="results/explorer_speed.json")
     args = p.parse_args(argv)
     site = Path(args.site)
@@ -195,7 +220,10 @@ def main(argv=None) -> None:
         raise SystemExit(f"{site / PAGE} does not exist: build the site first (bin/docs)")
     if chromium() is None:
         raise SystemExit("Chromium is missing: apt-get install chromium")
-    speeds = measure(site, args.strokes, args.warmup)
+    import tempfile
+
+    with tempfile.TemporaryDirectory() as tmp:
+        speeds = measure(site, args.strokes, args.warmup, files=zoo_files(args.zoo, Path(tmp)))
     sizes = site_bytes(site)
     out = {"strokes": args.strokes, "warmup": args.warmup, "networks": speeds, "bytes": sizes,
            "browser": "headless Chromium (Debian), onnxruntime-web wasm, one thread", **results_header(device="cpu")}
@@ -206,7 +234,10 @@ def main(argv=None) -> None:
     table = markdown_table(["network", "stroke → figures, median ms", "IQR", "onnxruntime run, median ms", "IQR"], rows)
     biggest = sorted(sizes["assets"].items(), key=lambda kv: -kv[1])[:3]
     text = (f"# The Explore page's speed in headless Chromium\n\n{args.strokes} strokes per network after "
-            f"{args.warmup} dropped, drawn with the mouse; the page opened from the file system.\n\n{table}\n\n"
+            f"{args.warmup} dropped, drawn with the mouse; the page opened from the file system. The lesson "
+            f"networks from the page's selector; torchvision's classifiers ({', '.join(args.zoo) or 'none'}) "
+            "exported at 3×32×32 with random weights and dropped on the page as files of your own (colour, ten "
+            f"templates).\n\n{table}\n\n"
             f"The explorer adds {sizes['total'] / 1e6:.2f} MB to the built site (largest: "
             + ", ".join(f"`{k}` {v / 1e6:.2f} MB" for k, v in biggest) + ").\n\n"
             f"{provenance_line(out)}\n")

@@ -16,6 +16,7 @@ import pytest
 import torch
 import torch.nn as nn
 import torch.nn.functional as F
+from autograd_reference import autograd_view, randomise_batchnorm
 
 from invlab.inverse import forward_inverse
 from invlab.losses import SemiSupervisedLoss
@@ -28,16 +29,6 @@ def rel(a: torch.Tensor, b: torch.Tensor, scale: torch.Tensor | None = None) -> 
     a, b = a.detach().double(), b.detach().double()
     ref = (b if scale is None else scale.detach().double()).abs().max().clamp_min(1e-12)
     return float((a - b).abs().max() / ref)
-
-
-def autograd_view(model: nn.Module, x: torch.Tensor):
-    """Logits f (C,), templates A (C, *D), bias b (C,) and reconstruction A^T f (*D) at one example
-    x (1, *D), by plain autograd on the module itself."""
-    xg = x.clone().requires_grad_(True)
-    f = model(xg)[0]
-    A = torch.stack([torch.autograd.grad(f[c], xg, retain_graph=True)[0][0] for c in range(f.numel())])
-    f = f.detach()
-    return f, A, f - (A * x[0]).flatten(1).sum(1), (f.view(-1, *[1] * (A.dim() - 1)) * A).sum(0)
 
 
 def pass_view(tp: TransposedPass, x: torch.Tensor):
@@ -53,20 +44,6 @@ def assert_exact(model: nn.Module, x: torch.Tensor, tol: float = TOL):
     errors = {"logits": rel(pf, f), "templates": rel(pA, A), "bias": rel(pb, b, scale=f), "reconstruction":
               rel(prec, rec)}
     assert max(errors.values()) < tol, errors
-
-
-def randomise_batchnorm(model: nn.Module, seed: int = 1) -> nn.Module:
-    """Non-trivial running statistics and affine parameters, so that eval-mode batch norm is not
-    nearly the identity."""
-    g = torch.Generator().manual_seed(seed)
-    for m in model.modules():
-        if isinstance(m, nn.modules.batchnorm._BatchNorm):
-            m.running_mean.copy_(torch.randn(m.num_features, generator=g) * 0.2)
-            m.running_var.copy_(torch.rand(m.num_features, generator=g) + 0.5)
-            if m.affine:
-                m.weight.data.copy_(torch.rand(m.num_features, generator=g) + 0.5)
-                m.bias.data.copy_(torch.randn(m.num_features, generator=g) * 0.2)
-    return model
 
 
 # -- networks written the way tutorials and papers write them ------------------------------------
