@@ -36,13 +36,30 @@ METHODS = ("autograd", "transposed")
 PARTS = ("forward", "vjp", "loss", "backward", "optimizer")
 
 
+#: ``torchvision:NAME``: torchvision's classifier with ten classes and frozen batch norm (an affine map per
+#: channel, as batch norm in eval mode, in training too), on 3×32×32 colour images
+TORCHVISION = "torchvision:"
+
+
+def _build(model_name: str):
+    from invlab.models import create_model
+
+    if not model_name.startswith(TORCHVISION):
+        return create_model(model_name)
+    import torchvision
+    from torchvision.ops import FrozenBatchNorm2d
+
+    model = torchvision.models.get_model(model_name.removeprefix(TORCHVISION), num_classes=10,
+                                         norm_layer=FrozenBatchNorm2d)
+    model.input_shape = (3, 32, 32)
+    return model
+
+
 def _setup(model_name: str, batch: int):
     import torch
 
-    from invlab.models import create_model
-
     torch.manual_seed(0)
-    model = create_model(model_name)
+    model = _build(model_name)
     shape = tuple(model.input_shape)
     g = torch.Generator().manual_seed(0)
     x = torch.rand(batch, *shape, generator=g)

@@ -219,10 +219,11 @@ class TransposedPass:
             raise RuntimeError("the logits do not depend on the input")
         return (result, captured) if capture else result
 
-    def frozen(self, x: torch.Tensor, states: dict, bias: bool = True) -> torch.Tensor:
+    def frozen(self, x: torch.Tensor, states: dict, bias: bool = True, keep=()):
         """The affine map of the region the states describe, at ``x``: the forward run again with
         every nonlinearity's state frozen (masks, max-pool choices). ``bias=False``: its linear
-        part alone, A[x] x (a direction through the region)."""
+        part alone, A[x] x (a direction through the region). With ``keep`` (graph node names),
+        returns ``(out, {node: value})``: every layer's value under the frozen map."""
         values: dict[str, object] = {}
         for s in self.steps:
             if s.op == "placeholder":
@@ -233,6 +234,8 @@ class TransposedPass:
                 xs = [values[n] for n in s.inputs]
                 values[s.name] = s.rule.frozen(s, xs, self._resolve(s.args, values), self._resolve(s.kwargs, values),
                                                states[s.name], bias, self)
+        if keep:
+            return values[self.output], {name: values[name] for name in keep}
         return values[self.output]
 
     def region_bias(self, states: dict, shape: torch.Size) -> torch.Tensor:

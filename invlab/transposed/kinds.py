@@ -10,6 +10,7 @@ to its own inverse bookkeeping.
 
 from __future__ import annotations
 
+import math
 import operator
 
 import torch
@@ -171,6 +172,29 @@ class AdaptiveAvgPool(Rule):
 # -- piecewise-affine nonlinearities ------------------------------------------------------------
 
 
+def first_positive(s: torch.Tensor) -> torch.Tensor:
+    """(B, *) candidate step sizes -> (B,) the smallest positive one (inf if none)."""
+    s = torch.where(s > 0, s, torch.inf)
+    return s.flatten(1).amin(1) if s.dim() > 1 else s
+
+
+def threshold_crossing(h: torch.Tensor, hd: torch.Tensor, level: float = 0.0) -> torch.Tensor:
+    """Where h + s·hd reaches ``level``, per unit: (level - h) / hd (inf where hd = 0)."""
+    return torch.where(hd != 0, (level - h) / torch.where(hd != 0, hd, 1.0), torch.inf)
+
+
+def winner_crossing(values: torch.Tensor, direction: torch.Tensor, valid: torch.Tensor | None = None) -> torch.Tensor:
+    """Groups on the last axis (B, ..., K): where another member overtakes the group's current winner,
+    moving along ``direction``: the smallest positive s (B,)."""
+    win = values.argmax(-1, keepdim=True)
+    gap = values - values.gather(-1, win)  # <= 0
+    closing = direction - direction.gather(-1, win)  # > 0: catching up
+    s = torch.where(closing > 0, -gap / torch.where(closing > 0, closing, 1.0), torch.inf)
+    if valid is not None:
+        s = torch.where(valid, s, torch.inf)
+    return first_positive(s)
+
+
 class ReLU(Rule):
     kind, summary, nonlinear = "ReLU", "module, functional and method forms, in place or not", True
 
@@ -190,6 +214,9 @@ class ReLU(Rule):
 
     def pattern(self, state):
         return state if state.dtype == torch.bool else state > 0
+
+    def crossing(self, step, h, hd, state, tp):
+        return first_positive(threshold_crossing(h, hd))
 
 
 class LeakyReLU(Rule):
@@ -211,6 +238,9 @@ class LeakyReLU(Rule):
 
     def pattern(self, state):
         return state
+
+    def crossing(self, step, h, hd, state, tp):
+        return first_positive(threshold_crossing(h, hd))
 
 
 class PReLU(Rule):
@@ -235,6 +265,9 @@ class PReLU(Rule):
 
     def pattern(self, state):
         return state
+
+    def crossing(self, step, h, hd, state, tp):
+        return first_positive(threshold_crossing(h, hd))
 
 
 class Clamp(Rule):
@@ -282,6 +315,11 @@ class Clamp(Rule):
     def pattern(self, state):
         return state[0].to(torch.uint8) + 2 * state[1].to(torch.uint8)
 
+    def crossing(self, step, h, hd, state, tp):
+        lo, hi = state[2], state[3]
+        low, high = threshold_crossing(h, hd, lo), threshold_crossing(h, hd, hi)
+        return torch.minimum(first_positive(low), first_positive(high))
+
 
 class MaxPool(Rule):
     kind, summary, nonlinear = ("max pooling", "1-D and 2-D; padding, dilation, ceil_mode (not return_indices)",
@@ -325,6 +363,31 @@ class MaxPool(Rule):
     def pattern(self, state):
         return state[0]
 
+    def windows(self, h: torch.Tensor, state) -> torch.Tensor:
+        """(O, K) flat input positions of each window (the plane's size for padding)."""
+        kernel, stride, padding, dilation, ceil = state[2]
+        n, size = h.dim() - 2, tuple(h.shape[2:])
+        out = state[0].shape[2:]
+
+        def axis(i):
+            return [[o * stride[i] - padding[i] + dilation[i] * j for j in range(kernel[i])] for o in range(out[i])]
+
+        plane = math.prod(size)
+        if n == 1:
+            rows = [[p if 0 <= p < size[0] else plane for p in w] for w in axis(0)]
+        else:
+            rows = [[r * size[1] + c if 0 <= r < size[0] and 0 <= c < size[1] else plane for r in rw for c in cw]
+                    for rw in axis(0) for cw in axis(1)]
+        return torch.tensor(rows, device=h.device)
+
+    def crossing(self, step, h, hd, state, tp):
+        table = self.windows(h, state)  # (O, K)
+        plane = math.prod(h.shape[2:])
+        pad = h.new_zeros((*h.shape[:2], 1))
+        values = torch.cat([h.flatten(2), pad - torch.inf], 2)[:, :, table]  # (B, C, O, K)
+        direction = torch.cat([hd.flatten(2), pad], 2)[:, :, table]
+        return winner_crossing(values, direction, (table != plane).expand_as(values))
+
 
 class AdaptiveMaxPool(MaxPool):
     kind, summary = "adaptive max pooling", "1-D and 2-D, any output size (not return_indices)"
@@ -349,6 +412,11 @@ class AdaptiveMaxPool(MaxPool):
         idx, h, _ = state
         return [ops.scatter_to_indices(g, idx, tuple(h.shape[2:]))]
 
+    def windows(self, h, state):
+        windows = ops.adaptive_windows(tuple(h.shape[2:]), tuple(state[0].shape[2:]))
+        longest, plane = max(len(w) for w in windows), math.prod(h.shape[2:])
+        return torch.tensor([w + [plane] * (longest - len(w)) for w in windows], device=h.device)
+
 
 class WinnerTakesAll(Rule):
     kind, summary, nonlinear = "inhibitor", "invlab's LocalWinnerTakesAll: each group's largest unit passes", True
@@ -364,6 +432,12 @@ class WinnerTakesAll(Rule):
 
     def pattern(self, state):
         return state
+
+    def crossing(self, step, h, hd, state, tp):
+        k = step.module.group_size
+        b, c = h.shape[:2]
+        groups = h.reshape(b, c // k, k, *h.shape[2:]).movedim(2, -1)  # (B, C/k, *, k)
+        return winner_crossing(groups, hd.reshape(b, c // k, k, *h.shape[2:]).movedim(2, -1))
 
 
 # -- graph plumbing -----------------------------------------------------------------------------

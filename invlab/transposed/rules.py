@@ -99,6 +99,12 @@ class Rule:
     def pattern(self, state) -> torch.Tensor | None:
         return None
 
+    def crossing(self, step: Step, h: torch.Tensor, hd: torch.Tensor, state, tp) -> torch.Tensor:
+        """For a nonlinearity: moving its input from h along hd (both the layer's input, (B, *)), the
+        smallest s > 0 (B,) at which its state changes (``inf``: never on this line). Unused for
+        affine layers."""
+        raise NotImplementedError(f"{type(self).__name__} has no crossing rule")
+
 
 @dataclass
 class _Entry:

@@ -1,0 +1,100 @@
+"""invlab.regions: the affine regions along a segment and on a plane, exact.
+
+The oracle is the activation pattern itself, read by dense sampling in float64: along a segment no
+piece may hold two patterns, and every listed break must separate two; the pieces' affine logits must
+equal the network's own logits everywhere; the plane's region ids must be equal exactly where the
+patterns are. Networks of every nonlinearity kind invlab's models use (ReLU, leaky ReLU, the inhibitor,
+max and average pooling) and of the kinds the rules add (PReLU, clamps, adaptive max pooling).
+"""
+
+from __future__ import annotations
+
+import pytest
+import torch
+import torch.nn as nn
+
+from invlab.models.layers import LocalWinnerTakesAll
+from invlab.regions import plane, segment
+from invlab.transposed import TransposedPass, UnsupportedLayerError
+
+
+def small(kind: str) -> nn.Module:
+    torch.manual_seed(0)
+    body = {
+        "relu, max pooling": [nn.Conv2d(1, 4, 3), nn.ReLU(), nn.MaxPool2d(2)],
+        "leaky relu, average pooling": [nn.Conv2d(1, 4, 3), nn.LeakyReLU(0.1), nn.AvgPool2d(2)],
+        "inhibitor": [nn.Conv2d(1, 6, 3), LocalWinnerTakesAll(3), nn.MaxPool2d(2, 2, padding=1)],
+        "prelu, clamp, adaptive max": [nn.Conv2d(1, 4, 3), nn.PReLU(4), nn.Hardtanh(-0.3, 0.4),
+                                       nn.AdaptiveMaxPool2d((3, 2))],
+    }[kind]
+    with torch.no_grad():
+        width = nn.Sequential(*body)(torch.zeros(1, 1, 10, 10)).numel()
+    return nn.Sequential(*body, nn.Flatten(), nn.Linear(width, 8), nn.ReLU(), nn.Linear(8, 4)).double().eval()
+
+
+KINDS = ["relu, max pooling", "leaky relu, average pooling", "inhibitor", "prelu, clamp, adaptive max"]
+
+
+def dense_patterns(model, x0, x1, n=20001):
+    tp = TransposedPass(model)
+    t = torch.linspace(0, 1, n, dtype=torch.float64)
+    with torch.no_grad():
+        x = x0 + t.view(-1, 1, 1, 1) * (x1 - x0)
+        logits, states = tp.forward(x)
+        return t, tp.pattern(states), logits
+
+
+@pytest.mark.parametrize("kind", KINDS)
+def test_every_change_of_pattern_on_the_segment_is_a_listed_break(kind):
+    model = small(kind)
+    g = torch.Generator().manual_seed(1)
+    x0, x1 = torch.randn(1, 1, 10, 10, generator=g).double(), torch.randn(1, 1, 10, 10, generator=g).double()
+    seg = segment(model, x0, x1)
+    assert seg.pieces > 20 and (seg.breaks[1:] > seg.breaks[:-1]).all()
+    t, patterns, logits = dense_patterns(model, x0, x1)
+    piece = seg.piece_at(t)
+    same_piece, same_pattern = piece[1:] == piece[:-1], (patterns[1:] == patterns[:-1]).all(1)
+    assert (same_pattern | ~same_piece).all(), "a piece holds two patterns"
+    one_break = piece[1:] - piece[:-1] == 1  # neighbours with one listed break between them
+    assert (~same_pattern[one_break]).all(), "a listed break where the pattern does not change"
+    assert (seg.units_changed > 0).all()
+    # each piece's affine logits are the network's
+    assert torch.allclose(seg.logits_at(t), logits, rtol=0, atol=1e-9 * logits.abs().max())
+    # the decision changes are where the predicted class changes
+    predicted = logits.argmax(1)
+    flips = (predicted[1:] != predicted[:-1]).nonzero().flatten()
+    assert len(seg.decisions) >= len(flips)
+    for i in flips.tolist():
+        assert any(t[i] <= d[0] <= t[i + 1] for d in seg.decisions)
+    assert seg.start_class == predicted[0] and seg.end_class == predicted[-1]
+
+
+def test_a_batch_of_segments_and_the_limit_on_pieces():
+    model = small("relu, max pooling")
+    x0, x1 = torch.randn(3, 1, 10, 10).double(), torch.randn(3, 1, 10, 10).double()
+    segs = segment(model, x0, x1)
+    assert len(segs) == 3 and segs[1].pieces == segment(model, x0[1:2], x1[1:2]).pieces
+    with pytest.raises(RuntimeError, match="more than max_pieces=3 pieces"):
+        segment(model, x0[:1], x1[:1], max_pieces=3)
+    with pytest.raises(UnsupportedLayerError, match="SiLU"):
+        segment(nn.Sequential(nn.Flatten(), nn.Linear(100, 4), nn.SiLU()), x0[:1], x1[:1])
+
+
+@pytest.mark.parametrize("kind", ["relu, max pooling", "inhibitor"])
+def test_the_planes_regions_are_equal_exactly_where_the_patterns_are(kind):
+    model = small(kind)
+    g = torch.Generator().manual_seed(2)
+    x0, x1, x2 = (torch.randn(1, 1, 10, 10, generator=g).double() for _ in range(3))
+    p = plane(model, x0, x1, x2, resolution=24, window=((0.3, 0.3), 0.05))
+    assert p.region_ids.shape == (24, 24) and 1 < p.count < 24 * 24
+    tp = TransposedPass(model)
+    with torch.no_grad():
+        xs = torch.cat([p.point(i, j) for i in range(24) for j in range(24)])
+        logits, states = tp.forward(xs)
+        patterns = tp.pattern(states)
+    ids = p.region_ids.flatten()
+    same_id = ids[:, None] == ids[None, :]
+    same_pattern = (patterns[:, None, :] == patterns[None, :, :]).all(-1)
+    assert torch.equal(same_id, same_pattern)
+    assert torch.equal(p.prediction.flatten(), logits.argmax(1))
+    assert p.region_boundaries.any() and p.density(8).shape == (3, 3)
