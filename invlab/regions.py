@@ -149,12 +149,20 @@ def _walk(tp: TransposedPass, x0: torch.Tensor, x1: torch.Tensor, max_pieces: in
     inputs = tuple(dict.fromkeys(s.inputs[0] for s in steps))
     breaks, changed, pieces = [], [], []
     t, previous = 0.0, None
+    # the layers before the first nonlinearity are affine in t along the whole segment: computed once
+    prefix = tp.affine_prefix()
+    with torch.no_grad():
+        _, start_states = tp.forward(x0, keep=tuple(prefix))
+        _, start_dir = tp.frozen(d, start_states, bias=False, keep=tuple(prefix))
+    at0 = start_states.get("z", {})
     bar = tqdm(total=1.0, disable=not progress, desc="segment", unit="t", bar_format="{l_bar}{bar}| {n:.3f}/1")
     with torch.no_grad():
         while True:
             x = x0 + t * d
-            logits, states = tp.forward(x, keep=inputs)
-            slope, along = tp.frozen(d, states, bias=False, keep=inputs)  # the direction through the region
+            given = {n: (at0[n] + t * start_dir[n], start_states[n]) for n in prefix}
+            logits, states = tp.forward(x, keep=inputs, given=given)
+            slope, along = tp.frozen(d, states, bias=False, keep=inputs,  # the direction through the region
+                                     given={n: start_dir[n] for n in prefix})
             pattern = tp.pattern(states)[0]
             if previous is not None:
                 changed.append(int((pattern != previous).sum()))

@@ -165,9 +165,19 @@ class TransposedPass:
             return value
         return s.call(self._resolve(s.args, values), self._resolve(s.kwargs, values))
 
-    def forward(self, x: torch.Tensor, keep=()) -> tuple[torch.Tensor, dict]:
+    def affine_prefix(self) -> list[str]:
+        """The graph nodes before any nonlinearity, whose values are affine in x (one tensor each)."""
+        affine = {self.steps[0].name}
+        for s in self.steps[1:]:
+            if s.rule is not None and not s.rule.nonlinear and not isinstance(s.rule, _tuple_rules()) \
+                    and s.inputs and all(n in affine for n in s.inputs):
+                affine.add(s.name)
+        return [s.name for s in self.steps[1:] if s.name in affine]
+
+    def forward(self, x: torch.Tensor, keep=(), given=None) -> tuple[torch.Tensor, dict]:
         """Logits f(x) (B, C) and the states the transposed pass needs (masks, pool indices,
-        shapes); with ``keep`` (graph node names), also those nodes' outputs, as ``states["z"]``."""
+        shapes); with ``keep`` (graph node names), also those nodes' outputs, as ``states["z"]``;
+        ``given`` ({node: (value, state)}) supplies nodes already known (an affine prefix)."""
         if self.drawing_masks:
             raise UnsupportedLayerError(
                 "a dropout or batch norm layer in training mode: a dropout's mask is drawn inside the layer and a "
@@ -178,6 +188,8 @@ class TransposedPass:
         for s in self.steps:
             if s.op == "placeholder":
                 values[s.name] = x
+            elif given is not None and s.name in given:
+                values[s.name], states[s.name] = given[s.name]
             elif s.rule is None:
                 values[s.name] = self._constant(s, values)
             else:
@@ -219,15 +231,18 @@ class TransposedPass:
             raise RuntimeError("the logits do not depend on the input")
         return (result, captured) if capture else result
 
-    def frozen(self, x: torch.Tensor, states: dict, bias: bool = True, keep=()):
+    def frozen(self, x: torch.Tensor, states: dict, bias: bool = True, keep=(), given=None):
         """The affine map of the region the states describe, at ``x``: the forward run again with
         every nonlinearity's state frozen (masks, max-pool choices). ``bias=False``: its linear
         part alone, A[x] x (a direction through the region). With ``keep`` (graph node names),
-        returns ``(out, {node: value})``: every layer's value under the frozen map."""
+        returns ``(out, {node: value})``: every layer's value under the frozen map. ``given``
+        ({node: value}) supplies nodes already known."""
         values: dict[str, object] = {}
         for s in self.steps:
             if s.op == "placeholder":
                 values[s.name] = x
+            elif given is not None and s.name in given:
+                values[s.name] = given[s.name]
             elif s.rule is None:
                 values[s.name] = self._constant(s, values)
             else:
@@ -279,6 +294,12 @@ class TransposedPass:
                 step = self._by_name[step.inputs[0]]
             out[layer] = step.name
         return out
+
+
+def _tuple_rules():
+    from invlab.transposed.kinds import Split
+
+    return (Split,)
 
 
 _PASSES: "weakref.WeakKeyDictionary[nn.Module, TransposedPass | UnsupportedLayerError]" = weakref.WeakKeyDictionary()
