@@ -60,4 +60,5 @@ def test_the_public_names_keep_working_after_the_regroup():
     assert train.Trainer.__module__ == "invlab.training.trainer"
     # the tree shows the groups: no module of the old flat layout is left at the top level
     top = {p.stem for p in Path(invlab.__file__).parent.glob("*.py")}
-    assert top == {"__init__", "cli", "inverse", "transposed", "export", "io", "losses", "methods", "train", "sweep"}
+    assert top == {"__init__", "cli", "inverse", "regions", "export", "io", "losses", "methods", "train", "sweep"}
+    assert (Path(invlab.__file__).parent / "transposed" / "rules.py").is_file()  # one rule per layer kind
