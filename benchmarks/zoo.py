@@ -177,10 +177,17 @@ def main(argv=None) -> None:
     torch.set_num_threads(1)
     out_path = Path(args.out)
     out = {"models": {}}
-    if out_path.exists() and not args.fresh:
-        out["models"] = json.loads(out_path.read_text()).get("models", {})
+    if out_path.exists() and not args.fresh:  # resume: what was measured stays, with its provenance
+        out = json.loads(out_path.read_text())
     names = args.models or classifiers()
     from tqdm import tqdm
+
+    command = "python -m benchmarks.zoo" + (f" --models {' '.join(args.models)}" if args.models else "")
+
+    def save():
+        out.update(results_header(device="cpu"))
+        out["command"] = command
+        save_report(out, out_path, report(out))
 
     with tempfile.TemporaryDirectory() as tmp:
         for name in tqdm(names, desc="zoo", unit="network"):
@@ -188,9 +195,7 @@ def main(argv=None) -> None:
                 continue
             out["models"][name] = measure(name, Path(tmp))
             tqdm.write(f"{name}: {out['models'][name]['status']}")
-            out.update(results_header(device="cpu"))
-            out["command"] = "python -m benchmarks.zoo" + (f" --models {' '.join(args.models)}" if args.models else "")
-            save_report(out, out_path, report(out))  # after every network: a later run resumes
+            save()  # after every network: a later run resumes
     print(report(out))
 
 

@@ -447,3 +447,28 @@ def test_generality_plans_on_cpu_minutes_where_an_arm_counted_them():
     rows = [row("vat", True, 19.3), row("vat", True, 17.0), row("vat", True, 7.6, 5.8),
             row("vat", False, 10.5), row("vat", False, 9.5), row("entropy+standardize", True, 4.0, 3.0)]
     assert rep.minutes_per_run(rows) == {"vat with R": 5.8, "vat without R": 10.0, "entropy with R": 3.0}
+
+
+def test_zoo_tiny_exports_refuses_and_resumes(tmp_path, capsys):
+    import json
+
+    out = tmp_path / "zoo.json"
+    _load("zoo").main(["--models", "squeezenet1_1", "efficientnet_b0", "--out", str(out)])
+    models = json.loads(out.read_text())["models"]
+    squeeze, efficient = models["squeezenet1_1"], models["efficientnet_b0"]
+    assert squeeze["status"] == "exported" and max(squeeze["onnx_errors"].values()) < 1e-4
+    assert max(squeeze["pytorch_errors"].values()) < 1e-5 and squeeze["bytes"] > 1e6
+    assert efficient["status"] == "refused" and "(SiLU)" in efficient["reason"]
+    assert "squeezenet1_1" in out.with_suffix(".md").read_text()
+    capsys.readouterr()
+    _load("zoo").main(["--models", "squeezenet1_1", "--out", str(out)])  # measured already: kept, not redone
+    assert json.loads(out.read_text())["models"]["squeezenet1_1"]["export_s"] == squeeze["export_s"]
+
+
+def test_regions_cost_tiny(tmp_path):
+    import json
+
+    out = tmp_path / "regions.json"
+    _load("regions").main(["--models", "smallcnn-mean", "--pairs", "1", "--resolution", "16", "--out", str(out)])
+    row = json.loads(out.read_text())["models"]["smallcnn-mean"]
+    assert row["pieces"][0] > 100 and row["pieces_per_s"][0] > 0 and 1 < row["plane_regions"] <= 256
