@@ -219,16 +219,10 @@ class ReLU(Rule):
         return first_positive(threshold_crossing(h, hd))
 
 
-class LeakyReLU(Rule):
-    kind, summary, nonlinear = "leaky ReLU", "a fixed negative slope", True
+class Slopes(Rule):
+    """A nonlinearity whose state is a multiplier per unit (a slope, a winner's mask): y = h · state."""
 
-    def forward(self, step, xs, args, kwargs, tp):
-        h = xs[0]
-        slope = step.module.negative_slope if step.module is not None else step.arg(args, kwargs, 1, "negative_slope",
-                                                                                    0.01)
-        # slope 1 where the input is positive, the negative slope elsewhere
-        state = torch.where(h > 0, 1.0, slope).to(h.dtype)  # (B, *)
-        return h * state, state
+    nonlinear = True
 
     def transpose(self, step, g, state, tp):
         return [g * state]
@@ -238,6 +232,18 @@ class LeakyReLU(Rule):
 
     def pattern(self, state):
         return state
+
+
+class LeakyReLU(Slopes):
+    kind, summary = "leaky ReLU", "a fixed negative slope"
+
+    def forward(self, step, xs, args, kwargs, tp):
+        h = xs[0]
+        slope = step.module.negative_slope if step.module is not None else step.arg(args, kwargs, 1, "negative_slope",
+                                                                                    0.01)
+        # slope 1 where the input is positive, the negative slope elsewhere
+        state = torch.where(h > 0, 1.0, slope).to(h.dtype)  # (B, *)
+        return h * state, state
 
     def crossing(self, step, h, hd, state, tp):
         return first_positive(threshold_crossing(h, hd))
@@ -418,20 +424,11 @@ class AdaptiveMaxPool(MaxPool):
         return torch.tensor([w + [plane] * (longest - len(w)) for w in windows], device=h.device)
 
 
-class WinnerTakesAll(Rule):
-    kind, summary, nonlinear = "inhibitor", "invlab's LocalWinnerTakesAll: each group's largest unit passes", True
+class WinnerTakesAll(Slopes):
+    kind, summary = "inhibitor", "invlab's LocalWinnerTakesAll: each group's largest unit passes"
 
     def forward(self, step, xs, args, kwargs, tp):
         return ops.lwta(xs[0], step.module.group_size)
-
-    def transpose(self, step, g, state, tp):
-        return [g * state]
-
-    def frozen(self, step, xs, args, kwargs, state, bias, tp):
-        return xs[0] * state
-
-    def pattern(self, state):
-        return state
 
     def crossing(self, step, h, hd, state, tp):
         k = step.module.group_size
