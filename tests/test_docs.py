@@ -34,14 +34,14 @@ def test_the_site_builds_with_its_api_and_cli_pages_made_from_the_code(site):
     out = site
     api = (out / "docs" / "site" / "api.html").read_text()
     for name in ("invlab.reconstruct", "SemiSupervisedLoss", "TrainConfig", "vat_perturbation", "RunLock",
-                 "make_pruner", "load_dataset", "load_model"):
+                 "make_pruner", "load_dataset", "load_model", "invlab.transposed.register", "invlab.regions.segment"):
         assert name in api, name
     cli = (out / "docs" / "site" / "cli.html").read_text()
     for flag in ("--checkpoint-every", "--pruner", "--startup-trials", "--vat-eps", "--resume"):
         assert flag in cli, flag
     lessons = (out / "docs" / "site" / "lessons.html").read_text()
     notebooks = sorted(p.stem for p in (ROOT / "notebooks").glob("*.ipynb"))
-    assert all(f"{nb}.html" in lessons for nb in notebooks) and len(notebooks) == 10
+    assert all(f"{nb}.html" in lessons for nb in notebooks) and len(notebooks) == 12
     assert (out / "docs" / "RESULTS.html").exists() and (out / "docs" / "site" / "index.html").exists()
     # no page loads a script, a style sheet or an image from the network
     remote = re.compile(

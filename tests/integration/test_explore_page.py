@@ -219,7 +219,7 @@ def page_arrays(page) -> dict:
 
 
 def test_a_colour_network_of_the_zoo_with_a_picture_of_yours(site, tmp_path):
-    """torchvision's MobileNet v2 at 3×32×32 exported with --top-k and class names, a PNG of another size
+    """torchvision's SqueezeNet 1.1 at 3×32×32 exported with --top-k and class names, a PNG of another size
     and shape dropped on the page: its numbers at the page's own input equal autograd's on the module."""
     torchvision = pytest.importorskip("torchvision")
     import json
@@ -229,9 +229,9 @@ def test_a_colour_network_of_the_zoo_with_a_picture_of_yours(site, tmp_path):
     from invlab.export import to_onnx
 
     torch.manual_seed(0)
-    model = randomise_batchnorm(torchvision.models.mobilenet_v2(num_classes=10)).eval()
+    model = randomise_batchnorm(torchvision.models.squeezenet1_1(num_classes=10)).eval()
     names = ["plane", "car", "bird", "cat", "deer", "dog", "frog", "horse", "ship", "truck"]
-    own, picture = tmp_path / "mobilenet.onnx", tmp_path / "disc.png"
+    own, picture = tmp_path / "squeezenet.onnx", tmp_path / "disc.png"
     to_onnx(model, own, input_shape=(3, 32, 32), top_k=4, metadata={"invlab.class_names": json.dumps(names)})
     _picture(picture)
     with explorer_page((site / PAGE).resolve().as_uri(), width=1200) as (page, log):
@@ -239,7 +239,7 @@ def test_a_colour_network_of_the_zoo_with_a_picture_of_yours(site, tmp_path):
         page.wait_for_function("() => window.invlabExplorer.state.network.id === 'own'", timeout=60_000)
         wait_idle(page)
         blank = page_arrays(page)
-        assert "your network: mobilenet.onnx" in blank["option"] and blank["samples"]  # no test images fit it
+        assert "your network: squeezenet.onnx" in blank["option"] and blank["samples"]  # no test images fit it
         assert "blank image" in blank["status"] and any(n in blank["status"] for n in names)  # recorded names
         assert page.evaluate("() => window.invlabExplorer.hint()") == {"hint": True, "backdrop": False}
         page.set_input_files("#invlab-image", str(picture))
