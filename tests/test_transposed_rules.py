@@ -245,6 +245,7 @@ class Gated(nn.Module):
     (Wrapped(lambda h: torch.softmax(h, dim=1)), "(the function softmax)"),
     (Gated(), "a product of two tensors that both depend on the input"),
     (Wrapped(lambda h: F.dropout(h, 0.5, training=True)), "training=True"),
+    (Wrapped(lambda h: F.dropout(h, 0.5)), "training=True"),  # F.dropout's default draws a mask
 ])
 def test_what_is_not_piecewise_affine_is_refused_by_name(model, named):
     with pytest.raises(UnsupportedLayerError, match="has no explicit transposed rule") as err:

@@ -444,9 +444,8 @@ class Passthrough(Rule):
     kind, summary, passthrough = "identity", "Identity, Dropout in eval mode, contiguous(), clone()", True
 
     def check(self, step, tp):
-        training = step.kwargs.get("training", step.args[2] if step.op == "call_function" and len(step.args) > 2
-                                   else False)
-        if step.op == "call_function" and training is True:
+        # F.dropout's training defaults to True: only an explicit False (training=self.training in eval) passes
+        if step.op == "call_function" and step.arg(step.args, step.kwargs, 2, "training", True) is not False:
             return "a functional dropout with training=True (its mask is drawn inside the call)"
         return None
 
@@ -461,8 +460,8 @@ class Reshape(Rule):
     def check(self, step, tp):
         name = step.target if isinstance(step.target, str) else getattr(step.target, "__name__", "")
         if step.module is not None:
-            return "an nn.Flatten that mixes the batch axis" if step.module.__class__ is nn.Flatten and \
-                step.module.start_dim == 0 else None
+            mixes = isinstance(step.module, nn.Flatten) and step.module.start_dim == 0
+            return "an nn.Flatten that mixes the batch axis (start_dim=0)" if mixes else None
         if name == "flatten" and step.arg(step.args, step.kwargs, 1, "start_dim", 0) == 0:
             return "a flatten that mixes the batch axis (start_dim=0)"
         if name == "squeeze" and len(step.args) < 2 and "dim" not in step.kwargs:
