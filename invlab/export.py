@@ -201,22 +201,9 @@ def export_model_file(spec: str, path: str | Path, input_shape: tuple[int, ...],
     factory (the convention of ``invlab train --model-file``; it is offered ``input_shape`` and, with
     class names, ``num_classes``), its weights from a state dict, exported by :func:`to_onnx` with
     the class names in the graph's metadata."""
-    import inspect
+    from invlab.models.custom import build_custom_model
 
-    from invlab.models.custom import load_factory
-
-    factory, _ = load_factory(spec)
-    params = inspect.signature(factory).parameters
-    takes_all = any(p.kind == p.VAR_KEYWORD for p in params.values())
-    offered = {"input_shape": tuple(input_shape)}
-    if class_names:
-        offered["num_classes"] = len(class_names)
-    elif "num_classes" in params and params["num_classes"].default is inspect.Parameter.empty:
-        raise ValueError(f"--model-file {spec!r}: {factory.__name__}() needs num_classes: give --class-names")
-    model = factory(**{k: v for k, v in offered.items() if takes_all or k in params})
-    if not isinstance(model, nn.Module):
-        raise TypeError(f"--model-file {spec!r}: {factory.__name__}() returned a {type(model).__name__}, "
-                        "not a torch.nn.Module")
+    model, _ = build_custom_model(spec, tuple(input_shape), len(class_names) if class_names else None)
     if weights is not None:
         load_state_dict_file(model, weights)
     model.eval()

@@ -42,12 +42,19 @@ def load_factory(spec: str):
     return factory, file
 
 
-def build_custom_model(spec: str, input_shape: tuple[int, ...], num_classes: int) -> tuple[nn.Module, dict]:
-    """Call the factory of ``spec`` for this data set; return the module and its record."""
+def build_custom_model(spec: str, input_shape: tuple[int, ...], num_classes: int | None) -> tuple[nn.Module, dict]:
+    """Call the factory of ``spec`` for this data set; return the module and its record. With
+    ``num_classes=None`` (a network exported without class names) the factory is offered the input
+    shape alone, and one that requires ``num_classes`` is refused."""
     factory, file = load_factory(spec)
     params = inspect.signature(factory).parameters
     takes_all = any(p.kind == p.VAR_KEYWORD for p in params.values())
-    offered = {"input_shape": tuple(input_shape), "num_classes": num_classes}
+    offered = {"input_shape": tuple(input_shape)}
+    if num_classes is not None:
+        offered["num_classes"] = num_classes
+    elif "num_classes" in params and params["num_classes"].default is inspect.Parameter.empty:
+        raise ValueError(f"--model-file {spec!r}: {factory.__name__}() needs num_classes (invlab export: give "
+                         "--class-names)")
     model = factory(**{k: v for k, v in offered.items() if takes_all or k in params})
     if not isinstance(model, nn.Module):
         raise TypeError(f"--model-file {spec!r}: {factory.__name__}() returned a {type(model).__name__}, "

@@ -169,7 +169,7 @@ class TransposedPass:
         """The graph nodes before any nonlinearity, whose values are affine in x (one tensor each)."""
         affine = {self.steps[0].name}
         for s in self.steps[1:]:
-            if s.rule is not None and not s.rule.nonlinear and not isinstance(s.rule, _tuple_rules()) \
+            if s.rule is not None and not s.rule.nonlinear and not s.rule.returns_tuple \
                     and s.inputs and all(n in affine for n in s.inputs):
                 affine.add(s.name)
         return [s.name for s in self.steps[1:] if s.name in affine]
@@ -294,12 +294,6 @@ class TransposedPass:
                 step = self._by_name[step.inputs[0]]
             out[layer] = step.name
         return out
-
-
-def _tuple_rules():
-    from invlab.transposed.kinds import Split
-
-    return (Split,)
 
 
 _PASSES: "weakref.WeakKeyDictionary[nn.Module, TransposedPass | UnsupportedLayerError]" = weakref.WeakKeyDictionary()

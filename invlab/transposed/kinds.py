@@ -533,7 +533,7 @@ class Concat(Rule):
 
 
 class Split(Rule):
-    kind, summary = "split", "chunk and split along a non-batch axis, their parts taken by index"
+    kind, summary, returns_tuple = "split", "chunk and split along a non-batch axis, their parts taken by index", True
 
     def forward(self, step, xs, args, kwargs, tp):
         parts = step.call(args, kwargs)

@@ -83,6 +83,8 @@ class Rule:
     passthrough: bool = False
     #: how many of its inputs may depend on x (None: any number)
     inputs: int | None = 1
+    #: its output is a tuple of tensors (a split's parts), not one tensor
+    returns_tuple: bool = False
 
     def check(self, step: Step, tp) -> str | None:
         return None
