@@ -11,7 +11,12 @@ to the direction (one extra pass with the states fixed, :meth:`~invlab.transpose
 with ``bias=False``). The next change of state — a ReLU's input crossing 0, another input overtaking a
 max-pooling window's winner, an inhibitor group's winner changing — is therefore found exactly, not by
 sampling: each nonlinearity's rule says where (:meth:`~invlab.transposed.rules.Rule.crossing`).
-:func:`segment` walks from break to break, in float64.
+:func:`segment` walks from break to break in float64. Every layer's input is continuous in t, so
+at a break its value follows from the piece just walked (h + s hd); the states past the break are
+read from it, and the new piece costs one pass along the direction, not a forward. :data:`WALKERS`
+walkers go side by side, one batch of the network for all of them (and for a batch of segments), each
+over a part of the segment, started by one forward; one that is done takes over half of the longest
+part left.
 
 :func:`plane` maps the plane through three inputs on a grid: the activation pattern at every grid
 point, regions numbered by pattern, the predicted class, and the boundaries between regions and
@@ -34,9 +39,18 @@ import torch.nn as nn
 
 from invlab.transposed import TransposedPass, transposed_pass
 
-#: Each new piece's pattern is read this far past the break (in t, float64): far below any piece the
-#: segment between two real images has, far above float64's rounding of t.
+#: Each new piece's states are read this far past its break (in t, float64): two breaks closer than
+#: this are one break. Far below any piece the segment between two real images has, far above
+#: float64's rounding of t.
 STEP_PAST = 1e-10
+
+#: Walkers stepped side by side (one batch of the network). A segment starts with this many, each
+#: walking an equal part; a walker that reaches its part's end hands its place to half of the longest
+#: part still ahead of another (one forward starts it).
+WALKERS = 32
+
+#: A walker's part is not split below this length in t.
+MIN_SPLIT = 1e-6
 
 
 def _float64_pass(model: nn.Module) -> TransposedPass:
@@ -126,67 +140,225 @@ def segment(model: nn.Module, x0: torch.Tensor, x1: torch.Tensor, max_pieces: in
 
     Args:
         model: a network :class:`~invlab.transposed.TransposedPass` takes (others are refused by name).
-        x0, x1: (1, *D) end points in the network's input space, or (B, *D) for B segments.
+        x0, x1: (1, *D) end points in the network's input space, or (B, *D) for B segments (walked
+            together: one batch of points serves them all).
         max_pieces: a segment with more pieces stops with an error saying so.
-        progress: a progress bar over t.
+        progress: a progress bar over the length found (summed over the segments).
 
     Returns:
         A :class:`Segment`, or a list of them for a batch.
     """
     if x0.shape != x1.shape:
         raise ValueError(f"x0 and x1 must have the same shape, got {tuple(x0.shape)} and {tuple(x1.shape)}")
+    if max_pieces < 1:
+        raise ValueError(f"max_pieces must be at least 1, got {max_pieces}")
     tp = _float64_pass(model)
-    if x0.shape[0] != 1:
-        return [_walk(tp, x0[i:i + 1], x1[i:i + 1], max_pieces, progress) for i in range(x0.shape[0])]
-    return _walk(tp, x0, x1, max_pieces, progress)
+    segments = _walk(tp, x0.double(), (x1 - x0).double(), max_pieces, progress)
+    return segments if x0.shape[0] != 1 else segments[0]
 
 
-def _walk(tp: TransposedPass, x0: torch.Tensor, x1: torch.Tensor, max_pieces: int, progress: bool) -> Segment:
+class _Patterns:
+    """The pieces' activation patterns, compact: on/off states as bits, other states as integers, so that
+    consecutive pieces can be compared (how many units change at a break)."""
+
+    def __init__(self, tp: TransposedPass):
+        self.tp, self.steps = tp, _nonlinear(tp)
+        self.bits, self.values = [], []
+
+    def add(self, states: dict) -> None:
+        bits, values = [], []
+        for s in self.steps:
+            p = s.rule.pattern(states[s.name]).flatten(1)
+            if p.dtype == torch.bool:
+                bits.append(np.packbits(p.numpy(), axis=1))
+            else:
+                values.append(p.double().numpy())
+        n = len((bits or values)[0])
+        self.bits.append(np.concatenate(bits, 1) if bits else np.zeros((n, 0), np.uint8))
+        self.values.append(np.concatenate(values, 1) if values else np.zeros((n, 0)))
+
+    def changes(self, rows: np.ndarray) -> np.ndarray:
+        """How many entries differ between the patterns of rows[k] and rows[k + 1]."""
+        bits, values = np.concatenate(self.bits)[rows], np.concatenate(self.values)[rows]
+        out = np.zeros(max(len(rows) - 1, 0), dtype=np.int64)
+        for k in range(0, len(out), 4096):
+            sl = slice(k, min(k + 4096, len(out)))
+            xor = bits[sl.start:sl.stop] ^ bits[sl.start + 1:sl.stop + 1]
+            out[sl] = np.bitwise_count(xor).sum(1, dtype=np.int64) + (values[sl.start:sl.stop]
+                                                            != values[sl.start + 1:sl.stop + 1]).sum(1)
+        return out
+
+
+def _states_at(tp: TransposedPass, steps, h: dict) -> dict:
+    """The nonlinearities' states where their inputs are ``h`` ({node: value}), updated in place: an input
+    that is another nonlinearity's output (through identities) is that one's output, computed here, not
+    the value carried: a carried ReLU output may round to -1e-17 where the ReLU gives exactly 0, and a
+    max pooling over zeros then picks another input than the forward does."""
+    made, states = {}, {}
+    for st in steps:
+        source = st.inputs[0]
+        while source not in made and tp.step(source).rule is not None and tp.step(source).rule.passthrough:
+            source = tp.step(source).inputs[0]
+        if source in made:
+            h[st.inputs[0]] = made[source]
+        x = h[st.inputs[0]]
+        made[st.name], states[st.name] = st.rule.forward(st, [x], tp._resolve(st.args, h),
+                                                          tp._resolve(st.kwargs, h), tp)
+    return states
+
+
+def _same_pattern(steps, a: dict, b: dict) -> torch.Tensor:
+    """(B,) whether two sets of states describe the same activation pattern, per example."""
+    same = None
+    for st in steps:
+        eq = (st.rule.pattern(a[st.name]) == st.rule.pattern(b[st.name])).flatten(1).all(1)
+        same = eq if same is None else same & eq
+    return same
+
+
+def _walk(tp: TransposedPass, x0: torch.Tensor, d: torch.Tensor, max_pieces: int, progress: bool) -> list[Segment]:
     from tqdm.auto import tqdm
 
-    x0, d = x0.double(), (x1 - x0).double()
+    n_seg = x0.shape[0]
     steps = _nonlinear(tp)
     inputs = tuple(dict.fromkeys(s.inputs[0] for s in steps))
-    breaks, changed, pieces = [], [], []
-    t, previous = 0.0, None
-    # the layers before the first nonlinearity are affine in t along the whole segment: computed once
-    prefix = tp.affine_prefix()
+    prefix = tp.affine_prefix()  # before the first nonlinearity: affine in t along the whole segment
     with torch.no_grad():
         _, start_states = tp.forward(x0, keep=tuple(prefix))
         _, start_dir = tp.frozen(d, start_states, bias=False, keep=tuple(prefix))
     at0 = start_states.get("z", {})
-    bar = tqdm(total=1.0, disable=not progress, desc="segment", unit="t", bar_format="{l_bar}{bar}| {n:.3f}/1")
+    fixed: dict = {}  # the affine layers' states (shapes and such), the same for every walker
+
+    def col(t, like):
+        return t.view(-1, *[1] * (like.dim() - 1))
+
+    def direction(seg, states):
+        """The logits' and the nonlinearities' inputs' rates of change along the segment, in the piece."""
+        return tp.frozen(d[seg], {**fixed, **states}, bias=False, keep=inputs,
+                         given={n: start_dir[n][seg] for n in prefix})
+
+    def settle(seg, h, states):
+        """The states just past a point where the inputs are ``h`` (a break, or a walker's start), from a first
+        guess: read at h + STEP_PAST hd with the direction hd of the piece they give, until they agree (a
+        unit exactly at a threshold there goes the way the new piece moves it). Returns the piece's slope,
+        direction, the inputs just past the point, and the states."""
+        for _ in range(4):
+            slope, hd = direction(seg, states)
+            past = {n: torch.add(v, hd[n], alpha=STEP_PAST) for n, v in h.items()}
+            settled = _states_at(tp, steps, past)
+            if _same_pattern(steps, settled, states).all():
+                break
+            states = settled
+        else:
+            slope, hd = direction(seg, states)
+        return slope, hd, past, states
+
+    def start(seg, t):
+        """Walkers starting at t on segments seg: one forward, then the states just past t."""
+        given = {n: (at0[n][seg] + col(t, at0[n]) * start_dir[n][seg], start_states[n]) for n in prefix}
+        logits, states = tp.forward(x0[seg] + col(t, x0) * d[seg], keep=inputs, given=given)
+        h = states.pop("z")
+        fixed.update({n: v for n, v in states.items() if n not in names})
+        slope, hd, h, states = settle(seg, h, {n: states[n] for n in names})
+        return torch.add(logits, slope, alpha=STEP_PAST), h, states, slope, hd
+
+    names = [st.name for st in steps]
+    continuous = all(st.rule.continuous for st in steps)
+    # parts not yet walked (segment, from, to), WALKERS per segment
+    todo_seg = torch.arange(n_seg).repeat_interleave(WALKERS)
+    todo_lo = torch.arange(WALKERS, dtype=torch.float64).repeat(n_seg) / WALKERS
+    todo_hi = todo_lo + 1 / WALKERS
+    found_seg, found_start, found_logits = [], [], []
+    patterns = _Patterns(tp)
+    count = torch.zeros(n_seg, dtype=torch.long)
+    bar = tqdm(total=float(n_seg), disable=not progress, desc="segment", unit="t",
+               bar_format="{l_bar}{bar}| {n:.3f}/{total:.0f} [{elapsed}<{remaining}]")
+    # the walkers: segment, where the piece starts, where the walker is (just past it), where its part ends
+    seg = torch.zeros(0, dtype=torch.long)
+    at = t = fin = torch.zeros(0, dtype=torch.float64)
+    logits = slope = h = hd = states = None
     with torch.no_grad():
         while True:
-            x = x0 + t * d
-            given = {n: (at0[n] + t * start_dir[n], start_states[n]) for n in prefix}
-            logits, states = tp.forward(x, keep=inputs, given=given)
-            slope, along = tp.frozen(d, states, bias=False, keep=inputs,  # the direction through the region
-                                     given={n: start_dir[n] for n in prefix})
-            pattern = tp.pattern(states)[0]
-            if previous is not None:
-                changed.append(int((pattern != previous).sum()))
-            previous = pattern
-            pieces.append(torch.stack([logits[0] - t * slope[0], slope[0]]))  # logits(t) = a + t b
-            h, hd = states["z"], along
-            s = min(float(st.rule.crossing(st, h[st.inputs[0]], hd[st.inputs[0]], states[st.name], tp)[0])
-                    for st in steps) if steps else math.inf
-            nxt = t + s
-            if not nxt < 1.0:
+            # fill free places: parts not yet walked first, then the second half of the longest part left
+            free = WALKERS - len(seg)
+            new_seg = new_lo = new_hi = None
+            if free > 0 and len(todo_seg):
+                new_seg, new_lo, new_hi = todo_seg[:free], todo_lo[:free], todo_hi[:free]
+                todo_seg, todo_lo, todo_hi = todo_seg[free:], todo_lo[free:], todo_hi[free:]
+            elif free > 0 and len(seg):
+                left = fin - t
+                order = left.argsort(descending=True)[:free]
+                order = order[left[order] > 2 * MIN_SPLIT]
+                if len(order):
+                    mid = (t[order] + fin[order]) / 2
+                    new_seg, new_lo, new_hi = seg[order], mid, fin[order]
+                    fin = fin.index_put((order,), mid)
+            if new_seg is not None:
+                n_logits, n_h, n_states, n_slope, n_hd = start(new_seg, new_lo)
+                if len(seg):
+                    logits, slope = torch.cat([logits, n_logits]), torch.cat([slope, n_slope])
+                    h = {n: torch.cat([v, n_h[n]]) for n, v in h.items()}
+                    hd = {n: torch.cat([v, n_hd[n]]) for n, v in hd.items()}
+                    states = _states_at(tp, steps, h)  # just past a break or a start: the settled states
+                else:
+                    logits, h, states, slope, hd = n_logits, n_h, n_states, n_slope, n_hd
+                seg, at, fin = torch.cat([seg, new_seg]), torch.cat([at, new_lo]), torch.cat([fin, new_hi])
+                t = torch.cat([t, new_lo + STEP_PAST])
+            if not len(seg):
                 break
-            if len(pieces) >= max_pieces:
-                raise RuntimeError(f"the segment has more than max_pieces={max_pieces} pieces (reached t = {t:.6f}); "
+            # the piece each walker is in
+            found_seg.append(seg)
+            found_start.append(at)
+            found_logits.append(torch.stack([logits - col(t, logits) * slope, slope], 1))  # logits(t) = a + t b
+            patterns.add(states)
+            count.add_(torch.bincount(seg, minlength=n_seg))
+            if (count > max_pieces).any():
+                k = int((count > max_pieces).nonzero()[0])
+                raise RuntimeError(f"the segment has more than max_pieces={max_pieces} pieces (segment {k}); "
                                    "give a larger max_pieces or a shorter segment")
-            breaks.append(nxt)
-            bar.update(nxt + STEP_PAST - bar.n)
-            t = nxt + STEP_PAST
+            ahead = torch.full_like(t, math.inf)
+            for st in steps:
+                ahead = torch.minimum(ahead, st.rule.crossing(st, h[st.inputs[0]], hd[st.inputs[0]],
+                                                              states[st.name], tp))
+            nxt = t + ahead
+            going = nxt < fin
+            bar.update(float((torch.minimum(nxt, fin) - at).sum()))
+            if not going.all():
+                seg, t, fin, nxt, ahead = seg[going], t[going], fin[going], nxt[going], ahead[going]
+                logits, slope = logits[going], slope[going]
+                h = {n: v[going] for n, v in h.items()}
+                hd = {n: v[going] for n, v in hd.items()}
+                if not len(seg):
+                    continue
+            if not continuous:  # the layers after an inhibitor jump at a break: a forward just past it
+                logits, h, states, slope, hd = start(seg, nxt + STEP_PAST)
+                at, t = nxt, nxt + 2 * STEP_PAST
+                continue
+            # the walkers go on past their breaks: the inputs there follow from the piece (continuity);
+            # the states just past it are read there, then settled with the new piece's own direction
+            # (for a unit whose input is exactly at a threshold at the break)
+            h = {n: torch.addcmul(v, col(ahead, v), hd[n]) for n, v in h.items()}
+            logits = torch.addcmul(logits, col(ahead, logits), slope)
+            guess = _states_at(tp, steps, {n: torch.add(v, hd[n], alpha=STEP_PAST) for n, v in h.items()})
+            slope, hd, h, states = settle(seg, h, guess)
+            logits = torch.add(logits, slope, alpha=STEP_PAST)
+            at, t = nxt, nxt + STEP_PAST
     bar.close()
-    seg = Segment(torch.tensor(breaks, dtype=torch.float64), torch.tensor(changed, dtype=torch.long),
-                  torch.stack(pieces))
-    seg.decisions = _decisions(seg.logits, seg.starts, seg.ends)
-    seg.start_class = int(seg.logits_at([0.0])[0].argmax())
-    seg.end_class = int(seg.logits_at([1.0])[0].argmax())
-    return seg
+    seg_of, first = torch.cat(found_seg), torch.cat(found_start)
+    logits = torch.cat(found_logits)
+    out = []
+    for k in range(n_seg):
+        rows = (seg_of == k).nonzero().flatten()
+        rows = rows[first[rows].argsort()].numpy()
+        changed = patterns.changes(rows)
+        keep = np.concatenate([[True], changed > 0])  # a part's first piece may continue the one before
+        rows, changed = rows[keep], changed[changed > 0]
+        s = Segment(first[rows][1:].clone(), torch.from_numpy(changed), logits[rows])
+        s.decisions = _decisions(s.logits, s.starts, s.ends)
+        s.start_class = int(s.logits_at([0.0])[0].argmax())
+        s.end_class = int(s.logits_at([1.0])[0].argmax())
+        out.append(s)
+    return out
 
 
 # -- the plane ------------------------------------------------------------------------------------

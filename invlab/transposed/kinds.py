@@ -179,8 +179,9 @@ def first_positive(s: torch.Tensor) -> torch.Tensor:
 
 
 def threshold_crossing(h: torch.Tensor, hd: torch.Tensor, level: float = 0.0) -> torch.Tensor:
-    """Where h + s·hd reaches ``level``, per unit: (level - h) / hd (inf where hd = 0)."""
-    return torch.where(hd != 0, (level - h) / torch.where(hd != 0, hd, 1.0), torch.inf)
+    """Where h + s·hd reaches ``level``, per unit: (level - h) / hd (where hd = 0: ±inf or nan, never a
+    finite step; :func:`first_positive` drops them)."""
+    return (level - h) / hd if level else h.neg().div_(hd)
 
 
 def winner_crossing(values: torch.Tensor, direction: torch.Tensor, valid: torch.Tensor | None = None) -> torch.Tensor:
@@ -426,6 +427,7 @@ class AdaptiveMaxPool(MaxPool):
 
 class WinnerTakesAll(Slopes):
     kind, summary = "inhibitor", "invlab's LocalWinnerTakesAll: each group's largest unit passes"
+    continuous = False  # at a change of winner, one unit's output jumps from its input to 0
 
     def forward(self, step, xs, args, kwargs, tp):
         return ops.lwta(xs[0], step.module.group_size)

@@ -85,6 +85,9 @@ class Rule:
     inputs: int | None = 1
     #: its output is a tuple of tensors (a split's parts), not one tensor
     returns_tuple: bool = False
+    #: a nonlinearity whose output is continuous in its input (a ReLU, a max): the layers after it
+    #: change continuously along a line (:mod:`invlab.regions` carries their values across a break)
+    continuous: bool = True
 
     def check(self, step: Step, tp) -> str | None:
         return None
