@@ -80,6 +80,21 @@ def test_a_batch_of_segments_and_the_limit_on_pieces():
         segment(nn.Sequential(nn.Flatten(), nn.Linear(100, 4), nn.SiLU()), x0[:1], x1[:1])
 
 
+def test_a_segment_from_a_point_where_every_unit_is_at_a_threshold():
+    """From 0 through a network without biases, every ReLU's input is 0 and every max-pooling window a tie:
+    the first piece is the one the segment enters, not the forward's pick at t = 0 (found on the lesson's
+    max-pooling network, whose first piece was 7e-5 off)."""
+    torch.manual_seed(3)
+    model = nn.Sequential(nn.Conv2d(1, 4, 3, bias=False), nn.ReLU(), nn.MaxPool2d(2), nn.Conv2d(4, 4, 3, bias=False),
+                          nn.ReLU(), nn.Flatten(), nn.Linear(16, 3)).double().eval()
+    x0, x1 = torch.zeros(1, 1, 10, 10, dtype=torch.float64), torch.randn(1, 1, 10, 10, dtype=torch.float64)
+    seg = segment(model, x0, x1)
+    t = torch.linspace(0, 1, 5001, dtype=torch.float64)
+    with torch.no_grad():
+        logits = model(x0 + t.view(-1, 1, 1, 1) * (x1 - x0))
+    assert torch.allclose(seg.logits_at(t), logits, rtol=0, atol=1e-9 * logits.abs().max())
+
+
 @pytest.mark.parametrize("kind", ["relu, max pooling", "inhibitor"])
 def test_the_planes_regions_are_equal_exactly_where_the_patterns_are(kind):
     model = small(kind)
