@@ -1,7 +1,9 @@
 """The cost of seeing the partition (``invlab.regions``) on this machine, for the lesson networks:
 pieces per second along a segment between two MNIST test digits (a 4 and a 9, centred as the
-networks see them), and grid points per second on the plane through a 4, a 9 and a 7. One torch
-thread; ``--pairs`` segments per network (the k-th 4 to the k-th 9), the plane at ``--resolution``.
+networks see them), and grid points per second on the plane through a 4, a 9 and a 7. ``--threads``
+torch threads (default 2: this machine's cores); ``--pairs`` segments per network (the k-th 4 to the
+k-th 9), the plane at ``--resolution``. The targets: a segment on smallcnn-mean in at most 2 s, a
+256 × 256 plane in at most 10 s.
 
     python -m benchmarks.regions                  # results/regions_cost.{json,md}
 
@@ -28,17 +30,18 @@ def main(argv=None) -> None:
     p = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     p.add_argument("--models", nargs="+", default=["smallcnn-mean", "smallcnn-max", "smallucnn"])
     p.add_argument("--pairs", type=int, default=3)
-    p.add_argument("--resolution", type=int, default=128)
+    p.add_argument("--resolution", type=int, default=256)
+    p.add_argument("--threads", type=int, default=2)
     p.add_argument("--out", default="results/regions_cost.json")
     args = p.parse_args(argv)
-    torch.set_num_threads(1)
+    torch.set_num_threads(args.threads)
     data = load_dataset("mnist", labels_per_class=1, seed=0)
 
     def digits(cls, n):
         return data.x_test[(data.y_test == cls).nonzero()[:n, 0]]
 
     fours, nines, sevens = digits(4, args.pairs), digits(9, args.pairs), digits(7, 1)
-    out, rows = {"pairs": args.pairs, "resolution": args.resolution, "models": {}}, []
+    out, rows = {"pairs": args.pairs, "resolution": args.resolution, "threads": args.threads, "models": {}}, []
     for name in args.models:
         model = lesson_model(name, "mnist").eval()
         x4, x9, x7 = model_input(model, fours), model_input(model, nines), model_input(model, sevens)
@@ -60,7 +63,8 @@ def main(argv=None) -> None:
         print(rows[-1], flush=True)
     out.update(results_header(device="cpu"))
     text = ("# The cost of seeing the partition\n\n"
-            f"`invlab.regions` on the lesson networks, one torch thread, float64 walks. Segments: the k-th test 4 to "
+            f"`invlab.regions` on the lesson networks, {args.threads} torch thread(s), float64 walks. "
+            "Segments: the k-th test 4 to "
             f"the k-th test 9 (k < {args.pairs}), centred as the networks see them; the plane through the first 4, "
             f"the first 9 and the first 7 at {args.resolution} × {args.resolution} points over the three's span "
             "(at this scale nearly every grid point lies in a region of its own).\n\n"

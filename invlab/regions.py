@@ -434,7 +434,7 @@ class Plane:
 
 
 def plane(model: nn.Module, x0: torch.Tensor, x1: torch.Tensor, x2: torch.Tensor, resolution: int = 256,
-          window: tuple[tuple[float, float], float] | None = None, batch: int = 1024,
+          window: tuple[tuple[float, float], float] | None = None, batch: int = 256,
           progress: bool = False) -> Plane:
     """The plane through x0, x1, x2 (each (1, *D), the network's input space) sampled on a
     ``resolution`` × ``resolution`` grid of plane coordinates (a, b), x = x0 + a (x1 - x0) + b (x2 - x0):
