@@ -23,11 +23,11 @@ import sys
 import time
 
 from invlab.data import load_bird10
-from invlab.experiments.provenance import provenance_line, results_header
 from invlab.experiments.studies import TrainAccuracyProbe, mean_std
 from invlab.io import markdown_table as table
 from invlab.io import save_figures, save_report
 from invlab.train import TrainConfig, Trainer
+from invlab.training.provenance import provenance_line, results_header
 from invlab.viz.plots import learning_curves
 
 SETTINGS = [(1.0, 0.0)] + [(a, b) for a in (0.7, 0.6) for b in (0.5, 0.4, 0.3, 0.2, 0.1)]

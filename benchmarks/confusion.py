@@ -55,8 +55,8 @@ def confusion(run_dir: Path, data_root=None, keep_data: bool = False) -> dict:
 
 
 def markdown(out: dict) -> str:
-    from invlab.experiments.provenance import provenance_line
     from invlab.io import markdown_table
+    from invlab.training.provenance import provenance_line
 
     rows = []
     for r in out["runs"]:
@@ -70,8 +70,8 @@ def markdown(out: dict) -> str:
 
 
 def main(argv=None) -> int:
-    from invlab.experiments.provenance import results_header
     from invlab.io import save_report
+    from invlab.training.provenance import results_header
 
     p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     p.add_argument("runs", nargs="+", type=Path, help="run folders holding checkpoint.pt")

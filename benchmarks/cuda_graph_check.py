@@ -134,8 +134,8 @@ def main(argv=None) -> int:
 
     import torch
 
-    from invlab.experiments.provenance import provenance
     from invlab.train import RECOMMENDED, TrainConfig, build_data
+    from invlab.training.provenance import provenance
 
     if not torch.cuda.is_available():
         p.error("no CUDA GPU: CUDA graphs need one")

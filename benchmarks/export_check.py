@@ -18,11 +18,11 @@ from pathlib import Path
 def main(argv=None) -> None:
     import torch
 
-    from invlab.experiments.provenance import provenance_line, results_header
     from invlab.export import run_onnx, to_onnx
     from invlab.inverse import forward_inverse, templates
     from invlab.io import markdown_table, save_report
     from invlab.models import create_model, list_models
+    from invlab.training.provenance import provenance_line, results_header
 
     p = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     p.add_argument("--out", default="results/export_check.json")

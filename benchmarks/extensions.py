@@ -136,9 +136,9 @@ def ebgan_part(args) -> dict:
     from torchvision.utils import make_grid, save_image
 
     from invlab.data import load_mnist
-    from invlab.experiments.provenance import hardware
     from invlab.extensions.ebgan import EBGANConfig, score_samples, train_ebgan
     from invlab.train import TrainConfig, train
+    from invlab.training.provenance import hardware
 
     steps = args.steps or args.ebgan_steps
     clf_cfg = TrainConfig(recipe="paper", model="smallcnn-mean", labels_per_class=500, alpha=1.0, beta=0.0,
@@ -257,8 +257,8 @@ def parse_args(argv=None):
 
 
 def main(argv=None) -> int:
-    from invlab.experiments.provenance import results_header
     from invlab.io import save_report
+    from invlab.training.provenance import results_header
 
     args = parse_args(argv)
     out_path = Path(args.out)

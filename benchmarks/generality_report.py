@@ -514,9 +514,9 @@ def failures(args) -> None:
 
     from benchmarks.confusion import confusion
     from invlab import reconstruct
-    from invlab.experiments.provenance import provenance_line, results_header
     from invlab.experiments.studies import RESULT
     from invlab.io import markdown_table, save_figures, save_report
+    from invlab.training.provenance import provenance_line, results_header
     from invlab.viz.plots import image_rows
 
     entries, rows = [], {}
@@ -645,8 +645,8 @@ def published_table(rows: list[dict], seeds: list[int]) -> str:
 
 
 def report(args) -> None:
-    from invlab.experiments.provenance import provenance_line, results_header
     from invlab.io import markdown_table, save_report
+    from invlab.training.provenance import provenance_line, results_header
 
     rounds = planned_rounds(args)  # read once: making a round reads the studies' storage
     runs = planned(args, rounds)  # every round made so far, each once

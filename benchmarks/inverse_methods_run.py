@@ -15,9 +15,9 @@ import time
 
 
 def main(argv=None) -> None:
-    from invlab.experiments.provenance import provenance_line, results_header
     from invlab.io import markdown_table, save_report
     from invlab.train import RECOMMENDED, TrainConfig, train
+    from invlab.training.provenance import provenance_line, results_header
 
     p = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     p.add_argument("--steps", type=int, default=2000)

@@ -19,12 +19,12 @@ import argparse
 def main(argv=None) -> None:
     import torch
 
-    from invlab.experiments.provenance import provenance
     from invlab.io import save_json, save_torch, sha256_file
     from invlab.lessons import FOLDER, LESSONS, MANIFEST, manifest
     from invlab.theory.paper import TABLE2
     from invlab.train import RECOMMENDED, TrainConfig, load_model, train
     from invlab.training.evaluate import accuracy
+    from invlab.training.provenance import provenance
 
     p = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     p.add_argument("--only", nargs="*", default=None, help="file names to rebuild (default: all)")

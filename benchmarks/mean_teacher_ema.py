@@ -32,9 +32,9 @@ def tuned_run(generality: Path, dataset: str, seed: int) -> dict:
 
 
 def main(argv=None) -> int:
-    from invlab.experiments.provenance import provenance_line, results_header
     from invlab.io import markdown_table, save_json, save_report
     from invlab.train import TrainConfig, train
+    from invlab.training.provenance import provenance_line, results_header
 
     p = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     p.add_argument("--dataset", default="mnist")

@@ -169,8 +169,8 @@ def summarise(arm: str, runs: list[dict], seeds: list[int]) -> dict:
 
 
 def markdown(out: dict) -> str:
-    from invlab.experiments.provenance import provenance_line
     from invlab.io import markdown_table
+    from invlab.training.provenance import provenance_line
 
     lines = [
         markdown_table(
@@ -247,9 +247,9 @@ def parse_args(argv=None):
 
 
 def main(argv=None) -> int:
-    from invlab.experiments.provenance import results_header
     from invlab.experiments.studies import run_many, runs_hardware
     from invlab.train import run_key
+    from invlab.training.provenance import results_header
 
     args = parse_args(argv)
     runs, keys = [], []

@@ -121,8 +121,8 @@ def summarise(results: dict[tuple[int, int], dict], seeds: list[int]) -> dict:
 def markdown(out: dict) -> str:
     s = out["summary"]
     k = max(s["restarts_per_draw"].values())
-    from invlab.experiments.provenance import provenance_line
     from invlab.io import markdown_table
+    from invlab.training.provenance import provenance_line
 
     rows = [[seed, *(f"{x['test']:.2f} ({x['val']:.2f})" for x in d["restarts"]), *["—"] * (k - len(d["restarts"])),
              f"**{d['selected_test']:.2f}** (restart {d['selected_restart']})", f"{d['best_test']:.2f}"]
@@ -188,8 +188,8 @@ def parse_args(argv=None):
 
 
 def main(argv=None) -> int:
-    from invlab.experiments.provenance import results_header
     from invlab.experiments.studies import run_many, runs_hardware
+    from invlab.training.provenance import results_header
 
     args = parse_args(argv)
     runs, keys = plan(args)

@@ -177,8 +177,8 @@ def main(argv=None) -> int:
         print(json.dumps(peak_memory(*args.single, args.batch, args.labelled, args.device)))
         return 0
 
-    from invlab.experiments.provenance import results_header
     from invlab.io import save_report
+    from invlab.training.provenance import results_header
 
     if args.part == "methods":
         return methods(args)
@@ -216,8 +216,8 @@ def profile(args) -> int:
     """``--part profile``: :mod:`benchmarks.step_profile` for each model."""
     from benchmarks.step_profile import markdown as profile_markdown
     from benchmarks.step_profile import profile_model
-    from invlab.experiments.provenance import results_header
     from invlab.io import save_report
+    from invlab.training.provenance import results_header
 
     rows = []
     for name in args.models:
@@ -235,8 +235,8 @@ def profile(args) -> int:
 
 def methods(args) -> int:
     """``--part methods``: one interleaved timing per model over :data:`METHOD_MODES`."""
-    from invlab.experiments.provenance import results_header
     from invlab.io import save_report
+    from invlab.training.provenance import results_header
 
     rows = []
     for name in args.models:
@@ -256,8 +256,8 @@ def methods(args) -> int:
 
 
 def methods_markdown(out: dict) -> str:
-    from invlab.experiments.provenance import provenance_line
     from invlab.io import markdown_table
+    from invlab.training.provenance import provenance_line
 
     names = [m.removeprefix("method:") for m in METHOD_MODES]
     lines = [f"Time per training step in ms of each method, median [interquartile range] of {out['repeat']} "
@@ -280,8 +280,8 @@ def _cell(run: dict) -> str:
 
 
 def markdown(out: dict) -> str:
-    from invlab.experiments.provenance import provenance_line
     from invlab.io import markdown_table
+    from invlab.training.provenance import provenance_line
 
     lines = [f"Time per training step in ms, median [interquartile range] of {out['repeat']} interleaved rounds "
              f"after {out['warmup']} warm-up rounds; batch {out['batch']} with {out['labelled']} labelled, "

@@ -198,8 +198,8 @@ def profile_model(model_name: str, batch: int, labelled: int, warmup: int, repea
 
 
 def markdown(out: dict) -> str:
-    from invlab.experiments.provenance import provenance_line
     from invlab.io import markdown_table
+    from invlab.training.provenance import provenance_line
 
     def ms(v):
         return f"{v['median_s'] * 1e3:.1f} [{v['q1_s'] * 1e3:.1f}–{v['q3_s'] * 1e3:.1f}]"

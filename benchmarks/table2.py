@@ -247,8 +247,8 @@ def _pm(mean: float, std: float, seeds: list) -> str:
 
 
 def table_markdown(out: dict) -> str:
-    from invlab.experiments.provenance import provenance_line
     from invlab.io import markdown_table
+    from invlab.training.provenance import provenance_line
 
     rows = out["models"]
     table = []
@@ -278,8 +278,8 @@ def _missing(row: dict) -> str:
 
 
 def grid_markdown(out: dict) -> str:
-    from invlab.experiments.provenance import provenance_line
     from invlab.io import markdown_table
+    from invlab.training.provenance import provenance_line
 
     cells, alphas, betas = out["cells"], out["alphas"], out["betas"]
     grid = [
@@ -381,9 +381,9 @@ def parse_args(argv=None):
 
 
 def main(argv=None) -> int:
-    from invlab.experiments.provenance import results_header
     from invlab.experiments.studies import runs_hardware
     from invlab.io import save_report
+    from invlab.training.provenance import results_header
 
     args = parse_args(argv)
     entries = plan(args)

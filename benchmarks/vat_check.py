@@ -85,9 +85,9 @@ def old_perturbation_norms(model, x, eps: float, xi: float = 1e-6) -> dict:
 def main(argv=None) -> None:
     from invlab.data import load_dataset
     from invlab.data.preprocess import preprocess_data
-    from invlab.experiments.provenance import provenance_line, results_header
     from invlab.io import markdown_table, save_report
     from invlab.models import create_model
+    from invlab.training.provenance import provenance_line, results_header
 
     p = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     p.add_argument("--eps", type=float, default=2.0)

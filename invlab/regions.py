@@ -153,7 +153,11 @@ def segment(model: nn.Module, x0: torch.Tensor, x1: torch.Tensor, max_pieces: in
     if max_pieces < 1:
         raise ValueError(f"max_pieces must be at least 1, got {max_pieces}")
     tp = _float64_pass(model)
-    segments = _walk(tp, x0.double(), (x1 - x0).double(), max_pieces, progress)
+    # the direction in float64 from the float64 end points: a float32 difference moves x1 by ~1e-8, enough
+    # to split ties that hold along the whole segment (a max-pooling window over a blank patch) and to
+    # add hundreds of real but accidental pieces
+    x0, x1 = x0.double(), x1.double()
+    segments = _walk(tp, x0, x1 - x0, max_pieces, progress, STEP_PAST)
     return segments if x0.shape[0] != 1 else segments[0]
 
 
@@ -216,7 +220,8 @@ def _same_pattern(steps, a: dict, b: dict) -> torch.Tensor:
     return same
 
 
-def _walk(tp: TransposedPass, x0: torch.Tensor, d: torch.Tensor, max_pieces: int, progress: bool) -> list[Segment]:
+def _walk(tp: TransposedPass, x0: torch.Tensor, d: torch.Tensor, max_pieces: int, progress: bool,
+          step_past: float) -> list[Segment]:
     from tqdm.auto import tqdm
 
     n_seg = x0.shape[0]
@@ -239,12 +244,12 @@ def _walk(tp: TransposedPass, x0: torch.Tensor, d: torch.Tensor, max_pieces: int
 
     def settle(seg, h, states):
         """The states just past a point where the inputs are ``h`` (a break, or a walker's start), from a first
-        guess: read at h + STEP_PAST hd with the direction hd of the piece they give, until they agree (a
+        guess: read at h + step_past hd with the direction hd of the piece they give, until they agree (a
         unit exactly at a threshold there goes the way the new piece moves it). Returns the piece's slope,
         direction, the inputs just past the point, and the states."""
         for _ in range(4):
             slope, hd = direction(seg, states)
-            past = {n: torch.add(v, hd[n], alpha=STEP_PAST) for n, v in h.items()}
+            past = {n: torch.add(v, hd[n], alpha=step_past) for n, v in h.items()}
             settled = _states_at(tp, steps, past)
             if _same_pattern(steps, settled, states).all():
                 break
@@ -260,13 +265,13 @@ def _walk(tp: TransposedPass, x0: torch.Tensor, d: torch.Tensor, max_pieces: int
         h = states.pop("z")
         fixed.update({n: v for n, v in states.items() if n not in names})
         slope, hd, h, states = settle(seg, h, {n: states[n] for n in names})
-        return torch.add(logits, slope, alpha=STEP_PAST), h, states, slope, hd
+        return torch.add(logits, slope, alpha=step_past), h, states, slope, hd
 
     names = [st.name for st in steps]
     continuous = all(st.rule.continuous for st in steps)
     # parts not yet walked (segment, from, to), WALKERS per segment
     todo_seg = torch.arange(n_seg).repeat_interleave(WALKERS)
-    todo_lo = torch.arange(WALKERS, dtype=torch.float64).repeat(n_seg) / WALKERS
+    todo_lo = torch.arange(WALKERS, dtype=x0.dtype).repeat(n_seg) / WALKERS
     todo_hi = todo_lo + 1 / WALKERS
     found_seg, found_start, found_logits = [], [], []
     patterns = _Patterns(tp)
@@ -275,7 +280,7 @@ def _walk(tp: TransposedPass, x0: torch.Tensor, d: torch.Tensor, max_pieces: int
                bar_format="{l_bar}{bar}| {n:.3f}/{total:.0f} [{elapsed}<{remaining}]")
     # the walkers: segment, where the piece starts, where the walker is (just past it), where its part ends
     seg = torch.zeros(0, dtype=torch.long)
-    at = t = fin = torch.zeros(0, dtype=torch.float64)
+    at = t = fin = torch.zeros(0, dtype=x0.dtype)
     logits = slope = h = hd = states = None
     with torch.no_grad():
         while True:
@@ -303,7 +308,7 @@ def _walk(tp: TransposedPass, x0: torch.Tensor, d: torch.Tensor, max_pieces: int
                 else:
                     logits, h, states, slope, hd = n_logits, n_h, n_states, n_slope, n_hd
                 seg, at, fin = torch.cat([seg, new_seg]), torch.cat([at, new_lo]), torch.cat([fin, new_hi])
-                t = torch.cat([t, new_lo + STEP_PAST])
+                t = torch.cat([t, new_lo + step_past])
             if not len(seg):
                 break
             # the piece each walker is in
@@ -331,21 +336,21 @@ def _walk(tp: TransposedPass, x0: torch.Tensor, d: torch.Tensor, max_pieces: int
                 if not len(seg):
                     continue
             if not continuous:  # the layers after an inhibitor jump at a break: a forward just past it
-                logits, h, states, slope, hd = start(seg, nxt + STEP_PAST)
-                at, t = nxt, nxt + 2 * STEP_PAST
+                logits, h, states, slope, hd = start(seg, nxt + step_past)
+                at, t = nxt, nxt + 2 * step_past
                 continue
             # the walkers go on past their breaks: the inputs there follow from the piece (continuity);
             # the states just past it are read there, then settled with the new piece's own direction
             # (for a unit whose input is exactly at a threshold at the break)
             h = {n: torch.addcmul(v, col(ahead, v), hd[n]) for n, v in h.items()}
             logits = torch.addcmul(logits, col(ahead, logits), slope)
-            guess = _states_at(tp, steps, {n: torch.add(v, hd[n], alpha=STEP_PAST) for n, v in h.items()})
+            guess = _states_at(tp, steps, {n: torch.add(v, hd[n], alpha=step_past) for n, v in h.items()})
             slope, hd, h, states = settle(seg, h, guess)
-            logits = torch.add(logits, slope, alpha=STEP_PAST)
-            at, t = nxt, nxt + STEP_PAST
+            logits = torch.add(logits, slope, alpha=step_past)
+            at, t = nxt, nxt + step_past
     bar.close()
-    seg_of, first = torch.cat(found_seg), torch.cat(found_start)
-    logits = torch.cat(found_logits)
+    seg_of, first = torch.cat(found_seg), torch.cat(found_start).double()
+    logits = torch.cat(found_logits).double()
     out = []
     for k in range(n_seg):
         rows = (seg_of == k).nonzero().flatten()

@@ -14,7 +14,7 @@ from invlab.inverse import forward_layer_reconstructions, layer_reconstructions,
 from invlab.losses import LayerwiseLoss, SemiSupervisedLoss, reconstruction_loss
 from invlab.train import TrainConfig, Trainer
 from invlab.training.hyper import HyperWeights, holdout_split
-from invlab.training.schedules import WeightSchedule, weight_arg
+from invlab.training.loss_weights import WeightSchedule, weight_arg
 
 
 def _separate_vjp(model, x, name):
@@ -356,7 +356,8 @@ def test_clustering_on_the_trainer_is_the_plain_alpha_0_loop():
     from invlab.extensions.cluster import train_config
     from invlab.losses import SemiSupervisedLoss
     from invlab.models import create_model
-    from invlab.training.loop import CyclingSampler, schedule_factor
+    from invlab.training.lr_schedules import schedule_factor
+    from invlab.training.sampling import CyclingSampler
 
     cfg = ClusterConfig(dataset="synthetic", steps=6, batch=20, device="cpu", seed=3)
     data = load_dataset("synthetic", 1, cfg.seed)

@@ -25,7 +25,7 @@ def test_metrics_carry_provenance(fake_mnist_root, tmp_path):
 
 def test_provenance_names_the_copied_commit(monkeypatch):
     """Code copied to another machine (a GPU node) says which commit it is, whatever .git it carries."""
-    from invlab.experiments.provenance import provenance
+    from invlab.training.provenance import provenance
 
     monkeypatch.setenv("INVLAB_COMMIT", "abc1234")
     assert (provenance(["x"])["commit"], provenance(["x"])["dirty"]) == ("abc1234", None)
@@ -35,7 +35,7 @@ def test_provenance_names_the_copied_commit(monkeypatch):
 
 def test_provenance_commands_carry_no_machine_path():
     """`python -m benchmarks.NAME` puts the file's absolute path in argv[0]: recorded as typed."""
-    from invlab.experiments.provenance import _REPO, provenance
+    from invlab.training.provenance import _REPO, provenance
     from invlab.viz.explain import runs_dir
 
     checkout = Path(__file__).resolve().parents[1]  # found from here, not from the module under test
