@@ -1,4 +1,6 @@
-"""The cost of seeing the partition (``invlab.regions``) on this machine, for the lesson networks:
+"""Seeing the partition (``invlab.regions``): what it costs, and what it shows between classes.
+
+``--part cost`` (the default): the cost on this machine, for the lesson networks:
 pieces per second along a segment between two MNIST test digits (a 4 and a 9, centred as the
 networks see them), and grid points per second on the plane through a 4, a 9 and a 7. ``--threads``
 torch threads (default 2: this machine's cores); ``--pairs`` segments per network (the k-th 4 to the
@@ -7,17 +9,221 @@ k-th 9), the plane at ``--resolution``. The targets: a segment on smallcnn-mean 
 
     python -m benchmarks.regions                  # results/regions_cost.{json,md}
 
-(The study of the partition between classes, with and without R, is not here yet.)
+``--part study``: the regions crossed between test images of the same class and of different
+classes (``--pair-types``, e.g. 4-9: the k-th test 4 to the k-th test 9; 4-4: the k-th 4 to the
+(k + pairs)-th 4), ``--pairs`` of each, for smallcnn-mean trained on 50 labels (``--seeds``: label
+draws) three ways — supervised (the cross-entropy alone), with the paper's loss (eq. 10 and its
+bare setting, 1000 steps), with the recipe (2000 steps) — and untrained (initialised with each
+seed, raw pixels). Each trained network is the validation-selected checkpoint of its run; each
+segment lies in that network's own input space (the run's per-image preprocessing applied to
+the two images). Per segment: its pieces, where the predicted class changes, the pieces predicted
+as the start's class, the end's and others, and the pieces within 0.05 of either end (near the
+data) against those within 0.05 of the middle. Trainings and segments resume: the runs under
+``--runs-dir``, the segments in JSON files beside them, written as they are walked.
+
+    python -m benchmarks.regions --part study --jobs 2     # results/regions.{json,md}
+    python -m benchmarks.regions --part report             # the report of what is done so far
 """
 
 from __future__ import annotations
 
 import argparse
+import json
 import statistics
 import time
+from pathlib import Path
+
+VARIANTS = ("supervised", "paper", "recipe", "untrained")
+NEAR = 0.05  # "near the data": within this of an end of the segment (and "mid": of t = 0.5)
+
+
+def run_config(variant: str, seed: int):
+    from invlab.train import TrainConfig
+
+    common = dict(model="smallcnn-mean", dataset="mnist", labels=50, seed=seed, device="cpu")
+    if variant == "supervised":
+        return TrainConfig(method="supervised", **common)
+    if variant == "paper":
+        return TrainConfig(recipe="paper", **common)
+    return TrainConfig(**common)  # the recipe
+
+
+def run_dir(args, variant: str, seed: int) -> Path:
+    from invlab.train import run_key
+
+    return Path(args.runs_dir) / f"{variant}-seed{seed}-{run_key(run_config(variant, seed))}"
+
+
+def network(args, variant: str, seed: int):
+    """The network of one variant and draw, eval mode (``model.preprocess`` where it has one)."""
+    import torch
+
+    from invlab.models import create_model
+    from invlab.train import load_model
+
+    if variant == "untrained":
+        torch.manual_seed(seed)
+        return create_model("smallcnn-mean", input_shape=(1, 28, 28), num_classes=10).eval()
+    return load_model(run_dir(args, variant, seed) / "checkpoint.pt")
+
+
+def pair_images(data, pair: str, n: int):
+    """(x0, x1): n test images of each end's class, raw."""
+    a, b = (int(c) for c in pair.split("-"))
+    of_a, of_b = (data.y_test == a).nonzero()[:, 0], (data.y_test == b).nonzero()[:, 0]
+    second = of_b[n:2 * n] if a == b else of_b[:n]
+    if len(of_a) < n or len(second) < n:
+        raise ValueError(f"the test set has too few images for {n} pairs of {pair}")
+    return data.x_test[of_a[:n]], data.x_test[second]
+
+
+def summary(seg) -> dict:
+    """What the study keeps of one segment."""
+    mids = (seg.starts + seg.ends) / 2
+    predicted = seg.logits_at(mids).argmax(1)
+    near = ((seg.starts < NEAR) | (seg.ends > 1 - NEAR)).sum()
+    middle = ((seg.ends > 0.5 - NEAR) & (seg.starts < 0.5 + NEAR)).sum()
+    return {"pieces": seg.pieces, "units_changed": int(seg.units_changed.sum()),
+            "decisions": [[round(t, 9), a, b] for t, a, b in seg.decisions],
+            "start_class": seg.start_class, "end_class": seg.end_class,
+            "pieces_start_class": int((predicted == seg.start_class).sum()),
+            "pieces_end_class": int((predicted == seg.end_class).sum()) if seg.end_class != seg.start_class else 0,
+            "pieces_other": int(((predicted != seg.start_class) & (predicted != seg.end_class)).sum()),
+            "pieces_near_data": int(near), "pieces_mid": int(middle),
+            "first_decision": seg.decisions[0][0] if seg.decisions else None}
+
+
+def walk_task(task) -> str:
+    """Walk the segments of one (variant, seed, pair type), appending to its JSON file as it goes."""
+    import torch
+
+    from invlab.data import load_dataset
+    from invlab.io import save_json
+    from invlab.regions import segment
+    from invlab.viz.explain import model_input
+
+    args, variant, seed, pair = task
+    torch.set_num_threads(1)
+    path = Path(args.runs_dir) / "segments" / f"{variant}-seed{seed}-{pair}.json"
+    done = json.loads(path.read_text()) if path.exists() else {"segments": []}
+    if len(done["segments"]) >= args.pairs:
+        return f"{path.name}: done"
+    data = load_dataset("mnist", labels_per_class=1, seed=0)
+    model = network(args, variant, seed)
+    x0, x1 = (model_input(model, x) for x in pair_images(data, pair, args.pairs))
+    for k in range(len(done["segments"]), args.pairs, args.batch):
+        segs = segment(model, x0[k:k + args.batch], x1[k:k + args.batch])
+        segs = segs if isinstance(segs, list) else [segs]
+        done["segments"] += [summary(s) for s in segs][:args.pairs - k]
+        save_json(done, path)
+    return f"{path.name}: {len(done['segments'])} segments"
+
+
+def study(args) -> None:
+    from concurrent.futures import ProcessPoolExecutor
+
+    from invlab.experiments.studies import run_many
+
+    trained = [(v, s) for v in args.variants if v != "untrained" for s in args.seeds]
+    if trained:
+        run_many([(run_config(v, s), run_dir(args, v, s)) for v, s in trained], jobs=args.jobs,
+                 name="regions", labels=[f"{v} draw {s}" for v, s in trained])
+    tasks = [(args, v, s, pair) for pair in args.pair_types for s in args.seeds for v in args.variants]
+    with ProcessPoolExecutor(max_workers=args.jobs) as pool:
+        for line in pool.map(walk_task, tasks):
+            print(line, flush=True)
+    report(args)
+
+
+def spread(values: list[float]) -> str:
+    import statistics
+
+    if not values:
+        return "—"
+    if len(values) == 1:
+        return f"{values[0]:,.0f}"
+    return f"{statistics.fmean(values):,.0f} ± {statistics.stdev(values):,.0f}"
+
+
+def report(args) -> None:
+    """results/regions.{json,md} from the segments walked so far (a partial study says so)."""
+    import statistics
+
+    from invlab.io import markdown_table, save_report
+    from invlab.training.provenance import provenance_line, results_header
+
+    cells, rows, missing = {}, [], 0
+    for variant in args.variants:
+        for seed in args.seeds:
+            for pair in args.pair_types:
+                path = Path(args.runs_dir) / "segments" / f"{variant}-seed{seed}-{pair}.json"
+                segs = json.loads(path.read_text())["segments"] if path.exists() else []
+                missing += max(args.pairs - len(segs), 0)
+                if not segs:
+                    continue
+                pieces = [s["pieces"] for s in segs]
+                first = [s["first_decision"] for s in segs if s["first_decision"] is not None
+                         and s["start_class"] != s["end_class"]]
+                cell = {"segments": len(segs), "pieces": pieces,
+                        "pieces_mean": statistics.fmean(pieces),
+                        "pieces_std": statistics.stdev(pieces) if len(pieces) > 1 else None,
+                        "pieces_near_data_mean": statistics.fmean(s["pieces_near_data"] for s in segs),
+                        "pieces_mid_mean": statistics.fmean(s["pieces_mid"] for s in segs),
+                        "first_decision_mean": statistics.fmean(first) if first else None,
+                        "first_decision_std": statistics.stdev(first) if len(first) > 1 else None,
+                        "ends_differ": sum(s["start_class"] != s["end_class"] for s in segs),
+                        "decision_changes_mean": statistics.fmean(len(s["decisions"]) for s in segs),
+                        "pieces_start_class_mean": statistics.fmean(s["pieces_start_class"] for s in segs),
+                        "pieces_end_class_mean": statistics.fmean(s["pieces_end_class"] for s in segs),
+                        "pieces_other_mean": statistics.fmean(s["pieces_other"] for s in segs)}
+                cells[f"{variant}/{seed}/{pair}"] = cell
+                rows.append([variant, seed, pair, len(segs), spread(pieces),
+                             f"{cell['pieces_near_data_mean']:,.0f} / {cell['pieces_mid_mean']:,.0f}",
+                             "—" if cell["first_decision_mean"] is None else
+                             f"{cell['first_decision_mean']:.3f}" + (f" ± {cell['first_decision_std']:.3f}"
+                                                                     if cell["first_decision_std"] else ""),
+                             f"{cell['decision_changes_mean']:.2f}",
+                             f"{cell['pieces_start_class_mean']:,.0f} / {cell['pieces_end_class_mean']:,.0f} / "
+                             f"{cell['pieces_other_mean']:,.0f}"])
+    out = {"pairs": args.pairs, "pair_types": args.pair_types, "seeds": args.seeds, "variants": list(args.variants),
+           "near": NEAR, "complete": missing == 0, "segments_missing": missing, "cells": cells}
+    out.update(results_header(device="cpu"))
+    status = ("" if missing == 0 else
+              f"**Partial**: {missing:,} of the planned segments are not walked yet (rerun the command to go on).\n\n")
+    text = ("# Regions crossed between test images\n\n" + status
+            + f"smallcnn-mean on MNIST with 50 labels; label draws (seeds) {args.seeds}; {args.pairs} pairs of test "
+            "images per pair type (a-b: the k-th test image of class a to the k-th of class b; a-a: the k-th to the "
+            f"(k + {args.pairs})-th), each segment in its network's own input space, walked exactly in float64 "
+            "(`invlab.regions.segment`). Pieces: mean ± sample std over the pairs. Near the data / middle: pieces "
+            f"meeting t < {NEAR} or t > {1 - NEAR}, and 0.5 ± {NEAR}. Decision: the first t where the predicted "
+            "class changes, over the pairs whose ends are predicted differently. Pieces by class: predicted as the "
+            "start's class / the end's / another.\n\n"
+            + markdown_table(["network", "draw", "pair", "pairs", "pieces", "near the data / middle",
+                              "first decision (t)", "decision changes", "pieces by class"], rows)
+            + f"\n\n{provenance_line(out, '1 torch thread per process')}\n")
+    save_report(out, args.out, text)
+    print(text)
 
 
 def main(argv=None) -> None:
+    p = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    p.add_argument("--part", choices=("cost", "study", "report"), default="cost")
+    p.add_argument("--variants", nargs="+", choices=VARIANTS, default=list(VARIANTS))
+    p.add_argument("--seeds", nargs="+", type=int, default=[1, 4, 0, 2])
+    p.add_argument("--pair-types", nargs="+", default=["4-9", "4-4", "3-8"])
+    p.add_argument("--batch", type=int, default=4, help="segments walked together")
+    p.add_argument("--jobs", type=int, default=2)
+    p.add_argument("--runs-dir", default="runs/regions_study")
+    args, rest = p.parse_known_args(argv)
+    if args.part == "cost":
+        return cost(rest)
+    p.add_argument("--pairs", type=int, default=200)
+    p.add_argument("--out", default="results/regions.json")
+    args = p.parse_args(argv)
+    return study(args) if args.part == "study" else report(args)
+
+
+def cost(argv=None) -> None:
     import torch
 
     from invlab.data import load_dataset
