@@ -40,7 +40,7 @@ NEAR = 0.05  # "near the data": within this of an end of the segment (and "mid":
 def run_config(variant: str, seed: int):
     from invlab.train import TrainConfig
 
-    common = dict(model="smallcnn-mean", dataset="mnist", labels=50, seed=seed, device="cpu")
+    common = dict(model="smallcnn-mean", dataset="mnist", labels_per_class=5, seed=seed, device="cpu")
     if variant == "supervised":
         return TrainConfig(method="supervised", **common)
     if variant == "paper":
