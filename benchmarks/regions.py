@@ -42,7 +42,7 @@ def run_config(variant: str, seed: int):
 
     common = dict(model="smallcnn-mean", dataset="mnist", labels_per_class=5, seed=seed, device="cpu")
     if variant == "supervised":
-        return TrainConfig(method="supervised", **common)
+        return TrainConfig(method="supervised", beta=0.0, **common)  # the cross-entropy alone: no R
     if variant == "paper":
         return TrainConfig(recipe="paper", **common)
     return TrainConfig(**common)  # the recipe
