@@ -113,3 +113,26 @@ def test_the_planes_regions_are_equal_exactly_where_the_patterns_are(kind):
     assert torch.equal(same_id, same_pattern)
     assert torch.equal(p.prediction.flatten(), logits.argmax(1))
     assert p.region_boundaries.any() and p.density(8).shape == (3, 3)
+
+
+def test_the_segments_breaks_are_regioncams_on_fully_connected_networks():
+    """An outside reference: regioncam (Rust, exact 1-D partitions of fully connected ReLU networks) on the
+    line through two points. Its vertices are line coordinates u = (t - 1/2) |x1 - x0| over a part of the
+    segment; there, its breaks and invlab's are the same, one for one, to its float32."""
+    regioncam = pytest.importorskip("regioncam")
+    torch.manual_seed(4)
+    for widths in [(12, 48, 3), (12, 64, 32, 10), (12, 16, 16, 16, 16, 4)]:
+        layers = []
+        for a, b in zip(widths[:-1], widths[1:]):
+            layers += [nn.Linear(a, b), nn.ReLU()]
+        net = nn.Sequential(*layers[:-1]).eval()
+        x0, x1 = torch.randn(1, widths[0]), torch.randn(1, widths[0])
+        rc = regioncam.Regioncam1D.through_points(torch.cat([x0, x1]).numpy())
+        rc.add(regioncam.nn.convert(net))
+        u = torch.as_tensor(rc.inputs, dtype=torch.float64).flatten()
+        theirs = 0.5 + u[1:-1] / (x1 - x0).double().norm()  # the vertices inside its range, as t
+        lo, hi = 0.5 + u[0] / (x1 - x0).double().norm(), 0.5 + u[-1] / (x1 - x0).double().norm()
+        seg = segment(net, x0, x1)
+        ours = seg.breaks[(seg.breaks > lo + 1e-6) & (seg.breaks < hi - 1e-6)]
+        assert len(ours) > 5 and len(ours) == len(theirs), (widths, len(ours), len(theirs))
+        assert torch.allclose(ours, theirs, rtol=0, atol=1e-5)
