@@ -111,16 +111,18 @@ class Segment:
 
 def _decisions(logits: torch.Tensor, starts: torch.Tensor, ends: torch.Tensor) -> list[tuple[float, int, int]]:
     """Where the argmax of piecewise-affine logits changes, exactly (within each piece, the next class
-    to overtake the current one)."""
+    to overtake the current one). On one piece the argmax is the upper envelope of lines, where each
+    class holds one interval at most: a piece predicted the same class at both ends holds no change,
+    and only the others are walked."""
+    at_start = (logits[:, 0] + starts[:, None] * logits[:, 1]).argmax(1)
+    at_end = (logits[:, 0] + ends[:, None] * logits[:, 1]).argmax(1)
+    before = torch.cat([at_start[:1], at_end[:-1]])  # the class just before each piece
     out = []
-    current = int(logits[0, 0].add(starts[0] * logits[0, 1]).argmax())
-    for k in range(len(starts)):
+    for k in ((at_start != before) | (at_start != at_end)).nonzero().flatten().tolist():
         a, b = logits[k, 0], logits[k, 1]
-        t = float(starts[k])
-        at_start = int((a + t * b).argmax())
-        if at_start != current:
-            out.append((t, current, at_start))
-            current = at_start
+        t, current = float(starts[k]), int(at_start[k])
+        if current != int(before[k]):
+            out.append((t, int(before[k]), current))
         while True:
             gap, closing = a - a[current] + t * (b - b[current]), b - b[current]  # gap <= 0
             s = torch.where(closing > 0, -gap / torch.where(closing > 0, closing, 1.0), torch.inf)
