@@ -222,21 +222,24 @@ def labels_per_class(args) -> int | None:
     return n // classes
 
 
-def _train(args) -> int:
-    import torch
-
+def train_config(args) -> TrainConfig:
+    """The :class:`TrainConfig` of parsed ``invlab train`` options: the flags mapped to fields, every
+    default and check left to TrainConfig (so Python and the command line train the same run)."""
     if args.model_file is None and args.model not in list_models():
         raise ValueError(f"unknown model {args.model!r}. Known models: {', '.join(list_models())} "
                          "(or a network of your own: --model-file FILE.py:FACTORY)")
     if args.labels is not None and args.labels_per_class is not None:
         raise ValueError("give --labels or --labels-per-class, not both")
-    fields = config_kwargs(args)
-    fields.update(
-        model=args.model,  # with --model-file, TrainConfig makes it "custom" (or refuses a --model beside it)
-        labels_per_class=labels_per_class(args),
-        beta=args.beta if args.beta is not None else (TrainConfig.beta if args.method == "inversion" else 0.0),
-    )
-    config = TrainConfig(**fields)
+    fields = config_kwargs(args, TrainConfig)
+    # with --model-file, TrainConfig makes the model "custom" (or refuses a --model beside it)
+    fields.update(model=args.model, labels_per_class=labels_per_class(args))
+    return TrainConfig(**fields)
+
+
+def _train(args) -> int:
+    import torch
+
+    config = train_config(args)
     out = Path(args.out)
     result = train(config, out_dir=out, resume=args.resume, overwrite=args.overwrite, progress=not args.no_progress,
                    checkpoint_every=args.checkpoint_every)

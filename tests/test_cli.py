@@ -8,6 +8,7 @@ import pytest
 import torch
 
 from invlab.cli import main
+from invlab.methods import METHODS as METHODS_ALL
 
 TRAIN = ["train", "--steps", "2", "--eval-every", "2", "--val-size", "200", "--labelled-batch", "10",
          "--unlabelled-batch", "10", "--no-progress"]
@@ -264,3 +265,20 @@ def test_every_config_field_is_an_option_everywhere_from_one_source():
         assert args.val_size == 10_000 and args.device == "auto" and args.dataset == "mnist"
     args = table2.parse_args(["--milestones", "0.3", "--no-bias", "--schedule", "cosine"])
     assert (args.milestones, args.bias, args.schedule) == ([0.3], False, "cosine")
+
+
+@pytest.mark.parametrize("method", METHODS_ALL)
+def test_the_command_line_and_python_record_the_same_config_for_every_method(method):
+    """`invlab train --method M` and `train(TrainConfig(method=M))` train the same run: one place (TrainConfig)
+    decides every default, beta's per method included (0.2 with inversion, 0 with the others)."""
+    import dataclasses
+
+    from invlab.cli import _parser, train_config
+    from invlab.train import TrainConfig, run_key
+
+    cli = train_config(_parser().parse_args(["train", "--method", method, "--out", "unused"]))
+    api = TrainConfig(method=method)
+    assert dataclasses.asdict(cli) == dataclasses.asdict(api) and run_key(cli) == run_key(api)
+    assert api.beta == (0.2 if method == "inversion" else 0.0)
+    given = train_config(_parser().parse_args(["train", "--method", method, "--beta", "0.3", "--out", "unused"]))
+    assert dataclasses.asdict(given) == dataclasses.asdict(TrainConfig(method=method, beta=0.3))

@@ -38,6 +38,10 @@ RECIPES = {
     "paper": {"schedule": "constant", "preprocess": "none", "balance": 0.0, "steps": 1000},
 }
 RECOMMENDED = RECIPES["recommended"]  # the name the benchmarks and notebooks use
+
+#: beta when none is given: the paper's method reconstructs (eq. 10's 0.2); the other methods train
+#: without R unless a beta is given (the same from Python and from `invlab train`)
+DEFAULT_BETA = {"inversion": 0.2}
 PAPER = RECIPES["paper"]
 
 
@@ -108,10 +112,10 @@ class TrainConfig:
                                              "Bird10's setting)", metavar="K")
     alpha: float | str = option(0.7, "weight of the supervised cross-entropy, in [0, 1]; a number or a schedule over "
                                      "the run, START:END[:linear|cosine|step][@FRACTION], e.g. 0.3:0.7 (invlab."
-                                     "schedules)", metavar="WEIGHT", type="weight")
-    beta: float | str = option(0.2, "reconstruction share of the unsupervised part, in [0, 1]; a number or a schedule "
-                                    "like --alpha's (default 0.2; on the command line 0 with a --method other than "
-                                    "inversion)", metavar="WEIGHT", type="weight")
+                                     "training.loss_weights)", metavar="WEIGHT", type="weight")
+    beta: float | str | None = option(None, "reconstruction share of the unsupervised part, in [0, 1]; a number or a "
+                                           "schedule like --alpha's (default: 0.2 with method inversion, 0 with the "
+                                           "others, to which a beta > 0 adds R)", metavar="WEIGHT", type="weight")
     layers: dict = option({}, "reconstruction at a hidden layer too (eqs. 11-12), weight GAMMA (a number or a "
                               "schedule); repeat for several layers; NAME from the model's named_modules(), e.g. "
                               "--layer features.2=0.06", flag="--layer", metavar="NAME=GAMMA", type="layers")
@@ -203,6 +207,8 @@ class TrainConfig:
             raise ValueError("model 'custom' needs model_file='FILE.py:FACTORY' (--model-file)")
         if self.method not in METHODS:
             raise ValueError(f"method must be one of {', '.join(METHODS)}, got {self.method!r}")
+        if self.beta is None:
+            self.beta = DEFAULT_BETA.get(self.method, 0.0)
         if self.method not in ("inversion", "entropy") and (self.layers or self.learn_weights or self.cuda_graph):
             raise ValueError(f"method {self.method!r} runs eq. 10's input reconstruction only: drop layers, "
                              "learn_weights and cuda_graph, or use method 'inversion'")

@@ -108,11 +108,9 @@ def add_config_options(parser, defaults, only=None, exclude=(), overrides: dict 
         parser.add_argument(flag(field), **_kwargs(field, hints[field.name], default))
 
 
-def config_kwargs(args: argparse.Namespace, cls=None) -> dict:
-    """TrainConfig keywords from parsed options: every field the parser has (lists back to
-    tuples, ``--layer`` items to a dict)."""
-    if cls is None:
-        from invlab.training.config import TrainConfig as cls
+def config_kwargs(args: argparse.Namespace, cls) -> dict:
+    """Keywords of the dataclass ``cls`` (:class:`~invlab.training.config.TrainConfig`) from parsed
+    options: every field the parser has (lists back to tuples, ``--layer`` items to a dict)."""
     out = {}
     for field in dataclasses.fields(cls):
         if not hasattr(args, field.name):
