@@ -45,9 +45,11 @@ for _part in ("tex-mml-chtml.js", "output", "input", "a11y", "ui", "adaptors", "
         os.makedirs(os.path.dirname(_dst), exist_ok=True)
         shutil.copy(_src, _dst)
 mathjax_path = "mathjax/tex-mml-chtml.js"
-# The Explore page's files (invlab.viz.web): onnxruntime-web's wasm build, the lesson networks as
-# invlab export writes them, a sample of test images, the page's scripts. Made once per build.
-from invlab.viz.web import build_assets  # noqa: E402
+# The Explore page's files (explore_build.py, beside this file: the site's build, not the library):
+# onnxruntime-web's wasm build, the lesson networks as invlab export writes them, a sample of test
+# images, the ONNX contract, the page's scripts. Made once per build.
+sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
+from explore_build import build_assets  # noqa: E402
 
 build_assets(os.path.join(_static, "explore"))
 html_static_path = [_static]

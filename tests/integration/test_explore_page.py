@@ -14,6 +14,7 @@ from __future__ import annotations
 import functools
 import http.server
 import threading
+from pathlib import Path
 
 import numpy as np
 import pytest
@@ -144,9 +145,10 @@ def test_every_lesson_network_in_the_browser_equals_pytorch(site):
         problems = log["console"] + log["errors"] + log["remote"]
         assert not problems, problems
     # the page's figures are the notebook's: the same titles, from the same Python function
-    from invlab.viz.web import page_figures
+    import runpy
 
-    want = page_figures([str(c) for c in range(10)])
+    site_build = runpy.run_path(str(Path(__file__).resolve().parents[2] / "docs" / "site" / "explore_build.py"))
+    want = site_build["page_figures"]([str(c) for c in range(10)])
     assert titles["templates"] == [want["templates"]["title"]] + [r["title"] for r in want["templates"]["rows"]]
     assert titles["probabilities"][0] == "prediction: class probabilities"
 

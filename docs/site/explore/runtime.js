@@ -4,10 +4,12 @@
 (function () {
   "use strict";
 
-  const INPUT = "x";
-  const OUTPUTS = ["input", "logits", "probabilities", "templates", "bias", "reconstruction", "pattern"];
-  const TOP_K = "classes"; // present when exported with --top-k: the template rows' class indices
-  const MAX_BYTES = 50 * 1024 * 1024;
+  // the ONNX contract of invlab.export, written once in Python and carried here by the site's build
+  const CONTRACT = window.INVLAB_CATALOGUE.contract;
+  const INPUT = CONTRACT.input;
+  const OUTPUTS = CONTRACT.outputs;
+  const TOP_K = CONTRACT.top_k_output; // present when exported with --top-k: the template rows' class indices
+  const MAX_BYTES = CONTRACT.max_bytes;
   const MAX_SIDE = 128; // the largest image side the page draws (pixels)
   let ready = null;
 

@@ -5,11 +5,13 @@ browser by onnxruntime-web, with nothing to install.
 works opened from the file system (``file://``, where Chromium refuses ES modules and
 ``fetch``) as well as from any static host, with no request leaving the machine:
 
-* ``ort.wasm.min.js`` — onnxruntime-web's wasm build (the npm package, pinned by ``bin/setup``),
+* ``ort.wasm.min.js`` — onnxruntime-web's wasm build (the npm package, at the version in
+  ``explore/onnxruntime-web.version``, which ``bin/setup`` installs),
   and ``ort-binary.js``, its WebAssembly binary (gzip, base64) and its small ``.mjs`` loader,
   which the page hands to onnxruntime as ``env.wasm.wasmBinary`` and a blob URL;
 * ``networks/*.js`` — the four lesson networks as ``invlab export`` writes them (base64);
-* ``catalogue.js`` — the networks (data set, test accuracy, class names), a sample of real
+* ``catalogue.js`` — the ONNX contract of :mod:`invlab.export` (the input's name, the outputs, the
+  largest file: the page reads them from here), the networks (data set, test accuracy, class names), a sample of real
   test images of each data set with their labels, and the explorer's figures as notebook 00
   lays them out (titles, axes, colour scales read from
   :func:`invlab.viz.explorer.explorer_figures`'s plotly figures: one layout for both). The
@@ -17,7 +19,10 @@ works opened from the file system (``file://``, where Chromium refuses ES module
   machine, four times the whole update's budget;
 * the page's own scripts and style (``docs/site/explore/``).
 
-``python -m invlab.viz.web OUT`` writes them into OUT; ``bin/docs`` does it for the site.
+``python docs/site/explore_build.py OUT`` writes them into OUT; ``bin/docs`` does it for the site
+(``conf.py``). This is the site's build, beside the library: it reads the checkout (the page's
+scripts beside this file) and the environment (onnxruntime-web under ``sys.prefix``), which
+:mod:`invlab` itself never does.
 """
 
 from __future__ import annotations
@@ -33,10 +38,10 @@ import torch
 
 from invlab.io import atomic_write
 
-#: onnxruntime-web as bin/setup installs it (npm, pinned)
-ORT_VERSION = "1.31.1"
+#: the page's scripts and style, and the onnxruntime-web version bin/setup installs (npm, pinned)
+SOURCES = Path(__file__).resolve().parent / "explore"
+ORT_VERSION = (SOURCES / "onnxruntime-web.version").read_text().strip()
 ORT_DIST = Path(sys.prefix) / "share" / "npm" / "node_modules" / "onnxruntime-web" / "dist"
-SOURCES = Path(__file__).resolve().parents[2] / "docs" / "site" / "explore"
 #: real test images shipped with the page: this many of each class, the first of the test set
 SAMPLES_PER_CLASS = 10
 
@@ -115,7 +120,7 @@ def page_figures(class_names: list[str], input_shape=(1, 28, 28)) -> dict:
 
 def build_assets(out: str | Path, data_root=None) -> dict[str, int]:
     """Write the Explore page's files into ``out`` (see the module docstring); returns their sizes in bytes."""
-    from invlab.export import export_loaded
+    from invlab.export import INPUT, MAX_BYTES, OUTPUTS, TOP_K_OUTPUT, export_loaded
     from invlab.lessons import LESSONS, lesson_model, manifest
 
     out = Path(out)
@@ -142,12 +147,13 @@ def build_assets(out: str | Path, data_root=None) -> dict[str, int]:
                 samples[dataset] = sample_images(dataset, root=data_root)
             except (FileNotFoundError, RuntimeError, OSError) as err:  # offline, the data set not fetched
                 missing[dataset] = str(err)
-                print(f"invlab.viz.web: the explorer ships no {dataset} test images ({err}); "
+                print(f"explore_build: the explorer ships no {dataset} test images ({err}); "
                       f"fetch them with: invlab data fetch {dataset}", file=sys.stderr)
         names = network.data_info["class_names"]
         networks.append({"id": ident, "model": model, "dataset": dataset, "file": f"networks/{ident}.js",
                          "test_accuracy": records[name]["test_accuracy"], "class_names": list(names)})
-    catalogue = {"networks": networks, "samples": samples,
+    contract = {"input": INPUT, "outputs": list(OUTPUTS), "top_k_output": TOP_K_OUTPUT, "max_bytes": MAX_BYTES}
+    catalogue = {"contract": contract, "networks": networks, "samples": samples,
                  "figures": {n["dataset"]: page_figures(n["class_names"]) for n in networks},
                  "generic_figures": page_figures([str(c) for c in range(10)])}
     _write(out / "catalogue.js", _js_assign("INVLAB_CATALOGUE", catalogue))
@@ -158,7 +164,7 @@ def build_assets(out: str | Path, data_root=None) -> dict[str, int]:
 
 if __name__ == "__main__":
     if len(sys.argv) != 2:
-        sys.exit("usage: python -m invlab.viz.web OUT_FOLDER")
+        sys.exit("usage: python docs/site/explore_build.py OUT_FOLDER")
     sizes = build_assets(sys.argv[1])
     for name, size in sizes.items():
         print(f"{size:>12,d}  {name}")
