@@ -102,6 +102,9 @@ def _parser() -> argparse.ArgumentParser:
     e.add_argument("--top-k", type=int, default=None, metavar="K",
                    help="keep the templates of the K most probable classes only (a network of many classes); "
                         "adds the output classes")
+    e.add_argument("--regions", action="store_true",
+                   help="also carry the segment-walking graph (invlab.export.SegmentWalk) for the Explore page's "
+                        "regions view: the pieces of the segment between two inputs, walked in the browser")
     e.add_argument("--onnx", required=True, metavar="OUT.onnx", help="the file to write")
     return p
 
@@ -117,7 +120,8 @@ def _export(args) -> int:
         if args.input_shape is None or len(args.input_shape) not in (2, 3):
             raise ValueError("--model-file needs --input-shape C H W (images) or C L (signals)")
         names = [n.strip() for n in args.class_names.split(",")] if args.class_names else None
-        path = export_model_file(args.model_file, args.onnx, tuple(args.input_shape), args.weights, names, args.top_k)
+        path = export_model_file(args.model_file, args.onnx, tuple(args.input_shape), args.weights, names, args.top_k,
+                                 regions=args.regions)
         print(f"{path}  ({path.stat().st_size / 1e6:.2f} MB): open the site's Explore page and drop it there")
         return 0
     if args.lesson is not None:
@@ -128,7 +132,7 @@ def _export(args) -> int:
         checkpoint = Path(args.checkpoint)
         if not checkpoint.is_file():
             raise FileNotFoundError(f"{checkpoint} does not exist (a checkpoint.pt written by invlab train)")
-    path = export_checkpoint(checkpoint, args.onnx, top_k=args.top_k)
+    path = export_checkpoint(checkpoint, args.onnx, top_k=args.top_k, regions=args.regions)
     print(f"{path}  ({path.stat().st_size / 1e6:.2f} MB): open the site's Explore page and drop it there")
     return 0
 

@@ -22,6 +22,26 @@ output             shape       meaning
 
 Any input shape (C, H, W) or (C, L), colour or grey, any number of classes.
 
+With ``regions=True`` (``invlab export --regions``) the file also carries a second graph, for
+walking the segment between two raw inputs piece by piece (:class:`SegmentWalk`, the browser's
+counterpart of :func:`invlab.regions.segment`): serialized in the metadata entry
+``invlab.regions`` (base64), its batch in ``invlab.regions_batch``.
+
+=================  ==========  ===========================================================
+input / output     shape       meaning
+=================  ==========  ===========================================================
+``x0``, ``x1``     (1, *D)     the segment's raw end points (preprocessed in the graph)
+``t``              (B,)        points of the segment p0 + t (p1 - p0), p = preprocessed
+``logits``         (B, C)      f at each point
+``slope``          (B, C)      df/dt there: the piece's logits are logits + (s - t) slope
+``ahead``          (B,)        how far past t (in t) the activation pattern stays the same
+``behind``         (B,)        how far before t
+``pattern_key``    (B, 2)      int64: the activation pattern's entries times two fixed sets of
+                               random 62-bit integers, summed (wrapping): neighbouring pieces
+                               with equal keys are one region (the browser's float32 leaves
+                               slivers between pieces; they merge)
+=================  ==========  ===========================================================
+
 Autograd's backward operators have no ONNX translation, so the templates come from the
 explicit transposed pass of :mod:`invlab.transposed`, run on the C one-hot cotangents at
 once; a network with a layer it cannot transpose is refused before anything is written.
@@ -50,6 +70,10 @@ OUTPUTS = ("input", "logits", "probabilities", "templates", "bias", "reconstruct
 TOP_K_OUTPUT = "classes"
 #: The largest file the browser explorer accepts (bytes).
 MAX_BYTES = 50 * 2**20
+#: The segment-walking graph of ``regions=True``: inputs, outputs, and its batch of points.
+REGIONS_INPUTS = ("x0", "x1", "t")
+REGIONS_OUTPUTS = ("logits", "slope", "ahead", "behind", "pattern_key")
+REGIONS_BATCH = 64
 
 
 class SplineView(nn.Module):
@@ -110,8 +134,62 @@ def input_shape_of(model: nn.Module) -> tuple[int, ...]:
     return tuple(int(v) for v in shape)
 
 
+class SegmentWalk(nn.Module):
+    """Points of the segment between two raw inputs, seen as pieces of the partition (the graph of
+    ``regions=True``; see the module docstring): at p0 + t (p1 - p0), with p0, p1 the preprocessed
+    end points, the logits, their rate of change along the segment (the region's linear map applied
+    to p1 - p0), and how far ahead and behind in t the activation pattern holds — the nearest change
+    of state each nonlinearity's rule finds (:meth:`~invlab.transposed.rules.Rule.crossing`)."""
+
+    def __init__(self, model: nn.Module, preprocess_kind: str | None = None):
+        super().__init__()
+        self.model = model.eval()
+        self.transposed = TransposedPass(model, exportable=True)
+        if preprocess_kind is None:
+            preprocess_kind = getattr(getattr(model, "preprocess", None), "kind", "none")
+        self.preprocess_kind = preprocess_kind
+        self.steps = [s for s in self.transposed.steps if s.rule is not None and s.rule.nonlinear]
+        self.inputs = tuple(dict.fromkeys(s.inputs[0] for s in self.steps))
+        self.key_weights: torch.Tensor | None = None  # (P, 2), made at the first call (P: the pattern's length)
+
+    def forward(self, x0: torch.Tensor, x1: torch.Tensor, t: torch.Tensor) -> tuple[torch.Tensor, ...]:
+        p0, p1 = preprocess(x0, self.preprocess_kind), preprocess(x1, self.preprocess_kind)
+        d = p1 - p0
+        points = p0 + t.view(-1, *[1] * (p0.dim() - 1)) * d
+        tp = self.transposed
+        logits, states = tp.forward(points, keep=self.inputs)
+        slope, along = tp.frozen(d.expand_as(points), states, bias=False, keep=self.inputs)
+        h = states["z"]
+        ahead = behind = torch.full_like(t, torch.inf)
+        for st in self.steps:
+            z, zd = h[st.inputs[0]], along[st.inputs[0]]
+            ahead = torch.minimum(ahead, st.rule.crossing(st, z, zd, states[st.name], tp))
+            behind = torch.minimum(behind, st.rule.crossing(st, z, -zd, states[st.name], tp))
+        pattern = tp.pattern(states).to(torch.int64)  # (B, P): 0/1 states, pooling choices
+        if self.key_weights is None:
+            g = torch.Generator().manual_seed(0)
+            self.key_weights = torch.randint(1, 2**62, (pattern.shape[1], 2), generator=g, dtype=torch.int64)
+        return logits, slope, ahead, behind, pattern @ self.key_weights
+
+
+def regions_graph(model: nn.Module, input_shape: tuple[int, ...], preprocess_kind: str | None = None) -> bytes:
+    """:class:`SegmentWalk` as serialized ONNX (batch :data:`REGIONS_BATCH`)."""
+    walk = SegmentWalk(model, preprocess_kind)
+    if not walk.steps:
+        raise ValueError("the network has no nonlinearity: one affine region, nothing to walk")
+    example = (torch.rand(1, *input_shape), torch.rand(1, *input_shape), torch.rand(REGIONS_BATCH))
+    with torch.no_grad():
+        walk(*example)  # makes the key's weights, a constant of the graph
+    with warnings.catch_warnings(), torch.no_grad():
+        warnings.simplefilter("ignore")  # the exporter's chatter about its own internals
+        program = torch.onnx.export(walk, example, dynamo=True, input_names=list(REGIONS_INPUTS),
+                                    output_names=list(REGIONS_OUTPUTS), optimize=True, verbose=False)
+    return program.model_proto.SerializeToString()
+
+
 def to_onnx(model: nn.Module, path: str | Path, input_shape: tuple[int, ...] | None = None,
-            preprocess_kind: str | None = None, metadata: dict | None = None, top_k: int | None = None) -> Path:
+            preprocess_kind: str | None = None, metadata: dict | None = None, top_k: int | None = None,
+            regions: bool = False) -> Path:
     """Write ``model``'s spline view (:class:`SplineView`) to ``path`` as one ONNX graph.
 
     Args:
@@ -123,6 +201,8 @@ def to_onnx(model: nn.Module, path: str | Path, input_shape: tuple[int, ...] | N
         metadata: extra string entries of the graph's ``metadata_props`` (class names,
             data set, accuracy); ``invlab`` records the input shape and output names.
         top_k: see :class:`SplineView` (adds the output ``classes``).
+        regions: also carry the segment-walking graph (:class:`SegmentWalk`) in the metadata, for the
+            Explore page's regions view.
 
     Returns:
         The path written.
@@ -144,25 +224,31 @@ def to_onnx(model: nn.Module, path: str | Path, input_shape: tuple[int, ...] | N
     proto = program.model_proto
     props = {"invlab.input_shape": json.dumps(list(shape)), "invlab.outputs": json.dumps(outputs),
              "invlab.preprocess": view.preprocess_kind, **{k: str(v) for k, v in (metadata or {}).items()}}
+    if regions:
+        import base64
+
+        props["invlab.regions"] = base64.b64encode(regions_graph(model, shape, view.preprocess_kind)).decode()
+        props["invlab.regions_batch"] = str(REGIONS_BATCH)
     onnx.helper.set_model_props(proto, props)
     return atomic_write(path, lambda tmp: onnx.save(proto, str(tmp)))
 
 
-def export_loaded(model: nn.Module, path: str | Path, top_k: int | None = None) -> Path:
+def export_loaded(model: nn.Module, path: str | Path, top_k: int | None = None, regions: bool = False) -> Path:
     """A network as :func:`~invlab.train.load_model` returns it (its preprocessing and data set
     record attached) as one ONNX graph, with its data set and class names as metadata."""
     info = getattr(model, "data_info", None) or {}
     meta = {"invlab.dataset": info.get("dataset", ""), "invlab.class_names": json.dumps(info.get("class_names") or [])}
     return to_onnx(model, path, input_shape=tuple(info["input_shape"]) if "input_shape" in info else None,
-                   metadata=meta, top_k=top_k)
+                   metadata=meta, top_k=top_k, regions=regions)
 
 
-def export_checkpoint(checkpoint: str | Path, path: str | Path, top_k: int | None = None) -> Path:
+def export_checkpoint(checkpoint: str | Path, path: str | Path, top_k: int | None = None,
+                      regions: bool = False) -> Path:
     """``invlab export CHECKPOINT --onnx PATH``: the checkpoint's network (its best weights,
     its preprocessing) as one ONNX graph (:func:`export_loaded`)."""
     from invlab.train import load_model
 
-    return export_loaded(load_model(checkpoint), path, top_k=top_k)
+    return export_loaded(load_model(checkpoint), path, top_k=top_k, regions=regions)
 
 
 def load_state_dict_file(model: nn.Module, weights: str | Path) -> nn.Module:
@@ -196,7 +282,8 @@ def load_state_dict_file(model: nn.Module, weights: str | Path) -> nn.Module:
 
 
 def export_model_file(spec: str, path: str | Path, input_shape: tuple[int, ...], weights: str | Path | None = None,
-                      class_names: list[str] | None = None, top_k: int | None = None) -> Path:
+                      class_names: list[str] | None = None, top_k: int | None = None,
+                      regions: bool = False) -> Path:
     """``invlab export --model-file FILE.py:FACTORY``: a network invlab never trained, built by the
     factory (the convention of ``invlab train --model-file``; it is offered ``input_shape`` and, with
     class names, ``num_classes``), its weights from a state dict, exported by :func:`to_onnx` with
@@ -217,7 +304,8 @@ def export_model_file(spec: str, path: str | Path, input_shape: tuple[int, ...],
         raise ValueError(f"--class-names: {len(class_names)} names for a network of {classes} classes")
     meta = {"invlab.dataset": "", "invlab.class_names": json.dumps(list(class_names or [])),
             "invlab.model_file": Path(spec.rpartition(":")[0]).name + ":" + spec.rpartition(":")[2]}
-    return to_onnx(model, path, input_shape=tuple(input_shape), preprocess_kind="none", metadata=meta, top_k=top_k)
+    return to_onnx(model, path, input_shape=tuple(input_shape), preprocess_kind="none", metadata=meta, top_k=top_k,
+                   regions=regions)
 
 
 def run_onnx(path: str | Path, x: torch.Tensor) -> dict[str, torch.Tensor]:
@@ -231,5 +319,6 @@ def run_onnx(path: str | Path, x: torch.Tensor) -> dict[str, torch.Tensor]:
     return {o.name: torch.from_numpy(v) for o, v in zip(session.get_outputs(), values)}
 
 
-__all__ = ["INPUT", "OUTPUTS", "TOP_K_OUTPUT", "SplineView", "export_checkpoint", "export_loaded", "export_model_file",
+__all__ = ["INPUT", "OUTPUTS", "REGIONS_BATCH", "REGIONS_INPUTS", "REGIONS_OUTPUTS", "TOP_K_OUTPUT", "SegmentWalk",
+           "SplineView", "regions_graph", "export_checkpoint", "export_loaded", "export_model_file",
            "load_state_dict_file", "run_onnx", "to_onnx"]

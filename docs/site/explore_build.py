@@ -136,7 +136,7 @@ def build_assets(out: str | Path, data_root=None) -> dict[str, int]:
         ident = name.removesuffix(".pt")
         onnx_path = out / "networks" / f"{ident}.onnx"
         network = lesson_model(model, dataset)  # verified, loaded once: its graph and its class names
-        export_loaded(network, onnx_path)
+        export_loaded(network, onnx_path, regions=True)  # with the regions view's segment-walking graph
         data = base64.b64encode(onnx_path.read_bytes()).decode()
         onnx_path.unlink()
         _write(out / "networks" / f"{ident}.js",

@@ -303,3 +303,53 @@ def test_what_a_new_user_met_on_the_page_is_fixed(site, tmp_path):
         assert page.evaluate("() => window.invlabExplorer.state.network.class_names") == names
         problems = log["console"] + log["errors"] + log["remote"]
         assert not problems, problems
+
+
+def test_the_regions_view_walks_the_segment_as_pytorch_does(site):
+    """The regions view on the lesson network smallcnn-mean: the pieces of the segment from a test image to
+    another, walked in the browser (float32, onnxruntime-web), against invlab.regions.segment (float64,
+    PyTorch) on the same end points. The counts differ only by breaks PyTorch finds within 2e-6 of their
+    neighbour, which float32 cannot separate; all but 0.2 % of the breaks lie within 1e-4 in t of one of the
+    other's, both ways (a unit whose input changes slowly along the segment has its crossing placed by
+    float32 only to its input's rounding over its rate of change); the decision changes agree to 1e-4."""
+    from invlab.lessons import lesson_model
+    from invlab.regions import segment
+    from invlab.viz.explain import model_input
+
+    ARTIFACTS.mkdir(exist_ok=True)
+    with explorer_page((site / PAGE).resolve().as_uri()) as (page, log):
+        page.wait_for_function("() => !document.getElementById('invlab-regions').hidden", timeout=60_000)
+        for net in networks(page):
+            if net["id"] != "mnist-smallcnn-mean":
+                continue  # the other lesson networks: see the regions page (float32 and ties of max and inhibitor)
+            select_network(page, net["id"])
+            walked = page.evaluate("""async () => {
+                const r = await window.invlabExplorer.walkRegions(7);
+                return {breaks: r.breaks, decisions: r.decisions, x0: Array.from(r.x0), x1: Array.from(r.x1),
+                        ms: r.ms, pieces: r.pieces.length,
+                        status: document.getElementById('invlab-regions-status').textContent};
+            }""")
+            model = lesson_model(net["model"], "mnist").eval()
+            x0, x1 = (torch.tensor(walked[k], dtype=torch.float32).view(1, 1, 28, 28) for k in ("x0", "x1"))
+            ours = np.asarray(walked["breaks"])
+            theirs = segment(model, model_input(model, x0), model_input(model, x1)).breaks.numpy()
+            assert len(theirs) > 1000, "a segment between two digits crosses thousands of regions"
+            unresolved = int((np.diff(theirs) < 2e-6).sum())  # breaks float32 cannot tell from their neighbour
+            assert len(theirs) - unresolved <= len(ours) <= len(theirs), (len(ours), len(theirs), unresolved)
+            off = []
+            for a, b in ((ours, theirs), (theirs, ours)):
+                j = np.clip(np.searchsorted(b, a), 1, len(b) - 1)
+                off.append(int((np.minimum(abs(b[j] - a), abs(b[j - 1] - a)) >= 1e-4).sum()))
+            # a unit whose input changes slowly along the segment has its crossing placed by float32 only to
+            # (rounding of its input) / (its rate of change): a few such breaks move by more than 1e-4
+            assert max(off) <= 0.002 * len(theirs), off
+            reference = segment(model, model_input(model, x0), model_input(model, x1)).decisions
+            assert [d[1:] for d in walked["decisions"]] == [list(d[1:]) for d in reference]
+            assert all(abs(d[0] - r[0]) < 1e-4 for d, r in zip(walked["decisions"], reference))
+            assert f"{walked['pieces']:,} affine pieces" in walked["status"]
+            print(f"{net['id']}: {len(ours)} breaks in the browser, {len(theirs)} in PyTorch ({unresolved} within 2e-6 "
+                  f"of the previous); farther than 1e-4 from the other's: {off}; {walked['ms']:.0f} ms")
+        page.locator("#invlab-regions").scroll_into_view_if_needed()
+        page.screenshot(path=str(ARTIFACTS / "explore-regions.png"), full_page=False)
+        problems = log["console"] + log["errors"] + log["remote"]
+        assert not problems, problems

@@ -60,7 +60,7 @@
 
   const state = {
     ready: false, network: null, net: null, source: "test image", sample: 0, noise: 0, image: null,
-    raw: null, result: null, previousPattern: null, baseline: null, changedUnits: null, updates: 0,
+    raw: null, result: null, previousPattern: null, baseline: null, changedUnits: null, updates: 0, regions: null,
     timing: { run_ms: null, total_ms: null }, error: null,
   };
   let views, ink, busy = false, pending = null, own = null;
@@ -220,6 +220,7 @@
     $("invlab-channel-scale-box").hidden = net.channels === 1;
     if (state.source === "test image" || (state.source === "image" && !state.image)) state.source = "test image";
     fillSamples();
+    await regionsFor(net);
     return net;
   }
 
@@ -298,6 +299,46 @@
     select.value = String(state.sample);
   }
 
+  // the regions view: for a network whose file carries the segment-walking graph (invlab export --regions)
+  async function regionsFor(net) {
+    state.regions = null;
+    const box = $("invlab-regions"), s = samplesFor(state.network);
+    const walker = await window.InvlabRegions.prepare(net);
+    box.hidden = !walker || !s;
+    $("invlab-regions-status").textContent = "";
+    const plot = $("invlab-regions-plot");
+    plot.getContext("2d").clearRect(0, 0, plot.width, plot.height);
+    if (box.hidden) return;
+    const select = $("invlab-regions-target"), names = state.network.class_names;
+    select.innerHTML = "";
+    s.labels.forEach((label, i) => {
+      const o = document.createElement("option");
+      o.value = String(i); o.textContent = `#${i}: ${names[label] !== undefined ? names[label] : label}`;
+      select.appendChild(o);
+    });
+    select.value = String(Math.min(1, s.labels.length - 1));
+  }
+
+  /** Walk the segment from the current input (as the network sees it now) to test image `target`. */
+  async function walkRegions(target) {
+    const s = samplesFor(state.network), net = state.net;
+    if (!net.regions || !s) throw new Error("this network's file carries no segment-walking graph (invlab export --regions)");
+    target = target === undefined ? Number($("invlab-regions-target").value) : target;
+    const x0 = state.raw ? Float32Array.from(state.raw) : rawInput(), x1 = sampleImage(s, target);
+    $("invlab-regions-status").textContent = "walking the segment…";
+    const result = await window.InvlabRegions.walk(net, x0, x1);
+    const names = state.network.class_names;
+    result.x0 = x0; result.x1 = x1; result.target = target;
+    state.regions = result;
+    const changes = result.decisions.map(([t, a, b]) => `${names[a]} → ${names[b]} at t = ${t.toFixed(4)}`);
+    $("invlab-regions-status").textContent =
+      `${result.pieces.length.toLocaleString("en")} affine pieces (${result.breaks.length.toLocaleString("en")} ` +
+      `breaks); ${changes.length ? "the predicted class changes: " + changes.join(", ") : "one predicted class all along"}` +
+      ` — ${(result.ms / 1000).toFixed(2)} s in this browser, ${result.runs} runs of the graph`;
+    window.InvlabRegions.draw($("invlab-regions-plot"), result, names);
+    return result;
+  }
+
   let base = "";
   async function start() {
     const cat = window.INVLAB_CATALOGUE;
@@ -349,12 +390,16 @@
       if (dropped && isImage(dropped)) selectImage(dropped); else selectFile(dropped);
     });
     window.addEventListener("resize", () => { if (state.result) views.update(state.result); });
+    $("invlab-regions-walk").addEventListener("click", () => {
+      walkRegions().catch((err) => showError(`the segment could not be walked: ${err.message || err}`));
+    });
     await selectLesson(cat.networks[0].id);
     state.ready = true;
   }
 
   window.invlabExplorer = {
     state: state, update: update, selectLesson: selectLesson, selectFile: selectFile, selectImage: selectImage,
+    walkRegions: walkRegions,
     titles: () => views.titles(),
     layout: () => views.layout,
     hint: () => { const v = $("invlab-canvas"), c = v.getContext("2d"), n = v.width;  // the "draw here" band's ink

@@ -1,0 +1,140 @@
+/* The regions view: the pieces of the segment from the current input to a chosen test image, walked in this
+ * browser by the graph `invlab export --regions` carries (invlab.export.SegmentWalk), the counterpart of
+ * invlab.regions.segment. At a point inside a piece not yet found the graph gives the piece's whole extent
+ * (how far ahead and behind the activation pattern holds) and its affine logits; what is left of the segment
+ * on either side is searched the same way, a batch of points at a time, until the pieces tile [0, 1].
+ * float32 leaves slivers between pieces: neighbours with the same pattern keys (two int64 sums of the pattern
+ * with random weights) are one piece. */
+(function () {
+  "use strict";
+
+  const COLOURS = ["#636efa", "#EF553B", "#00cc96", "#ab63fa", "#FFA15A", "#19d3f3", "#FF6692", "#B6E880",
+                   "#FF97FF", "#FECB52"];  // plotly's colorway, as the notebook's figures
+  const SLIVER = 1e-7;  // a gap narrower than this (in t) is not searched: below float32's resolution of t
+
+  /** The segment-walking graph an exported file carries (its metadata), or null. */
+  async function prepare(net) {
+    const meta = net.meta || {};
+    net.regions = null;
+    if (!meta["invlab.regions"]) return null;
+    const bytes = window.InvlabRuntime.bytesOf(meta["invlab.regions"]);
+    const session = await ort.InferenceSession.create(bytes, { executionProviders: ["wasm"],
+                                                                graphOptimizationLevel: "all" });
+    net.regions = { session: session, batch: Number(meta["invlab.regions_batch"]) };
+    return net.regions;
+  }
+
+  /** The pieces of the segment from the raw input x0 to x1 (Float32Arrays of C*H*W values). */
+  async function walk(net, x0, x1) {
+    const started = performance.now(), B = net.regions.batch;
+    const feeds = { x0: new ort.Tensor("float32", x0, net.shape), x1: new ort.Tensor("float32", x1, net.shape) };
+    let open = [[0, 1]], runs = 0;
+    const found = [];
+    while (open.length) {
+      const batch = open.slice(0, B);
+      open = open.slice(B);
+      const t = new Float32Array(B);
+      batch.forEach(([lo, hi], i) => { t[i] = (lo + hi) / 2; });
+      const out = await net.regions.session.run({ ...feeds, t: new ort.Tensor("float32", t, [B]) });
+      runs++;
+      const C = out.logits.dims[1];
+      batch.forEach(([lo, hi], i) => {
+        const at = t[i], start = Math.max(lo, at - out.behind.data[i]), end = Math.min(hi, at + out.ahead.data[i]);
+        const a = new Float64Array(C), b = new Float64Array(C);
+        for (let c = 0; c < C; c++) {
+          b[c] = out.slope.data[i * C + c]; a[c] = out.logits.data[i * C + c] - at * b[c];
+        }
+        found.push({ start: start, end: end, a: a, b: b,
+                     key: [out.pattern_key.data[2 * i], out.pattern_key.data[2 * i + 1]] });
+        if (start - lo > SLIVER) open.push([lo, start]);
+        if (hi - end > SLIVER) open.push([end, hi]);
+      });
+    }
+    found.sort((p, q) => p.start - q.start);
+    const pieces = [];
+    for (const p of found) {
+      const last = pieces[pieces.length - 1];
+      if (last && last.key[0] === p.key[0] && last.key[1] === p.key[1]) {
+        last.end = Math.max(last.end, p.end);  // one region, cut by float32: merged
+      } else {
+        pieces.push(p);
+      }
+    }
+    const breaks = pieces.slice(1).map((p) => p.start);
+    return { pieces: pieces, breaks: breaks, decisions: decisions(pieces), runs: runs,
+             ms: performance.now() - started };
+  }
+
+  function argmax(a, b, t) {
+    let best = 0;
+    for (let c = 1; c < a.length; c++) if (a[c] + t * b[c] > a[best] + t * b[best]) best = c;
+    return best;
+  }
+
+  /** Where the predicted class changes: [t, from, to], exactly within each piece (the next class to overtake). */
+  function decisions(pieces) {
+    const out = [];
+    let current = argmax(pieces[0].a, pieces[0].b, pieces[0].start);
+    for (const p of pieces) {
+      let t = p.start;
+      const first = argmax(p.a, p.b, t);
+      if (first !== current) { out.push([t, current, first]); current = first; }
+      for (;;) {
+        let next = -1, step = Infinity;
+        for (let c = 0; c < p.a.length; c++) {
+          const closing = p.b[c] - p.b[current];
+          if (c === current || closing <= 0) continue;
+          const s = -(p.a[c] - p.a[current] + t * closing) / closing;
+          if (s < step) { step = s; next = c; }
+        }
+        if (next < 0 || t + step >= p.end) break;
+        t += step; out.push([t, current, next]); current = next;
+      }
+    }
+    return out;
+  }
+
+  /** The logits along the segment (one line per class), the breaks as ticks under them, the decision changes
+   * as dashed lines. */
+  function draw(canvas, result, names) {
+    const ratio = window.devicePixelRatio || 1, width = canvas.clientWidth || 600, height = 260;
+    canvas.width = width * ratio; canvas.height = height * ratio; canvas.style.height = `${height}px`;
+    const g = canvas.getContext("2d");
+    g.setTransform(ratio, 0, 0, ratio, 0, 0);
+    g.clearRect(0, 0, width, height);
+    const left = 44, right = 90, top = 10, bottom = 44, w = width - left - right, h = height - top - bottom;
+    const C = result.pieces[0].a.length;
+    let lo = Infinity, hi = -Infinity;
+    for (const p of result.pieces) {
+      for (let c = 0; c < C; c++) {
+        for (const t of [p.start, p.end]) { const v = p.a[c] + t * p.b[c]; lo = Math.min(lo, v); hi = Math.max(hi, v); }
+      }
+    }
+    const X = (t) => left + t * w, Y = (v) => top + (hi - v) / Math.max(hi - lo, 1e-9) * h;
+    g.strokeStyle = "#ccc"; g.strokeRect(left, top, w, h);
+    g.font = "11px sans-serif"; g.fillStyle = "#444";
+    g.fillText(hi.toFixed(1), 4, top + 10); g.fillText(lo.toFixed(1), 4, top + h);
+    for (let c = 0; c < C; c++) {
+      g.strokeStyle = COLOURS[c % COLOURS.length]; g.lineWidth = 1.2; g.beginPath();
+      result.pieces.forEach((p, k) => {
+        const y0 = Y(p.a[c] + p.start * p.b[c]), y1 = Y(p.a[c] + p.end * p.b[c]);
+        if (k === 0) g.moveTo(X(p.start), y0); else g.lineTo(X(p.start), y0);
+        g.lineTo(X(p.end), y1);
+      });
+      g.stroke();
+      g.fillStyle = COLOURS[c % COLOURS.length];
+      g.fillText(names[c] !== undefined ? names[c] : String(c), left + w + 8, top + 12 + c * 13);
+    }
+    g.strokeStyle = "rgba(0,0,0,0.35)"; g.lineWidth = 1;
+    for (const t of result.breaks) { g.beginPath(); g.moveTo(X(t), top + h + 4); g.lineTo(X(t), top + h + 14); g.stroke(); }
+    g.setLineDash([4, 3]); g.strokeStyle = "#222";
+    for (const [t] of result.decisions) { g.beginPath(); g.moveTo(X(t), top); g.lineTo(X(t), top + h); g.stroke(); }
+    g.setLineDash([]);
+    g.fillStyle = "#444";
+    g.fillText("t = 0: the current input", left, height - 8);
+    const endText = "t = 1: the chosen test image";
+    g.fillText(endText, left + w - g.measureText(endText).width, height - 8);
+  }
+
+  window.InvlabRegions = { prepare: prepare, walk: walk, draw: draw, decisions: decisions };
+})();
