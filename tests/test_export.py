@@ -286,3 +286,48 @@ def test_the_cli_exports_a_network_invlab_never_trained(tmp_path, capsys):
     refused(["export", "--model-file", f"{nets}:three", "--input-shape", "3", "8", "8", "--class-names", "a,b"],
             "2 names for a network of 3 classes")
     refused(["export", "--model-file", f"{nets}:small", "--class-names", "a,b,c"], "--input-shape C H W")
+
+
+@pytest.mark.parametrize("preprocess_kind", ["none", "center-maxabs"])
+def test_the_segment_walking_graph_gives_the_pieces_pytorch_walks(preprocess_kind, tmp_path):
+    """invlab export --regions: the graph the Explore page walks a segment with (SegmentWalk), in onnxruntime,
+    against invlab.regions.segment (float64) on the preprocessed end points: at points of the segment, the
+    logits and their slope are the piece's affine map, ahead/behind reach the piece's ends, and the pattern
+    keys are equal within a piece and differ across a break."""
+    import base64
+
+    import numpy as np
+    import onnx
+    import onnxruntime as ort
+
+    from invlab.data.preprocess import preprocess
+    from invlab.export import REGIONS_BATCH
+    from invlab.regions import segment
+
+    torch.manual_seed(0)
+    model = nn.Sequential(nn.Conv2d(1, 4, 3), nn.ReLU(), nn.MaxPool2d(2), nn.Flatten(), nn.Linear(4 * 13 * 13, 16),
+                          nn.ReLU(), nn.Linear(16, 5)).eval()
+    path = to_onnx(model, tmp_path / "m.onnx", input_shape=(1, 28, 28), preprocess_kind=preprocess_kind, regions=True)
+    props = {p.key: p.value for p in onnx.load(str(path)).metadata_props}
+    assert int(props["invlab.regions_batch"]) == REGIONS_BATCH
+    walk = ort.InferenceSession(base64.b64decode(props["invlab.regions"]), providers=["CPUExecutionProvider"])
+    x0, x1 = torch.rand(1, 1, 28, 28), torch.rand(1, 1, 28, 28)
+    p0, p1 = preprocess(x0, preprocess_kind), preprocess(x1, preprocess_kind)
+    seg = segment(model, p0, p1)
+    assert seg.pieces > 10
+    # the points: the middle of each of the first pieces
+    mids = ((seg.starts + seg.ends) / 2)[:REGIONS_BATCH]
+    t = np.zeros(REGIONS_BATCH, dtype=np.float32)
+    t[:len(mids)] = mids.numpy()
+    logits, slope, ahead, behind, key = walk.run(None, {"x0": x0.numpy(), "x1": x1.numpy(), "t": t})
+    n = len(mids)
+    piece = seg.logits[:n]
+    scale = float(seg.logits[:, 0].abs().max())
+    assert np.allclose(slope[:n], piece[:, 1].numpy(), atol=1e-4 * scale)
+    assert np.allclose(logits[:n], (piece[:, 0] + mids[:, None] * piece[:, 1]).numpy(), atol=1e-4 * scale)
+    assert np.allclose(np.minimum(t[:n] + ahead[:n], 1), seg.ends[:n].numpy(), atol=1e-5)  # the segment is [0, 1]
+    assert np.allclose(np.maximum(t[:n] - behind[:n], 0), seg.starts[:n].numpy(), atol=1e-5)
+    assert key.dtype == np.int64 and len({tuple(k) for k in key[:n]}) == n  # one key per piece
+    same = walk.run(None, {"x0": x0.numpy(), "x1": x1.numpy(), "t": np.full(REGIONS_BATCH, float(mids[3]) + 1e-6,
+                                                                              dtype=np.float32)})[4]
+    assert (same == key[3]).all()
