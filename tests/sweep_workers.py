@@ -37,16 +37,26 @@ def study_trials(url, study):
 
 
 def kill_mid_trial(url, study, worker, timeout=120):
-    """Wait until ``worker`` runs a trial that has written a checkpoint, SIGKILL it; the trial's number."""
+    """Wait until ``worker`` runs a trial that has written a checkpoint, then kill it mid-trial; the trial's
+    number. Race-free by construction: the worker is stopped (SIGSTOP) before the trial's state is read again,
+    so the trial cannot finish between the read and the kill; a trial that finished before the stop lets the
+    worker go on (SIGCONT) and the wait continues."""
     deadline = time.monotonic() + timeout
     while time.monotonic() < deadline:
         for t in study_trials(url, study):
             mine = str(t.user_attrs.get("worker", "")).endswith(f":{worker.pid}")
             run_dir = t.user_attrs.get("run_dir")
             if t.state.name == "RUNNING" and mine and run_dir and (Path(run_dir) / "checkpoint.pt").exists():
-                worker.send_signal(signal.SIGKILL)
-                worker.wait()
-                return t.number
+                worker.send_signal(signal.SIGSTOP)
+                try:
+                    now = next(u for u in study_trials(url, study) if u.number == t.number)
+                except Exception:  # noqa: BLE001 (stopped inside a write: let it finish, look again)
+                    now = None
+                if now is not None and now.state.name == "RUNNING":
+                    worker.send_signal(signal.SIGKILL)
+                    worker.wait()
+                    return t.number
+                worker.send_signal(signal.SIGCONT)
         if worker.poll() is not None:
             raise AssertionError(f"worker ended before it could be killed: {worker.stdout.read()}")
         time.sleep(0.05)
