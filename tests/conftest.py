@@ -174,3 +174,23 @@ def fake_mnist_root(tmp_path, monkeypatch):
     save_mnist_cache(arrays, root / "mnist.pt")
     monkeypatch.setenv("INVLAB_DATA", str(root))
     return root
+
+
+def mixed_batch(n=6, n_l=2, classes=3):
+    """(x, y, labelled) float64: n examples of 8 x 8, the first n_l labelled, the others y = -1."""
+    x = torch.randn(n, 1, 8, 8, dtype=torch.float64)
+    y = torch.randint(0, classes, (n,))
+    mask = torch.zeros(n, dtype=torch.bool)
+    mask[:n_l] = True
+    y[~mask] = -1
+    return x, y, mask
+
+
+def separate_vjp(model, x, name):
+    """Reference: a forward pass of its own, the layer's output captured, one VJP for it alone."""
+    store = {}
+    handle = dict(model.named_modules())[name].register_forward_hook(lambda m, i, o: store.__setitem__("z", o))
+    logits = model(x)
+    handle.remove()
+    (rec,) = torch.autograd.grad(logits, store["z"], grad_outputs=logits)
+    return rec, store["z"]
