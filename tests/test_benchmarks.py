@@ -404,7 +404,7 @@ def test_generality_tiny_tunes_runs_and_reports(tmp_path):
 
 
 def test_generality_checks_vat_against_the_outside_implementation_once_its_draws_finish():
-    gen = _load("generality_report")
+    gen = _load("generality.report")
 
     def row(seed, acc, method="vat", reconstruction=False, dataset="mnist"):
         return {"dataset": dataset, "labels": 50, "method": method, "reconstruction": reconstruction,
@@ -439,7 +439,7 @@ def test_mean_teacher_ema_needs_the_studys_run_and_says_so(tmp_path):
 def test_generality_plans_on_cpu_minutes_where_an_arm_counted_them():
     """An arm with CPU-timed runs is planned on those alone (wall minutes include the pauses and
     the waits for shared cores); an arm without any, on its wall minutes."""
-    rep = _load("generality_report")
+    rep = _load("generality.report")
 
     def row(method, with_r, minutes, cpu=None):
         return {"method": method, "reconstruction": with_r, "minutes": minutes, "cpu_minutes": cpu}

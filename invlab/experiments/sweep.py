@@ -89,16 +89,32 @@ def storage_url(url: str | None) -> str:
     return url
 
 
+def _rdb(url: str, **kwargs):
+    """``RDBStorage(url)``; for a SQLite file, made under a file lock beside it: workers started together on a
+    new file would otherwise each declare its tables at once, and all but one fail."""
+    from optuna.storages import RDBStorage
+
+    prefix = "sqlite:///"
+    if not url.startswith(prefix) or url[len(prefix):] in ("", ":memory:"):
+        return RDBStorage(url, **kwargs)
+    from filelock import FileLock
+
+    path = Path(url[len(prefix):])
+    path.parent.mkdir(parents=True, exist_ok=True)
+    with FileLock(str(path) + ".lock"):
+        return RDBStorage(url, **kwargs)
+
+
 def open_storage(url: str | None, heartbeat: int = 60, grace: int | None = None, max_retry: int = 3):
     """An Optuna RDB storage with a heartbeat (a worker's running trials are failed when it
     stops beating for ``grace`` seconds, default twice the interval) and retries of such
     trials (``RetryHeartbeatStaleTrialCallback``, Optuna 5's name for the former
     ``RetryFailedTrialCallback``; at most ``max_retry`` times)."""
     _optuna()
-    from optuna.storages import RDBStorage, RetryHeartbeatStaleTrialCallback
+    from optuna.storages import RetryHeartbeatStaleTrialCallback
 
-    return _serialised(RDBStorage(storage_url(url), heartbeat_interval=heartbeat, grace_period=grace or 2 * heartbeat,
-                                  heartbeat_stale_trial_callback=RetryHeartbeatStaleTrialCallback(max_retry=max_retry)))
+    return _serialised(_rdb(storage_url(url), heartbeat_interval=heartbeat, grace_period=grace or 2 * heartbeat,
+                            heartbeat_stale_trial_callback=RetryHeartbeatStaleTrialCallback(max_retry=max_retry)))
 
 
 @contextlib.contextmanager
@@ -146,9 +162,7 @@ def _storage_key(url: str | None, kwargs: dict):
 
 def _plain_storage(url: str | None):
     _optuna()
-    from optuna.storages import RDBStorage
-
-    return _serialised(RDBStorage(storage_url(url)))
+    return _serialised(_rdb(storage_url(url)))
 
 
 def _serialised(storage):

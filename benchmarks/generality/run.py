@@ -19,7 +19,9 @@ Stages, each an ``invlab sweep`` study in one storage (resumable: rerun the same
    kept (:func:`on_top_plan`);
 3. ``report`` — ``results/generality.json`` (one entry per finished run), its Markdown
    twin and ``docs/figures/generality.json``; written from whatever has finished
-   (:mod:`benchmarks.generality_report`, which also draws the ``failures`` figure).
+   (:mod:`benchmarks.generality.report`, which also draws the ``failures`` figure; this module,
+   :mod:`benchmarks.generality.run`, never imports it: ``python -m benchmarks.generality``
+   dispatches the stages, :func:`benchmarks.generality.main`).
 
     python -m benchmarks.generality --stage all --worker 0 &   # two workers, one thread each
     python -m benchmarks.generality --stage all --worker 1 &
@@ -40,7 +42,7 @@ from pathlib import Path
 
 from invlab.methods import METHODS
 
-SPACES = Path(__file__).resolve().parent / "spaces"
+SPACES = Path(__file__).resolve().parents[1] / "spaces"
 BASELINES = tuple(m for m in METHODS if m != "inversion")  # each run without and with R
 #: Every arm of a round: each baseline without and with R (its own tuned setting, plus
 #: beta = ``--beta`` with R), and the paper's method (``inversion``: entropy with R, its
@@ -460,7 +462,7 @@ def collect(args, runs: dict | None = None) -> list[dict]:
     return rows
 
 
-def main(argv=None) -> None:
+def parse_args(argv=None) -> argparse.Namespace:
     p = argparse.ArgumentParser(
         description=__doc__.split("\n\n")[0], formatter_class=argparse.RawDescriptionHelpFormatter
     )
@@ -501,19 +503,26 @@ def main(argv=None) -> None:
     p.add_argument("--failures-out", default="results/generality_failures.json")
     p.add_argument("--failures-figure", default="docs/figures/generality_failures.json")
     p.add_argument("--show", type=int, default=4, help="failures: images shown per row (the figure stays under 1 MiB)")
-    args = p.parse_args(argv)
+    return p.parse_args(argv)
+
+
+def prepare(args) -> None:
+    """What every stage starts with: the threads, the runs folder, and on a fresh machine the record's trials
+    and finished runs restored."""
     import torch
 
     torch.set_num_threads(args.threads)
     os.environ.setdefault("OMP_NUM_THREADS", str(args.threads))
     Path(args.runs_dir).mkdir(parents=True, exist_ok=True)
-    if args.worker:
-        import time
-
-        time.sleep(10 * args.worker)  # let worker 0 create the storage's tables (SQLite races on a new file)
-    restored = restore(args)  # a fresh machine: the record's trials and finished runs
+    restored = restore(args)
     if any(restored.values()):
         print(f"restored from {args.record}: {restored['studies']} tuning studies, {restored['runs']} finished runs")
+
+
+def main(argv=None) -> None:
+    """The stages that tune, run and save (``report`` and ``failures``: :mod:`benchmarks.generality.report`)."""
+    args = parse_args(argv) if not isinstance(argv, argparse.Namespace) else argv
+    prepare(args)
     if args.stage in ("tune", "all"):
         tune(args)
     if args.stage in ("runs", "all"):
@@ -523,13 +532,5 @@ def main(argv=None) -> None:
 
                 time.sleep(60)
         run(args)
-    if args.stage in ("report", "failures"):
-        from benchmarks.generality_report import failures, report
-
-        (report if args.stage == "report" else failures)(args)
     if args.stage == "save":
         save(args)
-
-
-if __name__ == "__main__":
-    main()

@@ -1,4 +1,4 @@
-"""The report of :mod:`benchmarks.generality`: what the finished runs say, written from
+"""The report of :mod:`benchmarks.generality.run`: what the finished runs say, written from
 whatever has finished (``python -m benchmarks.generality --stage report``).
 
 ``results/generality.json`` (one entry per finished run, the tuning, the per-draw tables and
@@ -14,7 +14,7 @@ import json
 import statistics
 from pathlib import Path
 
-from benchmarks.generality import (
+from benchmarks.generality.run import (
     ALIVE,
     ARMS,
     BASELINES,

@@ -1,0 +1,3 @@
+from benchmarks.generality import main
+
+main()
