@@ -32,33 +32,35 @@ import torch.nn.functional as F
 
 def exact_direction(model, x, d):
     """H d in float64 by a double backward pass (the reference)."""
-    from invlab.methods import _kl
+    from invlab.methods import softmax_kl
 
     model, x, d = copy.deepcopy(model).double(), x.double(), d.double()
     r = torch.zeros_like(x, requires_grad=True)
     p = model(x).detach()
-    (g,) = torch.autograd.grad(_kl(p, model(x + r)), r, create_graph=True)
+    (g,) = torch.autograd.grad(softmax_kl(p, model(x + r)), r, create_graph=True)
     (hd,) = torch.autograd.grad((g * d).sum(), r)
     return hd
 
 
 def measure(model, x, eps: float, xi: float) -> dict:
-    from invlab.methods import _kl, _unit, vat_perturbation, vat_step
+    from invlab.methods import softmax_kl, unit_directions, vat_perturbation, vat_step
 
     with torch.no_grad():
         logits = model(x)
-    start = _unit(torch.randn(x.shape, generator=torch.Generator().manual_seed(0)))  # vat_perturbation's own d
+    # vat_perturbation's own d
+    start = unit_directions(torch.randn(x.shape, generator=torch.Generator().manual_seed(0)))
     r = vat_perturbation(model, x, logits, eps, xi, torch.Generator().manual_seed(0))
     xi_used = vat_step(x, xi)
     probe = (xi_used * start).requires_grad_(True)
-    (g,) = torch.autograd.grad(_kl(logits, model(x + probe)), probe)
+    (g,) = torch.autograd.grad(softmax_kl(logits, model(x + probe)), probe)
     dead = int((g.flatten(1).abs().amax(1) == 0).sum())
     cos = F.cosine_similarity(r.flatten(1).double(), exact_direction(model, x, start).flatten(1), dim=1)
     norms = r.flatten(1).norm(dim=1)
     with torch.no_grad():
-        adv = _kl(logits, model(x + r)).item()
+        adv = softmax_kl(logits, model(x + r)).item()
         gen = torch.Generator().manual_seed(1)
-        rand = [_kl(logits, model(x + eps * _unit(torch.randn(x.shape, generator=gen)))).item() for _ in range(32)]
+        rand = [softmax_kl(logits, model(x + eps * unit_directions(torch.randn(x.shape, generator=gen)))).item()
+                for _ in range(32)]
     return {"xi": xi_used, "norm_min": norms.min().item(), "norm_median": norms.median().item(),
             "norm_max": norms.max().item(), "no_direction": dead,
             "cos_to_exact_median": cos.median().item(), "cos_to_exact_min": cos.min().item(),
@@ -69,14 +71,14 @@ def measure(model, x, eps: float, xi: float) -> dict:
 def old_perturbation_norms(model, x, eps: float, xi: float = 1e-6) -> dict:
     """The perturbation as invlab computed it before the fix: gradient with respect to d,
     normalised by its plain L2 norm clamped at 1e-12."""
-    from invlab.methods import _kl
+    from invlab.methods import softmax_kl
 
     with torch.no_grad():
         logits = model(x)
     d = torch.randn(x.shape, generator=torch.Generator().manual_seed(0))
     d = d / d.flatten(1).norm(dim=1).clamp_min(1e-12).view(-1, 1, 1, 1)
     d.requires_grad_(True)
-    (g,) = torch.autograd.grad(_kl(logits, model(x + xi * d)), d)
+    (g,) = torch.autograd.grad(softmax_kl(logits, model(x + xi * d)), d)
     r = eps * g / g.flatten(1).norm(dim=1).clamp_min(1e-12).view(-1, 1, 1, 1)
     n = r.flatten(1).norm(dim=1)
     return {"norm_min": n.min().item(), "norm_median": n.median().item(), "norm_max": n.max().item()}

@@ -62,13 +62,13 @@ def linear_rampup(progress: float, length: float) -> float:
     return 1.0 if length <= 0 else min(max(progress / length, 0.0), 1.0)
 
 
-def _kl(p_logits: torch.Tensor, q_logits: torch.Tensor) -> torch.Tensor:
+def softmax_kl(p_logits: torch.Tensor, q_logits: torch.Tensor) -> torch.Tensor:
     """Mean over the batch of KL(softmax(p) || softmax(q)), p held as given."""
     logp, logq = F.log_softmax(p_logits, 1), F.log_softmax(q_logits, 1)
     return (logp.exp() * (logp - logq)).sum(1).mean()
 
 
-def _unit(d: torch.Tensor, fallback: torch.Tensor | None = None) -> torch.Tensor:
+def unit_directions(d: torch.Tensor, fallback: torch.Tensor | None = None) -> torch.Tensor:
     """Each example's direction scaled to unit L2 norm over its dimensions.
 
     The direction is first divided by its largest absolute entry (Miyato et al.'s
@@ -130,10 +130,10 @@ def vat_perturbation(model: nn.Module, x: torch.Tensor, logits: torch.Tensor, ep
             :func:`vat_step`).
         generator: the random start direction's (drawn on the CPU, so runs match across devices).
     """
-    d = _unit(torch.randn(x.shape, generator=generator, device="cpu").to(x.device, x.dtype))  # (B, *D)
+    d = unit_directions(torch.randn(x.shape, generator=generator, device="cpu").to(x.device, x.dtype))  # (B, *D)
     r = (vat_step(x, xi) * d).requires_grad_(True)
-    (g,) = torch.autograd.grad(_kl(logits.detach(), model(x.detach() + r)), r)  # ~ xi·H d / B
-    return eps * _unit(g.detach(), fallback=d)
+    (g,) = torch.autograd.grad(softmax_kl(logits.detach(), model(x.detach() + r)), r)  # ~ xi·H d / B
+    return eps * unit_directions(g.detach(), fallback=d)
 
 
 class Method:
@@ -173,7 +173,7 @@ class Method:
                                                                                   "confident": mask.mean()}
         if self.name == "vat":
             r_adv = vat_perturbation(model, x, logits, k["vat_eps"], k["vat_xi"], self.generator)
-            lds = _kl(logits.detach(), model(x.detach() + r_adv))
+            lds = softmax_kl(logits.detach(), model(x.detach() + r_adv))
             return lds + (n_u / b) * (ent + self.balance * imbalance if self.balance else ent), {"lds": lds.detach()}
         # mean teacher
         if self.teacher is None:
@@ -220,4 +220,5 @@ def _frozen_copy(model: nn.Module) -> nn.Module:
     return teacher
 
 
-__all__ = ["DEFAULTS", "METHODS", "Method", "linear_rampup", "sigmoid_rampup", "vat_perturbation", "vat_step"]
+__all__ = ["DEFAULTS", "METHODS", "Method", "linear_rampup", "sigmoid_rampup", "softmax_kl", "unit_directions",
+           "vat_perturbation", "vat_step"]

@@ -14,7 +14,7 @@ import torch.nn.functional as F
 
 from invlab.data.preprocess import preprocess
 from invlab.losses import SemiSupervisedLoss
-from invlab.methods import Method, _kl, _unit, vat_perturbation
+from invlab.methods import Method, softmax_kl, unit_directions, vat_perturbation
 from invlab.models import create_model
 
 EPS = 2.0  # the study's VAT eps is 2-3 in L2 over 784 pixels
@@ -98,7 +98,7 @@ def test_vat_power_iteration_improves_on_its_start_for_every_example():
     x, _ = mnist_like(32, seed=2)
     with torch.no_grad():
         logits = model(x)
-    start = EPS * _unit(torch.randn(x.shape, generator=torch.Generator().manual_seed(0)))  # vat's own start
+    start = EPS * unit_directions(torch.randn(x.shape, generator=torch.Generator().manual_seed(0)))  # vat's own start
     r = vat_perturbation(model, x, logits, EPS, 0.0, torch.Generator().manual_seed(0))
     with torch.no_grad():
         adv, base = _kl_each(logits, model(x + r)), _kl_each(logits, model(x + start))
@@ -113,9 +113,10 @@ def test_vat_perturbation_is_adversarial_on_a_briefly_trained_network(trained):
         logits = trained(x)
     r = vat_perturbation(trained, x, logits, EPS, 0.0, torch.Generator().manual_seed(0))
     with torch.no_grad():
-        adv = _kl(logits, trained(x + r)).item()
+        adv = softmax_kl(logits, trained(x + r)).item()
         g = torch.Generator().manual_seed(1)
-        rand = [_kl(logits, trained(x + EPS * _unit(torch.randn(x.shape, generator=g)))).item() for _ in range(32)]
+        rand = [softmax_kl(logits, trained(x + EPS * unit_directions(torch.randn(x.shape, generator=g)))).item()
+                for _ in range(32)]
     assert adv > max(rand), (adv, max(rand))
     assert adv > 3 * sorted(rand)[16], (adv, sorted(rand)[16])  # well above the median direction
 
