@@ -3,7 +3,8 @@
 Reference implementation of Balestriero, Roger, Glotin & Baraniuk, "Semi-Supervised
 Learning via New Deep Network Inversion" (arXiv 1711.04313).
 
-data -> models -> inverse -> losses -> training -> viz  (see the README for the package layout)
+The package's layers (what may import what) are the import-linter contract in pyproject.toml,
+drawn in the guide's "The library" page (docs/site/guide/library.md).
 """
 
 from invlab.inverse import forward_inverse, reconstruct, templates

@@ -166,3 +166,18 @@ def test_each_lesson_page_opens_with_its_title_and_introduction(site):
         assert 0 <= title < cell, page.name
         assert html.count("<p>", title, cell) >= 1, page.name  # at least a paragraph of introduction first
 
+
+
+def test_the_library_page_draws_the_import_contracts_layers():
+    """One layer diagram: the guide's, equal to the import-linter contract that CI checks (bottom first)."""
+    import re
+
+    text = (ROOT / "pyproject.toml").read_text()  # the first contract's layers (tomllib is 3.11's; invlab runs on 3.10)
+    block = text.split('name = "invlab\'s layers"', 1)[1].split("layers = [", 1)[1].split("]", 1)[0]
+    layers = re.findall(r'"([^"]+)"', block)
+    want = " → ".join("/".join(p.strip().removeprefix("invlab.") for p in re.split(r"[|:]", layer))
+                      for layer in reversed(layers))
+    page = (ROOT / "docs" / "site" / "guide" / "library.md").read_text()
+    drawn = page.split("<!-- layers:begin", 1)[1].split("-->", 1)[1].split("<!-- layers:end -->", 1)[0].strip()
+    assert drawn == want
+    assert "README" not in (ROOT / "invlab" / "__init__.py").read_text().split('"""')[1]
