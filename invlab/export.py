@@ -134,6 +134,13 @@ def input_shape_of(model: nn.Module) -> tuple[int, ...]:
     return tuple(int(v) for v in shape)
 
 
+def _quiet_exporter() -> None:
+    """Silence the warnings the exporter's own modules raise about their internals, and those only: a warning
+    about the user's network still reaches the user."""
+    for module in (r"torch\.onnx.*", r"onnxscript.*", r"onnx_ir.*", r"torch\._export.*", r"torch\.export.*"):
+        warnings.filterwarnings("ignore", module=module)
+
+
 class SegmentWalk(nn.Module):
     """Points of the segment between two raw inputs, seen as pieces of the partition (the graph of
     ``regions=True``; see the module docstring): at p0 + t (p1 - p0), with p0, p1 the preprocessed
@@ -180,8 +187,9 @@ def regions_graph(model: nn.Module, input_shape: tuple[int, ...], preprocess_kin
     example = (torch.rand(1, *input_shape), torch.rand(1, *input_shape), torch.rand(REGIONS_BATCH))
     with torch.no_grad():
         walk(*example)  # makes the key's weights, a constant of the graph
+    walk.eval()
     with warnings.catch_warnings(), torch.no_grad():
-        warnings.simplefilter("ignore")  # the exporter's chatter about its own internals
+        _quiet_exporter()
         program = torch.onnx.export(walk, example, dynamo=True, input_names=list(REGIONS_INPUTS),
                                     output_names=list(REGIONS_OUTPUTS), optimize=True, verbose=False)
     return program.model_proto.SerializeToString()
@@ -217,8 +225,9 @@ def to_onnx(model: nn.Module, path: str | Path, input_shape: tuple[int, ...] | N
     with torch.no_grad():
         view(example)  # a network that cannot run at this shape fails here, before the exporter
     outputs = list(OUTPUTS) + ([TOP_K_OUTPUT] if top_k is not None else [])
+    view.eval()  # the wrapper too: the exporter warns about a module left in training mode
     with warnings.catch_warnings(), torch.no_grad():
-        warnings.simplefilter("ignore")  # the exporter's chatter about its own internals
+        _quiet_exporter()
         program = torch.onnx.export(view, (example,), dynamo=True, input_names=[INPUT],
                                     output_names=outputs, optimize=True, verbose=False)
     proto = program.model_proto
