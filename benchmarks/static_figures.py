@@ -43,12 +43,13 @@ def render(figures: list[Path], chromium: str) -> list[Path]:
     from invlab.io import atomic_write
     from invlab.viz.site import figure_file_page
 
+    sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "docs" / "site"))
+    from site_browser import CHROMIUM_ARGS  # the site's browser driver: one place for Chromium's flags
+
     plotly_js = (Path(plotly.__file__).parent / "package_data" / "plotly.min.js").as_uri()
     written = []
     with tempfile.TemporaryDirectory() as tmp, sync_playwright() as p:
-        browser = p.chromium.launch(executable_path=chromium, args=[
-            "--no-sandbox", "--disable-gpu", "--disable-quic", "--no-first-run", "--disable-background-networking",
-            "--disable-component-update", "--disable-sync", "--disable-dev-shm-usage"])
+        browser = p.chromium.launch(executable_path=chromium, args=CHROMIUM_ARGS)
         page = browser.new_page(viewport={"width": 1300, "height": 900})
         page.route("**/*", lambda route: route.continue_() if route.request.url.startswith("file:") else route.abort())
         for figure in figures:

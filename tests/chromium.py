@@ -5,13 +5,16 @@ from __future__ import annotations
 
 import contextlib
 import os
-import shutil
+import sys
 from pathlib import Path
 
 import pytest
 
 ROOT = Path(__file__).resolve().parents[1]
-CHROMIUM = shutil.which("chromium") or shutil.which("chromium-browser")
+sys.path.insert(0, str(ROOT / "docs" / "site"))  # the site's browser driver (docs/site/site_browser.py)
+from site_browser import CHROMIUM_ARGS, chromium  # noqa: E402
+
+CHROMIUM = chromium()
 ARTIFACTS = ROOT / "test-artifacts"
 
 playwright = pytest.importorskip("playwright.sync_api")
@@ -23,9 +26,7 @@ if CHROMIUM is None:
 
 def launch(p):
     """Chromium from a Playwright handle, quiet: no network of its own, no GPU."""
-    return p.chromium.launch(executable_path=CHROMIUM, args=[
-        "--no-sandbox", "--disable-gpu", "--disable-quic", "--no-first-run", "--disable-background-networking",
-        "--disable-component-update", "--disable-sync", "--disable-dev-shm-usage"])
+    return p.chromium.launch(executable_path=CHROMIUM, args=CHROMIUM_ARGS)
 
 
 @contextlib.contextmanager

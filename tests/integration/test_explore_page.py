@@ -19,8 +19,8 @@ from pathlib import Path
 import numpy as np
 import pytest
 import torch
-
-from benchmarks.explorer_speed import (
+from chromium import ARTIFACTS  # noqa: E402  (first: puts the site's browser driver on the path)
+from site_browser import (  # noqa: E402 (docs/site/site_browser.py)
     PAGE,
     chromium,
     explorer_page,
@@ -38,7 +38,6 @@ if chromium() is None:
     pytest.skip("Debian's chromium is not installed (apt-get install chromium)", allow_module_level=True)
 pytestmark = [pytest.mark.slow, pytest.mark.integration, pytest.mark.xdist_group("jupyterlab")]  # the shared site build
 
-from chromium import ARTIFACTS  # noqa: E402
 
 TOL = 1e-4
 ONE = [(0.5, 0.15 + 0.7 * k / 12) for k in range(13)]  # a vertical bar: a "1"
