@@ -138,7 +138,7 @@ FIGURES_FORMAT = "invlab-figures-1"
 def save_figures(figures, path: str | os.PathLike) -> Path:
     """Atomically write one plotly figure or a list of them as JSON (``.json``): the figures'
     data and layout, which the documentation site draws with its own plotly.js and
-    ``benchmarks/static_figures.py`` pictures as PNG; ``.html`` writes a page that works
+    ``docs/site/static_figures.py`` pictures as PNG; ``.html`` writes a page that works
     offline instead (plotly.js in a file beside it). The repository keeps figures as JSON."""
     path = Path(path)
     figures = list(figures) if isinstance(figures, (list, tuple)) else [figures]

@@ -72,7 +72,7 @@ def test_the_results_pages_draw_every_figure_they_cite_with_the_sites_plotly(sit
     """On the site, the results pages' pictures become the interactive figures themselves, and
     each figure's own page loads plotly.js from the site, not its CDN."""
     out = site
-    from benchmarks.static_figures import STUDIES, cited_figures
+    STUDIES, cited_figures = _static_figures("STUDIES", "cited_figures")
 
     figures, drawn = [], 0
     for study in sorted(STUDIES.glob("*.md")):
@@ -92,8 +92,8 @@ def test_the_results_pages_draw_every_figure_they_cite_with_the_sites_plotly(sit
 def test_every_figure_the_results_pages_cite_has_a_picture_that_they_show():
     """The results' evidence is seen wherever it is read: each interactive figure a results page
     cites is a figure file (its data, no script) with a PNG beside it (python -m
-    benchmarks.static_figures), and the page shows that PNG."""
-    from benchmarks.static_figures import STUDIES, cited_figures, studies_text
+    docs/site/static_figures.py), and the page shows that PNG."""
+    STUDIES, cited_figures, studies_text = _static_figures("STUDIES", "cited_figures", "studies_text")
 
     assert len(cited_figures(studies_text())) >= 10
     for study in sorted(STUDIES.glob("*.md")):
@@ -181,3 +181,11 @@ def test_the_library_page_draws_the_import_contracts_layers():
     drawn = page.split("<!-- layers:begin", 1)[1].split("-->", 1)[1].split("<!-- layers:end -->", 1)[0].strip()
     assert drawn == want
     assert "README" not in (ROOT / "invlab" / "__init__.py").read_text().split('"""')[1]
+
+
+def _static_figures(*names):
+    """Names of the site build's figure tool, docs/site/static_figures.py (tests read the site build)."""
+    import runpy
+
+    module = runpy.run_path(str(ROOT / "docs" / "site" / "static_figures.py"))
+    return tuple(module[n] for n in names)

@@ -2,7 +2,7 @@
 documentation site's own copy: no network, no 4.7 MB per figure): :func:`figure_div` for a
 figure, :func:`figure_file_divs` and :func:`figure_file_page` for a figure file
 (:func:`invlab.io.save_figures`, as ``docs/figures/`` holds them). The documentation build
-(``docs/site``) and ``benchmarks/static_figures.py`` draw with them."""
+(``docs/site``) and ``docs/site/static_figures.py`` draw with them."""
 
 from __future__ import annotations
 

@@ -7,8 +7,10 @@ figures' data and layout) is drawn by plotly.js in headless Chromium (Debian's, 
 Playwright; plotly.js from the installed plotly package, so no network is needed) and saved as
 ``NAME.png`` beside it; the page shows the PNG, and the site draws the figure itself.
 
-    python -m benchmarks.static_figures            # every cited figure
-    python -m benchmarks.static_figures --check    # exit 1 if a cited figure has no PNG
+    python docs/site/static_figures.py            # every cited figure
+    python docs/site/static_figures.py --check    # exit 1 if a cited figure has no PNG
+
+Part of the site's build (beside ``explore_build.py``; Chromium through ``site_browser.py``).
 """
 
 from __future__ import annotations
@@ -20,7 +22,7 @@ import sys
 import tempfile
 from pathlib import Path
 
-ROOT = Path(__file__).resolve().parents[1]
+ROOT = Path(__file__).resolve().parents[2]
 STUDIES = ROOT / "docs" / "site" / "results"
 
 
@@ -43,7 +45,7 @@ def render(figures: list[Path], chromium: str) -> list[Path]:
     from invlab.io import atomic_write
     from invlab.viz.site import figure_file_page
 
-    sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "docs" / "site"))
+    sys.path.insert(0, str(Path(__file__).resolve().parent))
     from site_browser import CHROMIUM_ARGS  # the site's browser driver: one place for Chromium's flags
 
     plotly_js = (Path(plotly.__file__).parent / "package_data" / "plotly.min.js").as_uri()
@@ -76,7 +78,7 @@ def main(argv=None) -> int:
     if args.check:
         missing = [f for f in figures if not f.with_suffix(".png").exists()]
         for f in missing:
-            print(f"no picture of {f.relative_to(ROOT)}: run python -m benchmarks.static_figures", file=sys.stderr)
+            print(f"no picture of {f.relative_to(ROOT)}: run python docs/site/static_figures.py", file=sys.stderr)
         return 1 if missing else 0
     if not args.chromium:
         raise SystemExit("Chromium is needed (Debian: apt-get install chromium; bin/setup installs it)")
