@@ -3,7 +3,9 @@
 from __future__ import annotations
 
 import os
+from pathlib import Path
 
+import numpy as np
 import pytest
 import torch
 import torch.nn as nn
@@ -194,3 +196,14 @@ def separate_vjp(model, x, name):
     handle.remove()
     (rec,) = torch.autograd.grad(logits, store["z"], grad_outputs=logits)
     return rec, store["z"]
+
+
+@pytest.fixture(scope="module")
+def colour32(tmp_path_factory) -> Path:
+    """A 3x32x32 data set with 6 classes, as an npz archive."""
+    path = tmp_path_factory.mktemp("npz") / "colour32.npz"
+    rng = np.random.default_rng(0)
+    np.savez(path, x=rng.integers(0, 256, (60, 3, 32, 32), dtype=np.uint8), y=np.arange(60) % 6,
+             x_test=rng.integers(0, 256, (12, 3, 32, 32), dtype=np.uint8), y_test=np.arange(12) % 6,
+             class_names=np.array(["ant", "bee", "cat", "dog", "eel", "fox"]))
+    return path

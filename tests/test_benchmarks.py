@@ -472,3 +472,24 @@ def test_regions_cost_tiny(tmp_path):
     _load("regions").main(["--models", "smallcnn-mean", "--pairs", "1", "--resolution", "16", "--out", str(out)])
     row = json.loads(out.read_text())["models"]["smallcnn-mean"]
     assert row["pieces"][0] > 100 and row["pieces_per_s"][0] > 0 and 1 < row["plane_regions"] <= 256
+
+
+def test_the_benchmarks_take_the_train_options():
+    """The benchmarks take invlab train's options from the same description (invlab.training.options), with
+    their own defaults."""
+    table2, recipe_study = _load("table2"), _load("recipe_study")
+    for module in (table2, recipe_study):
+        args = module.parse_args([])
+        assert args.val_size == 10_000 and args.device == "auto" and args.dataset == "mnist"
+    args = table2.parse_args(["--milestones", "0.3", "--no-bias", "--schedule", "cosine"])
+    assert (args.milestones, args.bias, args.schedule) == ([0.3], False, "cosine")
+
+
+def test_the_benchmarks_take_any_data_set(colour32):
+    table2, recipe_study = _load("table2"), _load("recipe_study")
+    args = recipe_study.parse_args(["--dataset", "fashion-mnist", "--arms", "balance-maxabs-2k"])
+    assert recipe_study.config_for("balance-maxabs-2k", 0, args).dataset == "fashion-mnist"
+    args = table2.parse_args(["--dataset", f"npz:{colour32}", "--val-size", "6"])
+    entry = next(e for e in table2.plan(args) if e.model == "smallcnn-mean")
+    config = table2.config_for(entry, 0, args)
+    assert config.dataset == f"npz:{colour32}" and config.labels_per_class == entry.labels // 6

@@ -244,11 +244,10 @@ def test_train_bird10_on_a_recordings_folder(tmp_path, capsys):
 
 
 def test_every_config_field_is_an_option_everywhere_from_one_source():
-    """invlab train, the benchmarks and the fields share one description (invlab.training.options):
+    """invlab train and the fields share one description (invlab.training.options):
     a new TrainConfig field is a new flag of `invlab train`, with the field's help."""
     import dataclasses
 
-    from benchmarks import recipe_study, table2
     from invlab.cli import _parser
     from invlab.train import TrainConfig
     from invlab.training.options import flag
@@ -260,11 +259,7 @@ def test_every_config_field_is_an_option_everywhere_from_one_source():
     for name, field in fields.items():
         assert actions[name].option_strings[0] == flag(field)
         assert actions[name].help.startswith(field.metadata["help"].replace("%", "%%"))
-    for module in (table2, recipe_study):  # the benchmarks take the same options, with their own defaults
-        args = module.parse_args([])
-        assert args.val_size == 10_000 and args.device == "auto" and args.dataset == "mnist"
-    args = table2.parse_args(["--milestones", "0.3", "--no-bias", "--schedule", "cosine"])
-    assert (args.milestones, args.bias, args.schedule) == ([0.3], False, "cosine")
+    # (the benchmarks' side: tests/test_benchmarks.py::test_the_benchmarks_take_the_train_options)
 
 
 @pytest.mark.parametrize("method", METHODS_ALL)

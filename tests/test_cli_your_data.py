@@ -18,17 +18,6 @@ TINY = ["--steps", "2", "--eval-every", "2", "--labelled-batch", "6", "--unlabel
 
 
 @pytest.fixture(scope="module")
-def colour32(tmp_path_factory) -> Path:
-    """A 3x32x32 data set with 6 classes, as an npz archive."""
-    path = tmp_path_factory.mktemp("npz") / "colour32.npz"
-    rng = np.random.default_rng(0)
-    np.savez(path, x=rng.integers(0, 256, (60, 3, 32, 32), dtype=np.uint8), y=np.arange(60) % 6,
-             x_test=rng.integers(0, 256, (12, 3, 32, 32), dtype=np.uint8), y_test=np.arange(12) % 6,
-             class_names=np.array(["ant", "bee", "cat", "dog", "eel", "fox"]))
-    return path
-
-
-@pytest.fixture(scope="module")
 def grey64(tmp_path_factory) -> Path:
     """A 1x64x64 image folder with 3 classes."""
     from PIL import Image
@@ -175,10 +164,9 @@ def test_every_registered_name_is_a_dataset_choice_and_fetchable_ones_fetch(caps
         main(["data", "fetch", "synthetic"])
 
 
-def test_sweeps_and_benchmarks_take_any_data_set(colour32, tmp_path):
+def test_sweeps_take_any_data_set(colour32, tmp_path):
+    """(The benchmarks' side: tests/test_benchmarks.py::test_the_benchmarks_take_any_data_set.)"""
     import optuna
-
-    from benchmarks import recipe_study, table2
 
     space = tmp_path / "space.json"
     space.write_text(json.dumps({"base": {"labels_per_class": 1, "val_size": 6, "labelled_batch": 6,
@@ -193,9 +181,4 @@ def test_sweeps_and_benchmarks_take_any_data_set(colour32, tmp_path):
     assert trial.state.name == "COMPLETE"
     result = json.loads((Path(trial.user_attrs["run_dir"]) / "result.json").read_text())
     assert result["data"]["input_shape"] == [3, 32, 32] and result["config"]["dataset"] == f"npz:{colour32}"
-    args = recipe_study.parse_args(["--dataset", "fashion-mnist", "--arms", "balance-maxabs-2k"])
-    assert recipe_study.config_for("balance-maxabs-2k", 0, args).dataset == "fashion-mnist"
-    args = table2.parse_args(["--dataset", f"npz:{colour32}", "--val-size", "6"])
-    entry = next(e for e in table2.plan(args) if e.model == "smallcnn-mean")
-    config = table2.config_for(entry, 0, args)
-    assert config.dataset == f"npz:{colour32}" and config.labels_per_class == entry.labels // 6
+
