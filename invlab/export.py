@@ -31,9 +31,11 @@ counterpart of :func:`invlab.regions.segment`): serialized in the metadata entry
 input / output     shape       meaning
 =================  ==========  ===========================================================
 ``x0``, ``x1``     (1, *D)     the segment's raw end points (preprocessed in the graph)
-``t``              (B,)        points of the segment p0 + t (p1 - p0), p = preprocessed
+``x2``             (1, *D)     a third raw input: the plane's (the page's plane map); x0 for a segment
+``t``, ``u``       (B,)        the points p0 + t (p1 - p0) + u (p2 - p0), p = preprocessed (u = 0: the
+                               segment)
 ``logits``         (B, C)      f at each point
-``slope``          (B, C)      df/dt there: the piece's logits are logits + (s - t) slope
+``slope``          (B, C)      df/dt there (along p1 - p0): the piece's logits are logits + (s - t) slope
 ``ahead``          (B,)        how far past t (in t) the activation pattern stays the same
 ``behind``         (B,)        how far before t
 ``pattern_key``    (B, 2)      int64: the activation pattern's entries times two fixed sets of
@@ -71,7 +73,7 @@ TOP_K_OUTPUT = "classes"
 #: The largest file the browser explorer accepts (bytes).
 MAX_BYTES = 50 * 2**20
 #: The segment-walking graph of ``regions=True``: inputs, outputs, and its batch of points.
-REGIONS_INPUTS = ("x0", "x1", "t")
+REGIONS_INPUTS = ("x0", "x1", "x2", "t", "u")
 REGIONS_OUTPUTS = ("logits", "slope", "ahead", "behind", "pattern_key")
 REGIONS_BATCH = 64
 
@@ -143,10 +145,12 @@ def _quiet_exporter() -> None:
 
 class SegmentWalk(nn.Module):
     """Points of the segment between two raw inputs, seen as pieces of the partition (the graph of
-    ``regions=True``; see the module docstring): at p0 + t (p1 - p0), with p0, p1 the preprocessed
-    end points, the logits, their rate of change along the segment (the region's linear map applied
-    to p1 - p0), and how far ahead and behind in t the activation pattern holds — the nearest change
-    of state each nonlinearity's rule finds (:meth:`~invlab.transposed.rules.Rule.crossing`)."""
+    ``regions=True``; see the module docstring): at p0 + t (p1 - p0) (+ u (p2 - p0): points of the
+    plane through a third input, for the page's plane map), with p0, p1, p2 the preprocessed inputs,
+    the logits, their rate of change along the segment (the region's linear map applied to p1 - p0),
+    how far ahead and behind in t the activation pattern holds — the nearest change of state each
+    nonlinearity's rule finds (:meth:`~invlab.transposed.rules.Rule.crossing`) — and the pattern's
+    keys."""
 
     def __init__(self, model: nn.Module, preprocess_kind: str | None = None):
         super().__init__()
@@ -159,10 +163,11 @@ class SegmentWalk(nn.Module):
         self.inputs = tuple(dict.fromkeys(s.inputs[0] for s in self.steps))
         self.key_weights: torch.Tensor | None = None  # (P, 2), made at the first call (P: the pattern's length)
 
-    def forward(self, x0: torch.Tensor, x1: torch.Tensor, t: torch.Tensor) -> tuple[torch.Tensor, ...]:
-        p0, p1 = preprocess(x0, self.preprocess_kind), preprocess(x1, self.preprocess_kind)
-        d = p1 - p0
-        points = p0 + t.view(-1, *[1] * (p0.dim() - 1)) * d
+    def forward(self, x0: torch.Tensor, x1: torch.Tensor, x2: torch.Tensor, t: torch.Tensor,
+                u: torch.Tensor) -> tuple[torch.Tensor, ...]:
+        p0, p1, p2 = (preprocess(x, self.preprocess_kind) for x in (x0, x1, x2))
+        d, shape = p1 - p0, (-1, *[1] * (p0.dim() - 1))
+        points = p0 + t.view(shape) * d + u.view(shape) * (p2 - p0)
         tp = self.transposed
         logits, states = tp.forward(points, keep=self.inputs)
         slope, along = tp.frozen(d.expand_as(points), states, bias=False, keep=self.inputs)
@@ -184,7 +189,8 @@ def regions_graph(model: nn.Module, input_shape: tuple[int, ...], preprocess_kin
     walk = SegmentWalk(model, preprocess_kind)
     if not walk.steps:
         raise ValueError("the network has no nonlinearity: one affine region, nothing to walk")
-    example = (torch.rand(1, *input_shape), torch.rand(1, *input_shape), torch.rand(REGIONS_BATCH))
+    example = (torch.rand(1, *input_shape), torch.rand(1, *input_shape), torch.rand(1, *input_shape),
+               torch.rand(REGIONS_BATCH), torch.rand(REGIONS_BATCH))
     with torch.no_grad():
         walk(*example)  # makes the key's weights, a constant of the graph
     walk.eval()

@@ -302,7 +302,7 @@ def test_the_segment_walking_graph_gives_the_pieces_pytorch_walks(preprocess_kin
 
     from invlab.data.preprocess import preprocess
     from invlab.export import REGIONS_BATCH
-    from invlab.regions import segment
+    from invlab.regions import plane, segment
 
     torch.manual_seed(0)
     model = nn.Sequential(nn.Conv2d(1, 4, 3), nn.ReLU(), nn.MaxPool2d(2), nn.Flatten(), nn.Linear(4 * 13 * 13, 16),
@@ -319,7 +319,9 @@ def test_the_segment_walking_graph_gives_the_pieces_pytorch_walks(preprocess_kin
     mids = ((seg.starts + seg.ends) / 2)[:REGIONS_BATCH]
     t = np.zeros(REGIONS_BATCH, dtype=np.float32)
     t[:len(mids)] = mids.numpy()
-    logits, slope, ahead, behind, key = walk.run(None, {"x0": x0.numpy(), "x1": x1.numpy(), "t": t})
+    zero = np.zeros(REGIONS_BATCH, dtype=np.float32)
+    feeds = {"x0": x0.numpy(), "x1": x1.numpy(), "x2": x0.numpy(), "u": zero}
+    logits, slope, ahead, behind, key = walk.run(None, {**feeds, "t": t})
     n = len(mids)
     piece = seg.logits[:n]
     scale = float(seg.logits[:, 0].abs().max())
@@ -328,6 +330,20 @@ def test_the_segment_walking_graph_gives_the_pieces_pytorch_walks(preprocess_kin
     assert np.allclose(np.minimum(t[:n] + ahead[:n], 1), seg.ends[:n].numpy(), atol=1e-5)  # the segment is [0, 1]
     assert np.allclose(np.maximum(t[:n] - behind[:n], 0), seg.starts[:n].numpy(), atol=1e-5)
     assert key.dtype == np.int64 and len({tuple(k) for k in key[:n]}) == n  # one key per piece
-    same = walk.run(None, {"x0": x0.numpy(), "x1": x1.numpy(), "t": np.full(REGIONS_BATCH, float(mids[3]) + 1e-6,
-                                                                              dtype=np.float32)})[4]
+    same = walk.run(None, {**feeds, "t": np.full(REGIONS_BATCH, float(mids[3]) + 1e-6, dtype=np.float32)})[4]
     assert (same == key[3]).all()
+    # the plane through a third input: the keys are the patterns' (invlab.regions.plane's ids), the prediction
+    x2 = torch.rand(1, 1, 28, 28)
+    p2 = preprocess(x2, preprocess_kind)
+    pl = plane(model, p0, p1, p2, resolution=8)
+    a, b = np.meshgrid(pl.a.numpy(), pl.b.numpy())  # (rows b, columns a)
+    keys, predicted = [], []
+    for k in range(0, 64, REGIONS_BATCH):
+        out = walk.run(None, {"x0": x0.numpy(), "x1": x1.numpy(), "x2": x2.numpy(),
+                              "t": a.flatten()[k:k + REGIONS_BATCH].astype(np.float32),
+                              "u": b.flatten()[k:k + REGIONS_BATCH].astype(np.float32)})
+        keys += [tuple(v) for v in out[4]]
+        predicted += out[0].argmax(1).tolist()
+    ids = pl.region_ids.flatten().tolist()
+    assert all((ids[i] == ids[j]) == (keys[i] == keys[j]) for i in range(64) for j in range(64))
+    assert predicted == pl.prediction.flatten().tolist()

@@ -312,7 +312,7 @@ def test_the_regions_view_walks_the_segment_as_pytorch_does(site):
     other's, both ways (a unit whose input changes slowly along the segment has its crossing placed by
     float32 only to its input's rounding over its rate of change); the decision changes agree to 1e-4."""
     from invlab.lessons import lesson_model
-    from invlab.regions import segment
+    from invlab.regions import plane, segment
     from invlab.viz.explain import model_input
 
     ARTIFACTS.mkdir(exist_ok=True)
@@ -348,7 +348,24 @@ def test_the_regions_view_walks_the_segment_as_pytorch_does(site):
             assert f"{walked['pieces']:,} affine pieces" in walked["status"]
             print(f"{net['id']}: {len(ours)} breaks in the browser, {len(theirs)} in PyTorch ({unresolved} within 2e-6 "
                   f"of the previous); farther than 1e-4 from the other's: {off}; {walked['ms']:.0f} ms")
-        page.locator("#invlab-regions").scroll_into_view_if_needed()
+            # the plane map: the browser's regions are invlab.regions.plane's, point for point (ids equal exactly
+            # where PyTorch's are, up to the float32 points the grid lands on), and its predictions
+            mapped = page.evaluate("""async () => {
+                const r = await window.invlabExplorer.mapPlane(7, 3, 64);
+                return {ids: Array.from(r.ids), prediction: Array.from(r.prediction), x2: Array.from(r.x2),
+                        count: r.count, ms: r.ms,
+                        status: document.getElementById('invlab-plane-status').textContent};
+            }""")
+            x2 = torch.tensor(mapped["x2"], dtype=torch.float32).view(1, 1, 28, 28)
+            pl = plane(model, *(model_input(model, x) for x in (x0, x1, x2)), resolution=64)
+            ids, want = np.asarray(mapped["ids"]), pl.region_ids.flatten().numpy()
+            same, same_want = ids[:, None] == ids[None, :], want[:, None] == want[None, :]
+            assert (same == same_want).mean() > 0.999, (same != same_want).sum()
+            assert (np.asarray(mapped["prediction"]) == pl.prediction.flatten().numpy()).mean() > 0.999
+            assert abs(mapped["count"] - pl.count) <= 0.01 * pl.count
+            assert f"{mapped['count']:,} regions met" in mapped["status"]
+            print(f"plane: {mapped['count']} regions in the browser, {pl.count} in PyTorch, {mapped['ms']:.0f} ms")
+        page.locator("#invlab-plane-map").scroll_into_view_if_needed()
         page.screenshot(path=str(ARTIFACTS / "explore-regions.png"), full_page=False)
         problems = log["console"] + log["errors"] + log["remote"]
         assert not problems, problems

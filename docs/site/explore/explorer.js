@@ -60,7 +60,7 @@
 
   const state = {
     ready: false, network: null, net: null, source: "test image", sample: 0, noise: 0, image: null,
-    raw: null, result: null, previousPattern: null, baseline: null, changedUnits: null, updates: 0, regions: null,
+    raw: null, result: null, previousPattern: null, baseline: null, changedUnits: null, updates: 0, regions: null, plane: null,
     timing: { run_ms: null, total_ms: null }, error: null,
   };
   let views, ink, busy = false, pending = null, own = null;
@@ -309,14 +309,38 @@
     const plot = $("invlab-regions-plot");
     plot.getContext("2d").clearRect(0, 0, plot.width, plot.height);
     if (box.hidden) return;
-    const select = $("invlab-regions-target"), names = state.network.class_names;
-    select.innerHTML = "";
-    s.labels.forEach((label, i) => {
-      const o = document.createElement("option");
-      o.value = String(i); o.textContent = `#${i}: ${names[label] !== undefined ? names[label] : label}`;
-      select.appendChild(o);
-    });
-    select.value = String(Math.min(1, s.labels.length - 1));
+    const names = state.network.class_names;
+    for (const [id, first] of [["invlab-regions-target", 1], ["invlab-regions-third", 2]]) {
+      const select = $(id);
+      select.innerHTML = "";
+      s.labels.forEach((label, i) => {
+        const o = document.createElement("option");
+        o.value = String(i); o.textContent = `#${i}: ${names[label] !== undefined ? names[label] : label}`;
+        select.appendChild(o);
+      });
+      select.value = String(Math.min(first, s.labels.length - 1));
+    }
+    $("invlab-plane-status").textContent = "";
+    const map = $("invlab-plane-map");
+    map.getContext("2d").clearRect(0, 0, map.width, map.height);
+  }
+
+  /** The plane through the current input, test image `target` and test image `third`, on a 64 x 64 grid. */
+  async function mapPlane(target, third, resolution) {
+    const s = samplesFor(state.network), net = state.net;
+    if (!net.regions || !s) throw new Error("this network's file carries no segment-walking graph (invlab export --regions)");
+    target = target === undefined ? Number($("invlab-regions-target").value) : target;
+    third = third === undefined ? Number($("invlab-regions-third").value) : third;
+    const x0 = state.raw ? Float32Array.from(state.raw) : rawInput(), x1 = sampleImage(s, target), x2 = sampleImage(s, third);
+    $("invlab-plane-status").textContent = "mapping the plane…";
+    const result = await window.InvlabRegions.plane(net, x0, x1, x2, resolution || 64);
+    result.x0 = x0; result.x1 = x1; result.x2 = x2;
+    state.plane = result;
+    $("invlab-plane-status").textContent =
+      `${result.count.toLocaleString("en")} regions met by the ${result.resolution} × ${result.resolution} grid ` +
+      `— ${(result.ms / 1000).toFixed(2)} s in this browser, ${result.runs} runs of the graph`;
+    window.InvlabRegions.drawPlane($("invlab-plane-map"), result);
+    return result;
   }
 
   /** Walk the segment from the current input (as the network sees it now) to test image `target`. */
@@ -393,13 +417,16 @@
     $("invlab-regions-walk").addEventListener("click", () => {
       walkRegions().catch((err) => showError(`the segment could not be walked: ${err.message || err}`));
     });
+    $("invlab-regions-map").addEventListener("click", () => {
+      mapPlane().catch((err) => showError(`the plane could not be mapped: ${err.message || err}`));
+    });
     await selectLesson(cat.networks[0].id);
     state.ready = true;
   }
 
   window.invlabExplorer = {
     state: state, update: update, selectLesson: selectLesson, selectFile: selectFile, selectImage: selectImage,
-    walkRegions: walkRegions,
+    walkRegions: walkRegions, mapPlane: mapPlane,
     titles: () => views.titles(),
     layout: () => views.layout,
     hint: () => { const v = $("invlab-canvas"), c = v.getContext("2d"), n = v.width;  // the "draw here" band's ink

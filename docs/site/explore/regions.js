@@ -27,7 +27,8 @@
   /** The pieces of the segment from the raw input x0 to x1 (Float32Arrays of C*H*W values). */
   async function walk(net, x0, x1) {
     const started = performance.now(), B = net.regions.batch;
-    const feeds = { x0: new ort.Tensor("float32", x0, net.shape), x1: new ort.Tensor("float32", x1, net.shape) };
+    const feeds = { x0: new ort.Tensor("float32", x0, net.shape), x1: new ort.Tensor("float32", x1, net.shape),
+                    x2: new ort.Tensor("float32", x0, net.shape), u: new ort.Tensor("float32", new Float32Array(B), [B]) };
     let open = [[0, 1]], runs = 0;
     const found = [];
     while (open.length) {
@@ -136,5 +137,83 @@
     g.fillText(endText, left + w - g.measureText(endText).width, height - 8);
   }
 
-  window.InvlabRegions = { prepare: prepare, walk: walk, draw: draw, decisions: decisions };
+  /** The plane through the raw inputs x0, x1, x2 on a `resolution` x `resolution` grid of plane coordinates
+   * (a, b) in [-0.1, 1.1] (x0 at (0, 0), x1 at (1, 0), x2 at (0, 1)), as invlab.regions.plane: each point's
+   * region (numbered by its pattern keys, equal exactly where the keys are) and predicted class. */
+  async function plane(net, x0, x1, x2, resolution) {
+    const started = performance.now(), B = net.regions.batch, n = resolution * resolution;
+    const feeds = { x0: new ort.Tensor("float32", x0, net.shape), x1: new ort.Tensor("float32", x1, net.shape),
+                    x2: new ort.Tensor("float32", x2, net.shape) };
+    const coord = (k) => -0.1 + 1.2 * k / (resolution - 1);
+    const ids = new Int32Array(n), prediction = new Int32Array(n), numbering = new Map();
+    let runs = 0;
+    for (let first = 0; first < n; first += B) {
+      const t = new Float32Array(B), u = new Float32Array(B);
+      for (let i = 0; i < B && first + i < n; i++) {
+        const k = first + i;
+        t[i] = coord(k % resolution); u[i] = coord(Math.floor(k / resolution));  // rows: b, columns: a
+      }
+      const out = await net.regions.session.run({ ...feeds, t: new ort.Tensor("float32", t, [B]),
+                                                  u: new ort.Tensor("float32", u, [B]) });
+      runs++;
+      const C = out.logits.dims[1];
+      for (let i = 0; i < B && first + i < n; i++) {
+        const key = `${out.pattern_key.data[2 * i]}:${out.pattern_key.data[2 * i + 1]}`;
+        if (!numbering.has(key)) numbering.set(key, numbering.size);
+        ids[first + i] = numbering.get(key);
+        let best = 0;
+        for (let c = 1; c < C; c++) if (out.logits.data[i * C + c] > out.logits.data[i * C + best]) best = c;
+        prediction[first + i] = best;
+      }
+    }
+    return { resolution: resolution, ids: ids, prediction: prediction, count: numbering.size, runs: runs,
+             ms: performance.now() - started };
+  }
+
+  /** Two maps side by side: the predicted class, and the regions (a colour each), class boundaries in black;
+   * the three inputs marked. */
+  function drawPlane(canvas, result) {
+    const R = result.resolution, cell = Math.max(2, Math.floor(240 / R)), side = R * cell, gap = 24;
+    const ratio = window.devicePixelRatio || 1, width = 2 * side + gap, height = side + 22;
+    canvas.width = width * ratio; canvas.height = height * ratio;
+    canvas.style.width = `${width}px`; canvas.style.height = `${height}px`;
+    const g = canvas.getContext("2d");
+    g.setTransform(ratio, 0, 0, ratio, 0, 0);
+    g.clearRect(0, 0, width, height);
+    const hue = (id) => { let h = Math.imul(id + 1, 2654435761) >>> 0; return `hsl(${h % 360}, ${55 + (h >> 9) % 30}%, ${55 + (h >> 17) % 25}%)`; };
+    for (let i = 0; i < R; i++) {
+      for (let j = 0; j < R; j++) {
+        const k = i * R + j, y = (R - 1 - i) * cell;  // b grows upwards
+        g.fillStyle = COLOURS[result.prediction[k] % COLOURS.length]; g.fillRect(j * cell, y, cell, cell);
+        g.fillStyle = hue(result.ids[k]); g.fillRect(side + gap + j * cell, y, cell, cell);
+      }
+    }
+    g.fillStyle = "#000";
+    for (let i = 0; i < R; i++) {
+      for (let j = 0; j < R; j++) {
+        const k = i * R + j, y = (R - 1 - i) * cell;
+        const right = j + 1 < R && result.prediction[k + 1] !== result.prediction[k];
+        const up = i + 1 < R && result.prediction[k + R] !== result.prediction[k];
+        for (const x0 of [0, side + gap]) {
+          if (right) g.fillRect(x0 + (j + 1) * cell - 1, y, 1, cell);
+          if (up) g.fillRect(x0 + j * cell, y - 1, cell, 1);
+        }
+      }
+    }
+    const at = (a, b) => [(a + 0.1) / 1.2 * (side - cell) + cell / 2, (1.1 - b) / 1.2 * (side - cell) + cell / 2];
+    g.font = "11px sans-serif";
+    for (const x0 of [0, side + gap]) {
+      [[0, 0, "x0"], [1, 0, "x1"], [0, 1, "x2"]].forEach(([a, b, name]) => {
+        const [x, y] = at(a, b);
+        g.strokeStyle = "#fff"; g.lineWidth = 2; g.beginPath(); g.arc(x0 + x, y, 4, 0, 2 * Math.PI); g.stroke();
+        g.fillStyle = "#fff"; g.fillText(name, x0 + x + 6, y + 4);
+      });
+    }
+    g.fillStyle = "#444";
+    g.fillText("predicted class", 0, side + 16);
+    g.fillText(`${result.count.toLocaleString("en")} regions met`, side + gap, side + 16);
+  }
+
+  window.InvlabRegions = { prepare: prepare, walk: walk, draw: draw, decisions: decisions, plane: plane,
+                           drawPlane: drawPlane };
 })();
