@@ -12,8 +12,9 @@ k-th 9), the plane at ``--resolution``. The targets: a segment on smallcnn-mean 
 ``--part study``: the regions crossed between test images of the same class and of different
 classes (``--pair-types``, e.g. 4-9: the k-th test 4 to the k-th test 9; 4-4: the k-th 4 to the
 (k + pairs)-th 4), ``--pairs`` of each, for smallcnn-mean trained on 50 labels (``--seeds``: label
-draws) three ways — supervised (the cross-entropy alone), with the paper's loss (eq. 10 and its
-bare setting, 1000 steps), with the recipe (2000 steps) — and untrained (initialised with each
+draws) four ways — supervised (the cross-entropy alone), with the paper's loss (eq. 10 and its
+bare setting, 1000 steps), with the recipe (2000 steps), with the recipe without R (``no-r``: beta = 0,
+its entropy and balance terms alone: what R itself changes) — and untrained (initialised with each
 seed, raw pixels). Each trained network is the validation-selected checkpoint of its run; each
 segment lies in that network's own input space (the run's per-image preprocessing applied to
 the two images). Per segment: its pieces, where the predicted class changes, the pieces predicted
@@ -33,7 +34,7 @@ import statistics
 import time
 from pathlib import Path
 
-VARIANTS = ("supervised", "paper", "recipe", "untrained")
+VARIANTS = ("supervised", "paper", "recipe", "no-r", "untrained")
 NEAR = 0.05  # "near the data": within this of an end of the segment (and "mid": of t = 0.5)
 
 
@@ -45,6 +46,8 @@ def run_config(variant: str, seed: int):
         return TrainConfig(method="supervised", beta=0.0, **common)  # the cross-entropy alone: no R
     if variant == "paper":
         return TrainConfig(recipe="paper", **common)
+    if variant == "no-r":
+        return TrainConfig(beta=0.0, **common)  # the recipe without R: the entropy and balance terms alone
     return TrainConfig(**common)  # the recipe
 
 
