@@ -159,7 +159,7 @@ def segment(model: nn.Module, x0: torch.Tensor, x1: torch.Tensor, max_pieces: in
     # to split ties that hold along the whole segment (a max-pooling window over a blank patch) and to
     # add hundreds of real but accidental pieces
     x0, x1 = x0.double(), x1.double()
-    segments = _walk(tp, x0, x1 - x0, max_pieces, progress, STEP_PAST)
+    segments = _walk(tp, x0, x1 - x0, max_pieces, progress)
     return segments if x0.shape[0] != 1 else segments[0]
 
 
@@ -222,8 +222,7 @@ def _same_pattern(steps, a: dict, b: dict) -> torch.Tensor:
     return same
 
 
-def _walk(tp: TransposedPass, x0: torch.Tensor, d: torch.Tensor, max_pieces: int, progress: bool,
-          step_past: float) -> list[Segment]:
+def _walk(tp: TransposedPass, x0: torch.Tensor, d: torch.Tensor, max_pieces: int, progress: bool) -> list[Segment]:
     from tqdm.auto import tqdm
 
     n_seg = x0.shape[0]
@@ -246,12 +245,12 @@ def _walk(tp: TransposedPass, x0: torch.Tensor, d: torch.Tensor, max_pieces: int
 
     def settle(seg, h, states):
         """The states just past a point where the inputs are ``h`` (a break, or a walker's start), from a first
-        guess: read at h + step_past hd with the direction hd of the piece they give, until they agree (a
+        guess: read at h + STEP_PAST hd with the direction hd of the piece they give, until they agree (a
         unit exactly at a threshold there goes the way the new piece moves it). Returns the piece's slope,
         direction, the inputs just past the point, and the states."""
         for _ in range(4):
             slope, hd = direction(seg, states)
-            past = {n: torch.add(v, hd[n], alpha=step_past) for n, v in h.items()}
+            past = {n: torch.add(v, hd[n], alpha=STEP_PAST) for n, v in h.items()}
             settled = _states_at(tp, steps, past)
             if _same_pattern(steps, settled, states).all():
                 break
@@ -267,7 +266,7 @@ def _walk(tp: TransposedPass, x0: torch.Tensor, d: torch.Tensor, max_pieces: int
         h = states.pop("z")
         fixed.update({n: v for n, v in states.items() if n not in names})
         slope, hd, h, states = settle(seg, h, {n: states[n] for n in names})
-        return torch.add(logits, slope, alpha=step_past), h, states, slope, hd
+        return torch.add(logits, slope, alpha=STEP_PAST), h, states, slope, hd
 
     names = [st.name for st in steps]
     continuous = all(st.rule.continuous for st in steps)
@@ -310,7 +309,7 @@ def _walk(tp: TransposedPass, x0: torch.Tensor, d: torch.Tensor, max_pieces: int
                 else:
                     logits, h, states, slope, hd = n_logits, n_h, n_states, n_slope, n_hd
                 seg, at, fin = torch.cat([seg, new_seg]), torch.cat([at, new_lo]), torch.cat([fin, new_hi])
-                t = torch.cat([t, new_lo + step_past])
+                t = torch.cat([t, new_lo + STEP_PAST])
             if not len(seg):
                 break
             # the piece each walker is in
@@ -338,18 +337,18 @@ def _walk(tp: TransposedPass, x0: torch.Tensor, d: torch.Tensor, max_pieces: int
                 if not len(seg):
                     continue
             if not continuous:  # the layers after an inhibitor jump at a break: a forward just past it
-                logits, h, states, slope, hd = start(seg, nxt + step_past)
-                at, t = nxt, nxt + 2 * step_past
+                logits, h, states, slope, hd = start(seg, nxt + STEP_PAST)
+                at, t = nxt, nxt + 2 * STEP_PAST
                 continue
             # the walkers go on past their breaks: the inputs there follow from the piece (continuity);
             # the states just past it are read there, then settled with the new piece's own direction
             # (for a unit whose input is exactly at a threshold at the break)
             h = {n: torch.addcmul(v, col(ahead, v), hd[n]) for n, v in h.items()}
             logits = torch.addcmul(logits, col(ahead, logits), slope)
-            guess = _states_at(tp, steps, {n: torch.add(v, hd[n], alpha=step_past) for n, v in h.items()})
+            guess = _states_at(tp, steps, {n: torch.add(v, hd[n], alpha=STEP_PAST) for n, v in h.items()})
             slope, hd, h, states = settle(seg, h, guess)
-            logits = torch.add(logits, slope, alpha=step_past)
-            at, t = nxt, nxt + step_past
+            logits = torch.add(logits, slope, alpha=STEP_PAST)
+            at, t = nxt, nxt + STEP_PAST
     bar.close()
     seg_of, first = torch.cat(found_seg), torch.cat(found_start).double()
     logits = torch.cat(found_logits).double()
