@@ -168,7 +168,7 @@ class _Patterns:
     consecutive pieces can be compared (how many units change at a break)."""
 
     def __init__(self, tp: TransposedPass):
-        self.tp, self.steps = tp, _nonlinear(tp)
+        self.steps = _nonlinear(tp)
         self.bits, self.values = [], []
 
     def add(self, states: dict) -> None:
@@ -255,8 +255,10 @@ def _walk(tp: TransposedPass, x0: torch.Tensor, d: torch.Tensor, max_pieces: int
             if _same_pattern(steps, settled, states).all():
                 break
             states = settled
-        else:
+        else:  # no agreement in four rounds: the last states, with their own direction and inputs past the point
             slope, hd = direction(seg, states)
+            past = {n: torch.add(v, hd[n], alpha=STEP_PAST) for n, v in h.items()}
+            _states_at(tp, steps, past)  # a nonlinearity's input that is another's output: that output
         return slope, hd, past, states
 
     def start(seg, t):
