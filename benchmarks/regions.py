@@ -11,7 +11,7 @@ k-th 9), the plane at ``--resolution``. The targets: a segment on smallcnn-mean 
 
 ``--part study``: the regions crossed between test images of the same class and of different
 classes (``--pair-types``, e.g. 4-9: the k-th test 4 to the k-th test 9; 4-4: the k-th 4 to the
-(k + pairs)-th 4), ``--pairs`` of each, for smallcnn-mean trained on 50 labels (``--seeds``: label
+(k + 500)-th 4), ``--pairs`` of each, for smallcnn-mean trained on 50 labels (``--seeds``: label
 draws) four ways — supervised (the cross-entropy alone), with the paper's loss (eq. 10 and its
 bare setting, 1000 steps), with the recipe (2000 steps), with the recipe without R (``no-r``: beta = 0,
 its entropy and balance terms alone: what R itself changes) — and untrained (initialised with each
@@ -36,6 +36,7 @@ from pathlib import Path
 
 VARIANTS = ("supervised", "paper", "recipe", "no-r", "untrained")
 NEAR = 0.05  # "near the data": within this of an end of the segment (and "mid": of t = 0.5)
+SAME_CLASS_OFFSET = 500  # a-a pairs: the k-th test image of class a to the (k + 500)-th, whatever --pairs is
 
 
 def run_config(variant: str, seed: int):
@@ -74,10 +75,16 @@ def pair_images(data, pair: str, n: int):
     """(x0, x1): n test images of each end's class, raw."""
     a, b = (int(c) for c in pair.split("-"))
     of_a, of_b = (data.y_test == a).nonzero()[:, 0], (data.y_test == b).nonzero()[:, 0]
-    second = of_b[n:2 * n] if a == b else of_b[:n]
+    second = of_b[SAME_CLASS_OFFSET:SAME_CLASS_OFFSET + n] if a == b else of_b[:n]
     if len(of_a) < n or len(second) < n:
         raise ValueError(f"the test set has too few images for {n} pairs of {pair}")
     return data.x_test[of_a[:n]], data.x_test[second]
+
+
+def pairing_of(pair: str) -> str:
+    """How the k-th segment of a pair type is chosen (kept with its segments, so a resumed walk matches)."""
+    a, b = pair.split("-")
+    return f"k-th {a} -> (k + {SAME_CLASS_OFFSET})-th {b}" if a == b else f"k-th {a} -> k-th {b}"
 
 
 def summary(seg) -> dict:
@@ -108,7 +115,10 @@ def walk_task(task) -> str:
     args, variant, seed, pair = task
     torch.set_num_threads(1)
     path = Path(args.runs_dir) / "segments" / f"{variant}-seed{seed}-{pair}.json"
-    done = json.loads(path.read_text()) if path.exists() else {"segments": []}
+    pairing = pairing_of(pair)
+    done = json.loads(path.read_text()) if path.exists() else {}
+    if done.get("pairing") != pairing:  # walked with another pairing (or none recorded): start again
+        done = {"pairing": pairing, "segments": []}
     if len(done["segments"]) >= args.pairs:
         return f"{path.name}: done"
     data = load_dataset("mnist", labels_per_class=1, seed=0)
@@ -160,7 +170,8 @@ def report(args) -> None:
         for seed in args.seeds:
             for pair in args.pair_types:
                 path = Path(args.runs_dir) / "segments" / f"{variant}-seed{seed}-{pair}.json"
-                segs = json.loads(path.read_text())["segments"] if path.exists() else []
+                saved = json.loads(path.read_text()) if path.exists() else {}
+                segs = saved.get("segments", []) if saved.get("pairing") == pairing_of(pair) else []
                 missing += max(args.pairs - len(segs), 0)
                 if not segs:
                     continue
@@ -196,7 +207,7 @@ def report(args) -> None:
     text = ("# Regions crossed between test images\n\n" + status
             + f"smallcnn-mean on MNIST with 50 labels; label draws (seeds) {args.seeds}; {args.pairs} pairs of test "
             "images per pair type (a-b: the k-th test image of class a to the k-th of class b; a-a: the k-th to the "
-            f"(k + {args.pairs})-th), each segment in its network's own input space, walked exactly in float64 "
+            f"(k + {SAME_CLASS_OFFSET})-th), each segment in its network's own input space, walked exactly in float64 "
             "(`invlab.regions.segment`). Pieces: mean ± sample std over the pairs. Near the data / middle: pieces "
             f"meeting t < {NEAR} or t > {1 - NEAR}, and 0.5 ± {NEAR}. Decision: the first t where the predicted "
             "class changes, over the pairs whose ends are predicted differently. Pieces by class: predicted as the "
