@@ -162,7 +162,8 @@ class SemiSupervisedLoss:
         return self.alpha < 1 and self.beta > 0
 
     def __call__(self, model: nn.Module, x: torch.Tensor, y: torch.Tensor,
-                 labelled: torch.Tensor | int, check: bool = True) -> dict[str, torch.Tensor]:
+                 labelled: torch.Tensor | int, check: bool = True, *,
+                 alpha: float | None = None, beta: float | None = None) -> dict[str, torch.Tensor]:
         """Loss of ``model`` on the batch.
 
         Args:
@@ -172,6 +173,8 @@ class SemiSupervisedLoss:
                 device-to-host synchronisation, which CUDA-graph capture forbids).
             check: validate the model, the input and the labels first (each check reads
                 device values: ``False`` inside a CUDA graph).
+            alpha, beta: this call's weights (a training step's, when they follow a schedule);
+                ``None``: the loss's own. The loss object is left as it was.
 
         Returns:
             dict of scalars: ``total`` (differentiable), ``ce``, ``reconstruction``,
@@ -184,7 +187,10 @@ class SemiSupervisedLoss:
             check_model(model)
             check_input(model, x)
         labelled = _check_batch(x, y, labelled, check)
-        if self.needs_reconstruction:
+        alpha = self.alpha if alpha is None else _check_unit("alpha", alpha)
+        beta = self.beta if beta is None else _check_unit("beta", beta)
+        needs_reconstruction = alpha < 1 and beta > 0
+        if needs_reconstruction:
             self.method_used = resolve_method(model, self.method)
             logits, rec = forward_inverse(model, x, create_graph=True, check=False, method=self.method_used)
             rec_loss = reconstruction_loss(rec, x, self.reconstruction, self.reduce_dims)
@@ -198,13 +204,13 @@ class SemiSupervisedLoss:
         ce, ent, imbalance, n_l, n_u = prediction_terms(logits, y, labelled)
         extra = {}
         if self.unsupervised is None:  # eq. 10
-            total = eq10_total(self.alpha, self.beta, ce, rec_loss if self.needs_reconstruction else None, ent,
+            total = eq10_total(alpha, beta, ce, rec_loss if needs_reconstruction else None, ent,
                                imbalance, n_l / b, n_u / b, self.balance)
         else:  # eq. 10's shape with a baseline's unsupervised term (invlab.methods)
             unlab = slice(labelled, None) if isinstance(labelled, int) else ~labelled
             u, logs = self.unsupervised.unsupervised(model, x, logits, unlab, n_u, ent, imbalance)
-            r_term = self.beta * rec_loss if self.needs_reconstruction else 0.0
-            total = self.alpha * (n_l / b) * ce + (1 - self.alpha) * (r_term + (1 - self.beta) * u)
+            r_term = beta * rec_loss if needs_reconstruction else 0.0
+            total = alpha * (n_l / b) * ce + (1 - alpha) * (r_term + (1 - beta) * u)
             extra = {f"m:{k}": v for k, v in logs.items()}
         return {"total": total, "ce": ce, "reconstruction": rec_loss, "entropy": ent, "imbalance": imbalance,
                 **extra, "n_labelled": torch.tensor(n_l), "n_unlabelled": torch.tensor(n_u)}

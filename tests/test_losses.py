@@ -62,6 +62,11 @@ def test_loss_equals_eq10_by_hand(alpha, beta):
     torch.testing.assert_close(out["total"], hand_eq10(model, x, y, labelled, alpha, beta))
     assert out["n_labelled"].item() == 3 and out["n_unlabelled"].item() == 3
     torch.testing.assert_close(out["ce"], F.cross_entropy(model(x)[labelled], y[labelled]))
+    # a training step's weights, given to the call: the same eq. 10, and the loss object left alone
+    other = SemiSupervisedLoss(0.5, 0.5)
+    stepped = other(model, x, y, labelled, alpha=alpha, beta=beta)
+    torch.testing.assert_close(stepped["total"], out["total"])
+    assert (other.alpha, other.beta) == (0.5, 0.5)
 
 
 def test_gradients_reach_every_parameter_through_reconstruction():
@@ -88,6 +93,8 @@ def test_all_labelled_or_all_unlabelled_batches():
 def test_alpha_beta_out_of_range(alpha, beta):
     with pytest.raises(ValueError, match=r"\[0, 1\]"):
         SemiSupervisedLoss(alpha, beta)
+    with pytest.raises(ValueError, match=r"\[0, 1\]"):
+        SemiSupervisedLoss()(TinyCNN(), torch.randn(2, 1, 8, 8), torch.tensor([0, -1]), 1, alpha=alpha, beta=beta)
 
 
 def test_bad_mask_and_labels():

@@ -26,10 +26,27 @@ FAST = dict(dataset="synthetic", labels_per_class=2, val_size=100, labelled_batc
             eval_every=10, steps=30, schedule="cosine", preprocess="center-maxabs", balance=1.0, device="cpu")
 
 
-def _invlab(*args, cwd=None) -> subprocess.Popen:
+PAUSED = Path(__file__).with_name("paused_invlab.py")
+
+
+def _invlab(*args, cwd=None, hold: tuple[int, Path] | None = None) -> subprocess.Popen:
+    """A real `invlab` process; with ``hold=(step, folder)``, one that waits before that training step
+    until released (tests/paused_invlab.py): a signal sent while it waits lands at a known step."""
     env = {**os.environ, "OMP_NUM_THREADS": "1"}
-    return subprocess.Popen([sys.executable, "-m", "invlab.cli", *args], cwd=cwd, env=env, text=True,
-                            stdout=subprocess.PIPE, stderr=subprocess.PIPE)
+    if hold is None:
+        command = [sys.executable, "-m", "invlab.cli", *args]
+    else:
+        hold[1].mkdir(parents=True, exist_ok=True)
+        command = [sys.executable, str(PAUSED), str(hold[0]), str(hold[1]), *args]
+    return subprocess.Popen(command, cwd=cwd, env=env, text=True, stdout=subprocess.PIPE, stderr=subprocess.PIPE)
+
+
+def _signal_while_held(proc: subprocess.Popen, folder: Path, sig: int) -> None:
+    """Wait until ``proc`` waits at its step, send ``sig``, and let it go on: it cannot have finished."""
+    _wait_for(folder / "paused", proc)
+    proc.send_signal(sig)
+    if sig != signal.SIGKILL:
+        (folder / "go").write_text("")
 
 
 def _wait_for(path: Path, proc: subprocess.Popen, timeout: float = 120) -> None:
@@ -54,17 +71,17 @@ def test_a_signal_mid_run_checkpoints_says_how_to_resume_and_resume_matches_an_u
     steps = ["--steps", "100", "--checkpoint-every", "5"]
     whole = _invlab(*TRAIN, *steps, "--out", str(tmp_path / "whole"))
     signals = {"int": (signal.SIGINT, 130), "term": (signal.SIGTERM, 143)}
-    cuts = {name: _invlab(*TRAIN, *steps, "--out", str(tmp_path / name)) for name in signals}
+    cuts = {name: _invlab(*TRAIN, *steps, "--out", str(tmp_path / name), hold=(40, tmp_path / f"{name}-hold"))
+            for name in signals}
     resumes = {}
     for name, (sig, code) in signals.items():
         cut, folder = cuts[name], tmp_path / name
-        _wait_for(folder / "checkpoint.pt", cut)
-        cut.send_signal(sig)
+        _signal_while_held(cut, tmp_path / f"{name}-hold", sig)  # before step 40: it stops after that step
         out, err = cut.communicate(timeout=120)
         assert cut.returncode == code, (out, err)
         assert "Traceback" not in err
         metrics = json.loads((folder / "metrics.json").read_text())
-        assert metrics["interrupted"] is True and metrics["stop_signal"] == sig.name and 0 < metrics["steps_done"] < 100
+        assert metrics["interrupted"] is True and metrics["stop_signal"] == sig.name and metrics["steps_done"] == 41
         line = next(ln for ln in err.splitlines() if ln.startswith("interrupted at step"))
         assert line.startswith(f"interrupted at step {metrics['steps_done']} of 100; continue with: invlab train ")
         assert f"--out {folder}" in line and line.endswith(" --resume")
@@ -81,16 +98,16 @@ def test_a_signal_mid_run_checkpoints_says_how_to_resume_and_resume_matches_an_u
 
 
 def test_a_second_run_on_the_same_folder_fails_at_once_naming_the_first(tmp_path):
-    first = _invlab(*TRAIN, "--steps", "600", "--out", str(tmp_path / "x"))
-    _wait_for(tmp_path / "x" / ".lock.json", first)
-    t0 = time.monotonic()
+    hold = tmp_path / "hold"
+    first = _invlab(*TRAIN, "--steps", "600", "--out", str(tmp_path / "x"), hold=(3, hold))
+    _wait_for(hold / "paused", first)  # holding the lock, at step 3 until released
     others = [_invlab(*TRAIN, "--steps", "600", "--out", str(tmp_path / "x"), *extra) for extra in ([], ["--resume"])]
     for other in others:
-        _, err = other.communicate(timeout=60)
+        _, err = other.communicate(timeout=60)  # at once: the first never moves on before they are done
         assert other.returncode == 2, err
         assert f"is in use by process {first.pid} on " in err and "running since" in err
-    assert first.poll() is None and time.monotonic() - t0 < 30  # at once, while the first still runs
-    first.send_signal(signal.SIGINT)  # the first is untouched by them: it stops as an interrupted run does
+    assert first.poll() is None
+    _signal_while_held(first, hold, signal.SIGINT)  # untouched by them: it stops as an interrupted run does
     out, err = first.communicate(timeout=300)
     assert first.returncode == 130, err
     assert (tmp_path / "x" / "checkpoint.pt").exists()
@@ -98,10 +115,11 @@ def test_a_second_run_on_the_same_folder_fails_at_once_naming_the_first(tmp_path
 
 
 def test_a_lock_left_by_a_run_killed_with_sigkill_is_taken_over(tmp_path):
-    run = _invlab(*TRAIN, "--steps", "100", "--checkpoint-every", "5", "--out", str(tmp_path / "x"))
-    _wait_for(tmp_path / "x" / "checkpoint.pt", run)
-    run.send_signal(signal.SIGKILL)
+    run = _invlab(*TRAIN, "--steps", "100", "--checkpoint-every", "5", "--out", str(tmp_path / "x"),
+                  hold=(12, tmp_path / "hold"))
+    _signal_while_held(run, tmp_path / "hold", signal.SIGKILL)  # killed at step 12, checkpoint of step 10 there
     run.communicate()
+    assert torch.load(tmp_path / "x" / "checkpoint.pt", weights_only=True)["step"] == 10
     assert json.loads((tmp_path / "x" / ".lock.json").read_text())["pid"] == run.pid  # left behind
     assert main([*TRAIN, "--steps", "100", "--out", str(tmp_path / "x"), "--resume"]) == 0
     assert json.loads((tmp_path / "x" / "metrics.json").read_text())["steps_done"] == 100
@@ -200,9 +218,8 @@ def test_a_sweep_worker_given_sigterm_queues_its_trial_and_another_worker_resume
     runs = {"only": (TrainConfig(**{**FAST, "steps": 100, "eval_every": 5}), tmp_path / "run")}
     sweep.create_runs("r", url, runs)
     cmd = ["sweep", "work", "--study", "r", "--storage", url, "--device", "cpu", "--heartbeat", "1"]
-    first = _invlab(*cmd, cwd=tmp_path)
-    _wait_for(tmp_path / "run" / "checkpoint.pt", first)
-    first.send_signal(signal.SIGTERM)
+    first = _invlab(*cmd, cwd=tmp_path, hold=(30, tmp_path / "hold"))
+    _signal_while_held(first, tmp_path / "hold", signal.SIGTERM)
     _, err = first.communicate(timeout=120)
     assert first.returncode == 143, err
     assert "the trial is queued again" in err
@@ -213,7 +230,7 @@ def test_a_sweep_worker_given_sigterm_queues_its_trial_and_another_worker_resume
     out, err = second.communicate(timeout=300)
     assert second.returncode == 0, err
     result = json.loads((tmp_path / "run" / "result.json").read_text())
-    assert result["resumed_from"] == at > 0 and result["steps_done"] == 100
+    assert result["resumed_from"] == at == 31 and result["steps_done"] == 100  # held before step 30: stopped after it
 
 
 def test_a_full_disk_on_a_real_small_tmpfs_is_named(tmp_path):

@@ -49,14 +49,16 @@ def test_trainer_follows_the_schedules_and_layer_weights(task):
 
 
 def test_cli_reads_schedules_and_layers(capsys, task):
-    from invlab.cli import _parser, main
+    from invlab.cli import _parser, main, train_config
 
     args = _parser().parse_args(["train", "--out", "x", "--alpha", "0.3:0.7", "--beta", "0.8:0.2:step@0.25",
                                  "--layer", "features.2=0.05", "--layer", "features.5=0:0.1:cosine"])
-    assert args.alpha == "0.3:0.7:linear" and args.beta == "0.8:0.2:step@0.25"
-    assert dict(args.layers) == {"features.2": 0.05, "features.5": "0:0.1:cosine"}
-    with pytest.raises(SystemExit):
-        _parser().parse_args(["train", "--out", "x", "--alpha", "0.3:zig"])
+    config = train_config(args)  # the CLI maps the flags; TrainConfig reads the weights, in one form
+    assert config.alpha == "0.3:0.7:linear" and config.beta == "0.8:0.2:step@0.25"
+    assert config.layers == {"features.2": 0.05, "features.5": "0:0.1:cosine"}
+    assert config == TrainConfig(alpha="0.3:0.7", beta="0.8:0.2:step@0.25",
+                                 layers={"features.2": "0.05", "features.5": "0:0.1:cosine"})
+    assert main(["train", "--out", "x", "--alpha", "0.3:zig"]) == 2
     assert "cannot read the weight" in capsys.readouterr().err
     with pytest.raises(SystemExit):
         main(["train", "--out", "x", "--layer", "features.2"])

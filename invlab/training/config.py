@@ -16,7 +16,6 @@ import torch
 
 from invlab.data import SemiSupervisedData, load_dataset
 from invlab.data.preprocess import PREPROCESSING, check_preprocess
-from invlab.losses import SemiSupervisedLoss
 from invlab.methods import DEFAULTS as METHOD_DEFAULTS
 from invlab.methods import METHODS
 from invlab.models import list_models
@@ -193,6 +192,16 @@ class TrainConfig:
                          "cuda_graph")
 
     def __post_init__(self):
+        """Fill the defaults (the recipe's, beta's per method), read the loss weights once, and check
+        every field; each group of fields is checked in one method below."""
+        self._fill_defaults()
+        self._check_method()
+        self._check_loss()
+        self._check_data()
+        self._check_optimisation()
+        self._check_runtime()
+
+    def _fill_defaults(self) -> None:
         if self.recipe not in RECIPES:
             raise ValueError(f"recipe must be one of {', '.join(RECIPES)}, got {self.recipe!r}")
         for name, value in RECIPES[self.recipe].items():
@@ -209,6 +218,10 @@ class TrainConfig:
             raise ValueError(f"method must be one of {', '.join(METHODS)}, got {self.method!r}")
         if self.beta is None:
             self.beta = DEFAULT_BETA.get(self.method, 0.0)
+        if self.train_seed == self.seed:
+            self.train_seed = None  # the same run: keep its name (run_key) the plain run's
+
+    def _check_method(self) -> None:
         if self.method not in ("inversion", "entropy") and (self.layers or self.learn_weights or self.cuda_graph):
             raise ValueError(f"method {self.method!r} runs eq. 10's input reconstruction only: drop layers, "
                              "learn_weights and cuda_graph, or use method 'inversion'")
@@ -216,57 +229,71 @@ class TrainConfig:
                 and 0 <= self.ema < 1 and self.consistency >= 0 and self.noise >= 0):
             raise ValueError("method knobs out of range: need 0 < pl_threshold <= 1, 0 <= rampup <= 1, vat_eps > 0, "
                              "vat_xi >= 0, 0 <= ema < 1, consistency >= 0, noise >= 0")
+
+    def _check_loss(self) -> None:
+        """The loss weights, read here once (:meth:`loss_weights` gives them to the trainer): a
+        weight written as text is kept in one form (a constant as a number, a schedule in full),
+        so a run names the same weights from Python and from the command line."""
+        alpha, beta = WeightSchedule.parse(self.alpha), WeightSchedule.parse(self.beta)
+        alpha.check_range("alpha")
+        beta.check_range("beta")
+        layers = {name: WeightSchedule.parse(v) for name, v in dict(self.layers).items()}
+        for name, sched in layers.items():
+            sched.check_range(f"the weight of layer {name!r}", high=None)
+        self._weights = {"alpha": alpha, "beta": beta, "layers": layers}
+        self.alpha, self.beta = _written(self.alpha, alpha), _written(self.beta, beta)
+        self.layers = {name: _written(v, layers[name]) for name, v in dict(self.layers).items()}
+        if self.reconstruction not in ("mse", "cosine"):
+            raise ValueError(f"reconstruction must be 'mse' or 'cosine', got {self.reconstruction!r}")
+        if self.reduce_dims not in ("mean", "sum"):
+            raise ValueError(f"reduce_dims must be 'mean' or 'sum', got {self.reduce_dims!r}")
+        if not self.balance >= 0:
+            raise ValueError(f"balance must be >= 0, got {self.balance}")
+        if "input" in layers:
+            raise ValueError("layers: the input's reconstruction is eq. 10's beta term; name hidden layers only")
+        if layers and (self.reconstruction, self.reduce_dims) != ("mse", "mean"):
+            raise ValueError("per-layer reconstruction (layers) uses the squared error averaged over each layer's "
+                             "dimensions: keep reconstruction='mse' and reduce_dims='mean'")
+        if self.learn_weights:
+            if not (alpha.constant and beta.constant):
+                raise ValueError("learn_weights starts from constant alpha and beta; give numbers, not schedules")
+            if not (0 < alpha.start < 1 and 0 < beta.start < 1):
+                raise ValueError("learn_weights needs alpha and beta strictly inside (0, 1) to start from")
+            if self.hyper_every < 1 or self.hyper_holdout < 1 or not self.hyper_lr > 0:
+                raise ValueError("hyper_every and hyper_holdout must be at least 1 and hyper_lr positive")
+        if self.cuda_graph and (self.learn_weights or layers or not (alpha.constant and beta.constant)):
+            raise ValueError("cuda_graph replays one fixed training step: it needs constant alpha and beta, "
+                             "and neither learn_weights nor layers; drop cuda_graph for those runs")
+        if self.labelled_batch < 0 or (self.labelled_batch == 0 and max(alpha.start, alpha.end) > 0):
+            raise ValueError(f"labelled_batch must be at least 1 (0 only without labels: alpha = 0), got "
+                             f"{self.labelled_batch} with alpha = {self.alpha}")
+        if self.unlabelled_batch < 0:
+            raise ValueError(f"unlabelled_batch must be >= 0, got {self.unlabelled_batch}")
+        if self.unlabelled_batch == 0 and min(alpha.start, alpha.end) < 1:
+            raise ValueError(f"unlabelled_batch is 0 but alpha = {self.alpha} < 1 gives the unlabelled terms a "
+                             "weight: use a positive unlabelled batch, or alpha = 1 for supervised training")
+
+    def _check_data(self) -> None:
         if self.resize is not None:
             self.resize = tuple(int(v) for v in self.resize)
             if len(self.resize) != 2 or min(self.resize) < 1:
                 raise ValueError(f"resize must be two positive integers (H, W), got {self.resize}")
-        schedules = self.loss_weights()  # validates the forms
-        for name in ("alpha", "beta"):
-            schedules[name].check_range(name)
-        for name, sched in schedules["layers"].items():
-            sched.check_range(f"the weight of layer {name!r}", high=None)
-        for a in (schedules["alpha"].start, schedules["alpha"].end):  # validates the rest
-            SemiSupervisedLoss(a, schedules["beta"].start, self.reconstruction, self.reduce_dims, balance=self.balance)
-        if "input" in self.layers:
-            raise ValueError("layers: the input's reconstruction is eq. 10's beta term; name hidden layers only")
-        if self.layers and (self.reconstruction, self.reduce_dims) != ("mse", "mean"):
-            raise ValueError("per-layer reconstruction (layers) uses the squared error averaged over each layer's "
-                             "dimensions: keep reconstruction='mse' and reduce_dims='mean'")
-        if self.learn_weights:
-            if not (schedules["alpha"].constant and schedules["beta"].constant):
-                raise ValueError("learn_weights starts from constant alpha and beta; give numbers, not schedules")
-            if not (0 < schedules["alpha"].start < 1 and 0 < schedules["beta"].start < 1):
-                raise ValueError("learn_weights needs alpha and beta strictly inside (0, 1) to start from")
-            if self.hyper_every < 1 or self.hyper_holdout < 1 or not self.hyper_lr > 0:
-                raise ValueError("hyper_every and hyper_holdout must be at least 1 and hyper_lr positive")
-        if self.cuda_graph and (self.learn_weights or self.layers or not (
-                schedules["alpha"].constant and schedules["beta"].constant)):
-            raise ValueError("cuda_graph replays one fixed training step: it needs constant alpha and beta, "
-                             "and neither learn_weights nor layers; drop cuda_graph for those runs")
-        if self.train_seed is not None and (isinstance(self.train_seed, bool) or not isinstance(self.train_seed, int)
-                                            or self.train_seed < 0):
-            raise ValueError(f"train_seed must be a non-negative integer or None, got {self.train_seed!r}")
-        if self.train_seed == self.seed:
-            self.train_seed = None  # the same run: keep its name (run_key) the plain run's
         if self.labels_per_class is not None and self.labels_per_class < 1:
             raise ValueError(f"labels_per_class must be at least 1 (or None for all), got {self.labels_per_class}")
-        if self.eval_every < 1:
-            raise ValueError(f"eval_every must be at least 1, got {self.eval_every}")
-        if self.labelled_batch < 0 or (self.labelled_batch == 0 and max(schedules["alpha"].start,
-                                                                         schedules["alpha"].end) > 0):
-            raise ValueError(f"labelled_batch must be at least 1 (0 only without labels: alpha = 0), got "
-                             f"{self.labelled_batch} with alpha = {self.alpha}")
+        if self.val_size is not None and self.val_size < 1:
+            raise ValueError(f"val_size must be at least 1 (or None for the data set's default), got {self.val_size}")
         if self.outputs is not None and (isinstance(self.outputs, bool) or not isinstance(self.outputs, int)
                                          or self.outputs < 2):
             raise ValueError(f"outputs must be an integer of at least 2 (or None for the class count), got "
                              f"{self.outputs!r}")
-        if self.unlabelled_batch < 0:
-            raise ValueError(f"unlabelled_batch must be >= 0, got {self.unlabelled_batch}")
-        if self.unlabelled_batch == 0 and min(schedules["alpha"].start, schedules["alpha"].end) < 1:
-            raise ValueError(f"unlabelled_batch is 0 but alpha = {self.alpha} < 1 gives the unlabelled terms a "
-                             "weight: use a positive unlabelled batch, or alpha = 1 for supervised training")
-        if self.val_size is not None and self.val_size < 1:
-            raise ValueError(f"val_size must be at least 1 (or None for the data set's default), got {self.val_size}")
+        check_preprocess(self.preprocess)
+
+    def _check_optimisation(self) -> None:
+        if self.train_seed is not None and (isinstance(self.train_seed, bool) or not isinstance(self.train_seed, int)
+                                            or self.train_seed < 0):
+            raise ValueError(f"train_seed must be a non-negative integer or None, got {self.train_seed!r}")
+        if self.eval_every < 1:
+            raise ValueError(f"eval_every must be at least 1, got {self.eval_every}")
         if self.epochs is None and self.steps < 1:
             raise ValueError(f"steps must be at least 1, got {self.steps}")
         if self.epochs is not None and self.epochs <= 0:
@@ -280,7 +307,8 @@ class TrainConfig:
             raise ValueError(f"lr_decay must lie in (0, 1], got {self.lr_decay}")
         if self.lr is not None and not self.lr > 0:
             raise ValueError(f"lr must be positive, got {self.lr}")
-        check_preprocess(self.preprocess)
+
+    def _check_runtime(self) -> None:
         if self.inverse_method not in ("auto", "transposed", "autograd", "func"):
             raise ValueError(f"inverse_method must be 'auto', 'transposed', 'autograd' or 'func', "
                              f"got {self.inverse_method!r}")
@@ -290,9 +318,9 @@ class TrainConfig:
             raise ValueError(f"device must be auto, cpu or cuda, got {self.device!r}")
 
     def loss_weights(self) -> dict:
-        """The loss weights as :class:`~invlab.training.loss_weights.WeightSchedule`: alpha, beta, layers."""
-        return {"alpha": WeightSchedule.parse(self.alpha), "beta": WeightSchedule.parse(self.beta),
-                "layers": {k: WeightSchedule.parse(v) for k, v in self.layers.items()}}
+        """The loss weights as :class:`~invlab.training.loss_weights.WeightSchedule`: alpha, beta, layers
+        (read once, when the config was made)."""
+        return {**self._weights, "layers": dict(self._weights["layers"])}
 
     def schedules(self) -> dict:
         """The former name of :meth:`loss_weights` ("schedule" means the learning rate)."""
@@ -309,6 +337,14 @@ class TrainConfig:
 
     def to_dict(self) -> dict[str, Any]:
         return asdict(self)
+
+
+def _written(given, schedule: WeightSchedule):
+    """A loss weight in the one form a config keeps: a number as given, text as the schedule reads it
+    (a constant as a number, a schedule in full: "0.3:0.7" is "0.3:0.7:linear")."""
+    if isinstance(given, (int, float)) and not isinstance(given, bool):
+        return given
+    return schedule.start if schedule.constant else schedule.spec()
 
 
 def build_data(config: TrainConfig) -> SemiSupervisedData:

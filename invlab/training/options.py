@@ -44,22 +44,15 @@ def dataset_arg(name: str) -> str:
     return name
 
 
-def layer_arg(item: str) -> tuple[str, float | str]:
-    """argparse type of ``--layer NAME=GAMMA``."""
-    from invlab.training.loss_weights import weight_arg
-
+def layer_arg(item: str) -> tuple[str, str]:
+    """argparse type of ``--layer NAME=GAMMA``: the pair, the weight as typed (TrainConfig reads it)."""
     name, sep, value = item.partition("=")
-    if not sep or not name:
+    if not sep or not name or not value:
         raise argparse.ArgumentTypeError(f"--layer {item!r}: expected NAME=GAMMA, e.g. --layer features.2=0.06")
-    try:
-        return name, weight_arg(value)
-    except argparse.ArgumentTypeError as err:
-        raise argparse.ArgumentTypeError(f"--layer {item!r}: {err}") from None
+    return name, value
 
 
 def _kwargs(field: dataclasses.Field, hint, default) -> dict:
-    from invlab.training.loss_weights import weight_arg
-
     meta = field.metadata
     out: dict = {"dest": field.name, "help": meta["help"].replace("%", "%%")}
     if meta.get("metavar") is not None:
@@ -70,7 +63,7 @@ def _kwargs(field: dataclasses.Field, hint, default) -> dict:
     args = [a for a in typing.get_args(hint) if a is not type(None)] or [hint]
     base = args[0] if len(args) == 1 else hint
     if special == "weight":
-        out["type"] = weight_arg
+        out["type"] = str  # a number or a schedule, read (and checked) by TrainConfig
     elif special == "dataset":
         out["type"] = dataset_arg
     elif base is bool:

@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import copy
 import dataclasses
+import functools
 import math
 import time
 from dataclasses import dataclass, field, fields
@@ -204,14 +205,14 @@ class Trainer:
         return alpha, beta, {k: sch(step, self.total_steps) for k, sch in self.schedules["layers"].items()}
 
     def loss_at(self, step: int | None = None):
-        """The loss of ``step``: eq. 10 with that step's weights, plus eqs. 11-12's layer terms."""
+        """The loss of ``step``: eq. 10 with that step's weights (passed to the loss, which keeps
+        its own), plus eqs. 11-12's layer terms."""
         alpha, beta, gammas = self.weights(step)
         if gammas:
             loss = LayerwiseLoss.from_eq10(alpha, beta, gammas, balance=self.config.balance)
             loss.method = self.config.inverse_method
             return loss
-        self.loss_fn.alpha, self.loss_fn.beta = alpha, beta
-        return self.loss_fn
+        return functools.partial(self.loss_fn, alpha=alpha, beta=beta)
 
     def inverse_method_used(self) -> str:
         """How this run computes (df/dx)^T f(x) in its training steps (recorded in metrics.json)."""
