@@ -32,7 +32,7 @@ def start_worker(url, study, runs_dir, cwd):
 
 
 def study_trials(url, study):
-    with sweep._opened(url) as storage:  # polled every 50 ms: a storage set up once (a fifth of a second each)
+    with sweep.opened(url) as storage:  # polled every 50 ms: a storage set up once (a fifth of a second each)
         return optuna.load_study(study_name=study, storage=storage).get_trials()
 
 
@@ -112,7 +112,7 @@ from pathlib import Path
 import optuna
 from invlab import sweep
 url, go, ready = sys.argv[1], Path(sys.argv[2]), Path(sys.argv[3])
-with sweep._opened(url) as storage:
+with sweep.opened(url) as storage:
     study = optuna.load_study(study_name="queue", storage=storage)
     ready.touch()
     while not go.exists():
@@ -126,7 +126,7 @@ print(" ".join(map(str, taken)))
 
 def pop_concurrently(url, tmp_path, workers=4, waiting=40):
     """``workers`` processes take the waiting trials of one study at once; what each took."""
-    with sweep._opened(url) as storage:
+    with sweep.opened(url) as storage:
         study = optuna.create_study(study_name="queue", storage=storage)
         for i in range(waiting):
             study.enqueue_trial({"x": i})

@@ -19,7 +19,7 @@ from sweep_workers import (  # noqa: E402
     study_with_a_killed_worker,
 )
 
-from invlab import sweep  # noqa: E402
+from invlab.experiments import sweep  # noqa: E402
 
 
 def test_sqlite_study_survives_a_killed_worker(tmp_path):
@@ -33,17 +33,17 @@ def test_a_sqlite_storage_is_set_up_once_per_file_and_keeps_its_locking(tmp_path
     connections it opens after a close; a file deleted and made anew gets a new storage."""
     path = tmp_path / "s.db"
     url = f"sqlite:///{path}"
-    with sweep._opened(url) as first:
+    with sweep.opened(url) as first:
         optuna.create_study(study_name="s", storage=first)
-    with sweep._opened(url) as again:
+    with sweep.opened(url) as again:
         assert again is first
         with again.engine.connect() as conn:
             assert conn.exec_driver_sql("PRAGMA busy_timeout").scalar() == sweep.SQLITE_BUSY_TIMEOUT_MS
         assert [s.study_name for s in optuna.get_all_study_summaries(again)] == ["s"]
-    with sweep._opened(url, heartbeat=5) as beating:  # other options: another storage
+    with sweep.opened(url, heartbeat=5) as beating:  # other options: another storage
         assert beating is not first and beating.heartbeat_interval == 5
     path.unlink()
-    with sweep._opened(url) as fresh:
+    with sweep.opened(url) as fresh:
         assert fresh is not first and optuna.get_all_study_summaries(fresh) == []  # the schema made anew
 
 

@@ -51,7 +51,8 @@ def test_the_public_names_keep_working_after_the_regroup():
     from invlab import sweep
     from invlab.experiments import sweep as home
 
-    assert sweep is home and callable(sweep.create_runs) and callable(sweep.work)
+    assert sweep.__all__ and all(getattr(sweep, n) is getattr(home, n) for n in sweep.__all__)
+    assert callable(sweep.create_runs) and callable(sweep.work) and callable(sweep.opened)
     assert all(callable(getattr(invlab, n)) for n in ("reconstruct", "templates", "SemiSupervisedLoss", "create_model"))
     assert callable(importlib.import_module("invlab.inverse").layer_reconstructions)
     train = importlib.import_module("invlab.train")

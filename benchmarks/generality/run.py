@@ -100,7 +100,7 @@ def tuning_summary(args, method: str, dataset: str) -> dict:
 
     from invlab import sweep
 
-    with sweep._opened(storage(args)) as st_storage:
+    with sweep.opened(storage(args)) as st_storage:
         try:
             st = optuna.load_study(study_name=tune_study(args, dataset, method), storage=st_storage)
         except KeyError:
@@ -137,7 +137,7 @@ def _states(args, dataset: str, method: str) -> dict[str, int]:
 
     from invlab import sweep
 
-    with sweep._opened(storage(args), heartbeat=60) as st_storage:
+    with sweep.opened(storage(args), heartbeat=60) as st_storage:
         st = optuna.load_study(study_name=tune_study(args, dataset, method), storage=st_storage)
         fail_stale_trials(st)
         states = [t.state.name for t in st.get_trials(deepcopy=False)]
@@ -317,7 +317,7 @@ def save(args) -> None:
 
     record = Path(args.record)
     studies = {}
-    with sweep._opened(storage(args)) as st_storage:
+    with sweep.opened(storage(args)) as st_storage:
         for d in args.datasets:
             for m in TUNED:
                 try:
@@ -359,7 +359,7 @@ def restore(args) -> dict:
                 if not saved.get(name):
                     continue
                 create_tuning(args, d, m)
-                with sweep._opened(storage(args)) as st_storage:
+                with sweep.opened(storage(args)) as st_storage:
                     st = optuna.load_study(study_name=name, storage=st_storage)
                     if st.get_trials(deepcopy=False):
                         continue  # this machine has the study: its storage is newer than the record

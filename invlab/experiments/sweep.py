@@ -118,8 +118,9 @@ def open_storage(url: str | None, heartbeat: int = 60, grace: int | None = None,
 
 
 @contextlib.contextmanager
-def _opened(url: str | None, **kwargs):
-    """An RDB storage whose database connections are closed on exit.
+def opened(url: str | None, **kwargs):
+    """An RDB storage whose database connections are closed on exit (``with opened(url) as storage:``;
+    keywords as :func:`open_storage`'s, for a storage with a heartbeat).
 
     Setting up an ``RDBStorage`` (declaring its tables, checking the schema's version with
     alembic) costs a fifth of a second, more than most of the calls made with it; a study
@@ -141,7 +142,7 @@ def _opened(url: str | None, **kwargs):
         storage.engine.dispose()
 
 
-#: SQLite storages kept by :func:`_opened`, keyed by :func:`_storage_key`
+#: SQLite storages kept by :func:`opened`, keyed by :func:`_storage_key`
 _STORAGES: dict = {}
 _STORAGES_KEPT = 16
 
@@ -348,7 +349,7 @@ def create(study: str, storage: str | None, space: str, steps: int | None = None
             dataset_entry(dataset)  # a known name, before anything is created
         spec["base"] = {**spec.get("base", {}), **({"dataset": dataset} if dataset else {}),
                         **({"data_root": data_root} if data_root else {})}
-    with _opened(storage) as st_storage:
+    with opened(storage) as st_storage:
         return _create(study, st_storage, spec, steps, storage_url(storage))
 
 
@@ -378,7 +379,7 @@ def create_runs(study: str, storage: str | None, runs: dict, name: str = "runs")
     optuna = _optuna()
     spec = {"name": name, "grid": {"run": list(runs)}, "entry": ["run"],
             "runs": {k: {"config": cfg.to_dict(), "run_dir": str(d)} for k, (cfg, d) in runs.items()}}
-    with _opened(storage) as st_storage:
+    with opened(storage) as st_storage:
         try:
             st = optuna.load_study(study_name=study, storage=st_storage)
             if st.user_attrs.get("space", {}).get("runs", {}).keys() != spec["runs"].keys():
@@ -496,7 +497,7 @@ def work(study: str, storage: str | None, trials: int | None = None, device: str
     heartbeats, so that the trials of a worker that died are failed, retried, and run
     here, checking every ``poll`` seconds (default: 2, or half the heartbeat if shorter).
     ``steps`` overrides the training budget (else the one given at create)."""
-    with _opened(storage, heartbeat=heartbeat, grace=grace) as st_storage:
+    with opened(storage, heartbeat=heartbeat, grace=grace) as st_storage:
         return _work(study, st_storage, storage, trials, device, steps, runs_dir, heartbeat, poll)
 
 
@@ -610,7 +611,7 @@ def run_study(runs: dict, jobs: int = 1, device: str = "auto", storage: str | No
 
 def failures(study: str, storage: str | None) -> dict[str, str]:
     """{run id: reason} of the runs of a study of runs whose every trial failed."""
-    with _opened(storage) as st_storage:
+    with opened(storage) as st_storage:
         trials = _optuna().load_study(study_name=study, storage=st_storage).get_trials(deepcopy=False)
     return {run: t.user_attrs.get("failure", "failed") for run, t in _failed_runs(trials).items()}
 
@@ -665,7 +666,7 @@ def report(study: str, storage: str | None, out: str | os.PathLike, figures: str
     """Write ``out`` (JSON) and its Markdown table, and plotly figures of the study under
     ``figures`` (history, parameter importances, alpha x beta contour when both vary)."""
     optuna = _optuna()
-    with _opened(storage) as st_storage:
+    with opened(storage) as st_storage:
         try:
             st = optuna.load_study(study_name=study, storage=st_storage)
         except KeyError:
