@@ -5,12 +5,12 @@
 #
 #   benchmarks/table2_gpu.sh OUT_DIR [MINUTES] [LANES]
 #
-# The runs are one invlab sweep study (benchmarks/table2.py --jobs LANES) done by LANES
+# The runs are one invlab sweep study (benchmarks/paper/table2.py --jobs LANES) done by LANES
 # (default 3) worker processes that share the GPU and take runs draw by draw (every
 # topology's draw 0, then draw 1, ...), so a budget cut short still covers every topology.
 # A few workers, not one per run: GPU contexts take turns, and sixteen of them at once gained
 # little over running one after another. Each step is replayed as a CUDA graph (--cuda-graph, invlab.training.graphs:
-# the same maths, a fraction of the kernel launches) once benchmarks/cuda_graph_check.py
+# the same maths, a fraction of the kernel launches) once benchmarks/speed/cuda_graph_check.py
 # has shown, on this GPU, that graph and eager steps agree (else eager; CUDA_GRAPH=0: eager).
 # MINUTES (default 8) after the start, every run still going is stopped; each finished run keeps its
 # result.json under runs/, and the report covers the finished runs only (--report-only:
@@ -24,7 +24,7 @@
 # A smoke run of the script itself on a CPU (MODELS: a subset of the topologies):
 #   DEVICE=cpu CUDA_GRAPH=0 STEPS=4 MODELS="smallcnn-mean smallucnn" benchmarks/table2_gpu.sh /tmp/x 2 2
 # (STEPS shortens every run; its run folders are keyed apart from the real ones).
-# EXTRA_ARGS adds options of benchmarks/table2.py to every run, e.g. EXTRA_ARGS="--init xavier"
+# EXTRA_ARGS adds options of benchmarks/paper/table2.py to every run, e.g. EXTRA_ARGS="--init xavier"
 # (the runs are then keyed apart too).
 # Writes to OUT_DIR: cuda_graph_check.json/.log, table2_gpu.json/.md, train.log, and runs.tgz (the result.json
 # of every finished run, to report on another machine).
@@ -39,7 +39,7 @@ py=${PYTHON:-python3}
 device=${DEVICE:-cuda}
 extra=()
 [ -n "${STEPS:-}" ] && extra+=(--steps "$STEPS" --eval-every "$STEPS")
-read -r -a more <<<"${EXTRA_ARGS:-}"  # more options of benchmarks/table2.py, e.g. EXTRA_ARGS="--init xavier"
+read -r -a more <<<"${EXTRA_ARGS:-}"  # more options of benchmarks/paper/table2.py, e.g. EXTRA_ARGS="--init xavier"
 extra+=("${more[@]}")
 read -r -a models <<<"${MODELS:-smallcnn-mean smallcnn-max smallucnn largecnn-mean largecnn-max largeucnn resnet2-32-mean resnet2-32-max uresnet2-32 resnet3-16-mean resnet3-16-max uresnet3-16}"
 
@@ -57,7 +57,7 @@ nvidia-smi --query-gpu=name,memory.total,driver_version --format=csv,noheader ||
 start=$(date +%s)  # MINUTES counts from here: the check below included
 if [ "${CUDA_GRAPH:-1}" = 1 ]; then
   # The same steps eager and as CUDA graphs on this GPU, timed; graphs only if they agree.
-  if timeout 240 "$py" -m benchmarks.cuda_graph_check --models ${CHECK_MODELS:-smallcnn-mean largecnn-mean resnet3-16-mean} \
+  if timeout 240 "$py" -m benchmarks.speed.cuda_graph_check --models ${CHECK_MODELS:-smallcnn-mean largecnn-mean resnet3-16-mean} \
       --out "$out/cuda_graph_check.json" >"$out/cuda_graph_check.log" 2>&1; then
     extra+=(--cuda-graph)
     echo "CUDA graphs agree with eager steps: training with --cuda-graph"
@@ -72,7 +72,7 @@ common=(--parts table2 --seeds 0 1 2 3 4 --other-seeds 0 1 2 3 4 --steps 2000 --
         --keep-going "${extra[@]}")
 
 echo "$lanes workers: ${models[*]}"
-setsid "$py" -m benchmarks.table2 "${common[@]}" --models "${models[@]}" --jobs "$lanes" --out "$out/train.json" \
+setsid "$py" -m benchmarks.paper.table2 "${common[@]}" --models "${models[@]}" --jobs "$lanes" --out "$out/train.json" \
   >"$out/train.log" 2>&1 &
 pid=$!
 deadline=$(awk -v s="$start" -v m="$minutes" 'BEGIN { print int(s + m * 60) }')  # MINUTES may be 6.5
@@ -85,6 +85,6 @@ kill -- -"$pid" 2>/dev/null  # the study's process group: its workers too
 sleep 2
 echo "training stopped after $(($(date +%s) - start)) s"
 
-"$py" -m benchmarks.table2 "${common[@]}" --models "${models[@]}" --out "$out/table2_gpu.json" --report-only
+"$py" -m benchmarks.paper.table2 "${common[@]}" --models "${models[@]}" --out "$out/table2_gpu.json" --report-only
 find runs/table2_gpu -name result.json -print0 2>/dev/null | tar czf "$out/runs.tgz" --null -T -
 ls -l "$out"

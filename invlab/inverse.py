@@ -100,7 +100,7 @@ def forward_inverse(model: nn.Module, x: torch.Tensor, create_graph: bool | None
             computation, so a loss on rec needs one backward pass instead of a backward
             through a backward; ``"auto"`` — ``"transposed"`` when the network is supported,
             else ``"autograd"`` (:func:`resolve_method`). All are exact and give the same
-            values and parameter gradients; ``benchmarks/step_cost.py`` times them.
+            values and parameter gradients; ``benchmarks/speed/step_cost.py`` times them.
 
     Returns:
         ``(logits, rec)``: logits (B, C) and rec (B, \*D),

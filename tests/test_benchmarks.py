@@ -19,7 +19,7 @@ def _load(name):
 
 
 def test_bird10_study_tiny(tmp_path):
-    study = _load("bird10_study")
+    study = _load("paper.bird10_study")
     out = tmp_path / "bird10.json"
     assert study.main(["--steps", "2", "--eval-every", "2", "--seeds", "0", "--settings", "1,0;0.7,0.3",
                        "--recordings-per-species", "3", "--labelled-batch", "8", "--unlabelled-batch", "8",
@@ -38,7 +38,7 @@ def test_bird10_study_tiny(tmp_path):
 def test_step_cost_tiny(tmp_path, capsys):
     """The interleaved timing end to end; peak memory (one subprocess per mode in the benchmark,
     each paying torch's import) through the per-mode entry point those subprocesses run."""
-    bench = _load("step_cost")
+    bench = _load("speed.step_cost")
     out = tmp_path / "cost.json"
     assert bench.main(["--models", "smallcnn-mean", "--batch", "6", "--labelled", "2", "--warmup", "1",
                        "--repeat", "3", "--threads", "1", "--no-memory", "--out", str(out)]) == 0
@@ -69,7 +69,7 @@ def test_step_cost_tiny(tmp_path, capsys):
 
 def test_table2_reproduction_tiny(tmp_path):
     """Every part runs, writes the contracted JSON fields, and a second call reuses the cached runs."""
-    table2 = _load("table2")
+    table2 = _load("paper.table2")
     args = ["--models", "smallcnn-mean", "--seeds", "0", "--steps", "2", "--eval-every", "1", "--dataset", "synthetic",
             "--val-size", "50", "--grid-seeds", "0", "--grid-steps", "1", "--grid-eval-every", "1",
             "--grid-alphas", "0.7", "--grid-betas", "0.2", "0.5",
@@ -108,7 +108,7 @@ def test_table2_reproduction_tiny(tmp_path):
 
 def test_table2_sup1000_takes_a_thousand_labels(tmp_path, fake_mnist_root):
     """Sup1000 needs 100 labelled images per class: the (fake) MNIST of 60 000, one evaluation."""
-    table2 = _load("table2")
+    table2 = _load("paper.table2")
     assert table2.main(["--models", "smallcnn-mean", "--seeds", "0", "--steps", "1", "--eval-every", "1",
                         "--val-size", "20", "--labelled-batch", "4", "--unlabelled-batch", "4", "--device", "cpu",
                         "--runs-dir", str(tmp_path / "runs"), "--out", str(tmp_path / "t.json"), "--no-figures",
@@ -120,7 +120,7 @@ def test_table2_sup1000_takes_a_thousand_labels(tmp_path, fake_mnist_root):
 def test_recipe_study_tiny_resumes_and_reports(tmp_path):
     """Two arms, one draw, a tiny budget: results, the test-selected comparison column, and a
     second call that reads every finished run back instead of training it again."""
-    study = _load("recipe_study")
+    study = _load("recipe.recipe_study")
     args = ["--arms", "base-2k", "balance-2k", "--seeds", "0", "--steps", "2", "--eval-every", "1",
             "--dataset", "synthetic", "--val-size", "50", "--device", "cpu", "--runs-dir", str(tmp_path / "runs"),
             "--out", str(tmp_path / "study.json"), "--figure", str(tmp_path / "curves.html")]
@@ -142,7 +142,7 @@ def test_confusion_tiny(tmp_path, fake_mnist_root):
 
     train(TrainConfig(steps=2, eval_every=2, val_size=30, labelled_batch=10, unlabelled_batch=10),
           out_dir=tmp_path / "run", progress=False)
-    bench = _load("confusion")
+    bench = _load("paper.confusion")
     assert bench.main([str(tmp_path / "run"), "--out", str(tmp_path / "conf.json")]) == 0
     run = json.loads((tmp_path / "conf.json").read_text())["runs"][0]
     assert sum(map(sum, run["matrix"])) == 30 and len(run["most_confused"]) == 5
@@ -150,7 +150,7 @@ def test_confusion_tiny(tmp_path, fake_mnist_root):
 
 def test_table2_with_sweep_workers_gives_the_same_table(tmp_path):
     """--jobs 2 runs the plan as an invlab sweep study done by two worker processes: same numbers as --jobs 1."""
-    table2 = _load("table2")
+    table2 = _load("paper.table2")
     args = [
         "--parts",
         "table2",
@@ -188,7 +188,7 @@ def test_table2_with_sweep_workers_gives_the_same_table(tmp_path):
 
 def test_extensions_tiny(tmp_path, fake_mnist_root):
     """Every part of the extensions benchmark runs and writes its contracted fields."""
-    ext = _load("extensions")
+    ext = _load("paper.extensions")
     out = tmp_path / "extensions.json"
     args = ["--seeds", "0", "--steps", "2", "--device", "cpu", "--dataset", "synthetic",
             "--runs-dir", str(tmp_path / "runs"), "--recipe-runs-dir", str(tmp_path / "none"), "--out", str(out),
@@ -210,7 +210,7 @@ def test_extensions_tiny(tmp_path, fake_mnist_root):
 def test_restarts_tiny_reuses_the_plain_run(tmp_path):
     """Two draws, two restarts: restart 0 is the recipe study's run, read back; restart 1
     shares its labelled images and trains anew; the summary separates the two spreads."""
-    study, restarts = _load("recipe_study"), _load("restarts")
+    study, restarts = _load("recipe.recipe_study"), _load("recipe.restarts")
     common = ["--seeds", "0", "1", "--steps", "2", "--eval-every", "1", "--dataset", "synthetic", "--val-size", "50",
               "--device", "cpu"]
     assert study.main(["--arms", "balance-maxabs-2k", *common, "--runs-dir", str(tmp_path / "recipe"),
@@ -421,7 +421,7 @@ def test_generality_checks_vat_against_the_outside_implementation_once_its_draws
 
 
 def test_mean_teacher_ema_needs_the_studys_run_and_says_so(tmp_path):
-    bench = _load("mean_teacher_ema")
+    bench = _load("methods.mean_teacher_ema")
     empty = tmp_path / "generality.json"
     empty.write_text(json.dumps({"runs": []}))
     with pytest.raises(SystemExit, match="no finished mean-teacher run on mnist draw 0"):
@@ -453,7 +453,7 @@ def test_zoo_tiny_exports_refuses_and_resumes(tmp_path, capsys):
     import json
 
     out = tmp_path / "zoo.json"
-    _load("zoo").main(["--models", "squeezenet1_1", "efficientnet_b0", "--out", str(out)])
+    _load("paper.zoo").main(["--models", "squeezenet1_1", "efficientnet_b0", "--out", str(out)])
     models = json.loads(out.read_text())["models"]
     squeeze, efficient = models["squeezenet1_1"], models["efficientnet_b0"]
     assert squeeze["status"] == "exported" and max(squeeze["onnx_errors"].values()) < 1e-4
@@ -461,7 +461,7 @@ def test_zoo_tiny_exports_refuses_and_resumes(tmp_path, capsys):
     assert efficient["status"] == "refused" and "(SiLU)" in efficient["reason"]
     assert "squeezenet1_1" in out.with_suffix(".md").read_text()
     capsys.readouterr()
-    _load("zoo").main(["--models", "squeezenet1_1", "--out", str(out)])  # measured already: kept, not redone
+    _load("paper.zoo").main(["--models", "squeezenet1_1", "--out", str(out)])  # measured already: kept, not redone
     assert json.loads(out.read_text())["models"]["squeezenet1_1"]["export_s"] == squeeze["export_s"]
 
 
@@ -477,7 +477,7 @@ def test_regions_cost_tiny(tmp_path):
 def test_the_benchmarks_take_the_train_options():
     """The benchmarks take invlab train's options from the same description (invlab.training.options), with
     their own defaults."""
-    table2, recipe_study = _load("table2"), _load("recipe_study")
+    table2, recipe_study = _load("paper.table2"), _load("recipe.recipe_study")
     for module in (table2, recipe_study):
         args = module.parse_args([])
         assert args.val_size == 10_000 and args.device == "auto" and args.dataset == "mnist"
@@ -486,7 +486,7 @@ def test_the_benchmarks_take_the_train_options():
 
 
 def test_the_benchmarks_take_any_data_set(colour32):
-    table2, recipe_study = _load("table2"), _load("recipe_study")
+    table2, recipe_study = _load("paper.table2"), _load("recipe.recipe_study")
     args = recipe_study.parse_args(["--dataset", "fashion-mnist", "--arms", "balance-maxabs-2k"])
     assert recipe_study.config_for("balance-maxabs-2k", 0, args).dataset == "fashion-mnist"
     args = table2.parse_args(["--dataset", f"npz:{colour32}", "--val-size", "6"])

@@ -45,7 +45,7 @@ def test_a_changed_lesson_file_is_refused_with_the_fix(tmp_path, monkeypatch):
     data = bytearray(path.read_bytes())
     data[-100] ^= 0xFF
     path.write_bytes(bytes(data))
-    with pytest.raises(ValueError, match="does not match its SHA-256.*python -m benchmarks.lesson_weights"):
+    with pytest.raises(ValueError, match="does not match its SHA-256.*python -m benchmarks.lessons.lesson_weights"):
         lessons.lesson_model()
     with pytest.raises(ValueError, match="no lesson weights for largecnn-mean on mnist"):
         lessons.lesson_checkpoint("largecnn-mean")

@@ -40,8 +40,8 @@ def test_provenance_commands_carry_no_machine_path():
 
     checkout = Path(__file__).resolve().parents[1]  # found from here, not from the module under test
     assert _REPO == checkout and runs_dir() == checkout / "runs"
-    script = str(checkout / "benchmarks" / "step_cost.py")
-    assert provenance([script, "--part", "methods"])["command"] == "python -m benchmarks.step_cost --part methods"
-    assert provenance(["benchmarks/table2.py", "--jobs", "2"])["command"] == "benchmarks/table2.py --jobs 2"
+    script = str(checkout / "benchmarks" / "speed" / "step_cost.py")
+    assert provenance([script, "--part", "methods"])["command"] == "python -m benchmarks.speed.step_cost --part methods"
+    assert provenance(["benchmarks/paper/table2.py", "--jobs", "2"])["command"] == "benchmarks/paper/table2.py --jobs 2"
     assert provenance(["/usr/bin/invlab", "train"])["command"] == "/usr/bin/invlab train"
     assert provenance([str(_REPO / ".venv" / "bin" / "invlab"), "train"])["command"] == "invlab train"

@@ -25,7 +25,7 @@ def test_trainer_builds_the_configured_model(task):
 
 def test_tuned_step_gives_the_same_gradients_as_a_plain_backward(task):
     """Gradients for the parameters only, channels-last images: the same maths as
-    loss.backward() on contiguous tensors (benchmarks/step_cost.py's "before")."""
+    loss.backward() on contiguous tensors (benchmarks/speed/step_cost.py's "before")."""
     cfg = TrainConfig(steps=2, **FAST)
     tuned, plain = Trainer(cfg, task), Trainer(cfg, task)
     plain.model.to(memory_format=torch.contiguous_format)

@@ -512,7 +512,7 @@ def failures(args) -> None:
     images of the same class."""
     import torch
 
-    from benchmarks.confusion import confusion
+    from benchmarks.paper.confusion import confusion
     from invlab import reconstruct
     from invlab.experiments.studies import RESULT
     from invlab.io import markdown_table, save_figures, save_report

@@ -1,7 +1,7 @@
 """The site's browser driver: headless Chromium (Debian's, driven by Playwright) with the flags every
 check and measurement of the site uses, and the Explore page's helpers — opening it, strokes by mouse and
 by touch, reading its numbers. Used by the browser tests (``tests/``), the page's speed measurement
-(``benchmarks/explorer_speed.py``) and the figures' PNGs (``docs/site/static_figures.py``): one place for
+(``benchmarks/speed/explorer_speed.py``) and the figures' PNGs (``docs/site/static_figures.py``): one place for
 the flags. Part of the site's build, beside ``explore_build.py``; the library never imports it.
 """
 

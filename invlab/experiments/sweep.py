@@ -373,7 +373,7 @@ def _create(study: str, storage, spec: dict, steps: int | None, url: str) -> int
 
 def create_runs(study: str, storage: str | None, runs: dict, name: str = "runs") -> int:
     """Create ``study`` over an explicit list of runs, ``{run id: (TrainConfig, run_dir)}``:
-    one enqueued trial per run, trained in its own ``run_dir`` (how ``benchmarks/table2.py``
+    one enqueued trial per run, trained in its own ``run_dir`` (how ``benchmarks/paper/table2.py``
     spreads its runs over workers). An existing study of the same name is kept: its waiting
     and failed runs are what workers still do. Returns the number of runs enqueued now."""
     optuna = _optuna()

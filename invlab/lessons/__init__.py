@@ -3,7 +3,7 @@ shows a trained network in seconds instead of one trained for 30 steps.
 
 Each is a slim checkpoint (the selected weights, the run's config and data record: what
 :func:`~invlab.train.load_model` needs, no optimiser state) made by a committed command with
-fixed seeds, ``python -m benchmarks.lesson_weights``, which also writes ``manifest.json``:
+fixed seeds, ``python -m benchmarks.lessons.lesson_weights``, which also writes ``manifest.json``:
 each file's SHA-256 and the test accuracy of the network as stored. Every load verifies the
 digest; a file that does not match is refused, with the command that rebuilds it.
 """
@@ -24,7 +24,7 @@ LESSONS = {
     ("mnist", "smallucnn"): "mnist-smallucnn.pt",
     ("fashion-mnist", "smallcnn-mean"): "fashion-mnist-smallcnn-mean.pt",
 }
-REBUILD = "python -m benchmarks.lesson_weights"
+REBUILD = "python -m benchmarks.lessons.lesson_weights"
 
 
 def manifest() -> dict:

@@ -28,7 +28,7 @@ SCHEDULES = ("constant", "cosine", "step", "invsqrt")
 
 #: The two recipes a :class:`TrainConfig` can start from (``recipe``); each fills the fields
 #: it names that are not given. ``"recommended"``, the default of TrainConfig and of
-#: ``invlab train`` alike, was chosen on validation accuracy by ``benchmarks/recipe_study.py``
+#: ``invlab train`` alike, was chosen on validation accuracy by ``benchmarks/recipe/recipe_study.py``
 #: (the site's results, "The recipe"): cosine decay, per-image centring and max-abs scaling,
 #: the class-balance term, 2000 steps. ``"paper"`` is the paper's bare setting: eq. 10 on raw
 #: pixels at a constant learning rate, 1000 steps (Table 2's reproduction uses it).
@@ -173,7 +173,7 @@ class TrainConfig:
     inverse_method: str = option("auto", "how (df/dx)^T f is computed: auto takes the explicit transposed pass "
                                          "(invlab.transposed: no double backward) when the network is supported, "
                                          "else torch.autograd.grad; transposed, autograd or func (torch.func.vjp) "
-                                         "force one (benchmarks/step_cost.py); the same numbers",
+                                         "force one (benchmarks/speed/step_cost.py); the same numbers",
                                  choices=("auto", "transposed", "autograd", "func"))
     eval_every: int = option(250, "steps between evaluations and checkpoints")
     val_size: int | None = option(None, "validation examples carved from the training set (default: the data set's "

@@ -5,7 +5,7 @@ other in this process's machine, nothing else running. Wall time, steps per seco
 validation-selected test accuracy of each: the two must agree within one run's noise (they
 differ only in the rounding of floating-point sums).
 
-    python -m benchmarks.inverse_methods_run            # results/inverse_methods_run.{json,md}
+    python -m benchmarks.speed.inverse_methods_run            # results/inverse_methods_run.{json,md}
 """
 
 from __future__ import annotations

@@ -1,5 +1,5 @@
 """Where an inversion training step's time and memory go, against a supervised step
-(``python -m benchmarks.step_cost --part profile``).
+(``python -m benchmarks.speed.step_cost --part profile``).
 
 Everything goes through the public API a user calls: ``create_model``, Adam, and either
 ``F.cross_entropy(model(x), y).backward()`` (the supervised step, eager, the baseline) or

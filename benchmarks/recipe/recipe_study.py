@@ -12,8 +12,8 @@ best validation accuracy, mean ± std over draws — and, beside it and labelled
 the paper's protocol (the best test accuracy over the run's evaluations: test-selected,
 biased upwards, for comparison only).
 
-    python -m benchmarks.recipe_study --jobs 2                      # every arm, draws 0 1 2
-    python -m benchmarks.recipe_study --arms base-2k maxabs-2k --seeds 0 1 2 3 4
+    python -m benchmarks.recipe.recipe_study --jobs 2                      # every arm, draws 0 1 2
+    python -m benchmarks.recipe.recipe_study --arms base-2k maxabs-2k --seeds 0 1 2 3 4
 
 Outputs: ``results/recipe_study.json`` (+ ``.md``) and the learning curves
 ``docs/figures/recipe_study_curves.json``.

@@ -1,7 +1,7 @@
 """Where a 50-label run goes wrong: the confusion matrix of a run's selected model on the
 **validation** split (the test set is not looked at), and its largest off-diagonal cells.
 
-    python -m benchmarks.confusion runs/recipe_study/base-2k-seed1-* runs/recipe_study/balance-2k-seed1-*
+    python -m benchmarks.paper.confusion runs/recipe_study/base-2k-seed1-* runs/recipe_study/balance-2k-seed1-*
 
 Each argument is a run folder holding ``checkpoint.pt`` (``invlab train --out`` or a study
 run). Writes ``results/confusion.json`` (+ ``.md``): per run, the matrix (rows: true

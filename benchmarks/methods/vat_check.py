@@ -17,7 +17,7 @@ and a short run of VAT alone (``invlab train --method vat --beta 0 --vat-eps 2 -
 --eval-every 100``, the recipe's protocol, draw 0): its logged LDS term beside its
 cross-entropy at each evaluation, and its test accuracy (validation-selected).
 
-    python -m benchmarks.vat_check      # results/vat_check.{json,md}
+    python -m benchmarks.methods.vat_check      # results/vat_check.{json,md}
 """
 
 from __future__ import annotations

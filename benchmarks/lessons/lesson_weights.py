@@ -7,8 +7,8 @@ split. The selected weights are stored as a slim checkpoint (no optimiser state)
 re-measured as stored on the test set; ``manifest.json`` records each file's SHA-256, test
 and validation accuracy, config, command, hardware and date.
 
-    python -m benchmarks.lesson_weights              # all four (about 30 minutes on one core)
-    python -m benchmarks.lesson_weights --only mnist-smallcnn-mean.pt
+    python -m benchmarks.lessons.lesson_weights              # all four (about 30 minutes on one core)
+    python -m benchmarks.lessons.lesson_weights --only mnist-smallcnn-mean.pt
 """
 
 from __future__ import annotations

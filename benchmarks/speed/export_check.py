@@ -4,7 +4,7 @@ onnxruntime on a random input, its outputs against autograd's (``templates()``,
 the layer types one by one and the lesson networks on real and blank canvases; this checks
 the whole registry (a minute: the resnets and LargeCNN take a few seconds each to export).
 
-    python -m benchmarks.export_check        # results/export_check.{json,md}
+    python -m benchmarks.speed.export_check        # results/export_check.{json,md}
 """
 
 from __future__ import annotations

@@ -24,8 +24,8 @@ share runs. Outputs:
 * plotly figures under ``docs/figures/``: accuracy per model against the paper, learning
   curves of the smallcnn-mean variants, grid heat maps.
 
-    python -m benchmarks.table2 --parts table2 sup1000 ablations --models smallcnn-mean --seeds 0 1 2 3 4
-    python -m benchmarks.table2 --parts grid --grid-seeds 0 1 2 --grid-steps 300 --jobs 2
+    python -m benchmarks.paper.table2 --parts table2 sup1000 ablations --models smallcnn-mean --seeds 0 1 2 3 4
+    python -m benchmarks.paper.table2 --parts grid --grid-seeds 0 1 2 --grid-steps 300 --jobs 2
 """
 
 from __future__ import annotations
@@ -166,7 +166,7 @@ def run_all(entries: list[Entry], args) -> dict[tuple[str, int], dict | None]:
         keys.append((e.name, seed))
     results = run_many(runs, args.jobs, labels=[f"{name} seed {seed}" for name, seed in keys],
                        train=not args.report_only, keep_going=args.keep_going,
-                       device=args.device, storage=args.storage, study=args.study, name="benchmarks/table2.py")
+                       device=args.device, storage=args.storage, study=args.study, name="benchmarks/paper/table2.py")
     return dict(zip(keys, results))
 
 

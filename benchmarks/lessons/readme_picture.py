@@ -2,7 +2,7 @@
 templates and contributions, drawn by the built site in headless Chromium and saved as
 ``docs/figures/explore.png``.
 
-    bin/docs && python -m benchmarks.readme_picture
+    bin/docs && python -m benchmarks.lessons.readme_picture
 """
 
 from __future__ import annotations
@@ -10,7 +10,7 @@ from __future__ import annotations
 import argparse
 from pathlib import Path
 
-from benchmarks.explorer_speed import PAGE, explorer_page, wait_idle
+from benchmarks.speed.explorer_speed import PAGE, explorer_page, wait_idle
 from invlab.io import atomic_write
 
 

@@ -13,7 +13,7 @@ Trains ``bird10-cnn`` on per-segment labels with the paper's (alpha, beta) setti
 Uses real recordings under --data-root (or data/bird10) when present, else the synthetic
 stand-in, and says which in every output.
 
-    python -m benchmarks.bird10_study --steps 1200 --seeds 0 1 2
+    python -m benchmarks.paper.bird10_study --steps 1200 --seeds 0 1 2
 """
 
 from __future__ import annotations

@@ -18,7 +18,8 @@ recipe on MNIST (50 labels, batches of 50 + 100).
 * A checkpoint written by the graph run is loaded into an eager trainer on the CPU, which
   takes one step: checkpoints stay portable.
 
-    python -m benchmarks.cuda_graph_check --models smallcnn-mean resnet3-16-mean --out results/cuda_graph_check.json
+    python -m benchmarks.speed.cuda_graph_check --models smallcnn-mean resnet3-16-mean \
+        --out results/cuda_graph_check.json
 
 Exits with status 1 when a model's graph step disagrees with its eager step by more than
 ``--tolerance`` and ten times the eager-vs-eager noise, so that a script can fall back to

@@ -4,8 +4,8 @@ tuned mean-teacher setting on MNIST draw 0 at full length with each decay, all e
 reports the student's and the teacher's validation accuracy and the test accuracy at the
 validation-selected step.
 
-    python -m benchmarks.mean_teacher_ema                  # MNIST, draw 0, decays 0.95 0.99 0.999
-    python -m benchmarks.mean_teacher_ema --report-only    # the table from the runs so far
+    python -m benchmarks.methods.mean_teacher_ema                  # MNIST, draw 0, decays 0.95 0.99 0.999
+    python -m benchmarks.methods.mean_teacher_ema --report-only    # the table from the runs so far
 
 Resumable: each run lives in ``runs/mean_teacher_ema/<decay>`` and is skipped once finished.
 """
@@ -16,7 +16,7 @@ import argparse
 import json
 from pathlib import Path
 
-ROOT = Path(__file__).resolve().parents[1]
+ROOT = Path(__file__).resolve().parents[2]
 
 
 def tuned_run(generality: Path, dataset: str, seed: int) -> dict:

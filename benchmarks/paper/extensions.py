@@ -19,11 +19,11 @@ Parts (``--parts``, any subset; each is merged into ``--out``, so parts can run 
 
 Every run of the first three uses the recipe (``invlab.train.RECOMMENDED``: cosine decay,
 center-maxabs, class-balance term, 2000 steps) on the same label draws, each resumable
-under ``--runs-dir``; the baseline's runs are those of ``benchmarks/recipe_study.py``'s
+under ``--runs-dir``; the baseline's runs are those of ``benchmarks/recipe/recipe_study.py``'s
 ``balance-maxabs-2k`` arm when they exist there (same config, same folder key).
 
-    python -m benchmarks.extensions --parts per_layer schedules learned_weights --seeds 0 1 2 --jobs 2
-    python -m benchmarks.extensions --parts clustering --seeds 0 1 2
+    python -m benchmarks.paper.extensions --parts per_layer schedules learned_weights --seeds 0 1 2 --jobs 2
+    python -m benchmarks.paper.extensions --parts clustering --seeds 0 1 2
 
 Output: ``results/extensions.json`` (+ ``.md``): for the first three parts
 ``{"baseline": [per-seed test %], "variant": [...], "settings": {...}, ...}``.
@@ -39,7 +39,7 @@ from pathlib import Path
 BASE = dict(model="smallcnn-mean", labels_per_class=5, alpha=0.7, beta=0.2, lr=0.01, schedule="cosine",
             labelled_batch=50, unlabelled_batch=100, eval_every=250, log_unweighted=False, steps=2000,
             balance=1.0, preprocess="center-maxabs")
-BASELINE_ARM = "balance-maxabs-2k"  # benchmarks/recipe_study.py's name for BASE
+BASELINE_ARM = "balance-maxabs-2k"  # benchmarks/recipe/recipe_study.py's name for BASE
 PARTS = ("per_layer", "schedules", "learned_weights", "clustering", "ebgan")
 
 
@@ -250,7 +250,7 @@ def parse_args(argv=None):
     add_config_options(p, TrainConfig(), only=("dataset", "data_root", "device"))  # EBGAN: MNIST only
     p.add_argument("--runs-dir", default="runs/extensions")
     p.add_argument("--recipe-runs-dir", default="runs/recipe_study",
-                   help="where benchmarks/recipe_study.py keeps the baseline's runs (read back when present)")
+                   help="where benchmarks/recipe/recipe_study.py keeps the baseline's runs (read back when present)")
     p.add_argument("--out", default="results/extensions.json")
     add_study_options(p)
     return check_study_options(p, p.parse_args(argv))

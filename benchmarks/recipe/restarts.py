@@ -17,8 +17,8 @@ one of the ``--reuse`` folders (default: the recipe study's and Table 2's runs) 
 back instead of trained again: restart 0 of the recipe is those studies' run. Every run
 resumes from its checkpoint when the command is run again.
 
-    python -m benchmarks.restarts --seeds 1 4 --restarts 3 --jobs 2
-    python -m benchmarks.restarts --seeds 0 1 2 3 4 --restarts 3 --jobs 2
+    python -m benchmarks.recipe.restarts --seeds 1 4 --restarts 3 --jobs 2
+    python -m benchmarks.recipe.restarts --seeds 0 1 2 3 4 --restarts 3 --jobs 2
 
 Outputs: ``results/restarts.json`` (+ ``.md``) and ``docs/figures/restarts.json``.
 """
@@ -31,7 +31,7 @@ import statistics
 import sys
 from pathlib import Path
 
-from benchmarks import recipe_study  # the arms and their configs
+from benchmarks.recipe import recipe_study  # the arms and their configs
 
 RESTART_STRIDE = 1000  # restart k of draw s trains with seed s + 1000 k
 

@@ -9,7 +9,7 @@ Median and interquartile range per network. The page is opened from the file sys
 (``file://``), every request off the machine refused.
 
     bin/docs   # or: INVLAB_DOCS_EXECUTE=off bin/docs (the page does not need the lessons run)
-    python -m benchmarks.explorer_speed --site docs/_build/html
+    python -m benchmarks.speed.explorer_speed --site docs/_build/html
 
 The page is driven by the site's browser driver (``docs/site/site_browser.py``), as the browser tests
 drive it.
@@ -23,7 +23,7 @@ from pathlib import Path
 
 import numpy as np
 
-sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "docs" / "site"))
+sys.path.insert(0, str(Path(__file__).resolve().parents[2] / "docs" / "site"))
 
 from site_browser import (  # noqa: E402 (the site's browser driver, docs/site/site_browser.py)
     ASSETS,
@@ -54,7 +54,7 @@ def zoo_files(names: list[str], folder: Path) -> dict[str, Path]:
     import torch
     import torchvision
 
-    from benchmarks.zoo import randomise_batchnorm
+    from benchmarks.paper.zoo import randomise_batchnorm
     from invlab.export import to_onnx
 
     files = {}

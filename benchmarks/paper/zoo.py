@@ -9,8 +9,8 @@ the explicit transposed pass in PyTorch and from the ONNX graph in onnxruntime, 
 autograd on torchvision's own module (one vector-Jacobian product per class); the export's time,
 the file's size and onnxruntime's time for one example (median of 5, one thread).
 
-    python -m benchmarks.zoo                     # results/zoo.{json,md}; resumes a partial run
-    python -m benchmarks.zoo --models resnet18 vgg11_bn
+    python -m benchmarks.paper.zoo                     # results/zoo.{json,md}; resumes a partial run
+    python -m benchmarks.paper.zoo --models resnet18 vgg11_bn
 """
 
 from __future__ import annotations
@@ -182,7 +182,7 @@ def main(argv=None) -> None:
     names = args.models or classifiers()
     from tqdm import tqdm
 
-    command = "python -m benchmarks.zoo" + (f" --models {' '.join(args.models)}" if args.models else "")
+    command = "python -m benchmarks.paper.zoo" + (f" --models {' '.join(args.models)}" if args.models else "")
 
     def save():
         out.update(results_header(device="cpu"))

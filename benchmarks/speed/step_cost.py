@@ -22,13 +22,13 @@ give the median and interquartile range per mode, and steps per second. Peak mem
 (``--memory``) is measured apart, one subprocess per mode, since a process's peak
 resident size cannot be split between modes.
 
-    python -m benchmarks.step_cost --models smallcnn-mean --threads 1 --repeat 40
+    python -m benchmarks.speed.step_cost --models smallcnn-mean --threads 1 --repeat 40
 
 ``--part methods`` times instead one step of every method of :mod:`invlab.methods` on the
 same mixed batch (``method:<name>`` modes: the baselines without R, ``inversion`` with it,
 beta = 0.2), interleaved the same way, each against the ``supervised`` method's step:
 
-    python -m benchmarks.step_cost --part methods --models smallcnn-mean --threads 1 \
+    python -m benchmarks.speed.step_cost --part methods --models smallcnn-mean --threads 1 \
         --no-memory --out results/step_cost_methods.json
 """
 
@@ -41,6 +41,7 @@ import statistics
 import subprocess
 import sys
 import time
+from pathlib import Path
 
 MODES = ("supervised", "inverse-autograd", "inverse-func", "inverse-before", "inverse-transposed")
 METHOD_MODES = ("method:supervised", "method:entropy", "method:pseudo-label", "method:vat", "method:mean-teacher",
@@ -156,7 +157,7 @@ def main(argv=None) -> int:
                    help="inverse: the inversion loss's ways of computing against supervision (default); methods: "
                         "every method of invlab.methods against the supervised one; profile: the inversion step "
                         "through the public API, by part and by method, its floor and real peak memory "
-                        "(benchmarks/step_profile.py)")
+                        "(benchmarks/speed/step_profile.py)")
     p.add_argument("--models", nargs="+", default=[*TABLE2_MODELS, "bird10-cnn"])
     p.add_argument("--batch", type=int, default=150)
     p.add_argument("--labelled", type=int, default=50)
@@ -191,10 +192,12 @@ def main(argv=None) -> int:
         for mode in MODES:
             runs[mode]["device"] = timing["device"]
             if args.memory:
-                cmd = [sys.executable, __file__, "--single", name, mode, "--batch", str(args.batch),
+                cmd = [sys.executable, "-m", "benchmarks.speed.step_cost", "--single", name, mode,
+                       "--batch", str(args.batch),
                        "--labelled", str(args.labelled), "--device", args.device,
                        *(["--threads", str(args.threads)] if args.threads else [])]
-                res = subprocess.run(cmd, check=True, capture_output=True, text=True)
+                res = subprocess.run(cmd, check=True, capture_output=True, text=True,
+                                     cwd=Path(__file__).resolve().parents[2])
                 runs[mode].update(json.loads(res.stdout.splitlines()[-1]))
         sup = runs["supervised"]["median_s"]
         inverse = ("inverse-autograd", "inverse-func", "inverse-transposed")
@@ -213,9 +216,9 @@ def main(argv=None) -> int:
 
 
 def profile(args) -> int:
-    """``--part profile``: :mod:`benchmarks.step_profile` for each model."""
-    from benchmarks.step_profile import markdown as profile_markdown
-    from benchmarks.step_profile import profile_model
+    """``--part profile``: :mod:`benchmarks.speed.step_profile` for each model."""
+    from benchmarks.speed.step_profile import markdown as profile_markdown
+    from benchmarks.speed.step_profile import profile_model
     from invlab.io import save_report
     from invlab.training.provenance import results_header
 

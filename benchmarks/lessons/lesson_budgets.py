@@ -3,7 +3,7 @@
 at a time, ``OMP_NUM_THREADS`` as ``bin/test``'s workers set it (one thread), nothing else on the
 machine. The README and the lessons page point at the table instead of quoting a number.
 
-    python -m benchmarks.lesson_budgets                 # results/lesson_budgets.{json,md}
+    python -m benchmarks.lessons.lesson_budgets                 # results/lesson_budgets.{json,md}
 """
 
 from __future__ import annotations
