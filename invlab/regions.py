@@ -441,6 +441,15 @@ class Plane:
         return out
 
 
+def _collinear(u: torch.Tensor, v: torch.Tensor, tol: float = 1e-6) -> bool:
+    """Whether u and v span less than a plane: the sine of their angle below ``tol`` (or either zero)."""
+    nu, nv = float(u.norm()), float(v.norm())
+    if nu == 0 or nv == 0:
+        return True
+    cos = float((u.flatten() @ v.flatten()) / (nu * nv))
+    return 1 - cos * cos < tol * tol
+
+
 def plane(model: nn.Module, x0: torch.Tensor, x1: torch.Tensor, x2: torch.Tensor, resolution: int = 256,
           window: tuple[tuple[float, float], float] | None = None, batch: int = 256,
           progress: bool = False) -> Plane:
@@ -467,6 +476,9 @@ def plane(model: nn.Module, x0: torch.Tensor, x1: torch.Tensor, x2: torch.Tensor
     a = torch.linspace(lo_a, hi_a, resolution, dtype=torch.float64)
     b = torch.linspace(lo_b, hi_b, resolution, dtype=torch.float64)
     u, v = (x1 - x0).double(), (x2 - x0).double()
+    if _collinear(u, v):
+        raise ValueError("x0, x1 and x2 lie on one line (two of them are equal, or one lies on the line through "
+                         "the other two): they span no plane; choose another third input")
     grid_b, grid_a = torch.meshgrid(b, a, indexing="ij")  # (H, W): rows b, columns a
     coords = torch.stack([grid_a.flatten(), grid_b.flatten()], 1)  # (H·W, 2)
     ids = torch.empty(len(coords), dtype=torch.long)

@@ -113,6 +113,9 @@ def test_the_planes_regions_are_equal_exactly_where_the_patterns_are(kind):
     assert torch.equal(same_id, same_pattern)
     assert torch.equal(p.prediction.flatten(), logits.argmax(1))
     assert p.region_boundaries.any() and p.density(8).shape == (3, 3)
+    for third in (x0, x1, x0 + 2 * (x1 - x0)):  # no plane through them: said, not a map of one line
+        with pytest.raises(ValueError, match="lie on one line"):
+            plane(model, x0, x1, third, resolution=4)
 
 
 def test_the_segments_breaks_are_regioncams_on_fully_connected_networks():

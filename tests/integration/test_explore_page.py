@@ -365,6 +365,7 @@ def test_the_regions_view_walks_the_segment_as_pytorch_does(site):
             assert abs(mapped["count"] - pl.count) <= 0.01 * pl.count
             assert f"{mapped['count']:,} regions met" in mapped["status"]
             print(f"plane: {mapped['count']} regions in the browser, {pl.count} in PyTorch, {mapped['ms']:.0f} ms")
+            page.locator("#invlab-regions").screenshot(path=str(ARTIFACTS / "explore-regions.png"))
         page.locator("#invlab-plane-map").scroll_into_view_if_needed()
         page.screenshot(path=str(ARTIFACTS / "explore-regions.png"), full_page=False)
         problems = log["console"] + log["errors"] + log["remote"]

@@ -331,6 +331,7 @@
     if (!net.regions || !s) throw new Error("this network's file carries no segment-walking graph (invlab export --regions)");
     target = target === undefined ? Number($("invlab-regions-target").value) : target;
     third = third === undefined ? Number($("invlab-regions-third").value) : third;
+    $("invlab-regions-target").value = String(target); $("invlab-regions-third").value = String(third);
     const x0 = state.raw ? Float32Array.from(state.raw) : rawInput(), x1 = sampleImage(s, target), x2 = sampleImage(s, third);
     $("invlab-plane-status").textContent = "mapping the plane…";
     const result = await window.InvlabRegions.plane(net, x0, x1, x2, resolution || 64);
@@ -348,6 +349,7 @@
     const s = samplesFor(state.network), net = state.net;
     if (!net.regions || !s) throw new Error("this network's file carries no segment-walking graph (invlab export --regions)");
     target = target === undefined ? Number($("invlab-regions-target").value) : target;
+    $("invlab-regions-target").value = String(target);
     const x0 = state.raw ? Float32Array.from(state.raw) : rawInput(), x1 = sampleImage(s, target);
     $("invlab-regions-status").textContent = "walking the segment…";
     const result = await window.InvlabRegions.walk(net, x0, x1);

@@ -142,6 +142,15 @@
    * region (numbered by its pattern keys, equal exactly where the keys are) and predicted class. */
   async function plane(net, x0, x1, x2, resolution) {
     const started = performance.now(), B = net.regions.batch, n = resolution * resolution;
+    let uu = 0, vv = 0, uv = 0;
+    for (let i = 0; i < x0.length; i++) {
+      const u = x1[i] - x0[i], v = x2[i] - x0[i];
+      uu += u * u; vv += v * v; uv += u * v;
+    }
+    if (uu === 0 || vv === 0 || 1 - uv * uv / (uu * vv) < 1e-12) {
+      throw new Error("the three inputs lie on one line (two of them are equal): they span no plane; " +
+                      "choose another third test image");
+    }
     const feeds = { x0: new ort.Tensor("float32", x0, net.shape), x1: new ort.Tensor("float32", x1, net.shape),
                     x2: new ort.Tensor("float32", x2, net.shape) };
     const coord = (k) => -0.1 + 1.2 * k / (resolution - 1);
