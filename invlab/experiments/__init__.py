@@ -1,2 +1,3 @@
-"""Experiment tooling: many trainings as Optuna studies (`sweep`), resumable runs and lists of
-them (`studies`), and the provenance of every result (`provenance`)."""
+"""Experiment tooling: many trainings as Optuna studies (`sweep`, its public names also as
+`invlab.sweep`), resumable runs (`runs`) and lists of them as one study (`studies`). `provenance`
+is a former name (deprecated): it lives in `invlab.training.provenance`."""
