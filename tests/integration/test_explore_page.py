@@ -304,13 +304,30 @@ def test_what_a_new_user_met_on_the_page_is_fixed(site, tmp_path):
         assert not problems, problems
 
 
+def _compare_breaks(ours: np.ndarray, theirs: np.ndarray, more: float = 0.0) -> tuple[int, list[int]]:
+    """The browser's breaks (float32) against PyTorch's (float64) on one segment: their counts differ only by
+    breaks PyTorch finds within 2e-6 of their neighbour, which float32 cannot separate (and, with ``more``,
+    by that share of extra breaks: ties and near-ties that float32 splits into several breaks); all but 0.2 %
+    of the breaks lie within 1e-4 in t of one of the other's, both ways (a unit whose input changes slowly
+    along the segment has its crossing placed by float32 only to its input's rounding over its rate of change).
+    Returns the unresolved count and the far breaks each way."""
+    assert len(theirs) > 300, "a segment between two digits crosses thousands of regions"
+    unresolved = int((np.diff(theirs) < 2e-6).sum())  # breaks float32 cannot tell from their neighbour
+    assert len(theirs) - unresolved <= len(ours) <= len(theirs) * (1 + more), (len(ours), len(theirs), unresolved)
+    off = []
+    for a, b in ((ours, theirs), (theirs, ours)):
+        j = np.clip(np.searchsorted(b, a), 1, len(b) - 1)
+        off.append(int((np.minimum(abs(b[j] - a), abs(b[j - 1] - a)) >= 1e-4).sum()))
+    assert max(off) <= 0.002 * len(theirs), off
+    return unresolved, off
+
+
 def test_the_regions_view_walks_the_segment_as_pytorch_does(site):
-    """The regions view on the lesson network smallcnn-mean: the pieces of the segment from a test image to
-    another, walked in the browser (float32, onnxruntime-web), against invlab.regions.segment (float64,
-    PyTorch) on the same end points. The counts differ only by breaks PyTorch finds within 2e-6 of their
-    neighbour, which float32 cannot separate; all but 0.2 % of the breaks lie within 1e-4 in t of one of the
-    other's, both ways (a unit whose input changes slowly along the segment has its crossing placed by
-    float32 only to its input's rounding over its rate of change); the decision changes agree to 1e-4."""
+    """The regions view on the lesson networks: the pieces of a segment between two test images, walked in
+    the browser (float32, onnxruntime-web), against invlab.regions.segment (float64, PyTorch) on the same end
+    points (``_compare_breaks``); the decision changes agree to 1e-4. On smallcnn-mean the whole segment
+    through the page's controls, and the plane map; on the other lesson networks the first quarter of the
+    same segment (raw end points, as the page takes them), walked by the page's own function."""
     from invlab.lessons import lesson_model
     from invlab.regions import plane, segment
     from invlab.viz.explain import model_input
@@ -318,36 +335,51 @@ def test_the_regions_view_walks_the_segment_as_pytorch_does(site):
     ARTIFACTS.mkdir(exist_ok=True)
     with explorer_page((site / PAGE).resolve().as_uri()) as (page, log):
         page.wait_for_function("() => !document.getElementById('invlab-regions').hidden", timeout=60_000)
-        for net in networks(page):
-            if net["id"] != "mnist-smallcnn-mean":
-                continue  # the other lesson networks: see the regions page (float32 and ties of max and inhibitor)
+        nets = sorted(networks(page), key=lambda n: n["id"] != "mnist-smallcnn-mean")  # the page's first
+        assert nets[0]["id"] == "mnist-smallcnn-mean" and len(nets) >= 4
+        ends = None
+        for net in nets:
             select_network(page, net["id"])
-            walked = page.evaluate("""async () => {
-                const r = await window.invlabExplorer.walkRegions(7);
-                return {breaks: r.breaks, decisions: r.decisions, x0: Array.from(r.x0), x1: Array.from(r.x1),
-                        ms: r.ms, pieces: r.pieces.length,
-                        status: document.getElementById('invlab-regions-status').textContent};
-            }""")
-            model = lesson_model(net["model"], "mnist").eval()
-            x0, x1 = (torch.tensor(walked[k], dtype=torch.float32).view(1, 1, 28, 28) for k in ("x0", "x1"))
-            ours = np.asarray(walked["breaks"])
-            theirs = segment(model, model_input(model, x0), model_input(model, x1)).breaks.numpy()
-            assert len(theirs) > 1000, "a segment between two digits crosses thousands of regions"
-            unresolved = int((np.diff(theirs) < 2e-6).sum())  # breaks float32 cannot tell from their neighbour
-            assert len(theirs) - unresolved <= len(ours) <= len(theirs), (len(ours), len(theirs), unresolved)
-            off = []
-            for a, b in ((ours, theirs), (theirs, ours)):
-                j = np.clip(np.searchsorted(b, a), 1, len(b) - 1)
-                off.append(int((np.minimum(abs(b[j] - a), abs(b[j - 1] - a)) >= 1e-4).sum()))
-            # a unit whose input changes slowly along the segment has its crossing placed by float32 only to
-            # (rounding of its input) / (its rate of change): a few such breaks move by more than 1e-4
-            assert max(off) <= 0.002 * len(theirs), off
-            reference = segment(model, model_input(model, x0), model_input(model, x1)).decisions
-            assert [d[1:] for d in walked["decisions"]] == [list(d[1:]) for d in reference]
-            assert all(abs(d[0] - r[0]) < 1e-4 for d, r in zip(walked["decisions"], reference))
-            assert f"{walked['pieces']:,} affine pieces" in walked["status"]
-            print(f"{net['id']}: {len(ours)} breaks in the browser, {len(theirs)} in PyTorch ({unresolved} within 2e-6 "
-                  f"of the previous); farther than 1e-4 from the other's: {off}; {walked['ms']:.0f} ms")
+            model = lesson_model(net["model"], net["dataset"]).eval()
+            if ends is None:
+                walked = page.evaluate("""async () => {
+                    const r = await window.invlabExplorer.walkRegions(7);
+                    return {breaks: r.breaks, decisions: r.decisions, x0: Array.from(r.x0), x1: Array.from(r.x1),
+                            ms: r.ms, pieces: r.pieces.length,
+                            status: document.getElementById('invlab-regions-status').textContent};
+                }""")
+                assert f"{walked['pieces']:,} affine pieces" in walked["status"]
+                ends = [np.asarray(walked["x0"], np.float32), np.asarray(walked["x1"], np.float32)]
+                x0, x1 = ends
+            else:  # the first sixth of the segment, in raw pixels as the page's inputs are
+                x0, x1 = ends[0], (ends[0] + np.float32(1 / 6) * (ends[1] - ends[0])).astype(np.float32)
+                walked = page.evaluate("""async ([x0, x1]) => {
+                    const net = window.invlabExplorer.state.net;
+                    const r = await window.InvlabRegions.walk(net, Float32Array.from(x0), Float32Array.from(x1));
+                    return {breaks: r.breaks, decisions: r.decisions, ms: r.ms};
+                }""", [x0.tolist(), x1.tolist()])
+            t0, t1 = (torch.from_numpy(x).view(1, 1, 28, 28) for x in (x0, x1))
+            reference = segment(model, model_input(model, t0), model_input(model, t1))
+            ours, theirs = np.asarray(walked["breaks"]), reference.breaks.numpy()
+            # max pooling over a blank patch: its window's inputs tie at t = 0 (equal biases), parted by the
+            # direction at once in float64, at t ~ 1e-7 in float32 (the parting below its rounding there)
+            at_start = int((ours < 1e-5).sum()) if "max" in net["model"] else 0
+            assert at_start <= 40 and not (theirs < 1e-5).any(), (at_start, theirs[:3])
+            ours = ours[at_start:]
+            # ties (max pooling over blank patches) and near-ties (an inhibitor group's members) that float32
+            # parts into extra breaks, each within 1e-4 of one of PyTorch's (the far count): a share more. On
+            # smallucnn each extra lies 2-30 millionths of t before one of PyTorch's breaks, where float64
+            # sampled densely (4001 points over 4e-5) changes pattern once: float32 places the group's change a
+            # little early and fills the gap with a sliver piece (5.7 % more breaks here)
+            more = 0.08 if "smallucnn" in net["model"] else 0.01 if "max" in net["model"] else 0.0
+            unresolved, off = _compare_breaks(ours, theirs, more=more)
+            assert [d[1:] for d in walked["decisions"]] == [list(d[1:]) for d in reference.decisions], net["id"]
+            assert all(abs(d[0] - r[0]) < 1e-4 for d, r in zip(walked["decisions"], reference.decisions))
+            print(f"{net['id']}: {len(ours)} breaks in the browser (and {at_start} below t = 1e-5), {len(theirs)} "
+                  f"in PyTorch ({unresolved} within 2e-6 of the previous); farther than 1e-4 from the other's: {off}; "
+                  f"{walked['ms']:.0f} ms")
+            if net["id"] != "mnist-smallcnn-mean":
+                continue
             # the plane map: the browser's regions are invlab.regions.plane's, point for point (ids equal exactly
             # where PyTorch's are, up to the float32 points the grid lands on), and its predictions
             mapped = page.evaluate("""async () => {
@@ -357,7 +389,7 @@ def test_the_regions_view_walks_the_segment_as_pytorch_does(site):
                         status: document.getElementById('invlab-plane-status').textContent};
             }""")
             x2 = torch.tensor(mapped["x2"], dtype=torch.float32).view(1, 1, 28, 28)
-            pl = plane(model, *(model_input(model, x) for x in (x0, x1, x2)), resolution=64)
+            pl = plane(model, *(model_input(model, x) for x in (t0, t1, x2)), resolution=64)
             ids, want = np.asarray(mapped["ids"]), pl.region_ids.flatten().numpy()
             same, same_want = ids[:, None] == ids[None, :], want[:, None] == want[None, :]
             assert (same == same_want).mean() > 0.999, (same != same_want).sum()
@@ -365,7 +397,6 @@ def test_the_regions_view_walks_the_segment_as_pytorch_does(site):
             assert abs(mapped["count"] - pl.count) <= 0.01 * pl.count
             assert f"{mapped['count']:,} regions met" in mapped["status"]
             print(f"plane: {mapped['count']} regions in the browser, {pl.count} in PyTorch, {mapped['ms']:.0f} ms")
-            page.locator("#invlab-regions").screenshot(path=str(ARTIFACTS / "explore-regions.png"))
         page.locator("#invlab-plane-map").scroll_into_view_if_needed()
         page.screenshot(path=str(ARTIFACTS / "explore-regions.png"), full_page=False)
         problems = log["console"] + log["errors"] + log["remote"]

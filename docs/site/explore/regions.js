@@ -3,8 +3,8 @@
  * invlab.regions.segment. At a point inside a piece not yet found the graph gives the piece's whole extent
  * (how far ahead and behind the activation pattern holds) and its affine logits; what is left of the segment
  * on either side is searched the same way, a batch of points at a time, until the pieces tile [0, 1].
- * float32 leaves slivers between pieces: neighbours with the same pattern keys (two int64 sums of the pattern
- * with random weights) are one piece. */
+ * float32 leaves slivers between pieces, and flips between near-tied units: pieces with the same pattern keys
+ * (two int64 sums of the pattern with random weights) are one region, met once along the line (it is convex). */
 (function () {
   "use strict";
 
@@ -52,12 +52,16 @@
       });
     }
     found.sort((p, q) => p.start - q.start);
-    const pieces = [];
+    // A region is convex (its pattern's inequalities are linear), so a line meets it once: a pattern met again
+    // further on is float32 flipping between near-tied units, and what lies between is that one region.
+    const pieces = [], seen = new Map();
     for (const p of found) {
-      const last = pieces[pieces.length - 1];
-      if (last && last.key[0] === p.key[0] && last.key[1] === p.key[1]) {
-        last.end = Math.max(last.end, p.end);  // one region, cut by float32: merged
+      const key = `${p.key[0]}:${p.key[1]}`, again = seen.get(key);
+      if (again !== undefined) {
+        for (const q of pieces.splice(again + 1)) seen.delete(`${q.key[0]}:${q.key[1]}`);
+        pieces[again].end = Math.max(pieces[again].end, p.end);
       } else {
+        seen.set(key, pieces.length);
         pieces.push(p);
       }
     }
