@@ -326,7 +326,7 @@ def test_the_regions_view_walks_the_segment_as_pytorch_does(site):
     """The regions view on the lesson networks: the pieces of a segment between two test images, walked in
     the browser (float32, onnxruntime-web), against invlab.regions.segment (float64, PyTorch) on the same end
     points (``_compare_breaks``); the decision changes agree to 1e-4. On smallcnn-mean the whole segment
-    through the page's controls, and the plane map; on the other lesson networks the first quarter of the
+    through the page's controls, and the plane map; on the other lesson networks the first sixth of the
     same segment (raw end points, as the page takes them), walked by the page's own function."""
     from invlab.lessons import lesson_model
     from invlab.regions import plane, segment
