@@ -20,7 +20,8 @@ part left.
 
 :func:`plane` maps the plane through three inputs on a grid: the activation pattern at every grid
 point, regions numbered by pattern, the predicted class, and the boundaries between regions and
-between classes as images.
+between classes as images. :func:`polygons` gives a ReLU network's regions on a window of that plane
+exactly, as polygons (checked against ``regioncam`` on fully connected networks).
 
 Inputs live in the network's own input space: a checkpoint's per-image preprocessing is not affine,
 so apply it to the end points first (:func:`invlab.viz.explain.model_input`).
@@ -497,4 +498,141 @@ def plane(model: nn.Module, x0: torch.Tensor, x1: torch.Tensor, x2: torch.Tensor
     return Plane(x0, u, v, a, b, ids.view(shape), prediction.view(shape))
 
 
-__all__ = ["Plane", "Segment", "pattern_keys", "plane", "segment"]
+# -- the exact polygons ---------------------------------------------------------------------------------
+
+
+@dataclass
+class Polygons:
+    """The exact regions of a window of the plane x0 + a (x1 - x0) + b (x2 - x0) (see :func:`polygons`).
+
+    Attributes:
+        vertices: one (k, 2) float64 array per region, its corners in plane coordinates (a, b), in order
+            around it (regions are convex).
+        keys: one activation-pattern key per region (:func:`pattern_keys`), all different.
+        logits: (R, C, 3) each region's logits as an affine map of the plane coordinates:
+            logits = L[:, :, 0] + a L[:, :, 1] + b L[:, :, 2].
+    """
+
+    vertices: list
+    keys: list
+    logits: np.ndarray
+
+    @property
+    def count(self) -> int:
+        return len(self.vertices)
+
+    @property
+    def areas(self) -> np.ndarray:
+        """(R,) each region's area in plane coordinates (the shoelace formula)."""
+        return np.array([_area(v) for v in self.vertices])
+
+    def locate(self, ab) -> np.ndarray:
+        """(N,) the region holding each point (N, 2) of plane coordinates; -1 outside the window."""
+        ab = np.asarray(ab, dtype=np.float64).reshape(-1, 2)
+        out = np.full(len(ab), -1)
+        for r, v in enumerate(self.vertices):
+            edge, to = np.roll(v, -1, axis=0) - v, ab[:, None, :] - v[None]
+            cross = edge[None, :, 0] * to[:, :, 1] - edge[None, :, 1] * to[:, :, 0]  # >= 0 inside (anticlockwise)
+            out[(cross >= -1e-12).all(1) & (out < 0)] = r
+        return out
+
+
+def _area(v: np.ndarray) -> float:
+    x, y = v[:, 0], v[:, 1]
+    return 0.5 * float(np.dot(x, np.roll(y, -1)) - np.dot(y, np.roll(x, -1)))
+
+
+def _split(v: np.ndarray, f: np.ndarray) -> list[np.ndarray]:
+    """A convex polygon (k, 2), anticlockwise, cut by the line where the affine f (its values at the corners)
+    is 0: the part where f >= 0 and the part where f <= 0, each kept if it has an area."""
+    parts = ([], [])
+    for i in range(len(v)):
+        j = (i + 1) % len(v)
+        if f[i] >= 0:
+            parts[0].append(v[i])
+        if f[i] <= 0:
+            parts[1].append(v[i])
+        if (f[i] > 0 > f[j]) or (f[i] < 0 < f[j]):
+            cut = v[i] + f[i] / (f[i] - f[j]) * (v[j] - v[i])
+            parts[0].append(cut)
+            parts[1].append(cut)
+    return [np.array(p) for p in parts if len(p) >= 3]
+
+
+def polygons(model: nn.Module, x0: torch.Tensor, x1: torch.Tensor, x2: torch.Tensor,
+             window: tuple[tuple[float, float], float] | None = None, max_regions: int = 20_000,
+             batch: int = 256) -> Polygons:
+    """The exact regions of a ReLU network on a window of the plane through x0, x1, x2 (each (1, *D)), as
+    polygons: the window of :func:`plane` (the three points' span with a margin of 0.1, or
+    ``window=((a, b), radius)``), cut layer by layer. Inside a polygon where every ReLU before a layer keeps
+    its state, that layer's inputs are affine in (a, b) (a forward at the polygon's centre and two passes
+    along the plane's axes with the states fixed give them exactly); the polygon is cut by the lines where
+    those that change sign in it cross 0, and each part goes on to the next layer. ReLU networks only (fully
+    connected ones are small enough: a convolutional network's window of whole images holds millions of
+    regions); ``max_regions`` stops one that has more, saying so."""
+    from invlab.transposed.kinds import ReLU
+
+    if not (x0.shape == x1.shape == x2.shape) or x0.shape[0] != 1:
+        raise ValueError(f"x0, x1, x2 must each be one input (1, *D) of the same shape, got {tuple(x0.shape)}, "
+                         f"{tuple(x1.shape)}, {tuple(x2.shape)}")
+    tp = _float64_pass(model)
+    steps = _nonlinear(tp)
+    if not all(isinstance(st.rule, ReLU) for st in steps):
+        other = next(st for st in steps if not isinstance(st.rule, ReLU))
+        raise ValueError(f"polygons takes ReLU networks only; {other.name!r} is a {other.rule.kind}: map it on a "
+                         "grid with plane() instead")
+    x0, u, v = x0.double(), (x1 - x0).double(), (x2 - x0).double()
+    if _collinear(u, v):
+        raise ValueError("x0, x1 and x2 lie on one line: they span no plane; choose another third input")
+    (ca, cb), r = window if window is not None else ((0.5, 0.5), 0.6)
+    square = np.array([[ca - r, cb - r], [ca + r, cb - r], [ca + r, cb + r], [ca - r, cb + r]])
+    smallest = 1e-12 * _area(square)
+    inputs = tuple(dict.fromkeys(st.inputs[0] for st in steps))
+    todo, done = [(square, 0)], []  # (polygon, the first layer not yet known to keep its states in it)
+    with torch.no_grad():
+        while todo:
+            chunk, todo = todo[:batch], todo[batch:]
+            centres = torch.tensor(np.array([p.mean(0) for p, _ in chunk]))
+            col = [-1, *[1] * (x0.dim() - 1)]
+            x = x0 + centres[:, 0].view(col) * u + centres[:, 1].view(col) * v
+            logits, states = tp.forward(x, keep=inputs)
+            h = states.pop("z")
+            lu, hu = tp.frozen(u.expand_as(x), states, bias=False, keep=inputs)
+            lv, hv = tp.frozen(v.expand_as(x), states, bias=False, keep=inputs)
+            keys = pattern_keys(tp, states)
+            for k, (poly, first) in enumerate(chunk):
+                offsets = poly - centres[k].numpy()  # (corners, 2)
+                for depth in range(first, len(steps)):
+                    name = steps[depth].inputs[0]
+                    at = (h[name][k].flatten().numpy()[None]
+                          + offsets[:, :1] * hu[name][k].flatten().numpy()[None]
+                          + offsets[:, 1:] * hv[name][k].flatten().numpy()[None])  # (corners, units)
+                    tol = 1e-9 * max(float(np.abs(at).max()), 1e-300)
+                    crossing = np.nonzero((at.max(0) > tol) & (at.min(0) < -tol))[0]
+                    if len(crossing):
+                        break
+                else:  # every layer keeps its states in the polygon: a region
+                    c = centres[k].numpy()
+                    a_, b_ = lu[k].numpy(), lv[k].numpy()
+                    done.append((poly, keys[k], np.stack([logits[k].numpy() - c[0] * a_ - c[1] * b_, a_, b_], 1)))
+                    if len(done) > max_regions:
+                        raise RuntimeError(f"the window holds more than max_regions={max_regions} regions: give a "
+                                           "smaller window or a larger max_regions")
+                    continue
+                # the lines of this layer's units that change sign in the polygon, all at once
+                grad = np.stack([hu[name][k].flatten().numpy()[crossing], hv[name][k].flatten().numpy()[crossing]], 1)
+                base = h[name][k].flatten().numpy()[crossing] - grad @ centres[k].numpy()
+                parts = [poly]
+                for c0, g in zip(base, grad):
+                    cut = []
+                    for part in parts:
+                        f = c0 + part @ g
+                        f = np.where(np.abs(f) <= 1e-9 * max(float(np.abs(f).max()), 1e-300), 0.0, f)
+                        cut += _split(part, f) if (f > 0).any() and (f < 0).any() else [part]
+                    parts = cut
+                todo += [(p, depth + 1) for p in parts if _area(p) > smallest]
+    return Polygons([p for p, _, _ in done], [k for _, k, _ in done],
+                    np.stack([m for _, _, m in done]) if done else np.zeros((0, 0, 3)))
+
+
+__all__ = ["Plane", "Polygons", "Segment", "pattern_keys", "plane", "polygons", "segment"]

@@ -9,12 +9,13 @@ max and average pooling) and of the kinds the rules add (PReLU, clamps, adaptive
 
 from __future__ import annotations
 
+import numpy as np
 import pytest
 import torch
 import torch.nn as nn
 
 from invlab.models.layers import LocalWinnerTakesAll
-from invlab.regions import plane, segment
+from invlab.regions import pattern_keys, plane, polygons, segment
 from invlab.transposed import TransposedPass, UnsupportedLayerError
 
 
@@ -139,3 +140,69 @@ def test_the_segments_breaks_are_regioncams_on_fully_connected_networks():
         ours = seg.breaks[(seg.breaks > lo + 1e-6) & (seg.breaks < hi - 1e-6)]
         assert len(ours) > 5 and len(ours) == len(theirs), (widths, len(ours), len(theirs))
         assert torch.allclose(ours, theirs, rtol=0, atol=1e-5)
+
+
+def _relu_mlp(seed: int, widths: tuple) -> nn.Module:
+    torch.manual_seed(seed)
+    layers = []
+    for a, b in zip(widths[:-1], widths[1:]):
+        layers += [nn.Linear(a, b), nn.ReLU()]
+    return nn.Sequential(*layers[:-1]).eval()
+
+
+def test_the_polygons_are_regioncams_faces_on_fully_connected_networks():
+    """An outside reference: regioncam's exact 2-D partition (float32) of the square window it draws around
+    three points. The same window in invlab's plane coordinates (x0 its plane's origin, x1 - x0 and x2 - x0
+    its two axes) is cut into as many polygons, of the same areas, one for one (sorted), to its float32."""
+    regioncam = pytest.importorskip("regioncam")
+    for seed, widths in [(0, (6, 16, 16, 3)), (1, (12, 48, 3)), (2, (12, 32, 32, 10)), (3, (8, 16, 16, 16, 4))]:
+        net = _relu_mlp(seed, widths)
+        rc = regioncam.Regioncam.through_points(torch.randn(3, widths[0]).numpy())
+        rc.add(regioncam.nn.convert(net))
+        weight = torch.tensor(np.asarray(rc.plane.weight), dtype=torch.float64)
+        origin = torch.tensor(np.asarray(rc.plane.bias), dtype=torch.float64)[None]
+        half = float(np.abs(np.asarray(rc.vertex_inputs)).max())  # its window: [-half, half]^2
+        ours = polygons(net, origin, origin + weight[0], origin + weight[1], window=((0.0, 0.0), half))
+        theirs = np.sort([f.area for f in rc.faces])
+        assert ours.count == rc.num_faces > 100, (widths, ours.count, rc.num_faces)
+        assert np.allclose(np.sort(ours.areas), theirs, rtol=0, atol=1e-6 * (2 * half) ** 2), widths
+
+
+def test_the_polygons_hold_one_pattern_each_and_the_logits_they_give():
+    """invlab's own oracle on a convolutional ReLU network: 4000 random points of the window, each in one
+    polygon whose pattern key is the point's (float64 forward) and whose affine logits are the network's
+    there; no two polygons share a pattern (a region is convex: the line meets it once, the plane in one
+    polygon); the areas tile the window."""
+    torch.manual_seed(0)
+    net = nn.Sequential(nn.Conv2d(1, 3, 3), nn.ReLU(), nn.Flatten(), nn.Linear(48, 6), nn.ReLU(),
+                        nn.Linear(6, 3)).double().eval()
+    x0, x1, x2 = (torch.randn(1, 1, 6, 6, dtype=torch.float64) for _ in range(3))
+    ours = polygons(net, x0, x1, x2, window=((0.2, 0.3), 0.5))
+    assert 50 < ours.count and len(set(ours.keys)) == ours.count
+    assert abs(ours.areas.sum() - 1.0) < 1e-12
+    ab = np.random.default_rng(0).uniform([-0.3, -0.2], [0.7, 0.8], (4000, 2))
+    where = ours.locate(ab)
+    assert (where >= 0).all()
+    tp = TransposedPass(net)
+    with torch.no_grad():
+        c = torch.from_numpy(ab)
+        logits, states = tp.forward(x0 + c[:, :1, None, None] * (x1 - x0) + c[:, 1:, None, None] * (x2 - x0))
+    keys = pattern_keys(tp, states)
+    on_edge = 0
+    for k, r in enumerate(where):
+        if keys[k] != ours.keys[r]:
+            on_edge += 1  # a point within rounding of an edge: let its neighbour hold it
+            continue
+        want = ours.logits[r, :, 0] + ab[k, 0] * ours.logits[r, :, 1] + ab[k, 1] * ours.logits[r, :, 2]
+        assert np.allclose(want, logits[k].numpy(), rtol=0, atol=1e-9)
+    assert on_edge == 0
+
+
+def test_polygons_refuse_what_they_cannot_cut():
+    x0, x1, x2 = (torch.randn(1, 1, 10, 10, dtype=torch.float64) for _ in range(3))
+    with pytest.raises(ValueError, match="ReLU networks only.*plane()"):
+        polygons(small("relu, max pooling"), x0, x1, x2)
+    with pytest.raises(ValueError, match="lie on one line"):
+        polygons(_relu_mlp(0, (100, 8, 2)), x0.flatten(1), x1.flatten(1), x1.flatten(1))
+    with pytest.raises(RuntimeError, match="max_regions=5"):
+        polygons(_relu_mlp(0, (100, 32, 2)), x0.flatten(1), x1.flatten(1), x2.flatten(1), max_regions=5)
