@@ -39,6 +39,7 @@ import torch
 import torch.nn as nn
 
 from invlab.transposed import TransposedPass, transposed_pass
+from invlab.transposed.kinds import ReLU
 
 #: Each new piece's states are read this far past its break (in t, float64): two breaks closer than
 #: this are one break. Far below any piece the segment between two real images has, far above
@@ -211,6 +212,15 @@ def _states_at(tp: TransposedPass, steps, h: dict) -> dict:
         x = h[st.inputs[0]]
         made[st.name], states[st.name] = st.rule.forward(st, [x], tp._resolve(st.args, h),
                                                           tp._resolve(st.kwargs, h), tp)
+    return _as_masks(steps, states)
+
+
+def _as_masks(steps, states: dict) -> dict:
+    """A ReLU's state kept as its on/off mask (its pattern): the frozen pass and the comparisons of patterns
+    then read it without comparing the outputs with 0 again."""
+    for st in steps:
+        if st.name in states and isinstance(st.rule, ReLU):
+            states[st.name] = st.rule.pattern(states[st.name])
     return states
 
 
@@ -268,7 +278,7 @@ def _walk(tp: TransposedPass, x0: torch.Tensor, d: torch.Tensor, max_pieces: int
         logits, states = tp.forward(x0[seg] + col(t, x0) * d[seg], keep=inputs, given=given)
         h = states.pop("z")
         fixed.update({n: v for n, v in states.items() if n not in names})
-        slope, hd, h, states = settle(seg, h, {n: states[n] for n in names})
+        slope, hd, h, states = settle(seg, h, _as_masks(steps, {n: states[n] for n in names}))
         return torch.add(logits, slope, alpha=STEP_PAST), h, states, slope, hd
 
     names = [st.name for st in steps]
@@ -570,8 +580,6 @@ def polygons(model: nn.Module, x0: torch.Tensor, x1: torch.Tensor, x2: torch.Ten
     those that change sign in it cross 0, and each part goes on to the next layer. ReLU networks only (fully
     connected ones are small enough: a convolutional network's window of whole images holds millions of
     regions); ``max_regions`` stops one that has more, saying so."""
-    from invlab.transposed.kinds import ReLU
-
     if not (x0.shape == x1.shape == x2.shape) or x0.shape[0] != 1:
         raise ValueError(f"x0, x1, x2 must each be one input (1, *D) of the same shape, got {tuple(x0.shape)}, "
                          f"{tuple(x1.shape)}, {tuple(x2.shape)}")
