@@ -1,13 +1,15 @@
 """Pictures of the partition (:mod:`invlab.regions`): the logits along a segment with its breaks and
-decision changes, and a plane's class regions, region density and regions. Pure: data in, figure out."""
+decision changes, a plane's class regions, region density and regions, and a ReLU network's exact polygons.
+Pure: data in, figure out."""
 
 from __future__ import annotations
 
+import numpy as np
 import plotly.graph_objects as go
 import torch
 from plotly.subplots import make_subplots
 
-from invlab.regions import Plane, Segment
+from invlab.regions import Plane, Polygons, Segment
 
 
 def segment_figure(seg: Segment, class_names: list[str] | None = None, title: str = "",
@@ -80,3 +82,35 @@ def plane_figure(p: Plane, class_names: list[str] | None = None, title: str = ""
 
 
 __all__ = ["plane_figure", "segment_figure"]
+
+
+COLOURS = ["#636efa", "#EF553B", "#00cc96", "#ab63fa", "#FFA15A", "#19d3f3", "#FF6692", "#B6E880", "#FF97FF",
+           "#FECB52"]  # plotly's colorway
+
+
+def polygons_figure(p: Polygons, class_names: list[str] | None = None, title: str = "",
+                    marks: dict[str, tuple[float, float]] | None = None) -> go.Figure:
+    """The exact regions (:func:`~invlab.regions.polygons`): each polygon filled with the colour of the class
+    its affine logits predict at its centre, its edges in white; ``marks`` names points of the plane
+    (e.g. {"x0": (0, 0)})."""
+    names = class_names or [str(c) for c in range(p.logits.shape[1])]
+    by_class: dict[int, list] = {}
+    for v, m in zip(p.vertices, p.logits):
+        a, b = v.mean(0)
+        by_class.setdefault(int(np.argmax(m[:, 0] + a * m[:, 1] + b * m[:, 2])), []).append(v)
+    traces = []
+    for c, polys in sorted(by_class.items()):
+        xs, ys = [], []
+        for v in polys:
+            xs += [*v[:, 0], v[0, 0], None]
+            ys += [*v[:, 1], v[0, 1], None]
+        traces.append(go.Scatter(x=xs, y=ys, mode="lines", fill="toself", name=f"{names[c]} ({len(polys)})",
+                                 fillcolor=COLOURS[c % len(COLOURS)], line=dict(color="white", width=0.6),
+                                 hoverinfo="name"))
+    for name, (a, b) in (marks or {}).items():
+        traces.append(go.Scatter(x=[a], y=[b], mode="markers+text", text=[name], textposition="top right",
+                                 marker=dict(color="black", size=7), showlegend=False, hoverinfo="skip"))
+    fig = go.Figure(traces)
+    fig.update_layout(title=title or f"{p.count:,} regions, each coloured by the class at its centre",
+                      xaxis_title="a", yaxis_title="b", yaxis_scaleanchor="x", height=460, template="plotly_white")
+    return fig
