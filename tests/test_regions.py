@@ -206,3 +206,21 @@ def test_polygons_refuse_what_they_cannot_cut():
         polygons(_relu_mlp(0, (100, 8, 2)), x0.flatten(1), x1.flatten(1), x1.flatten(1))
     with pytest.raises(RuntimeError, match="max_regions=5"):
         polygons(_relu_mlp(0, (100, 32, 2)), x0.flatten(1), x1.flatten(1), x2.flatten(1), max_regions=5)
+
+
+def test_the_pictures_of_the_partition_draw_what_was_found():
+    """segment_figure: a curve per class through every break and a dashed line per decision change;
+    plane_figure: three panels; polygons_figure: every polygon once, filled with its centre's class."""
+    from invlab.viz.partition import plane_figure, polygons_figure, segment_figure
+
+    net = _relu_mlp(0, (12, 32, 32, 3)).double()
+    x0, x1, x2 = (torch.randn(1, 12, dtype=torch.float64) for _ in range(3))
+    seg = segment(net, x0, x1)
+    fig = segment_figure(seg)
+    assert [len(tr.x) for tr in fig.data[:3]] == [seg.pieces + 1] * 3 and len(fig.layout.shapes) == len(seg.decisions)
+    assert len(plane_figure(plane(net, x0, x1, x2, resolution=16)).data) == 5
+    exact = polygons(net, x0, x1, x2)
+    fig = polygons_figure(exact, marks={"x0": (0, 0)})
+    filled = [tr for tr in fig.data if tr.fill == "toself"]
+    assert sum(list(tr.x).count(None) for tr in filled) == exact.count
+    assert sum(int(tr.name.split("(")[1].rstrip(")")) for tr in filled) == exact.count
