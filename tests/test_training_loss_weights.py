@@ -58,6 +58,11 @@ def test_cli_reads_schedules_and_layers(capsys, task):
     assert config.layers == {"features.2": 0.05, "features.5": "0:0.1:cosine"}
     assert config == TrainConfig(alpha="0.3:0.7", beta="0.8:0.2:step@0.25",
                                  layers={"features.2": "0.05", "features.5": "0:0.1:cosine"})
+    config.alpha = 0.5  # a field set after the config was made is read again, and checked
+    assert config.loss_weights()["alpha"].start == 0.5
+    config.beta = 1.5
+    with pytest.raises(ValueError, match=r"beta must lie in \[0, 1\]"):
+        config.loss_weights()
     assert main(["train", "--out", "x", "--alpha", "0.3:zig"]) == 2
     assert "cannot read the weight" in capsys.readouterr().err
     with pytest.raises(SystemExit):

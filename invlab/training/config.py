@@ -243,6 +243,7 @@ class TrainConfig:
         self._weights = {"alpha": alpha, "beta": beta, "layers": layers}
         self.alpha, self.beta = _written(self.alpha, alpha), _written(self.beta, beta)
         self.layers = {name: _written(v, layers[name]) for name, v in dict(self.layers).items()}
+        self._read = (self.alpha, self.beta, dict(self.layers))  # what _weights was read from
         if self.reconstruction not in ("mse", "cosine"):
             raise ValueError(f"reconstruction must be 'mse' or 'cosine', got {self.reconstruction!r}")
         if self.reduce_dims not in ("mean", "sum"):
@@ -319,7 +320,9 @@ class TrainConfig:
 
     def loss_weights(self) -> dict:
         """The loss weights as :class:`~invlab.training.loss_weights.WeightSchedule`: alpha, beta, layers
-        (read once, when the config was made)."""
+        (read when the config was made, and again if a field was set since)."""
+        if (self.alpha, self.beta, dict(self.layers)) != self._read:
+            self._check_loss()
         return {**self._weights, "layers": dict(self._weights["layers"])}
 
     def schedules(self) -> dict:
