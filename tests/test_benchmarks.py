@@ -469,7 +469,8 @@ def test_regions_cost_tiny(tmp_path):
     import json
 
     out = tmp_path / "regions.json"
-    _load("regions").main(["--models", "smallcnn-mean", "--pairs", "1", "--resolution", "16", "--out", str(out)])
+    _load("regions").main(["--models", "smallcnn-mean", "--pairs", "1", "--resolution", "16", "--threads", "1",
+                           "--out", str(out)])
     row = json.loads(out.read_text())["models"]["smallcnn-mean"]
     assert row["pieces"][0] > 100 and row["pieces_per_s"][0] > 0 and 1 < row["plane_regions"] <= 256
 

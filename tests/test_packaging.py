@@ -63,3 +63,20 @@ def test_the_public_names_keep_working_after_the_regroup():
     top = {p.stem for p in Path(invlab.__file__).parent.glob("*.py")}
     assert top == {"__init__", "cli", "inverse", "regions", "export", "io", "losses", "methods", "train", "sweep"}
     assert (Path(invlab.__file__).parent / "transposed" / "rules.py").is_file()  # one rule per layer kind
+
+
+def test_the_library_draws_and_reads_networks_without_importing_torchvision():
+    """Importing torchvision loads torch._dynamo: about two seconds in every new process (a CLI call, a kernel).
+    The transposed pass names torchvision's FrozenBatchNorm2d by path and the plots tile images themselves, so
+    a process that neither loads a torchvision data set nor builds a torchvision network never pays it."""
+    import subprocess
+    import sys
+
+    code = ("import sys, torch\n"
+            "import invlab.cli, invlab.transposed, invlab.regions, invlab.export\n"
+            "from invlab.viz.plots import image_rows, reconstruction_grid\n"
+            "x = torch.rand(2, 1, 5, 5)\n"
+            "image_rows({'a': x}); reconstruction_grid(x, x)\n"
+            "print(sorted(m for m in sys.modules if m.split('.')[0] == 'torchvision'))")
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True).stdout
+    assert out.strip() == "[]", out

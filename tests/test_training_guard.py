@@ -68,22 +68,22 @@ def _history(folder: Path) -> list[tuple]:
 def test_a_signal_mid_run_checkpoints_says_how_to_resume_and_resume_matches_an_uninterrupted_run(tmp_path):
     """Ctrl-C (SIGINT, exit 130) and SIGTERM (143), each sent to a real run mid-way; both resumed
     with the printed command end as the uninterrupted run beside them does."""
-    steps = ["--steps", "100", "--checkpoint-every", "5"]
+    steps = ["--steps", "30", "--checkpoint-every", "5", "--eval-every", "10"]
     whole = _invlab(*TRAIN, *steps, "--out", str(tmp_path / "whole"))
     signals = {"int": (signal.SIGINT, 130), "term": (signal.SIGTERM, 143)}
-    cuts = {name: _invlab(*TRAIN, *steps, "--out", str(tmp_path / name), hold=(40, tmp_path / f"{name}-hold"))
+    cuts = {name: _invlab(*TRAIN, *steps, "--out", str(tmp_path / name), hold=(12, tmp_path / f"{name}-hold"))
             for name in signals}
     resumes = {}
     for name, (sig, code) in signals.items():
         cut, folder = cuts[name], tmp_path / name
-        _signal_while_held(cut, tmp_path / f"{name}-hold", sig)  # before step 40: it stops after that step
+        _signal_while_held(cut, tmp_path / f"{name}-hold", sig)  # before step 12: it stops after that step
         out, err = cut.communicate(timeout=120)
         assert cut.returncode == code, (out, err)
         assert "Traceback" not in err
         metrics = json.loads((folder / "metrics.json").read_text())
-        assert metrics["interrupted"] is True and metrics["stop_signal"] == sig.name and metrics["steps_done"] == 41
+        assert metrics["interrupted"] is True and metrics["stop_signal"] == sig.name and metrics["steps_done"] == 13
         line = next(ln for ln in err.splitlines() if ln.startswith("interrupted at step"))
-        assert line.startswith(f"interrupted at step {metrics['steps_done']} of 100; continue with: invlab train ")
+        assert line.startswith(f"interrupted at step {metrics['steps_done']} of 30; continue with: invlab train ")
         assert f"--out {folder}" in line and line.endswith(" --resume")
         state = torch.load(folder / "checkpoint.pt", weights_only=True)
         assert state["step"] == metrics["steps_done"]  # the checkpoint is at the step reached

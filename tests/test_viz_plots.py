@@ -93,3 +93,20 @@ def test_the_reconstruction_png_is_large_and_names_its_rows(tmp_path):
         band = pixels[centre - 6:centre + 6, : image_left - 4]
         assert (band < 128).any(), f"row {k} has no label"
     assert (pixels[:top, image_left:] < 128).any()  # the title
+
+
+@pytest.mark.parametrize("count", [1, 5, 11])
+@pytest.mark.parametrize("channels", [1, 3])
+def test_the_grid_is_torchvisions(count, channels):
+    """invlab draws its image grids itself (importing torchvision costs seconds per process); the reference is
+    torchvision.utils.make_grid, per-image scaling (scale_each) as invlab uses it, a constant image included."""
+    from torchvision.utils import make_grid as reference
+
+    from invlab.viz.plots import make_grid
+
+    x = torch.randn(count, channels, 7, 5)
+    x[0] = 2.0
+    for kw in (dict(nrow=4, padding=1, pad_value=0.0), dict(nrow=3, padding=2, normalize=True, pad_value=1.0),
+               dict(nrow=count, padding=1, normalize=True, pad_value=1.0)):
+        want = reference(x.clone(), scale_each=kw.get("normalize", False), **kw)
+        assert torch.allclose(make_grid(x, **kw), want, atol=1e-6), kw

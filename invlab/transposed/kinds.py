@@ -16,7 +16,6 @@ import operator
 import torch
 import torch.nn as nn
 import torch.nn.functional as F
-from torchvision.ops import FrozenBatchNorm2d
 
 from invlab.models.layers import LocalWinnerTakesAll
 from invlab.transposed import ops
@@ -652,7 +651,7 @@ class Scale(Rule):
 register(Conv(), modules=(nn.Conv1d, nn.Conv2d))
 register(Dense(), modules=(nn.Linear,))
 register(BatchNorm(), modules=(nn.BatchNorm1d, nn.BatchNorm2d))
-register(FrozenBatchNorm(), modules=(FrozenBatchNorm2d,))
+register(FrozenBatchNorm(), modules=("torchvision.ops.misc.FrozenBatchNorm2d",))  # torchvision imported on use
 register(AvgPool(), modules=(nn.AvgPool1d, nn.AvgPool2d), functions=(F.avg_pool1d, F.avg_pool2d))
 register(AdaptiveAvgPool(), modules=(nn.AdaptiveAvgPool1d, nn.AdaptiveAvgPool2d),
          functions=(F.adaptive_avg_pool1d, F.adaptive_avg_pool2d))

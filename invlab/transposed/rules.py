@@ -121,6 +121,7 @@ class _Entry:
 
 _REGISTRY: list[_Entry] = []
 _BY_MODULE: dict[type, Rule] = {}
+_BY_PATH: dict[str, Rule] = {}  # module types named by their path, their package not imported
 _BY_FUNCTION: dict[Callable, Rule] = {}
 _BY_METHOD: dict[str, Rule] = {}
 
@@ -130,18 +131,25 @@ def register(rule: Rule, modules=(), functions=(), methods=()) -> Rule:
 
     >>> register(MyLayerRule(), modules=(MyLayer,))   # then TransposedPass takes MyLayer
 
-    A module type registered here is a leaf of the traced graph (its ``forward`` is not read)."""
+    A module type may also be named by its path (``"torchvision.ops.misc.FrozenBatchNorm2d"``): its
+    package is then not imported until a network holds one. A module type registered here is a leaf
+    of the traced graph (its ``forward`` is not read)."""
     if not isinstance(rule, Rule):
         raise TypeError(f"expected an invlab.transposed.Rule, got {type(rule).__name__}")
     _REGISTRY.append(_Entry(rule, tuple(modules), tuple(functions), tuple(methods)))
-    _BY_MODULE.update({m: rule for m in modules})
+    _BY_MODULE.update({m: rule for m in modules if not isinstance(m, str)})
+    _BY_PATH.update({m: rule for m in modules if isinstance(m, str)})
     _BY_FUNCTION.update({f: rule for f in functions})
     _BY_METHOD.update({m: rule for m in methods})
     return rule
 
 
 def rule_of_module(module: nn.Module) -> Rule | None:
-    return _BY_MODULE.get(type(module))
+    kind = type(module)
+    rule = _BY_MODULE.get(kind)
+    if rule is None and _BY_PATH:
+        rule = _BY_PATH.get(f"{kind.__module__}.{kind.__qualname__}")
+    return rule
 
 
 def rule_of_node(node: fx.Node) -> Rule | None:
@@ -178,7 +186,7 @@ def supported() -> list[dict]:
     rows = []
     for e in _REGISTRY:
         rows.append({"kind": e.rule.kind, "summary": e.rule.summary,
-                     "modules": [m.__name__ for m in e.modules],
+                     "modules": [m.rsplit(".", 1)[-1] if isinstance(m, str) else m.__name__ for m in e.modules],
                      "functions": list(dict.fromkeys(_name(f) for f in e.functions)),
                      "methods": [f"x.{m}()" for m in e.methods]})
     return rows

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import math
 import os
 from pathlib import Path
 
@@ -10,13 +11,36 @@ import plotly.graph_objects as go
 import torch
 import torch.nn as nn
 from plotly.subplots import make_subplots
-from torchvision.utils import make_grid
 
 from invlab.inverse import reconstruct
 from invlab.io import atomic_write, save_figure_html  # noqa: F401 (save_figure_html: its old home)
 
 #: The loss terms drawn in learning curves (the imbalance term is logged but not drawn).
 CURVE_KEYS = ("total", "ce", "reconstruction", "entropy")
+
+
+def make_grid(images: torch.Tensor, nrow: int = 8, padding: int = 2, normalize: bool = False,
+              pad_value: float = 0.0) -> torch.Tensor:
+    """(B, C, H, W) images tiled ``nrow`` to a row, ``padding`` pixels of ``pad_value`` around each: (3, H', W')
+    (one channel is repeated three times; a single image comes back alone, unpadded). ``normalize``: each image
+    min-max scaled to [0, 1] on its own (a constant image becomes 0). What torchvision.utils.make_grid does with
+    ``scale_each=True``, here so that drawing a grid does not import torchvision (whose import loads
+    torch._dynamo: seconds in every new process, a training run's included)."""
+    if images.shape[1] == 1:
+        images = images.expand(-1, 3, -1, -1)
+    if normalize:
+        flat = images.flatten(1)
+        lo, hi = flat.amin(1).view(-1, 1, 1, 1), flat.amax(1).view(-1, 1, 1, 1)
+        images = (images - lo) / (hi - lo).clamp_min(1e-5)
+    if len(images) == 1:
+        return images[0].clone()
+    b, c, h, w = images.shape
+    rows, cols = math.ceil(b / nrow), min(nrow, b)
+    grid = images.new_full((c, rows * (h + padding) + padding, cols * (w + padding) + padding), pad_value)
+    for k in range(b):
+        y, x = (k // nrow) * (h + padding) + padding, (k % nrow) * (w + padding) + padding
+        grid[:, y:y + h, x:x + w] = images[k]
+    return grid
 
 
 def reconstruction_grid(x: torch.Tensor, rec: torch.Tensor, nrow: int = 8) -> torch.Tensor:
@@ -33,8 +57,7 @@ def reconstruction_grid(x: torch.Tensor, rec: torch.Tensor, nrow: int = 8) -> to
         if len(x[i:i + nrow]) < nrow:  # pad the last pair of rows so that pairs stay aligned
             pad = x.new_zeros(nrow - len(x[i:i + nrow]), *x.shape[1:])
             rows[-2], rows[-1] = torch.cat([rows[-2], pad]), torch.cat([rows[-1], pad])
-    return make_grid(torch.cat(rows).detach().float().cpu(), nrow=nrow, normalize=True,
-                     scale_each=True, padding=2, pad_value=1.0)
+    return make_grid(torch.cat(rows).detach().float().cpu(), nrow=nrow, normalize=True, padding=2, pad_value=1.0)
 
 
 def save_reconstruction_figure(model: nn.Module, x: torch.Tensor, path: str | os.PathLike,
@@ -118,7 +141,7 @@ def image_rows(rows: dict[str, torch.Tensor], title: str = "", signed: bool = Fa
         if signed:
             grid = make_grid(imgs, nrow=len(imgs), padding=1, pad_value=0.0)
         else:
-            grid = make_grid(imgs, nrow=len(imgs), padding=1, normalize=True, scale_each=True, pad_value=1.0)
+            grid = make_grid(imgs, nrow=len(imgs), padding=1, normalize=True, pad_value=1.0)
         grids.append(grid[:1].numpy() if imgs.shape[1] == 1 else grid.numpy())  # (1 or 3, H', W')
     lims = [float(abs(g).max()) or 1.0 for g in grids]
     if scale == "shared":
