@@ -494,3 +494,16 @@ def test_the_benchmarks_take_any_data_set(colour32):
     entry = next(e for e in table2.plan(args) if e.model == "smallcnn-mean")
     config = table2.config_for(entry, 0, args)
     assert config.dataset == f"npz:{colour32}" and config.labels_per_class == entry.labels // 6
+
+
+def test_suite_time_tiny(tmp_path):
+    """The suite-time benchmark runs bin/test (here one small file, no workers) and records every test's CPU
+    time through its plugin, with the run's wall and CPU time."""
+    out = tmp_path / "test_time.json"
+    _load("speed.suite_time").main(["--out", str(out), "--", "-n", "0", "tests/test_io.py"])
+    res = json.loads(out.read_text())
+    tests = {r["test"] for r in res["per_test"]}
+    assert res["tests"] == len(tests) > 3 and all(t.startswith("tests/test_io.py::") for t in tests)
+    assert res["wall_s"] > 0 and res["cpu_s"] > 0 and " passed" in res["summary"]
+    assert set(res["per_file_cpu_s"]) == {"tests/test_io.py"} and res["command"] and res["commit"]
+    assert "tests/test_io.py" in (tmp_path / "test_time.md").read_text()

@@ -1,0 +1,110 @@
+"""How long ``bin/test`` takes, and where its CPU time goes: the whole suite run once as the README runs it
+(every core's pytest-xdist worker), its wall time and CPU time (the workers and every process they waited
+for: kernels, CLI runs, sweep workers, the site's build), and each test's CPU time, read by this module
+loaded into every worker as a pytest plugin. On 2 cores the workers share them with the processes they
+start, so a test's wall time depends on what ran beside it; its CPU time much less.
+
+    python -m benchmarks.speed.suite_time          # results/test_time.{json,md}
+
+Run it on an otherwise idle machine: the load average before the run is recorded beside the numbers.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import resource
+import subprocess
+import tempfile
+import time
+from collections import defaultdict
+from pathlib import Path
+
+import pytest
+
+ROOT = Path(__file__).resolve().parents[2]
+_FOLDER = "INVLAB_SUITE_TIME_DIR"  # set: the plugin records each test's CPU time into this folder
+
+
+def _cpu() -> tuple[float, float]:
+    own, children = resource.getrusage(resource.RUSAGE_SELF), resource.getrusage(resource.RUSAGE_CHILDREN)
+    return own.ru_utime + own.ru_stime, children.ru_utime + children.ru_stime
+
+
+# -- the plugin (pytest loads this module with -p benchmarks.speed.suite_time) ------------------------------
+
+_records: list[dict] = []
+
+
+@pytest.hookimpl(hookwrapper=True)
+def pytest_runtest_protocol(item, nextitem):  # noqa: ARG001 (pytest's hook signature)
+    """Each test's CPU time, its setup and teardown included, and its wall time."""
+    (own, children), wall = _cpu(), time.perf_counter()
+    yield
+    if os.environ.get(_FOLDER):
+        own2, children2 = _cpu()
+        _records.append({"test": item.nodeid, "cpu_s": own2 - own + children2 - children,
+                         "wall_s": time.perf_counter() - wall})
+
+
+def pytest_sessionfinish(session):  # noqa: ARG001
+    folder = os.environ.get(_FOLDER)
+    if folder and _records:
+        Path(folder, f"tests-{os.getpid()}.json").write_text(json.dumps(_records))
+
+
+# -- the run ------------------------------------------------------------------------------------------------
+
+
+def main(argv=None) -> None:
+    from invlab.io import markdown_table, save_report
+    from invlab.training.provenance import provenance_line, results_header
+
+    p = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    p.add_argument("--top", type=int, default=15, help="the tests and files listed, by CPU time")
+    p.add_argument("--out", default="results/test_time.json")
+    p.add_argument("pytest_args", nargs="*", help="more arguments for bin/test (default: none, the whole suite)")
+    args = p.parse_args(argv)
+    load = os.getloadavg()[0]
+    with tempfile.TemporaryDirectory() as folder:
+        env = {**os.environ, _FOLDER: folder, "PYTHONPATH": str(ROOT)}
+        _, before = _cpu()
+        started = time.perf_counter()
+        command = [str(ROOT / "bin" / "test"), "-p", "benchmarks.speed.suite_time", "-q", *args.pytest_args]
+        done = subprocess.run(command, cwd=ROOT, env=env, capture_output=True, text=True)
+        wall = time.perf_counter() - started
+        _, after = _cpu()
+        records = [r for f in sorted(Path(folder).glob("tests-*.json")) for r in json.loads(f.read_text())]
+    summary = next((ln for ln in reversed(done.stdout.splitlines()) if " passed" in ln or " failed" in ln), "")
+    if done.returncode != 0:
+        raise SystemExit(f"bin/test failed ({summary or done.returncode}); its time is not a measurement:\n"
+                         f"{done.stdout[-3000:]}{done.stderr[-2000:]}")
+    by_file: dict[str, float] = defaultdict(float)
+    for r in records:
+        by_file[r["test"].split("::")[0]] += r["cpu_s"]
+    slowest = sorted(records, key=lambda r: -r["cpu_s"])[:args.top]
+    out = {"wall_s": wall, "cpu_s": after - before, "tests": len(records), "summary": summary,
+           "load_average_before": load, "cores": os.cpu_count(), "per_test": records,
+           "per_file_cpu_s": dict(sorted(by_file.items(), key=lambda kv: -kv[1]))}
+    out.update(results_header(device="cpu"))
+    text = ("# How long the test suite takes\n\n"
+            f"`bin/test {' '.join(args.pytest_args)}`".replace(" `", "`")
+            + (" (the README's test command), the whole suite once" if not args.pytest_args else "")
+            + f": **{wall / 60:.1f} minutes** of wall "
+            f"time, {out['cpu_s'] / 60:.1f} minutes of CPU time over {os.cpu_count()} cores ({summary}). "
+            f"Load average before the run: {load:.2f}. A test's CPU time counts its worker and the processes it "
+            "waited for (kernels, CLI runs, sweep workers); a browser's and a server's, once they stop.\n\n"
+            "## The tests that use most CPU time\n\n"
+            + markdown_table(["test", "CPU (s)", "wall (s)"],
+                             [[r["test"], f"{r['cpu_s']:.1f}", f"{r['wall_s']:.1f}"] for r in slowest])
+            + "\n\n## By file\n\n"
+            + markdown_table(["file", "CPU (s)"],
+                             [[k, f"{v:.1f}"] for k, v in list(out["per_file_cpu_s"].items())[:args.top]])
+            + f"\n\n{provenance_line(out)}\n")
+    save_report(out, args.out, text)
+    print(text)
+
+
+if __name__ == "__main__":
+    main()
