@@ -6,7 +6,7 @@ start, so a test's wall time depends on what ran beside it; its CPU time much le
 
     python -m benchmarks.speed.suite_time          # results/test_time.{json,md}
 
-Run it on an otherwise idle machine: the load average before the run is recorded beside the numbers.
+Run it on an otherwise idle machine: what else ran when it started is recorded beside the numbers.
 """
 
 from __future__ import annotations
@@ -25,6 +25,15 @@ import pytest
 
 ROOT = Path(__file__).resolve().parents[2]
 _FOLDER = "INVLAB_SUITE_TIME_DIR"  # set: the plugin records each test's CPU time into this folder
+
+
+def _running() -> int | None:
+    """Processes running or runnable now besides this one (Linux's /proc/loadavg), None where unknown: the
+    load average lags a minute behind, this does not."""
+    try:
+        return int(Path("/proc/loadavg").read_text().split()[3].split("/")[0]) - 1
+    except (OSError, IndexError, ValueError):
+        return None
 
 
 def _cpu() -> tuple[float, float]:
@@ -66,7 +75,7 @@ def main(argv=None) -> None:
     p.add_argument("--out", default="results/test_time.json")
     p.add_argument("pytest_args", nargs="*", help="more arguments for bin/test (default: none, the whole suite)")
     args = p.parse_args(argv)
-    load = os.getloadavg()[0]
+    load, running = os.getloadavg()[0], _running()
     with tempfile.TemporaryDirectory() as folder:
         env = {**os.environ, _FOLDER: folder, "PYTHONPATH": str(ROOT)}
         _, before = _cpu()
@@ -85,7 +94,7 @@ def main(argv=None) -> None:
         by_file[r["test"].split("::")[0]] += r["cpu_s"]
     slowest = sorted(records, key=lambda r: -r["cpu_s"])[:args.top]
     out = {"wall_s": wall, "cpu_s": after - before, "tests": len(records), "summary": summary,
-           "load_average_before": load, "cores": os.cpu_count(), "per_test": records,
+           "load_average_before": load, "running_before": running, "cores": os.cpu_count(), "per_test": records,
            "per_file_cpu_s": dict(sorted(by_file.items(), key=lambda kv: -kv[1]))}
     out.update(results_header(device="cpu"))
     text = ("# How long the test suite takes\n\n"
@@ -93,8 +102,10 @@ def main(argv=None) -> None:
             + (" (the README's test command), the whole suite once" if not args.pytest_args else "")
             + f": **{wall / 60:.1f} minutes** of wall "
             f"time, {out['cpu_s'] / 60:.1f} minutes of CPU time over {os.cpu_count()} cores ({summary}). "
-            f"Load average before the run: {load:.2f}. A test's CPU time counts its worker and the processes it "
-            "waited for (kernels, CLI runs, sweep workers); a browser's and a server's, once they stop.\n\n"
+            f"Before the run: {running if running is not None else 'an unknown number of'} other processes running "
+            f"(the load average, which lags a minute behind: {load:.2f}). A test's CPU time counts its worker and "
+            "the processes it waited for (kernels, CLI runs, sweep workers); a browser's and a server's, once they "
+            "stop.\n\n"
             "## The tests that use most CPU time\n\n"
             + markdown_table(["test", "CPU (s)", "wall (s)"],
                              [[r["test"], f"{r['cpu_s']:.1f}", f"{r['wall_s']:.1f}"] for r in slowest])
