@@ -11,6 +11,13 @@ Median and interquartile range per network. The page is opened from the file sys
     bin/docs   # or: INVLAB_DOCS_EXECUTE=off bin/docs (the page does not need the lessons run)
     python -m benchmarks.speed.explorer_speed --site docs/_build/html
 
+``--part regions``: the regions view instead. For each lesson network, the segment from the page's first
+input to test image ``--target`` walked ``--repeat`` times (the page's own ``walkRegions``: pieces, runs of
+the segment-walking graph, milliseconds), one run of that graph on its full batch of points timed alone, and
+the plane through them and test image ``--third`` at 64 × 64 points:
+
+    python -m benchmarks.speed.explorer_speed --part regions --site docs/_build/html   # results/explorer_regions.*
+
 The page is driven by the site's browser driver (``docs/site/site_browser.py``), as the browser tests
 drive it.
 """
@@ -98,6 +105,80 @@ def measure(site: Path, strokes: int, warmup: int, seed: int = 0, files: dict | 
     return out
 
 
+_ONE_RUN = """async () => {
+    const net = window.invlabExplorer.state.net, B = net.regions.batch, n = net.shape.reduce((a, b) => a * b, 1);
+    const x0 = new Float32Array(n), x1 = new Float32Array(n).fill(0.5);
+    const feeds = { x0: new ort.Tensor("float32", x0, net.shape), x1: new ort.Tensor("float32", x1, net.shape),
+                    x2: new ort.Tensor("float32", x0, net.shape),
+                    u: new ort.Tensor("float32", new Float32Array(B), [B]),
+                    t: new ort.Tensor("float32", new Float32Array(B).fill(0.3), [B]) };
+    await net.regions.session.run(feeds);
+    const times = [];
+    for (let i = 0; i < 10; i++) {
+        const t0 = performance.now();
+        await net.regions.session.run(feeds);
+        times.push(performance.now() - t0);
+    }
+    return {batch: B, ms: times};
+}"""
+
+
+def measure_regions(site: Path, target: int, third: int, repeat: int) -> dict:
+    """The regions view on every lesson network: the segment walked ``repeat`` times, one graph run alone, the
+    64 x 64 plane."""
+    out = {}
+    with explorer_page((site / PAGE).resolve().as_uri()) as (page, log):
+        page.wait_for_function("() => !document.getElementById('invlab-regions').hidden", timeout=60_000)
+        for net in networks(page):
+            select_network(page, net["id"])
+            walks = [page.evaluate(f"""async () => {{ const r = await window.invlabExplorer.walkRegions({target});
+                                       return {{ms: r.ms, runs: r.runs, pieces: r.pieces.length}}; }}""")
+                     for _ in range(repeat)]
+            one = page.evaluate(_ONE_RUN)
+            plane = page.evaluate(f"""async () => {{
+                const r = await window.invlabExplorer.mapPlane({target}, {third}, 64);
+                return {{ms: r.ms, runs: r.runs, count: r.count}}; }}""")
+            run_ms = float(np.median(one["ms"]))
+            pieces = walks[0]["pieces"]
+            out[net["id"]] = {"segment_ms": _spread([w["ms"] for w in walks]), "pieces": pieces,
+                              "runs": [w["runs"] for w in walks], "batch": one["batch"],
+                              "one_run_ms": _spread(one["ms"]),
+                              # at least pieces / batch runs: each point finds one piece
+                              "fewest_runs_ms": -(-pieces // one["batch"]) * run_ms,
+                              "plane_64_ms": plane["ms"], "plane_64_regions": plane["count"]}
+        problems = log["console"] + log["errors"] + log["remote"]
+        if problems:
+            raise RuntimeError(f"the page reported problems: {problems}")
+    return out
+
+
+def regions_main(args) -> None:
+    from invlab.io import markdown_table, save_report
+    from invlab.training.provenance import provenance_line, results_header
+
+    speeds = measure_regions(Path(args.site), args.target, args.third, args.repeat)
+    out = {"target": args.target, "third": args.third, "repeat": args.repeat, "networks": speeds,
+           "browser": "headless Chromium (Debian), onnxruntime-web wasm, one thread", **results_header(device="cpu")}
+    rows = [[ident, f"{m['pieces']:,}", f"{m['segment_ms']['median'] / 1000:.2f}",
+             f"{m['segment_ms']['q1'] / 1000:.2f}–{m['segment_ms']['q3'] / 1000:.2f}",
+             ", ".join(str(r) for r in sorted(set(m["runs"]))),
+             f"{m['one_run_ms']['median']:.0f} ({m['batch']} points)",
+             f"{m['fewest_runs_ms'] / 1000:.2f}", f"{m['plane_64_ms'] / 1000:.2f}"] for ident, m in speeds.items()]
+    table = markdown_table(["network", "pieces", "segment, median s", "IQR", "runs of the graph",
+                            "one run, median ms", "fewest runs × one run, s", "64 × 64 plane, s"], rows)
+    text = ("# The regions view's speed in headless Chromium\n\n"
+            f"The page's regions view on each lesson network: the segment from the page's first input to its test "
+            f"image {args.target}, walked {args.repeat} times in float32 by onnxruntime-web (one thread: a page "
+            "opened from the file system is not cross-origin isolated, so the wasm backend runs single-threaded); "
+            "one run of the segment-walking graph on its full batch of points, timed alone (10 runs); and the "
+            f"plane through the two and test image {args.third} at 64 × 64 points. Each point of a run finds one "
+            "whole piece (a forward pass and a pass along the direction with the states fixed), so a segment needs "
+            "at least pieces / batch runs: *fewest runs × one run* is the time of the walk if no run found a "
+            f"piece twice or went part empty.\n\n{table}\n\n{provenance_line(out)}\n")
+    save_report(out, args.out, text)
+    print(text)
+
+
 def site_bytes(site: Path) -> dict:
     """What the explorer adds to the built site: its assets and its page."""
     assets = {str(p.relative_to(site / ASSETS)): p.stat().st_size for p in sorted((site / ASSETS).rglob("*"))
@@ -116,13 +197,20 @@ def main(argv=None) -> None:
     p.add_argument("--warmup", type=int, default=5)
     p.add_argument("--zoo", nargs="*", default=["resnet18", "mobilenet_v2"], metavar="NAME",
                    help="torchvision classifiers exported at 3×32×32 and dropped on the page as your own files")
-    p.add_argument("--out", default="results/explorer_speed.json")
+    p.add_argument("--part", choices=("strokes", "regions"), default="strokes")
+    p.add_argument("--target", type=int, default=7, help="regions: the page's test image the segment goes to")
+    p.add_argument("--third", type=int, default=3, help="regions: the plane's third test image")
+    p.add_argument("--repeat", type=int, default=3, help="regions: walks of the segment per network")
+    p.add_argument("--out", default=None, help="default results/explorer_speed.json, or explorer_regions.json")
     args = p.parse_args(argv)
+    args.out = args.out or f"results/{'explorer_speed' if args.part == 'strokes' else 'explorer_regions'}.json"
     site = Path(args.site)
     if not (site / PAGE).exists():
         raise SystemExit(f"{site / PAGE} does not exist: build the site first (bin/docs)")
     if chromium() is None:
         raise SystemExit("Chromium is missing: apt-get install chromium")
+    if args.part == "regions":
+        return regions_main(args)
     import tempfile
 
     with tempfile.TemporaryDirectory() as tmp:
