@@ -98,8 +98,8 @@ def main(argv=None) -> None:
            "per_file_cpu_s": dict(sorted(by_file.items(), key=lambda kv: -kv[1]))}
     out.update(results_header(device="cpu"))
     text = ("# How long the test suite takes\n\n"
-            f"`bin/test {' '.join(args.pytest_args)}`".replace(" `", "`")
-            + (" (the README's test command), the whole suite once" if not args.pytest_args else "")
+            f"`{' '.join(['bin/test', *args.pytest_args])}`"
+            + ("" if args.pytest_args else " (the README's test command), the whole suite once")
             + f": **{wall / 60:.1f} minutes** of wall "
             f"time, {out['cpu_s'] / 60:.1f} minutes of CPU time over {os.cpu_count()} cores ({summary}). "
             f"Before the run: {running if running is not None else 'an unknown number of'} other processes running "
