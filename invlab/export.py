@@ -54,6 +54,7 @@ the explorer shows the difference, a live check of the spline decomposition (eq.
 
 from __future__ import annotations
 
+import contextlib
 import json
 import warnings
 from pathlib import Path
@@ -143,6 +144,42 @@ def _quiet_exporter() -> None:
         warnings.filterwarnings("ignore", module=module)
 
 
+#: the exporter's tables of ATen -> ONNX functions, one per opset (:func:`_torchlib_tables_kept`)
+_TORCHLIB_TABLES: dict = {}
+
+
+@contextlib.contextmanager
+def _torchlib_tables_kept():
+    """Inside: ``torch.onnx.export`` reuses its table of ATen -> ONNX functions from one export to the next.
+
+    The exporter builds that table (``ONNXRegistry.from_torchlib``) anew at every call, re-reading the
+    source of about a thousand onnxscript functions: 0.4 s of CPU, a sixth of exporting a lesson network
+    and its segment-walking graph (``to_onnx(..., regions=True)`` exports twice; the site's build, eight
+    times). invlab passes no custom translation table, so the table is only read; it is kept per opset for
+    the process, and torch's own method is put back on exit. Where torch's internals differ from those this
+    knows, nothing is changed."""
+    try:
+        from torch.onnx._internal.exporter import _registration
+
+        original = _registration.ONNXRegistry.__dict__["from_torchlib"]
+        build = original.__func__
+    except (ImportError, KeyError, AttributeError):
+        yield
+        return
+
+    def from_torchlib(cls, *args, **kwargs):
+        key = (cls, args, tuple(sorted(kwargs.items())))
+        if key not in _TORCHLIB_TABLES:
+            _TORCHLIB_TABLES[key] = build(cls, *args, **kwargs)
+        return _TORCHLIB_TABLES[key]
+
+    _registration.ONNXRegistry.from_torchlib = classmethod(from_torchlib)
+    try:
+        yield
+    finally:
+        _registration.ONNXRegistry.from_torchlib = original
+
+
 class SegmentWalk(nn.Module):
     """Points of the segment between two raw inputs, seen as pieces of the partition (the graph of
     ``regions=True``; see the module docstring): at p0 + t (p1 - p0) (+ u (p2 - p0): points of the
@@ -194,7 +231,7 @@ def regions_graph(model: nn.Module, input_shape: tuple[int, ...], preprocess_kin
     with torch.no_grad():
         walk(*example)  # makes the key's weights, a constant of the graph
     walk.eval()
-    with warnings.catch_warnings(), torch.no_grad():
+    with warnings.catch_warnings(), torch.no_grad(), _torchlib_tables_kept():
         _quiet_exporter()
         program = torch.onnx.export(walk, example, dynamo=True, input_names=list(REGIONS_INPUTS),
                                     output_names=list(REGIONS_OUTPUTS), optimize=True, verbose=False)
@@ -232,7 +269,7 @@ def to_onnx(model: nn.Module, path: str | Path, input_shape: tuple[int, ...] | N
         view(example)  # a network that cannot run at this shape fails here, before the exporter
     outputs = list(OUTPUTS) + ([TOP_K_OUTPUT] if top_k is not None else [])
     view.eval()  # the wrapper too: the exporter warns about a module left in training mode
-    with warnings.catch_warnings(), torch.no_grad():
+    with warnings.catch_warnings(), torch.no_grad(), _torchlib_tables_kept():
         _quiet_exporter()
         program = torch.onnx.export(view, (example,), dynamo=True, input_names=[INPUT],
                                     output_names=outputs, optimize=True, verbose=False)

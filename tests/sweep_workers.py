@@ -110,9 +110,9 @@ POP = """
 import sys, time
 from pathlib import Path
 import optuna
-from invlab import sweep
+from invlab.experiments.storage import opened  # no torch: four of these start at once
 url, go, ready = sys.argv[1], Path(sys.argv[2]), Path(sys.argv[3])
-with sweep.opened(url) as storage:
+with opened(url) as storage:
     study = optuna.load_study(study_name="queue", storage=storage)
     ready.touch()
     while not go.exists():

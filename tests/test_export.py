@@ -347,3 +347,22 @@ def test_the_segment_walking_graph_gives_the_pieces_pytorch_walks(preprocess_kin
     ids = pl.region_ids.flatten().tolist()
     assert all((ids[i] == ids[j]) == (keys[i] == keys[j]) for i in range(64) for j in range(64))
     assert predicted == pl.prediction.flatten().tolist()
+
+
+def test_the_exporters_kept_table_changes_no_byte_and_is_given_back(tmp_path, monkeypatch):
+    """``to_onnx`` keeps torch.onnx's table of ATen -> ONNX functions from one export to the next
+    (``_torchlib_tables_kept``, a sixth of an export's time): the file written is byte for byte the one
+    torch's own per-call table gives, and torch's method is back in place after each export."""
+    import contextlib
+
+    from torch.onnx._internal.exporter import _registration
+
+    import invlab.export as export
+
+    torch_own = _registration.ONNXRegistry.__dict__["from_torchlib"]
+    net = nn.Sequential(nn.Conv2d(1, 3, 3), nn.ReLU(), nn.MaxPool2d(2), nn.Flatten(), nn.Linear(27, 4)).eval()
+    kept = [to_onnx(net, tmp_path / f"kept{i}.onnx", input_shape=(1, 8, 8), regions=True) for i in range(2)]
+    assert _registration.ONNXRegistry.__dict__["from_torchlib"] is torch_own and export._TORCHLIB_TABLES
+    monkeypatch.setattr(export, "_torchlib_tables_kept", contextlib.nullcontext)
+    plain = to_onnx(net, tmp_path / "plain.onnx", input_shape=(1, 8, 8), regions=True)
+    assert kept[0].read_bytes() == kept[1].read_bytes() == plain.read_bytes()

@@ -80,3 +80,22 @@ def test_the_library_draws_and_reads_networks_without_importing_torchvision():
             "print(sorted(m for m in sys.modules if m.split('.')[0] == 'torchvision'))")
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True).stdout
     assert out.strip() == "[]", out
+
+
+def test_a_process_that_only_opens_a_study_needs_no_torch(tmp_path):
+    """``invlab.experiments.storage`` (sweeps' storage: Optuna, SQLite's locking) and the package's own
+    ``__init__`` load no torch: a process that only feeds or reads a study starts in a fraction of a second
+    (``tests/sweep_workers.py`` starts four such processes per test). ``invlab.reconstruct`` still works as
+    before, loaded when first used."""
+    import subprocess
+    import sys
+
+    code = ("import sys\n"
+            "import invlab, invlab.experiments.storage as storage, optuna\n"
+            f"with storage.opened('sqlite:///{tmp_path / 's.db'}') as st:\n"
+            "    optuna.create_study(study_name='s', storage=st)\n"
+            "print('torch' in sys.modules)\n"
+            "from invlab import reconstruct, sweep\n"
+            "print('torch' in sys.modules, sweep.opened is storage.opened, callable(reconstruct))")
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True).stdout
+    assert out.split() == ["False", "True", "True", "True"], out
