@@ -507,3 +507,9 @@ def test_suite_time_tiny(tmp_path):
     assert res["wall_s"] > 0 and res["cpu_s"] > 0 and " passed" in res["summary"]
     assert set(res["per_file_cpu_s"]) == {"tests/test_io.py"} and res["command"] and res["commit"]
     assert "tests/test_io.py" in (tmp_path / "test_time.md").read_text()
+    line = res["timeline"]  # one worker ("main", no xdist): its busy time is its tests' wall time, within the run
+    assert set(line["workers"]) == {"main"} and set(line["phases"]) == {"start", "both workers", "end"}
+    main_worker = line["workers"]["main"]
+    assert main_worker["busy_s"] == pytest.approx(sum(r["wall_s"] for r in res["per_test"]))
+    assert 0 < main_worker["first_test_s"] < main_worker["last_test_done_s"] <= res["wall_s"]
+    assert line["idle_share"] is None or 0 <= line["idle_share"] <= 1

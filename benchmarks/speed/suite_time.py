@@ -17,6 +17,7 @@ import os
 import resource
 import subprocess
 import tempfile
+import threading
 import time
 from collections import defaultdict
 from pathlib import Path
@@ -49,12 +50,13 @@ _records: list[dict] = []
 @pytest.hookimpl(hookwrapper=True)
 def pytest_runtest_protocol(item, nextitem):  # noqa: ARG001 (pytest's hook signature)
     """Each test's CPU time, its setup and teardown included, and its wall time."""
-    (own, children), wall = _cpu(), time.perf_counter()
+    (own, children), wall, start = _cpu(), time.perf_counter(), time.time()
     yield
     if os.environ.get(_FOLDER):
         own2, children2 = _cpu()
         _records.append({"test": item.nodeid, "cpu_s": own2 - own + children2 - children,
-                         "wall_s": time.perf_counter() - wall})
+                         "wall_s": time.perf_counter() - wall, "start": start,
+                         "worker": os.environ.get("PYTEST_XDIST_WORKER", "main")})
 
 
 def pytest_sessionfinish(session):  # noqa: ARG001
@@ -64,6 +66,64 @@ def pytest_sessionfinish(session):  # noqa: ARG001
 
 
 # -- the run ------------------------------------------------------------------------------------------------
+
+
+def _idle_jiffies() -> tuple[int, int] | None:
+    """(idle, total) CPU time of the whole machine so far, in clock ticks (Linux's /proc/stat), None where unknown."""
+    try:
+        fields = [int(v) for v in Path("/proc/stat").read_text().split("\n", 1)[0].split()[1:]]
+    except (OSError, ValueError):
+        return None
+    return fields[3] + fields[4], sum(fields[:8])  # idle + iowait; user ... steal
+
+
+class _IdleSampler(threading.Thread):
+    """The machine's idle share, every ``every`` seconds while the suite runs: [(time, idle share)]."""
+
+    def __init__(self, every: float = 1.0):
+        super().__init__(daemon=True)
+        self.every, self.samples, self.stop = every, [], threading.Event()
+
+    def run(self):
+        last = _idle_jiffies()
+        while last is not None and not self.stop.wait(self.every):
+            now = _idle_jiffies()
+            if now is None:
+                return
+            self.samples.append((time.time(), (now[0] - last[0]) / max(1, now[1] - last[1])))
+            last = now
+
+
+def _timeline(records: list[dict], samples: list, started: float, ended: float) -> dict:
+    """Where the cores waited: the idle share of the whole run, of its start (before the first test), of its
+    end (after the first worker took its last test), and while both ran; each worker's busy time."""
+    workers: dict[str, list[float]] = defaultdict(lambda: [float("inf"), 0.0, 0.0])
+    for r in records:
+        w = workers[r["worker"]]
+        w[0], w[1], w[2] = min(w[0], r["start"]), max(w[1], r["start"] + r["wall_s"]), w[2] + r["wall_s"]
+    first_test = min((w[0] for w in workers.values()), default=started)
+    first_done = min((w[1] for w in workers.values()), default=ended)
+
+    def idle(a, b):
+        part = [share for t, share in samples if a < t <= b]
+        return (sum(part) / len(part) if part else None), b - a
+
+    return {"idle_share": idle(started, ended)[0],
+            "phases": {"start": idle(started, first_test), "both workers": idle(first_test, first_done),
+                       "end": idle(first_done, ended)},
+            "workers": {k: {"first_test_s": v[0] - started, "last_test_done_s": v[1] - started, "busy_s": v[2]}
+                        for k, v in sorted(workers.items())}}
+
+
+def _idle_text(timeline: dict) -> str:
+    if timeline["idle_share"] is None:
+        return ""
+    phases = "; ".join(f"{name} ({span:.0f} s): {share:.0%}" for name, (share, span) in timeline["phases"].items()
+                       if share is not None)
+    busy = ", ".join(f"{k} busy {v['busy_s']:.0f} s, its last test done at {v['last_test_done_s']:.0f} s"
+                     for k, v in timeline["workers"].items())
+    return (f"The cores stood idle {timeline['idle_share']:.0%} of the run (sampled every second from "
+            f"/proc/stat): {phases}. Workers: {busy}.\n\n")
 
 
 def main(argv=None) -> None:
@@ -79,10 +139,14 @@ def main(argv=None) -> None:
     with tempfile.TemporaryDirectory() as folder:
         env = {**os.environ, _FOLDER: folder, "PYTHONPATH": str(ROOT)}
         _, before = _cpu()
-        started = time.perf_counter()
+        sampler = _IdleSampler()
+        started, epoch = time.perf_counter(), time.time()
+        sampler.start()
         command = [str(ROOT / "bin" / "test"), "-p", "benchmarks.speed.suite_time", "-q", *args.pytest_args]
         done = subprocess.run(command, cwd=ROOT, env=env, capture_output=True, text=True)
         wall = time.perf_counter() - started
+        sampler.stop.set()
+        sampler.join()
         _, after = _cpu()
         records = [r for f in sorted(Path(folder).glob("tests-*.json")) for r in json.loads(f.read_text())]
     summary = next((ln for ln in reversed(done.stdout.splitlines()) if " passed" in ln or " failed" in ln), "")
@@ -95,7 +159,8 @@ def main(argv=None) -> None:
     slowest = sorted(records, key=lambda r: -r["cpu_s"])[:args.top]
     out = {"wall_s": wall, "cpu_s": after - before, "tests": len(records), "summary": summary,
            "load_average_before": load, "running_before": running, "cores": os.cpu_count(), "per_test": records,
-           "per_file_cpu_s": dict(sorted(by_file.items(), key=lambda kv: -kv[1]))}
+           "per_file_cpu_s": dict(sorted(by_file.items(), key=lambda kv: -kv[1])),
+           "timeline": _timeline(records, sampler.samples, epoch, epoch + wall)}
     out.update(results_header(device="cpu"))
     text = ("# How long the test suite takes\n\n"
             f"`{' '.join(['bin/test', *args.pytest_args])}`"
@@ -106,7 +171,8 @@ def main(argv=None) -> None:
             f"(the load average, which lags a minute behind: {load:.2f}). A test's CPU time counts its worker and "
             "the processes it waited for (kernels, CLI runs, sweep workers); a browser's and a server's, once they "
             "stop.\n\n"
-            "## The tests that use most CPU time\n\n"
+            + _idle_text(out["timeline"])
+            + "## The tests that use most CPU time\n\n"
             + markdown_table(["test", "CPU (s)", "wall (s)"],
                              [[r["test"], f"{r['cpu_s']:.1f}", f"{r['wall_s']:.1f}"] for r in slowest])
             + "\n\n## By file\n\n"
