@@ -56,7 +56,7 @@ def pytest_runtest_protocol(item, nextitem):  # noqa: ARG001 (pytest's hook sign
         own2, children2 = _cpu()
         _records.append({"test": item.nodeid, "cpu_s": own2 - own + children2 - children,
                          "wall_s": time.perf_counter() - wall, "start": start,
-                         "worker": os.environ.get("PYTEST_XDIST_WORKER", "main")})
+                         "worker": getattr(item.config, "workerinput", {}).get("workerid", "main")})
 
 
 def pytest_sessionfinish(session):  # noqa: ARG001
