@@ -158,6 +158,33 @@ def spread(values: list[float]) -> str:
     return f"{statistics.fmean(values):,.0f} ± {statistics.stdev(values):,.0f}"
 
 
+def pool_draws(cells: dict, variants, seeds, pair_types) -> list[dict]:
+    """The report's cells (``variant/seed/pair``) pooled over the label draws, per network and pair type."""
+    import statistics
+
+    pooled = []
+    for variant in variants:
+        for pair in pair_types:
+            got = [cells[k] for k in (f"{variant}/{seed}/{pair}" for seed in seeds) if k in cells]
+            if not got:
+                continue
+            n = sum(c["segments"] for c in got)
+
+            def mean(key, got=got, n=n):
+                return sum(c[key] * c["segments"] for c in got) / n
+
+            pieces = [v for c in got for v in c["pieces"]]
+            draw_means = [c["pieces_mean"] for c in got]
+            pooled.append({"network": variant, "pair": pair, "segments": n, "draws": len(got), "pieces": pieces,
+                           "pieces_mean": statistics.fmean(pieces),
+                           "pieces_std": statistics.stdev(pieces) if len(pieces) > 1 else None,
+                           "draw_means": [min(draw_means), max(draw_means)],
+                           "near_over_mid": mean("pieces_near_data_mean") / mean("pieces_mid_mean"),
+                           "decision_changes_mean": mean("decision_changes_mean"),
+                           "other_share": mean("pieces_other_mean") / mean("pieces_mean")})
+    return pooled
+
+
 def report(args) -> None:
     """results/regions.{json,md} from the segments walked so far (a partial study says so)."""
     import statistics
@@ -199,8 +226,9 @@ def report(args) -> None:
                              f"{cell['decision_changes_mean']:.2f}",
                              f"{cell['pieces_start_class_mean']:,.0f} / {cell['pieces_end_class_mean']:,.0f} / "
                              f"{cell['pieces_other_mean']:,.0f}"])
+    pooled = pool_draws(cells, args.variants, args.seeds, args.pair_types)
     out = {"pairs": args.pairs, "pair_types": args.pair_types, "seeds": args.seeds, "variants": list(args.variants),
-           "near": NEAR, "complete": missing == 0, "segments_missing": missing, "cells": cells}
+           "near": NEAR, "complete": missing == 0, "segments_missing": missing, "cells": cells, "pooled": pooled}
     out.update(results_header(device="cpu"))
     status = ("" if missing == 0 else
               f"**Partial**: {missing:,} of the planned segments are not walked yet (rerun the command to go on).\n\n")
@@ -212,6 +240,16 @@ def report(args) -> None:
             f"meeting t < {NEAR} or t > {1 - NEAR}, and 0.5 ± {NEAR}. Decision: the first t where the predicted "
             "class changes, over the pairs whose ends are predicted differently. Pieces by class: predicted as the "
             "start's class / the end's / another.\n\n"
+            + "## Over the label draws\n\nEach network and pair type with its draws pooled: the pieces' mean ± "
+            "sample std over every pair of every draw, and the lowest and highest of the draws' means; near the data "
+            "/ middle as the ratio of the two pooled means; the share of pieces predicted as neither end's class.\n\n"
+            + markdown_table(["network", "pair", "pairs", "pieces", "draws' means", "near the data / middle",
+                              "decision changes", "pieces of another class"],
+                             [[v["network"], v["pair"], v["segments"], spread(v["pieces"]),
+                               f"{v['draw_means'][0]:,.0f} – {v['draw_means'][1]:,.0f}",
+                               f"{v['near_over_mid']:.2f}", f"{v['decision_changes_mean']:.2f}",
+                               f"{v['other_share']:.1%}"] for v in pooled])
+            + "\n\n## Per label draw\n\n"
             + markdown_table(["network", "draw", "pair", "pairs", "pieces", "near the data / middle",
                               "first decision (t)", "decision changes", "pieces by class"], rows)
             + f"\n\n{provenance_line(out, '1 torch thread per process')}\n")

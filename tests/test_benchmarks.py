@@ -513,3 +513,35 @@ def test_suite_time_tiny(tmp_path):
     assert main_worker["busy_s"] == pytest.approx(sum(r["wall_s"] for r in res["per_test"]))
     assert 0 < main_worker["first_test_s"] < main_worker["last_test_done_s"] <= res["wall_s"]
     assert line["idle_share"] is None or 0 <= line["idle_share"] <= 1
+
+
+def test_regions_report_pools_the_draws_and_says_what_is_missing(tmp_path):
+    """The study's report from segment files (here written by hand): per-draw rows, and the draws pooled per
+    network and pair type (mean ± std over every pair, the draws' means, near/middle as a ratio of means)."""
+    regions = _load("regions")
+    folder = tmp_path / "runs" / "segments"
+    folder.mkdir(parents=True)
+
+    def seg(pieces, near, mid, other=0, decisions=()):
+        return {"pieces": pieces, "units_changed": pieces, "decisions": list(decisions), "start_class": 4,
+                "end_class": 9 if decisions else 4, "pieces_start_class": pieces - other, "pieces_end_class": 0,
+                "pieces_other": other, "pieces_near_data": near, "pieces_mid": mid,
+                "first_decision": decisions[0][0] if decisions else None}
+
+    draws = {1: [seg(100, 30, 10), seg(200, 60, 20, other=20, decisions=[(0.5, 4, 9)])], 4: [seg(300, 40, 40)]}
+    for seed, segs in draws.items():
+        (folder / f"paper-seed{seed}-4-9.json").write_text(json.dumps({"pairing": regions.pairing_of("4-9"),
+                                                                       "segments": segs}))
+    out = tmp_path / "regions.json"
+    regions.main(["--part", "report", "--runs-dir", str(tmp_path / "runs"), "--variants", "paper", "untrained",
+                  "--seeds", "1", "4", "--pair-types", "4-9", "--pairs", "2", "--out", str(out)])
+    res = json.loads(out.read_text())
+    assert not res["complete"] and res["segments_missing"] == 1 + 2 * 2  # draw 4 has one of two; untrained none
+    (row,) = res["pooled"]
+    assert (row["network"], row["pair"], row["segments"], row["draws"]) == ("paper", "4-9", 3, 2)
+    assert row["pieces_mean"] == pytest.approx(200) and row["pieces_std"] == pytest.approx(100)
+    assert row["draw_means"] == [150, 300]
+    assert row["near_over_mid"] == pytest.approx((30 + 60 + 40) / (10 + 20 + 40))
+    assert row["other_share"] == pytest.approx(20 / 600) and row["decision_changes_mean"] == pytest.approx(1 / 3)
+    md = (tmp_path / "regions.md").read_text()
+    assert "**Partial**" in md and "## Over the label draws" in md and "150 – 300" in md
