@@ -41,7 +41,8 @@ def main(argv=None) -> None:
     torch.set_num_threads(args.threads)
     load = os.getloadavg()[0]
     kept_tables = export._torchlib_tables_kept
-    ways = {"table kept": kept_tables, "torch's own, per call": contextlib.nullcontext}
+    kept, own = "table kept", "torch's own, per call"
+    ways = {kept: kept_tables, own: contextlib.nullcontext}
     rows, results = [], {}
     with tempfile.TemporaryDirectory() as folder:
         for name in args.networks:
@@ -61,11 +62,11 @@ def main(argv=None) -> None:
                         digests[way].add(hashlib.sha256(path.read_bytes()).hexdigest())
             finally:
                 export._torchlib_tables_kept = kept_tables
-            same = len(digests["table kept"] | digests["torch's own, per call"]) == 1
+            same = len(digests[kept] | digests[own]) == 1
             results[name] = {"cpu_s": cpu, "same_bytes": same}
             medians = {way: statistics.median(v) for way, v in cpu.items()}
             rows.append([name] + [f"{medians[w]:.2f} ({min(cpu[w]):.2f}–{max(cpu[w]):.2f})" for w in ways]
-                        + [f"{medians['table kept'] / medians[next(iter(reversed(ways)))]:.2f}",
+                        + [f"{medians[kept] / medians[own]:.2f}",
                            "yes" if same else "NO"])
             print(rows[-1], flush=True)
     out = {"networks": results, "repeats": args.repeats, "threads": args.threads, "load_average_before": load}
