@@ -37,10 +37,11 @@ def study_trials(url, study):
 
 
 def kill_mid_trial(url, study, worker, timeout=120):
-    """Wait until ``worker`` runs a trial that has written a checkpoint, then kill it mid-trial; the trial's
-    number. Race-free by construction: the worker is stopped (SIGSTOP) before the trial's state is read again,
-    so the trial cannot finish between the read and the kill; a trial that finished before the stop lets the
-    worker go on (SIGCONT) and the wait continues."""
+    """Wait until ``worker`` runs a trial that has written a checkpoint, then kill it mid-training; the trial's
+    number. Race-free by construction: the worker is stopped (SIGSTOP) before the trial's state and folder are
+    read again, so the trial cannot finish between the read and the kill. A trial that finished before the stop
+    lets the worker go on (SIGCONT) and the wait continues; so does one whose run wrote its ``result.json`` but
+    was not yet told to the study (its retry would read the result back, not resume a checkpoint)."""
     deadline = time.monotonic() + timeout
     while time.monotonic() < deadline:
         for t in study_trials(url, study):
@@ -52,7 +53,7 @@ def kill_mid_trial(url, study, worker, timeout=120):
                     now = next(u for u in study_trials(url, study) if u.number == t.number)
                 except Exception:  # noqa: BLE001 (stopped inside a write: let it finish, look again)
                     now = None
-                if now is not None and now.state.name == "RUNNING":
+                if now is not None and now.state.name == "RUNNING" and not (Path(run_dir) / "result.json").exists():
                     worker.send_signal(signal.SIGKILL)
                     worker.wait()
                     return t.number
