@@ -44,6 +44,22 @@ input / output     shape       meaning
                                slivers between pieces; they merge)
 =================  ==========  ===========================================================
 
+A network whose every nonlinearity changes state where one unit's input crosses 0 (ReLUs; see
+:meth:`~invlab.transposed.rules.Rule.crosses_at_zero`) also carries a third graph, the sweep's
+(:class:`SegmentPoints`; the page's segment from it, five times faster than the walk): in
+``invlab.regions_points``, its number of levels of nonlinearities in ``invlab.regions_levels``.
+
+=================  ==========  ===========================================================
+input / output     shape       meaning
+=================  ==========  ===========================================================
+``x0``, ``x1``     (1, *D)     the segment's raw end points, as above
+``t``              (B,)        the points p0 + t (p1 - p0)
+``logits``         (B, C)      f at each point
+``level_0``        (2, N0)     the inputs of the nonlinearities that depend on no other, flattened
+                               side by side, at the two ends (affine along the segment)
+``level_k``        (B, Nk)     those of the nonlinearities k levels deep, at each point
+=================  ==========  ===========================================================
+
 Autograd's backward operators have no ONNX translation, so the templates come from the
 explicit transposed pass of :mod:`invlab.transposed`, run on the C one-hot cotangents at
 once; a network with a layer it cannot transpose is refused before anything is written.
@@ -56,15 +72,18 @@ from __future__ import annotations
 
 import contextlib
 import json
+import math
 import warnings
 from pathlib import Path
 
 import torch
+import torch.fx
 import torch.nn as nn
 
 from invlab.data.preprocess import preprocess
 from invlab.io import atomic_write
 from invlab.transposed import TransposedPass
+from invlab.transposed.rules import Ref
 
 #: The graph's input and outputs, in order (a contract: the browser explorer reads these names).
 INPUT = "x"
@@ -221,6 +240,156 @@ class SegmentWalk(nn.Module):
         return logits, slope, ahead, behind, pattern @ self.key_weights
 
 
+def _depths(tp: TransposedPass) -> tuple[list[list], dict[str, int]]:
+    """The nonlinearities by level (:func:`nonlinear_levels`), and for every graph node how many levels of
+    nonlinearities its value depends on."""
+    below: dict[str, int] = {}
+    levels: list[list] = []
+    for st in tp.steps:
+        base = max((below.get(n, 0) for n in st.inputs), default=0)
+        if st.rule is not None and st.rule.nonlinear:
+            levels.extend([] for _ in range(base + 1 - len(levels)))
+            levels[base].append(st)
+            base += 1
+        below[st.name] = base
+    return levels, below
+
+
+def nonlinear_levels(tp: TransposedPass) -> list[list]:
+    """The network's nonlinearities by level: level 0 those whose input depends on no nonlinearity (affine
+    in x), level k those whose input depends on level k - 1 at most. Along a segment a level-k input is
+    affine between consecutive changes of state of the levels below it."""
+    return _depths(tp)[0]
+
+
+def _refs(obj) -> list[str]:
+    found: list[str] = []
+    torch.fx.node.map_aggregate(obj, lambda a: found.append(a.name) if isinstance(a, Ref) else a)
+    return found
+
+
+class SegmentPoints(nn.Module):
+    """The segment's points seen level by level (the graph ``invlab.regions_points`` of ``regions=True``, for a
+    network whose every nonlinearity changes state where a unit's input crosses 0:
+    :meth:`~invlab.transposed.rules.Rule.crosses_at_zero`; the browser's sweep).
+
+    At points p0 + t (p1 - p0) (p0, p1 the preprocessed end points) it gives the logits and, per level of
+    nonlinearities (:func:`nonlinear_levels`), their inputs flattened side by side: ``level_0`` at the two
+    ends only (it is affine along the whole segment), ``level_k`` (k > 0) at every point. Between two
+    consecutive changes of state of the levels below it a level's input is affine in t, so its own changes
+    are where a unit's sign differs at two consecutive such points, at the linear interpolation's zero:
+    found level after level from the points alone, one forward each, with no direction pass and no
+    crossings computed in the graph.
+
+    ``cut``: the values the layers after the last level's nonlinearities read from before them (for a
+    chain of layers, the last level's inputs), flattened side by side. They are affine between the
+    points the last level's changes lie between, so the logits at those changes follow from the cut
+    interpolated there and the layers after it alone (:class:`SegmentTail`)."""
+
+    def __init__(self, model: nn.Module, preprocess_kind: str | None = None):
+        super().__init__()
+        self.model = model.eval()
+        self.transposed = tp = TransposedPass(model, exportable=True)
+        if preprocess_kind is None:
+            preprocess_kind = getattr(getattr(model, "preprocess", None), "kind", "none")
+        self.preprocess_kind = preprocess_kind
+        levels, below = _depths(tp)
+        refused = [st for level in levels for st in level if not (st.rule.continuous and st.rule.crosses_at_zero(st))]
+        if refused:
+            raise ValueError(f"{refused[0].name} ({refused[0].rule.kind}) does not change state where one unit's input "
+                             "crosses 0: the segment is swept by the walking graph instead")
+        self.levels = [list(dict.fromkeys(st.inputs[0] for st in level)) for level in levels]
+        self.prefix = tuple(tp.affine_prefix())
+        # the tail: every step that depends on the last level's outputs; the cut: what it reads from before
+        self.tail = {st.name for st in tp.steps if below.get(st.name, 0) >= len(levels)}
+        read = [n for st in tp.steps if st.name in self.tail for n in [*st.inputs, *_refs((st.args, st.kwargs))]]
+        self.cut = [n for n in dict.fromkeys(read) if n not in self.tail
+                    and (tp.step(n).op == "placeholder" or tp.step(n).rule is not None)]
+
+    @property
+    def output_names(self) -> list[str]:
+        return ["logits", *(f"level_{k}" for k in range(len(self.levels))), "cut"]
+
+    def forward(self, x0: torch.Tensor, x1: torch.Tensor, t: torch.Tensor) -> tuple[torch.Tensor, ...]:
+        p0, p1 = (preprocess(x, self.preprocess_kind) for x in (x0, x1))
+        shape = (-1, *[1] * (p0.dim() - 1))
+        tp = self.transposed
+        keep = tuple(dict.fromkeys([*(n for level in self.levels for n in level), *self.cut]))
+        # the affine prefix (before any nonlinearity) at the two ends, once; at the points, interpolated (an
+        # affine map's value at (1 - t) p0 + t p1 is (1 - t) f(p0) + t f(p1)): faster in the browser than
+        # running the first layers on every point
+        _, ends = tp.forward(torch.cat([p0, p1]), keep=keep + self.prefix)
+        z = ends.pop("z")
+        given = {n: (z[n][:1] + t.view(-1, *[1] * (z[n].dim() - 1)) * (z[n][1:] - z[n][:1]), ends.get(n))
+                 for n in self.prefix}
+        logits, states = tp.forward(p0 + t.view(shape) * (p1 - p0), keep=keep, given=given)
+        inner = states["z"]
+        levels = [torch.cat([z[n].flatten(1) for n in self.levels[0]], 1)]
+        levels += [torch.cat([inner[n].flatten(1) for n in level], 1) for level in self.levels[1:]]
+        return (logits, *levels, torch.cat([inner[n].flatten(1) for n in self.cut], 1))
+
+
+class SegmentTail(nn.Module):
+    """The layers after the last level's nonlinearities, from the cut (:class:`SegmentPoints`): ``cut``
+    (B, N) -> ``logits`` (B, C) (the graph ``invlab.regions_tail``). Every other value before the cut is
+    given as zeros, never computed."""
+
+    def __init__(self, points: SegmentPoints, input_shape: tuple[int, ...]):
+        super().__init__()
+        self.points, self.input_shape = points, tuple(input_shape)
+        tp = points.transposed
+        before = [st.name for st in tp.steps if st.name not in points.tail and st.rule is not None]
+        with torch.no_grad():
+            _, states = tp.forward(torch.rand(2, *input_shape), keep=tuple(before))
+        values = states["z"]
+        if not all(isinstance(values[n], torch.Tensor) and values[n].shape[0] == 2 for n in before):
+            raise ValueError("a value before the cut is not one tensor per example: no tail graph")
+        self.shapes = {n: tuple(values[n].shape[1:]) for n in before}
+        self.shapes[tp.steps[0].name] = self.input_shape  # the input itself (in the cut where the tail reads it)
+
+    def forward(self, cut: torch.Tensor) -> torch.Tensor:
+        tp, batch = self.points.transposed, cut.shape[0]
+        parts = cut.split([math.prod(self.shapes[n]) for n in self.points.cut], 1)
+        given = {n: (cut_n.view(batch, *self.shapes[n]), None) for n, cut_n in zip(self.points.cut, parts)}
+        zeros = cut.new_zeros(())
+        for n, shape in self.shapes.items():
+            given.setdefault(n, (zeros.expand(batch, *shape), None))
+        x = given.pop(tp.steps[0].name, (zeros.expand(batch, *self.input_shape), None))[0]
+        logits, _ = tp.forward(x, given=given)
+        return logits
+
+
+def _export(module: nn.Module, example: tuple, inputs: list[str], outputs: list[str]) -> bytes:
+    module.eval()
+    with warnings.catch_warnings(), torch.no_grad(), _torchlib_tables_kept():
+        _quiet_exporter()
+        program = torch.onnx.export(module, example, dynamo=True, input_names=inputs, output_names=outputs,
+                                    optimize=True, verbose=False)
+    return program.model_proto.SerializeToString()
+
+
+def sweep_graphs(model: nn.Module, input_shape: tuple[int, ...],
+                 preprocess_kind: str | None = None) -> tuple[bytes, bytes | None, int] | None:
+    """:class:`SegmentPoints` and :class:`SegmentTail` as serialized ONNX (batch :data:`REGIONS_BATCH`; the
+    tail None where a value before the cut is not one tensor per example) and the number of levels, or
+    None for a network the sweep does not take (the page then walks the segment with :class:`SegmentWalk`)."""
+    try:
+        points = SegmentPoints(model, preprocess_kind)
+    except ValueError:
+        return None
+    if not points.levels:
+        return None
+    example = (torch.rand(1, *input_shape), torch.rand(1, *input_shape), torch.rand(REGIONS_BATCH))
+    with torch.no_grad():
+        cut = points(*example)[-1]
+    graph = _export(points, example, ["x0", "x1", "t"], points.output_names)
+    try:
+        tail = _export(SegmentTail(points, input_shape), (cut,), ["cut"], ["logits"])
+    except ValueError:
+        tail = None
+    return graph, tail, len(points.levels)
+
+
 def regions_graph(model: nn.Module, input_shape: tuple[int, ...], preprocess_kind: str | None = None) -> bytes:
     """:class:`SegmentWalk` as serialized ONNX (batch :data:`REGIONS_BATCH`)."""
     walk = SegmentWalk(model, preprocess_kind)
@@ -281,6 +450,12 @@ def to_onnx(model: nn.Module, path: str | Path, input_shape: tuple[int, ...] | N
 
         props["invlab.regions"] = base64.b64encode(regions_graph(model, shape, view.preprocess_kind)).decode()
         props["invlab.regions_batch"] = str(REGIONS_BATCH)
+        sweep = sweep_graphs(model, shape, view.preprocess_kind)
+        if sweep is not None:
+            props["invlab.regions_points"] = base64.b64encode(sweep[0]).decode()
+            props["invlab.regions_levels"] = str(sweep[2])
+            if sweep[1] is not None:
+                props["invlab.regions_tail"] = base64.b64encode(sweep[1]).decode()
     onnx.helper.set_model_props(proto, props)
     return atomic_write(path, lambda tmp: onnx.save(proto, str(tmp)))
 
@@ -371,6 +546,6 @@ def run_onnx(path: str | Path, x: torch.Tensor) -> dict[str, torch.Tensor]:
     return {o.name: torch.from_numpy(v) for o, v in zip(session.get_outputs(), values)}
 
 
-__all__ = ["INPUT", "OUTPUTS", "REGIONS_BATCH", "REGIONS_INPUTS", "REGIONS_OUTPUTS", "TOP_K_OUTPUT", "SegmentWalk",
-           "SplineView", "regions_graph", "export_checkpoint", "export_loaded", "export_model_file",
-           "load_state_dict_file", "run_onnx", "to_onnx"]
+__all__ = ["INPUT", "OUTPUTS", "REGIONS_BATCH", "REGIONS_INPUTS", "REGIONS_OUTPUTS", "TOP_K_OUTPUT", "SegmentPoints",
+           "SegmentTail", "SegmentWalk", "SplineView", "export_checkpoint", "export_loaded", "export_model_file",
+           "load_state_dict_file", "nonlinear_levels", "regions_graph", "run_onnx", "sweep_graphs", "to_onnx"]

@@ -12,6 +12,7 @@ from __future__ import annotations
 import pytest
 import torch
 import torch.nn as nn
+import torch.nn.functional as F
 
 from invlab.inverse import forward_inverse, reconstruct, templates
 from invlab.models import create_model, list_models
@@ -366,3 +367,96 @@ def test_the_exporters_kept_table_changes_no_byte_and_is_given_back(tmp_path, mo
     monkeypatch.setattr(export, "_torchlib_tables_kept", contextlib.nullcontext)
     plain = to_onnx(net, tmp_path / "plain.onnx", input_shape=(1, 8, 8), regions=True)
     assert kept[0].read_bytes() == kept[1].read_bytes() == plain.read_bytes()
+
+
+class ReLUSkip(nn.Module):
+    """ReLUs written as people write them (``F.relu``, a skip around the second): two levels, and a cut of two
+    values (the second ReLU's input and the first's output, which the last layers read again)."""
+
+    def __init__(self):
+        super().__init__()
+        self.conv1, self.conv2 = nn.Conv2d(1, 4, 3, padding=1), nn.Conv2d(4, 4, 3, padding=1)
+        self.fc = nn.Linear(4 * 8 * 8, 5)
+
+    def forward(self, x):
+        h = F.relu(self.conv1(x))
+        r = F.relu(self.conv2(h) + h)
+        return self.fc(torch.flatten(r + h, 1))
+
+
+def _sweep(points, tail, x0, x1, levels, batch):
+    """The Explore page's sweep (docs/site/explore/regions.js) in numpy, on the exported graphs: the breaks
+    level by level from the signs of each level's inputs at consecutive known points, and the logits at the
+    last level's breaks from the cut interpolated there (the tail graph). Returns the breaks and the logits at
+    0, the breaks and 1."""
+    import numpy as np
+
+    def run(ts):
+        outs = []
+        for k in range(0, len(ts), batch):
+            t = np.asarray(ts[k:k + batch], np.float32)
+            t = np.concatenate([t, np.full(batch - len(t), t[-1], np.float32)])
+            outs.append([o[:min(batch, len(ts) - k)] for o in points.run(None, {"x0": x0, "x1": x1, "t": t})])
+        return [np.concatenate(parts) for parts in zip(*outs)]
+
+    ts = np.array([0.0, 1.0])
+    for level in range(levels):
+        logits, *values, cut = run(ts)
+        z = values[level].astype(np.float64)
+        i, j = np.nonzero((z[:-1] > 0) != (z[1:] > 0))
+        w = z[i, j] / (z[i, j] - z[i + 1, j])
+        found = ts[i] + w * (ts[i + 1] - ts[i])
+        if level + 1 < levels:
+            ts = np.unique(np.concatenate([ts, found]))
+            continue
+        order = np.argsort(found)
+        found, i, w = found[order], i[order], w[order]
+        cuts = (cut[i] + w[:, None] * (cut[i + 1] - cut[i])).astype(np.float32)
+        at = np.concatenate([tail.run(None, {"cut": np.concatenate([c, np.repeat(c[-1:], batch - len(c), 0)])})[0]
+                             [:len(c)] for c in np.array_split(cuts, max(1, -(-len(cuts) // batch)))])
+        every = np.concatenate([ts, found])
+        order = np.argsort(every)
+        return every[order][1:-1], np.concatenate([logits, at])[order]
+
+
+def test_the_sweeps_graphs_give_the_breaks_pytorch_walks(tmp_path):
+    """invlab export --regions on a ReLU network also carries the sweep's graphs (SegmentPoints, SegmentTail):
+    on a network with a skip connection (the lesson networks: the browser test), run in onnxruntime as the
+    page runs them, they give the breaks invlab.regions.segment walks in float64
+    (as many, each within 1e-4 in t), and logits at them that the network itself (a plain call of the
+    module) gives there; on a network with max pooling the file carries none (the page walks instead)."""
+    import base64
+
+    import numpy as np
+    import onnx
+    import onnxruntime as ort
+
+    from invlab.export import REGIONS_BATCH, SegmentPoints, sweep_graphs
+    from invlab.regions import segment
+
+    torch.manual_seed(0)
+    model, shape = ReLUSkip().eval(), (1, 8, 8)
+    points = SegmentPoints(model, "none")
+    assert len(points.levels) == 2 and len(points.cut) == 2  # the second ReLU's input and the first's output
+    path = to_onnx(model, tmp_path / "m.onnx", input_shape=shape, preprocess_kind="none", regions=True)
+    props = {p.key: p.value for p in onnx.load(str(path)).metadata_props}
+    session = {k: ort.InferenceSession(base64.b64decode(props[f"invlab.regions_{k}"]),
+                                       providers=["CPUExecutionProvider"]) for k in ("points", "tail")}
+    x0, x1 = torch.rand(1, *shape), torch.rand(1, *shape)
+    breaks, logits = _sweep(session["points"], session["tail"], x0.numpy(), x1.numpy(),
+                            int(props["invlab.regions_levels"]), REGIONS_BATCH)
+    reference = segment(model, x0, x1).breaks.numpy()
+    assert len(reference) > 20
+    unresolved = int((np.diff(reference) < 2e-6).sum())
+    assert len(reference) - unresolved <= len(breaks) <= len(reference), (len(breaks), len(reference))
+    j = np.clip(np.searchsorted(reference, breaks), 1, len(reference) - 1)
+    assert (np.minimum(abs(reference[j] - breaks), abs(reference[j - 1] - breaks)) < 1e-4).all()
+    t = torch.from_numpy(np.concatenate([[0.0], breaks, [1.0]])).float()
+    with torch.no_grad():
+        direct = model(x0 + t.view(-1, 1, 1, 1) * (x1 - x0)).numpy()
+    assert np.allclose(logits, direct, atol=1e-4 * np.abs(direct).max())
+    # max pooling: a window's winner changes where two inputs cross, not where one crosses 0
+    pooled = nn.Sequential(nn.Conv2d(1, 2, 3), nn.ReLU(), nn.MaxPool2d(2), nn.Flatten(), nn.Linear(18, 3)).eval()
+    with pytest.raises(ValueError, match="does not change state where one unit's input crosses 0"):
+        SegmentPoints(pooled)
+    assert sweep_graphs(pooled, (1, 8, 8)) is None  # to_onnx(..., regions=True) then carries the walk alone

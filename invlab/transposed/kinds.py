@@ -215,6 +215,9 @@ class ReLU(Rule):
     def pattern(self, state):
         return state if state.dtype == torch.bool else state > 0
 
+    def crosses_at_zero(self, step):
+        return True
+
     def crossing(self, step, h, hd, state, tp):
         return first_positive(threshold_crossing(h, hd))
 
@@ -245,6 +248,10 @@ class LeakyReLU(Slopes):
         state = torch.where(h > 0, 1.0, slope).to(h.dtype)  # (B, *)
         return h * state, state
 
+    def crosses_at_zero(self, step):  # a slope of 1 on both sides: no change at all
+        return float(step.module.negative_slope if step.module is not None else
+                     step.arg(step.args, step.kwargs, 1, "negative_slope", 0.01)) != 1.0
+
     def crossing(self, step, h, hd, state, tp):
         return first_positive(threshold_crossing(h, hd))
 
@@ -271,6 +278,9 @@ class PReLU(Rule):
 
     def pattern(self, state):
         return state
+
+    def crosses_at_zero(self, step):
+        return True
 
     def crossing(self, step, h, hd, state, tp):
         return first_positive(threshold_crossing(h, hd))

@@ -104,6 +104,13 @@ class Rule:
     def pattern(self, state) -> torch.Tensor | None:
         return None
 
+    def crosses_at_zero(self, step: Step) -> bool:
+        """For a nonlinearity: whether its state changes exactly where an input unit crosses 0, one unit
+        at a time, and nowhere else (a ReLU's on/off). Along a line through a region each such unit's
+        input is affine, so its changes can be found from its values at the two ends alone (the Explore
+        page's segment sweep, :class:`invlab.export.SegmentPoints`)."""
+        return False
+
     def crossing(self, step: Step, h: torch.Tensor, hd: torch.Tensor, state, tp) -> torch.Tensor:
         """For a nonlinearity: moving its input from h along hd (both the layer's input, (B, *)), the
         smallest s > 0 (B,) at which its state changes (``inf``: never on this line). Unused for

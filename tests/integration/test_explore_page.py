@@ -323,11 +323,12 @@ def _compare_breaks(ours: np.ndarray, theirs: np.ndarray, more: float = 0.0) -> 
 
 
 def test_the_regions_view_walks_the_segment_as_pytorch_does(site):
-    """The regions view on the lesson networks: the pieces of a segment between two test images, walked in
-    the browser (float32, onnxruntime-web), against invlab.regions.segment (float64, PyTorch) on the same end
-    points (``_compare_breaks``); the decision changes agree to 1e-4. On smallcnn-mean the whole segment
-    through the page's controls, and the plane map; on the other lesson networks the first sixth of the
-    same segment (raw end points, as the page takes them), walked by the page's own function."""
+    """The regions view on the lesson networks: the pieces of a segment between two test images, swept (ReLU
+    networks) or walked (max pooling, inhibitors) in the browser (float32, onnxruntime-web), against
+    invlab.regions.segment (float64, PyTorch) on the same end points (``_compare_breaks``); the decision changes
+    agree to 1e-4. On smallcnn-mean the whole segment through the page's controls, and the plane map; on the
+    other lesson networks the first sixth of the same segment (raw end points, as the page takes them), by the
+    page's own function."""
     from invlab.lessons import lesson_model
     from invlab.regions import plane, segment
     from invlab.viz.explain import model_input
@@ -345,10 +346,10 @@ def test_the_regions_view_walks_the_segment_as_pytorch_does(site):
                 walked = page.evaluate("""async () => {
                     const r = await window.invlabExplorer.walkRegions(7);
                     return {breaks: r.breaks, decisions: r.decisions, x0: Array.from(r.x0), x1: Array.from(r.x1),
-                            ms: r.ms, pieces: r.pieces.length,
+                            ms: r.ms, pieces: r.pieces.length, method: r.method,
                             status: document.getElementById('invlab-regions-status').textContent};
                 }""")
-                assert f"{walked['pieces']:,} affine pieces" in walked["status"]
+                assert f"{walked['pieces']:,} affine pieces" in walked["status"] and walked["method"] == "sweep"
                 ends = [np.asarray(walked["x0"], np.float32), np.asarray(walked["x1"], np.float32)]
                 x0, x1 = ends
             else:  # the first sixth of the segment, in raw pixels as the page's inputs are
@@ -356,8 +357,10 @@ def test_the_regions_view_walks_the_segment_as_pytorch_does(site):
                 walked = page.evaluate("""async ([x0, x1]) => {
                     const net = window.invlabExplorer.state.net;
                     const r = await window.InvlabRegions.walk(net, Float32Array.from(x0), Float32Array.from(x1));
-                    return {breaks: r.breaks, decisions: r.decisions, ms: r.ms};
+                    return {breaks: r.breaks, decisions: r.decisions, ms: r.ms, method: r.method};
                 }""", [x0.tolist(), x1.tolist()])
+            # ReLU networks are swept level by level; max pooling and inhibitors are walked piece by piece
+            assert walked["method"] == ("walk" if "max" in net["model"] or "ucnn" in net["model"] else "sweep")
             t0, t1 = (torch.from_numpy(x).view(1, 1, 28, 28) for x in (x0, x1))
             reference = segment(model, model_input(model, t0), model_input(model, t1))
             ours, theirs = np.asarray(walked["breaks"]), reference.breaks.numpy()

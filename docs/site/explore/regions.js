@@ -1,10 +1,18 @@
-/* The regions view: the pieces of the segment from the current input to a chosen test image, walked in this
- * browser by the graph `invlab export --regions` carries (invlab.export.SegmentWalk), the counterpart of
- * invlab.regions.segment. At a point inside a piece not yet found the graph gives the piece's whole extent
- * (how far ahead and behind the activation pattern holds) and its affine logits; what is left of the segment
- * on either side is searched the same way, a batch of points at a time, until the pieces tile [0, 1].
- * float32 leaves slivers between pieces, and flips between near-tied units: pieces with the same pattern keys
- * (two int64 sums of the pattern with random weights) are one region, met once along the line (it is convex). */
+/* The regions view: the pieces of the segment from the current input to a chosen test image, in this browser,
+ * the counterpart of invlab.regions.segment. Two ways, by what the exported file carries:
+ *
+ * - the sweep (invlab.export.SegmentPoints, a network whose every nonlinearity changes state where one unit's
+ *   input crosses 0: ReLUs): level by level, a level's inputs are affine in t between consecutive changes of
+ *   the levels below it, so its own changes lie where a unit's sign differs at two consecutive known points,
+ *   at the linear interpolation's zero. One forward per break, nothing else: the first level's changes from
+ *   the two ends alone, the next level's from the points of those, and so on; the logits at every break give
+ *   each piece's affine logits (they are continuous).
+ * - the walk (invlab.export.SegmentWalk, any network the transposed pass takes): at a point inside a piece
+ *   not yet found the graph gives the piece's whole extent (how far ahead and behind the activation pattern
+ *   holds) and its affine logits; what is left of the segment on either side is searched the same way, a
+ *   batch of points at a time, until the pieces tile [0, 1]. float32 leaves slivers between pieces, and flips
+ *   between near-tied units: pieces with the same pattern keys (two int64 sums of the pattern with random
+ *   weights) are one region, met once along the line (it is convex). */
 (function () {
   "use strict";
 
@@ -12,20 +20,139 @@
                    "#FF97FF", "#FECB52"];  // plotly's colorway, as the notebook's figures
   const SLIVER = 1e-7;  // a gap narrower than this (in t) is not searched: below float32's resolution of t
 
-  /** The segment-walking graph an exported file carries (its metadata), or null. */
+  const SAME = 1e-9;  // two changes of state closer than this (in t) are one break, as in invlab.regions
+
+  async function session(base64) {
+    return ort.InferenceSession.create(window.InvlabRuntime.bytesOf(base64),
+                                       { executionProviders: ["wasm"], graphOptimizationLevel: "all" });
+  }
+
+  /** The segment-walking graph an exported file carries (its metadata), and its sweeping graph where the
+   * network has one, or null. */
   async function prepare(net) {
     const meta = net.meta || {};
     net.regions = null;
     if (!meta["invlab.regions"]) return null;
-    const bytes = window.InvlabRuntime.bytesOf(meta["invlab.regions"]);
-    const session = await ort.InferenceSession.create(bytes, { executionProviders: ["wasm"],
-                                                                graphOptimizationLevel: "all" });
-    net.regions = { session: session, batch: Number(meta["invlab.regions_batch"]) };
+    net.regions = { session: await session(meta["invlab.regions"]), batch: Number(meta["invlab.regions_batch"]),
+                    points: null };
+    net.regions.tail = null;
+    if (meta["invlab.regions_points"]) {
+      net.regions.points = { session: await session(meta["invlab.regions_points"]),
+                             levels: Number(meta["invlab.regions_levels"]) };
+      if (meta["invlab.regions_tail"]) net.regions.tail = { session: await session(meta["invlab.regions_tail"]) };
+    }
     return net.regions;
   }
 
-  /** The pieces of the segment from the raw input x0 to x1 (Float32Arrays of C*H*W values). */
+  /** The pieces of the segment from the raw input x0 to x1 (Float32Arrays of C*H*W values): swept where the
+   * file carries the sweeping graph, else walked. */
   async function walk(net, x0, x1) {
+    return net.regions.points ? sweep(net, x0, x1) : walkPieces(net, x0, x1);
+  }
+
+  /** Sorted t's merged into one sorted list, those within SAME of one kept once (the first). */
+  function mergeSorted(a, b) {
+    const out = [];
+    let i = 0, j = 0;
+    while (i < a.length || j < b.length) {
+      const v = j >= b.length || (i < a.length && a[i] <= b[j]) ? a[i++] : b[j++];
+      if (!out.length || v - out[out.length - 1] > SAME) out.push(v);
+    }
+    return out;
+  }
+
+  /** The sweep (see the file's comment): the breaks level by level, then the pieces' logits. */
+  async function sweep(net, x0, x1) {
+    const started = performance.now(), graph = net.regions.points, B = net.regions.batch;
+    const feeds = { x0: new ort.Tensor("float32", x0, net.shape), x1: new ort.Tensor("float32", x1, net.shape) };
+    let runs = 0, C = 0;
+    /* The graph at the sorted t's, a batch at a time: each point's logits (float64, C each) and, with `level`,
+     * the changes of that level's states between consecutive points (their inputs' zeros, interpolated): each
+     * change's t and, with `cutting`, the cut there (affine between the two points too). */
+    async function evaluate(ts, level, cutting) {
+      const logits = [], found = [];
+      let previous = null, previousCut = null, previousT = 0;
+      for (let first = 0; first < ts.length; first += B) {
+        const n = Math.min(B, ts.length - first), t = new Float32Array(B);
+        for (let i = 0; i < B; i++) t[i] = ts[first + Math.min(i, n - 1)];
+        const out = await graph.session.run({ ...feeds, t: new ort.Tensor("float32", t, [B]) });
+        runs++;
+        C = out.logits.dims[1];
+        for (let i = 0; i < n; i++) logits.push(Float64Array.from(out.logits.data.subarray(i * C, (i + 1) * C)));
+        if (level === undefined) continue;
+        const z = out[`level_${level}`], N = z.dims[1], K = out.cut.dims[1];
+        for (let i = 0; i < n; i++) {
+          const row = z.data.subarray(i * N, (i + 1) * N), at = ts[first + i];
+          const cut = out.cut.data.subarray(i * K, (i + 1) * K);
+          if (previous) {
+            const here = [];
+            for (let j = 0; j < N; j++) {
+              const p = previous[j], q = row[j];
+              if ((p > 0) !== (q > 0)) here.push(previousT + (at - previousT) * (p / (p - q)));
+            }
+            for (const s of here) {
+              const change = { t: s, cut: null };
+              if (cutting) {
+                const w = (s - previousT) / (at - previousT);
+                change.cut = new Float32Array(K);
+                for (let k = 0; k < K; k++) change.cut[k] = previousCut[k] + w * (cut[k] - previousCut[k]);
+              }
+              found.push(change);
+            }
+          }
+          previous = row; previousCut = cut; previousT = at;
+        }
+      }
+      return { logits: logits, found: found.sort((a, b) => a.t - b.t) };
+    }
+    /* The logits at the cut values given (the tail graph, a batch at a time). */
+    async function tail(cuts) {
+      const logits = [];
+      for (let first = 0; first < cuts.length; first += B) {
+        const n = Math.min(B, cuts.length - first), K = cuts[0].length, data = new Float32Array(B * K);
+        for (let i = 0; i < B; i++) data.set(cuts[first + Math.min(i, n - 1)], i * K);
+        const out = await net.regions.tail.session.run({ cut: new ort.Tensor("float32", data, [B, K]) });
+        runs++;
+        for (let i = 0; i < n; i++) logits.push(Float64Array.from(out.logits.data.subarray(i * C, (i + 1) * C)));
+      }
+      return logits;
+    }
+    let ts = [0, 1], logits = null;
+    for (let level = 0; level < graph.levels; level++) {
+      const last = level + 1 === graph.levels, cutting = last && net.regions.tail !== null;
+      // level 0 is affine along the whole segment: its changes from the two ends alone
+      const r = await evaluate(level === 0 ? [0, 1] : ts, level, cutting);
+      logits = r.logits;
+      const inside = r.found.filter((c) => c.t > SAME && c.t < 1 - SAME);
+      const merged = mergeSorted(ts, inside.map((c) => c.t));
+      if (!last) { ts = merged; continue; }
+      // the last level's breaks: their logits (from the cut there, or a forward), and each point's in order
+      const known = new Map(ts.map((t, i) => [t, logits[i]])), added = merged.filter((t) => !known.has(t));
+      let more;
+      if (cutting) {
+        const cutAt = new Map(inside.map((c) => [c.t, c.cut]));
+        more = await tail(added.map((t) => cutAt.get(t)));
+      } else {
+        more = (await evaluate(added)).logits;
+      }
+      let j = 0;
+      logits = merged.map((t) => (known.has(t) ? known.get(t) : more[j++]));
+      ts = merged;
+    }
+    const pieces = [];
+    for (let k = 0; k + 1 < ts.length; k++) {
+      const a = new Float64Array(C), b = new Float64Array(C), w = ts[k + 1] - ts[k];
+      for (let c = 0; c < C; c++) {
+        b[c] = (logits[k + 1][c] - logits[k][c]) / w; a[c] = logits[k][c] - ts[k] * b[c];
+      }
+      pieces.push({ start: ts[k], end: ts[k + 1], a: a, b: b });
+    }
+    return { pieces: pieces, breaks: ts.slice(1, -1), decisions: decisions(pieces), runs: runs,
+             ms: performance.now() - started, method: "sweep" };
+  }
+
+  /** The walk (see the file's comment): pieces found whole, from points inside them. */
+  async function walkPieces(net, x0, x1) {
     const started = performance.now(), B = net.regions.batch;
     const feeds = { x0: new ort.Tensor("float32", x0, net.shape), x1: new ort.Tensor("float32", x1, net.shape),
                     x2: new ort.Tensor("float32", x0, net.shape), u: new ort.Tensor("float32", new Float32Array(B), [B]) };
@@ -67,7 +194,7 @@
     }
     const breaks = pieces.slice(1).map((p) => p.start);
     return { pieces: pieces, breaks: breaks, decisions: decisions(pieces), runs: runs,
-             ms: performance.now() - started };
+             ms: performance.now() - started, method: "walk" };
   }
 
   function argmax(a, b, t) {
@@ -227,6 +354,6 @@
     g.fillText(`${result.count.toLocaleString("en")} regions met`, side + gap, side + 16);
   }
 
-  window.InvlabRegions = { prepare: prepare, walk: walk, draw: draw, decisions: decisions, plane: plane,
+  window.InvlabRegions = { prepare: prepare, walk: walk, sweep: sweep, walkPieces: walkPieces, draw: draw, decisions: decisions, plane: plane,
                            drawPlane: drawPlane };
 })();
