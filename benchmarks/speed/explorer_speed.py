@@ -12,9 +12,10 @@ Median and interquartile range per network. The page is opened from the file sys
     python -m benchmarks.speed.explorer_speed --site docs/_build/html
 
 ``--part regions``: the regions view instead. For each lesson network, the segment from the page's first
-input to test image ``--target`` walked ``--repeat`` times (the page's own ``walkRegions``: pieces, runs of
-the segment-walking graph, milliseconds), one run of that graph on its full batch of points timed alone, and
-the plane through them and test image ``--third`` at 64 × 64 points:
+input to test image ``--target`` ``--repeat`` times (the page's own ``walkRegions``: swept on a ReLU network,
+walked otherwise; pieces, runs of the graphs, milliseconds) and, where the page sweeps, the walk on the same
+end points, interleaved; one run of each graph on its full batch of points timed alone; and the plane through
+them and test image ``--third`` at 64 × 64 points:
 
     python -m benchmarks.speed.explorer_speed --part regions --site docs/_build/html   # results/explorer_regions.*
 
@@ -105,47 +106,63 @@ def measure(site: Path, strokes: int, warmup: int, seed: int = 0, files: dict | 
     return out
 
 
-_ONE_RUN = """async () => {
+_ONE_RUN = """async (which) => {
     const net = window.invlabExplorer.state.net, B = net.regions.batch, n = net.shape.reduce((a, b) => a * b, 1);
+    const graph = which === "sweep" ? net.regions.points : net.regions;
+    if (!graph) return null;
     const x0 = new Float32Array(n), x1 = new Float32Array(n).fill(0.5);
     const feeds = { x0: new ort.Tensor("float32", x0, net.shape), x1: new ort.Tensor("float32", x1, net.shape),
-                    x2: new ort.Tensor("float32", x0, net.shape),
-                    u: new ort.Tensor("float32", new Float32Array(B), [B]),
                     t: new ort.Tensor("float32", new Float32Array(B).fill(0.3), [B]) };
-    await net.regions.session.run(feeds);
+    if (which === "walk") {
+        feeds.x2 = new ort.Tensor("float32", x0, net.shape);
+        feeds.u = new ort.Tensor("float32", new Float32Array(B), [B]);
+    }
+    await graph.session.run(feeds);
     const times = [];
     for (let i = 0; i < 10; i++) {
         const t0 = performance.now();
-        await net.regions.session.run(feeds);
+        await graph.session.run(feeds);
         times.push(performance.now() - t0);
     }
     return {batch: B, ms: times};
 }"""
 
+#: the page's own segment (walkRegions: the sweep where the file carries its graphs), then the walk on the same
+#: end points (InvlabRegions.walkPieces), interleaved
+_BOTH_WAYS = """async (target) => {
+    const r = await window.invlabExplorer.walkRegions(target), net = window.invlabExplorer.state.net;
+    const out = {page: {ms: r.ms, runs: r.runs, pieces: r.pieces.length, method: r.method}};
+    if (r.method === "sweep") {
+        const w = await window.InvlabRegions.walkPieces(net, r.x0, r.x1);
+        out.walk = {ms: w.ms, runs: w.runs, pieces: w.pieces.length, method: w.method};
+    }
+    return out;
+}"""
+
 
 def measure_regions(site: Path, target: int, third: int, repeat: int) -> dict:
-    """The regions view on every lesson network: the segment walked ``repeat`` times, one graph run alone, the
-    64 x 64 plane."""
+    """The regions view on every lesson network: the page's segment ``repeat`` times (and, where the page sweeps
+    it, the walk on the same end points, interleaved), one run of each graph alone, the 64 x 64 plane."""
     out = {}
     with explorer_page((site / PAGE).resolve().as_uri()) as (page, log):
         page.wait_for_function("() => !document.getElementById('invlab-regions').hidden", timeout=60_000)
         for net in networks(page):
             select_network(page, net["id"])
-            walks = [page.evaluate(f"""async () => {{ const r = await window.invlabExplorer.walkRegions({target});
-                                       return {{ms: r.ms, runs: r.runs, pieces: r.pieces.length}}; }}""")
-                     for _ in range(repeat)]
-            one = page.evaluate(_ONE_RUN)
+            both = [page.evaluate(_BOTH_WAYS, target) for _ in range(repeat)]
+            walks = [b["page"] for b in both]
+            runs = {way: page.evaluate(_ONE_RUN, way) for way in ("walk", "sweep")}
             plane = page.evaluate(f"""async () => {{
                 const r = await window.invlabExplorer.mapPlane({target}, {third}, 64);
                 return {{ms: r.ms, runs: r.runs, count: r.count}}; }}""")
-            run_ms = float(np.median(one["ms"]))
-            pieces = walks[0]["pieces"]
-            out[net["id"]] = {"segment_ms": _spread([w["ms"] for w in walks]), "pieces": pieces,
-                              "runs": [w["runs"] for w in walks], "batch": one["batch"],
-                              "one_run_ms": _spread(one["ms"]),
-                              # at least pieces / batch runs: each point finds one piece
-                              "fewest_runs_ms": -(-pieces // one["batch"]) * run_ms,
+            out[net["id"]] = {"method": walks[0]["method"], "segment_ms": _spread([w["ms"] for w in walks]),
+                              "pieces": walks[0]["pieces"], "runs": [w["runs"] for w in walks],
+                              "batch": runs["walk"]["batch"],
+                              "one_run_ms": {way: _spread(r["ms"]) for way, r in runs.items() if r},
                               "plane_64_ms": plane["ms"], "plane_64_regions": plane["count"]}
+            if "walk" in both[0]:
+                out[net["id"]]["walk_same_segment"] = {
+                    "segment_ms": _spread([b["walk"]["ms"] for b in both]), "pieces": both[0]["walk"]["pieces"],
+                    "runs": [b["walk"]["runs"] for b in both]}
         problems = log["console"] + log["errors"] + log["remote"]
         if problems:
             raise RuntimeError(f"the page reported problems: {problems}")
@@ -159,22 +176,33 @@ def regions_main(args) -> None:
     speeds = measure_regions(Path(args.site), args.target, args.third, args.repeat)
     out = {"target": args.target, "third": args.third, "repeat": args.repeat, "networks": speeds,
            "browser": "headless Chromium (Debian), onnxruntime-web wasm, one thread", **results_header(device="cpu")}
-    rows = [[ident, f"{m['pieces']:,}", f"{m['segment_ms']['median'] / 1000:.2f}",
-             f"{m['segment_ms']['q1'] / 1000:.2f}–{m['segment_ms']['q3'] / 1000:.2f}",
-             ", ".join(str(r) for r in sorted(set(m["runs"]))),
-             f"{m['one_run_ms']['median']:.0f} ({m['batch']} points)",
-             f"{m['fewest_runs_ms'] / 1000:.2f}", f"{m['plane_64_ms'] / 1000:.2f}"] for ident, m in speeds.items()]
-    table = markdown_table(["network", "pieces", "segment, median s", "IQR", "runs of the graph",
-                            "one run, median ms", "fewest runs × one run, s", "64 × 64 plane, s"], rows)
+
+    def seconds(spread):
+        return f"{spread['median'] / 1000:.2f} ({spread['q1'] / 1000:.2f}–{spread['q3'] / 1000:.2f})"
+
+    rows, batch = [], next(iter(speeds.values()))["batch"]
+    for ident, m in speeds.items():
+        walk = m.get("walk_same_segment")
+        sweep_run = m["one_run_ms"].get("sweep")
+        rows.append([ident, m["method"], f"{m['pieces']:,}", seconds(m["segment_ms"]),
+                     ", ".join(str(r) for r in sorted(set(m["runs"]))),
+                     f"{seconds(walk['segment_ms'])}, {walk['pieces']:,} pieces" if walk else "—",
+                     f"{m['one_run_ms']['walk']['median']:.0f}",
+                     f"{sweep_run['median']:.0f}" if sweep_run else "—", f"{m['plane_64_ms'] / 1000:.2f}"])
+    table = markdown_table(["network", "the page's way", "pieces", "segment, median s (IQR)", "runs",
+                            "walked instead, median s (IQR)", f"one run of the walk's graph, ms ({batch} points)",
+                            f"one run of the sweep's graph, ms ({batch} points)", "64 × 64 plane, s"], rows)
     text = ("# The regions view's speed in headless Chromium\n\n"
             f"The page's regions view on each lesson network: the segment from the page's first input to its test "
-            f"image {args.target}, walked {args.repeat} times in float32 by onnxruntime-web (one thread: a page "
-            "opened from the file system is not cross-origin isolated, so the wasm backend runs single-threaded); "
-            "one run of the segment-walking graph on its full batch of points, timed alone (10 runs); and the "
-            f"plane through the two and test image {args.third} at 64 × 64 points. Each point of a run finds one "
-            "whole piece (a forward pass and a pass along the direction with the states fixed), so a segment needs "
-            "at least pieces / batch runs: *fewest runs × one run* is the time of the walk if no run found a "
-            f"piece twice or went part empty.\n\n{table}\n\n{provenance_line(out)}\n")
+            f"image {args.target}, {args.repeat} times in float32 by onnxruntime-web (one thread: a page opened "
+            "from the file system is not cross-origin isolated, so the wasm backend runs single-threaded). A ReLU "
+            "network's file carries the sweep's graphs and the page sweeps the segment level by level (one forward "
+            "per break: `invlab.export.SegmentPoints`, the last level's logits from the cut by `SegmentTail`); on "
+            "those networks the same segment is also walked piece by piece (`InvlabRegions.walkPieces`, each point "
+            "of a run finds one whole piece with a forward and a pass along the direction), interleaved with the "
+            "sweep. Max pooling and inhibitors are walked. One run of each graph on its full batch of points, "
+            f"timed alone (median of 10); the plane through the two and test image {args.third} at 64 × 64 points "
+            f"(the walk's graph).\n\n{table}\n\n{provenance_line(out)}\n")
     save_report(out, args.out, text)
     print(text)
 
