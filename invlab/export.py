@@ -46,8 +46,10 @@ input / output     shape       meaning
 
 A network whose every nonlinearity changes state where one unit's input crosses 0 (ReLUs; see
 :meth:`~invlab.transposed.rules.Rule.crosses_at_zero`) also carries a third graph, the sweep's
-(:class:`SegmentPoints`; the page's segment from it, five times faster than the walk): in
-``invlab.regions_points``, its number of levels of nonlinearities in ``invlab.regions_levels``.
+(:class:`SegmentPoints`, and :class:`SegmentTail` for the last level's logits): the page sweeps the
+segment level by level with them, one forward per break, instead of walking it (see
+``results/explorer_regions.md``). In ``invlab.regions_points`` and ``invlab.regions_tail``, the number of
+levels of nonlinearities in ``invlab.regions_levels``.
 
 =================  ==========  ===========================================================
 input / output     shape       meaning
@@ -58,6 +60,8 @@ input / output     shape       meaning
 ``level_0``        (2, N0)     the inputs of the nonlinearities that depend on no other, flattened
                                side by side, at the two ends (affine along the segment)
 ``level_k``        (B, Nk)     those of the nonlinearities k levels deep, at each point
+``cut``            (B, K)      what the layers after the last level read from before it, flattened;
+                               the tail graph's input (``cut`` -> ``logits``)
 =================  ==========  ===========================================================
 
 Autograd's backward operators have no ONNX translation, so the templates come from the
