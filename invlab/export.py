@@ -45,7 +45,7 @@ input / output     shape       meaning
 =================  ==========  ===========================================================
 
 A network whose every nonlinearity changes state where one unit's input crosses 0 (ReLUs; see
-:meth:`~invlab.transposed.rules.Rule.crosses_at_zero`) also carries a third graph, the sweep's
+:meth:`~invlab.transposed.rules.Rule.crosses_at_zero`) also carries the sweep's graphs
 (:class:`SegmentPoints`, and :class:`SegmentTail` for the last level's logits): the page sweeps the
 segment level by level with them, one forward per break, instead of walking it (see
 ``results/explorer_regions.md``). In ``invlab.regions_points`` and ``invlab.regions_tail``, the number of

@@ -20,7 +20,7 @@
                    "#FF97FF", "#FECB52"];  // plotly's colorway, as the notebook's figures
   const SLIVER = 1e-7;  // a gap narrower than this (in t) is not searched: below float32's resolution of t
 
-  const SAME = 1e-9;  // two changes of state closer than this (in t) are one break, as in invlab.regions
+  const SAME = 1e-9;  // sweep: two changes of state closer than this (in t) are one break (float32 cannot part them)
 
   async function session(base64) {
     return ort.InferenceSession.create(window.InvlabRuntime.bytesOf(base64),
@@ -34,8 +34,7 @@
     net.regions = null;
     if (!meta["invlab.regions"]) return null;
     net.regions = { session: await session(meta["invlab.regions"]), batch: Number(meta["invlab.regions_batch"]),
-                    points: null };
-    net.regions.tail = null;
+                    points: null, tail: null };
     if (meta["invlab.regions_points"]) {
       net.regions.points = { session: await session(meta["invlab.regions_points"]),
                              levels: Number(meta["invlab.regions_levels"]) };
@@ -84,21 +83,15 @@
         for (let i = 0; i < n; i++) {
           const row = z.data.subarray(i * N, (i + 1) * N), at = ts[first + i];
           const cut = out.cut.data.subarray(i * K, (i + 1) * K);
-          if (previous) {
-            const here = [];
-            for (let j = 0; j < N; j++) {
-              const p = previous[j], q = row[j];
-              if ((p > 0) !== (q > 0)) here.push(previousT + (at - previousT) * (p / (p - q)));
+          for (let j = 0; previous && j < N; j++) {
+            const p = previous[j], q = row[j];
+            if ((p > 0) === (q > 0)) continue;
+            const w = p / (p - q), change = { t: previousT + w * (at - previousT), cut: null };
+            if (cutting) {
+              change.cut = new Float32Array(K);
+              for (let k = 0; k < K; k++) change.cut[k] = previousCut[k] + w * (cut[k] - previousCut[k]);
             }
-            for (const s of here) {
-              const change = { t: s, cut: null };
-              if (cutting) {
-                const w = (s - previousT) / (at - previousT);
-                change.cut = new Float32Array(K);
-                for (let k = 0; k < K; k++) change.cut[k] = previousCut[k] + w * (cut[k] - previousCut[k]);
-              }
-              found.push(change);
-            }
+            found.push(change);
           }
           previous = row; previousCut = cut; previousT = at;
         }
