@@ -104,7 +104,8 @@ def _parser() -> argparse.ArgumentParser:
                         "adds the output classes")
     e.add_argument("--regions", action="store_true",
                    help="also carry the segment-walking graph (invlab.export.SegmentWalk) for the Explore page's "
-                        "regions view: the pieces of the segment between two inputs, walked in the browser")
+                        "regions view: the pieces of the segment between two inputs, found in the browser; a ReLU "
+                        "network's file also carries the sweep's graphs (SegmentPoints, SegmentTail), faster")
     e.add_argument("--onnx", required=True, metavar="OUT.onnx", help="the file to write")
     return p
 

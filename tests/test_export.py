@@ -459,4 +459,7 @@ def test_the_sweeps_graphs_give_the_breaks_pytorch_walks(tmp_path):
     pooled = nn.Sequential(nn.Conv2d(1, 2, 3), nn.ReLU(), nn.MaxPool2d(2), nn.Flatten(), nn.Linear(18, 3)).eval()
     with pytest.raises(ValueError, match="does not change state where one unit's input crosses 0"):
         SegmentPoints(pooled)
+    with pytest.raises(ValueError, match="leaky ReLU"):  # a slope of 1 on both sides never changes
+        SegmentPoints(nn.Sequential(nn.Linear(4, 4), nn.LeakyReLU(1.0), nn.Linear(4, 2)))
+    assert len(SegmentPoints(nn.Sequential(nn.Linear(4, 4), nn.LeakyReLU(0.1), nn.Linear(4, 2))).levels) == 1
     assert sweep_graphs(pooled, (1, 8, 8)) is None  # to_onnx(..., regions=True) then carries the walk alone
