@@ -372,16 +372,23 @@ def _export(module: nn.Module, example: tuple, inputs: list[str], outputs: list[
     return program.model_proto.SerializeToString()
 
 
+#: The most levels of nonlinearities the sweep takes. Each level's pass runs a forward at every point known
+#: so far, so a deep network costs about levels forwards per piece; the walk, a forward and a pass along
+#: the direction (about two and a half forwards' work in the browser): past three levels it walks.
+SWEEP_LEVELS = 3
+
+
 def sweep_graphs(model: nn.Module, input_shape: tuple[int, ...],
                  preprocess_kind: str | None = None) -> tuple[bytes, bytes | None, int] | None:
     """:class:`SegmentPoints` and :class:`SegmentTail` as serialized ONNX (batch :data:`REGIONS_BATCH`; the
     tail None where a value before the cut is not one tensor per example) and the number of levels, or
-    None for a network the sweep does not take (the page then walks the segment with :class:`SegmentWalk`)."""
+    None for a network the sweep does not take, or takes slower than the walk (more than
+    :data:`SWEEP_LEVELS` levels): the page then walks the segment with :class:`SegmentWalk`."""
     try:
         points = SegmentPoints(model, preprocess_kind)
     except ValueError:
         return None
-    if not points.levels:
+    if not points.levels or len(points.levels) > SWEEP_LEVELS:
         return None
     example = (torch.rand(1, *input_shape), torch.rand(1, *input_shape), torch.rand(REGIONS_BATCH))
     with torch.no_grad():
@@ -550,6 +557,7 @@ def run_onnx(path: str | Path, x: torch.Tensor) -> dict[str, torch.Tensor]:
     return {o.name: torch.from_numpy(v) for o, v in zip(session.get_outputs(), values)}
 
 
-__all__ = ["INPUT", "OUTPUTS", "REGIONS_BATCH", "REGIONS_INPUTS", "REGIONS_OUTPUTS", "TOP_K_OUTPUT", "SegmentPoints",
-           "SegmentTail", "SegmentWalk", "SplineView", "export_checkpoint", "export_loaded", "export_model_file",
-           "load_state_dict_file", "nonlinear_levels", "regions_graph", "run_onnx", "sweep_graphs", "to_onnx"]
+__all__ = ["INPUT", "OUTPUTS", "REGIONS_BATCH", "REGIONS_INPUTS", "REGIONS_OUTPUTS", "SWEEP_LEVELS", "TOP_K_OUTPUT",
+           "SegmentPoints", "SegmentTail", "SegmentWalk", "SplineView", "export_checkpoint", "export_loaded",
+           "export_model_file", "load_state_dict_file", "nonlinear_levels", "regions_graph", "run_onnx", "sweep_graphs",
+           "to_onnx"]

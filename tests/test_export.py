@@ -462,4 +462,6 @@ def test_the_sweeps_graphs_give_the_breaks_pytorch_walks(tmp_path):
     with pytest.raises(ValueError, match="leaky ReLU"):  # a slope of 1 on both sides never changes
         SegmentPoints(nn.Sequential(nn.Linear(4, 4), nn.LeakyReLU(1.0), nn.Linear(4, 2)))
     assert len(SegmentPoints(nn.Sequential(nn.Linear(4, 4), nn.LeakyReLU(0.1), nn.Linear(4, 2))).levels) == 1
+    deep = nn.Sequential(nn.Flatten(), *[m for _ in range(4) for m in (nn.Linear(64, 64), nn.ReLU())], nn.Linear(64, 2))
+    assert len(SegmentPoints(deep).levels) == 4 and sweep_graphs(deep, (1, 8, 8)) is None  # walked: cheaper
     assert sweep_graphs(pooled, (1, 8, 8)) is None  # to_onnx(..., regions=True) then carries the walk alone
