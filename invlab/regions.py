@@ -283,20 +283,18 @@ def _walk(tp: TransposedPass, x0: torch.Tensor, d: torch.Tensor, max_pieces: int
 
     names = [st.name for st in steps]
     continuous = all(st.rule.continuous for st in steps)
-    # a nonlinearity whose input is affine along the whole segment and whose state changes where a unit's
-    # input crosses 0 (a ReLU after the first layers) changes at fixed t's: each unit's zero, found once and
+    # a nonlinearity right after the affine prefix (its input affine along the whole segment) whose state
+    # changes where a unit's input crosses 0 (a ReLU) changes at fixed t's: each unit's zero, found once and
     # sorted (segment k's shifted by 2k, so one sorted list serves every segment), looked up at every step
     fixed_steps = [st for st in steps if st.inputs[0] in at0 and st.inputs[0] in start_dir
                    and st.rule.continuous and st.rule.crosses_at_zero(st)]
     zeros = None
     if fixed_steps:
-        parts = []
-        for st in fixed_steps:
-            z, zd = at0[st.inputs[0]].flatten(1), start_dir[st.inputs[0]].flatten(1)
-            r = torch.where(zd != 0, -z / torch.where(zd != 0, zd, 1.0), -1.0)  # -1: never
-            parts.append(torch.where((r >= 0) & (r <= 1), r, -1.0))
-        r = torch.cat(parts, 1) + 2 * torch.arange(n_seg, dtype=x0.dtype)[:, None]
-        zeros = r[r >= 2 * torch.arange(n_seg, dtype=x0.dtype)[:, None]].sort().values
+        z = torch.cat([at0[st.inputs[0]].flatten(1) for st in fixed_steps], 1)  # (segments, units) at t = 0
+        zd = torch.cat([start_dir[st.inputs[0]].flatten(1) for st in fixed_steps], 1)  # and their rates
+        r = -z / torch.where(zd != 0, zd, 1.0)
+        inside = (zd != 0) & (r >= 0) & (r <= 1)
+        zeros = (r + 2 * torch.arange(n_seg, dtype=x0.dtype)[:, None])[inside].sort().values
     elementwise = [st for st in steps if st not in fixed_steps]
     # parts not yet walked (segment, from, to), WALKERS per segment
     todo_seg = torch.arange(n_seg).repeat_interleave(WALKERS)

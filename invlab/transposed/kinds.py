@@ -240,17 +240,19 @@ class Slopes(Rule):
 class LeakyReLU(Slopes):
     kind, summary = "leaky ReLU", "a fixed negative slope"
 
+    @staticmethod
+    def negative_slope(step, args, kwargs) -> float:
+        return step.module.negative_slope if step.module is not None else step.arg(args, kwargs, 1, "negative_slope",
+                                                                                   0.01)
+
     def forward(self, step, xs, args, kwargs, tp):
         h = xs[0]
-        slope = step.module.negative_slope if step.module is not None else step.arg(args, kwargs, 1, "negative_slope",
-                                                                                    0.01)
         # slope 1 where the input is positive, the negative slope elsewhere
-        state = torch.where(h > 0, 1.0, slope).to(h.dtype)  # (B, *)
+        state = torch.where(h > 0, 1.0, self.negative_slope(step, args, kwargs)).to(h.dtype)  # (B, *)
         return h * state, state
 
     def crosses_at_zero(self, step):  # a slope of 1 on both sides: no change at all
-        return float(step.module.negative_slope if step.module is not None else
-                     step.arg(step.args, step.kwargs, 1, "negative_slope", 0.01)) != 1.0
+        return float(self.negative_slope(step, step.args, step.kwargs)) != 1.0
 
     def crossing(self, step, h, hd, state, tp):
         return first_positive(threshold_crossing(h, hd))
