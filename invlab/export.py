@@ -244,26 +244,11 @@ class SegmentWalk(nn.Module):
         return logits, slope, ahead, behind, pattern @ self.key_weights
 
 
-def _depths(tp: TransposedPass) -> tuple[list[list], dict[str, int]]:
-    """The nonlinearities by level (:func:`nonlinear_levels`), and for every graph node how many levels of
-    nonlinearities its value depends on."""
-    below: dict[str, int] = {}
-    levels: list[list] = []
-    for st in tp.steps:
-        base = max((below.get(n, 0) for n in st.inputs), default=0)
-        if st.rule is not None and st.rule.nonlinear:
-            levels.extend([] for _ in range(base + 1 - len(levels)))
-            levels[base].append(st)
-            base += 1
-        below[st.name] = base
-    return levels, below
-
-
 def nonlinear_levels(tp: TransposedPass) -> list[list]:
     """The network's nonlinearities by level: level 0 those whose input depends on no nonlinearity (affine
     in x), level k those whose input depends on level k - 1 at most. Along a segment a level-k input is
     affine between consecutive changes of state of the levels below it."""
-    return _depths(tp)[0]
+    return tp.nonlinear_levels()[0]
 
 
 def _refs(obj) -> list[str]:
@@ -297,7 +282,7 @@ class SegmentPoints(nn.Module):
         if preprocess_kind is None:
             preprocess_kind = getattr(getattr(model, "preprocess", None), "kind", "none")
         self.preprocess_kind = preprocess_kind
-        levels, below = _depths(tp)
+        levels, below = tp.nonlinear_levels()
         refused = [st for level in levels for st in level if not (st.rule.continuous and st.rule.crosses_at_zero(st))]
         if refused:
             raise ValueError(f"{refused[0].name} ({refused[0].rule.kind}) does not change state where one unit's input "

@@ -18,6 +18,14 @@ walkers go side by side, one batch of the network for all of them (and for a bat
 over a part of the segment, started by one forward; one that is done takes over half of the longest
 part left.
 
+A ReLU network (every nonlinearity changing state where one unit's input crosses 0, at most
+:data:`SWEEP_LEVELS` levels of them: :meth:`~invlab.transposed.TransposedPass.nonlinear_levels`) is
+swept instead, level by level: the first level's inputs are affine along the whole segment, so their
+zeros are its breaks; a level's inputs are affine between consecutive breaks of the levels below it, so
+its own breaks are where a unit's sign differs at two consecutive known points, at the linear
+interpolation's zero. One forward per break and no pass along the direction; the same breaks as the
+walk (the Explore page sweeps the same way in the browser).
+
 :func:`plane` maps the plane through three inputs on a grid: the activation pattern at every grid
 point, regions numbered by pattern, the predicted class, and the boundaries between regions and
 between classes as images. :func:`polygons` gives a ReLU network's regions on a window of that plane
@@ -53,6 +61,12 @@ WALKERS = 32
 
 #: A walker's part is not split below this length in t.
 MIN_SPLIT = 1e-6
+
+#: A ReLU network of at most this many levels of nonlinearities is swept, not walked (:func:`_sweep`: each
+#: level's pass runs a forward at every point known so far, so a deeper network costs more forwards per piece
+#: than the walk's one pass along the direction); the sweep's points per forward.
+SWEEP_LEVELS = 2
+SWEEP_BATCH = 64
 
 
 def _float64_pass(model: nn.Module) -> TransposedPass:
@@ -161,7 +175,9 @@ def segment(model: nn.Module, x0: torch.Tensor, x1: torch.Tensor, max_pieces: in
     # to split ties that hold along the whole segment (a max-pooling window over a blank patch) and to
     # add hundreds of real but accidental pieces
     x0, x1 = x0.double(), x1.double()
-    segments = _walk(tp, x0, x1 - x0, max_pieces, progress)
+    levels = _sweepable(tp)
+    segments = (_sweep(tp, levels, x0, x1 - x0, max_pieces, progress) if levels is not None
+                else _walk(tp, x0, x1 - x0, max_pieces, progress))
     return segments if x0.shape[0] != 1 else segments[0]
 
 
@@ -390,11 +406,102 @@ def _walk(tp: TransposedPass, x0: torch.Tensor, d: torch.Tensor, max_pieces: int
         changed = patterns.changes(rows)
         keep = np.concatenate([[True], changed > 0])  # a part's first piece may continue the one before
         rows, changed = rows[keep], changed[changed > 0]
-        s = Segment(first[rows][1:].clone(), torch.from_numpy(changed), logits[rows])
-        s.decisions = _decisions(s.logits, s.starts, s.ends)
-        s.start_class = int(s.logits_at([0.0])[0].argmax())
-        s.end_class = int(s.logits_at([1.0])[0].argmax())
-        out.append(s)
+        out.append(_finished(Segment(first[rows][1:].clone(), torch.from_numpy(changed), logits[rows])))
+    return out
+
+
+def _finished(s: Segment) -> Segment:
+    """``s`` with its decision changes and end classes."""
+    s.decisions = _decisions(s.logits, s.starts, s.ends)
+    s.start_class = int(s.logits_at([0.0])[0].argmax())
+    s.end_class = int(s.logits_at([1.0])[0].argmax())
+    return s
+
+
+def _sweepable(tp: TransposedPass) -> list | None:
+    """The levels of nonlinearities (:meth:`~invlab.transposed.TransposedPass.nonlinear_levels`) of a network
+    :func:`_sweep` takes — every nonlinearity continuous and changing state where one unit's input crosses 0
+    (:meth:`~invlab.transposed.rules.Rule.crosses_at_zero`), at most :data:`SWEEP_LEVELS` levels — else None."""
+    levels = tp.nonlinear_levels()[0]
+    if 0 < len(levels) <= SWEEP_LEVELS and all(st.rule.continuous and st.rule.crosses_at_zero(st)
+                                               for level in levels for st in level):
+        return levels
+    return None
+
+
+def _sweep(tp: TransposedPass, levels: list, x0: torch.Tensor, d: torch.Tensor, max_pieces: int,
+           progress: bool) -> list[Segment]:
+    """The segments of a ReLU network level by level (see the module docstring): level k's inputs are affine
+    between consecutive breaks of the levels below it, so its own breaks are where a unit's sign differs at two
+    consecutive known points, at the linear interpolation's zero; one forward per break, in batches of
+    :data:`SWEEP_BATCH` points. The logits at consecutive points give each piece's affine logits (they are
+    continuous)."""
+    from tqdm.auto import tqdm
+
+    names = [list(dict.fromkeys(st.inputs[0] for st in level)) for level in levels]
+    prefix = tuple(tp.affine_prefix())
+    keep = tuple(dict.fromkeys(n for level in names for n in level))
+    out = []
+    bar = tqdm(total=x0.shape[0] * len(levels), disable=not progress, desc="segment", unit="level")
+    with torch.no_grad():
+        for k in range(x0.shape[0]):
+            a, direction = x0[k:k + 1], d[k:k + 1]
+            ends_logits, ends = tp.forward(torch.cat([a, a + direction]), keep=prefix + keep)
+            z = ends.pop("z")
+
+            def run(ts: torch.Tensor, level: int | None) -> tuple[torch.Tensor, torch.Tensor | None]:
+                """The logits at the points ts and, with ``level``, that level's inputs there, flattened."""
+                logits, inputs = [], []
+                for first in range(0, len(ts), SWEEP_BATCH):
+                    t = ts[first:first + SWEEP_BATCH]
+                    # the affine prefix interpolated between the two ends, not run again
+                    given = {n: (z[n][:1] + t.view(-1, *[1] * (z[n].dim() - 1)) * (z[n][1:] - z[n][:1]), ends.get(n))
+                             for n in prefix}
+                    f, states = tp.forward(a + t.view(-1, *[1] * (a.dim() - 1)) * direction,
+                                           keep=tuple(names[level]) if level is not None else (), given=given)
+                    logits.append(f)
+                    if level is not None:
+                        inputs.append(torch.cat([states["z"][n].flatten(1) for n in names[level]], 1))
+                return torch.cat(logits), (torch.cat(inputs) if level is not None else None)
+
+            points = torch.tensor([0.0, 1.0], dtype=x0.dtype)
+            changed = torch.zeros(2, dtype=torch.long)
+            logits = ends_logits
+            for level in range(len(levels)):
+                if level == 0:  # affine along the whole segment: its values at the two ends
+                    inputs = torch.cat([z[n].flatten(1) for n in names[0]], 1)
+                else:
+                    logits, inputs = run(points, level)
+                i, j = ((inputs[:-1] > 0) != (inputs[1:] > 0)).nonzero(as_tuple=True)
+                w = inputs[i, j] / (inputs[i, j] - inputs[i + 1, j])
+                found = points[i] + w * (points[i + 1] - points[i])
+                # every point, sorted; those within STEP_PAST of the one before are one break
+                t = torch.cat([points, found])
+                count = torch.cat([changed, torch.ones_like(found, dtype=torch.long)])
+                known = torch.cat([torch.arange(len(points)), torch.full((len(found),), -1)])
+                order = t.argsort(stable=True)
+                t, count, known = t[order], count[order], known[order]
+                starts = torch.cat([torch.ones(1, dtype=torch.bool), t[1:] - t[:-1] > STEP_PAST])
+                group = starts.cumsum(0) - 1
+                points = t[starts]
+                changed = torch.zeros(len(points), dtype=torch.long).index_add_(0, group, count)
+                changed[0] = changed[-1] = 0  # the ends are not breaks
+                if len(points) - 1 > max_pieces:
+                    raise RuntimeError(f"the segment has more than max_pieces={max_pieces} pieces (segment {k}); "
+                                       "give a larger max_pieces or a shorter segment")
+                if level + 1 == len(levels):  # the last level: the logits at its new breaks
+                    source = torch.full((len(points),), -1).scatter_reduce_(0, group, known, "amax")
+                    new = source < 0
+                    merged = torch.empty(len(points), logits.shape[1], dtype=logits.dtype)
+                    merged[~new] = logits[source[~new]]
+                    if new.any():
+                        merged[new] = run(points[new], None)[0]
+                    logits = merged
+                bar.update(1)
+            slope = (logits[1:] - logits[:-1]) / (points[1:] - points[:-1])[:, None]
+            pieces = torch.stack([logits[:-1] - points[:-1, None] * slope, slope], 1)  # logits(t) = a + t b
+            out.append(_finished(Segment(points[1:-1].clone(), changed[1:-1].clone(), pieces)))
+    bar.close()
     return out
 
 

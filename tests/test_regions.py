@@ -81,6 +81,42 @@ def test_a_batch_of_segments_and_the_limit_on_pieces():
         segment(nn.Sequential(nn.Flatten(), nn.Linear(100, 4), nn.SiLU()), x0[:1], x1[:1])
 
 
+class _ReLUSkip(nn.Module):
+    def __init__(self):
+        super().__init__()
+        self.conv1, self.conv2 = nn.Conv2d(1, 4, 3, padding=1), nn.Conv2d(4, 4, 3, padding=1)
+        self.fc = nn.Linear(4 * 10 * 10, 4)
+
+    def forward(self, x):
+        h = torch.relu(self.conv1(x))
+        return self.fc(torch.flatten(torch.relu(self.conv2(h) + h) + h, 1))
+
+
+def test_a_relu_networks_sweep_gives_the_walks_pieces():
+    """A ReLU network of two levels is swept (one forward per break), any other walked: on a network with a
+    skip connection, a batch of segments, the two ways give the same breaks, the same count of units changing
+    at each, and the same logits along the segment; the limit on pieces holds for the sweep too."""
+    from invlab.regions import _float64_pass, _sweepable, _walk
+
+    torch.manual_seed(5)
+    model = _ReLUSkip().double().eval()
+    x0, x1 = torch.randn(3, 1, 10, 10).double(), torch.randn(3, 1, 10, 10).double()
+    tp = _float64_pass(model)
+    assert _sweepable(tp) is not None and _sweepable(_float64_pass(small("relu, max pooling"))) is None
+    swept, walked = segment(model, x0, x1), _walk(tp, x0, x1 - x0, 200_000, False)
+    t = torch.linspace(0, 1, 2001, dtype=torch.float64)
+    for s, w in zip(swept, walked):
+        assert s.pieces > 20 and len(s.breaks) == len(w.breaks)
+        assert torch.allclose(s.breaks, w.breaks, rtol=0, atol=1e-12)
+        assert torch.equal(s.units_changed, w.units_changed)
+        assert torch.allclose(s.logits_at(t), w.logits_at(t), rtol=0, atol=1e-9 * w.logits_at(t).abs().max())
+        assert [d[1:] for d in s.decisions] == [d[1:] for d in w.decisions]
+        assert all(abs(a[0] - b[0]) < 1e-9 for a, b in zip(s.decisions, w.decisions))
+        assert (s.start_class, s.end_class) == (w.start_class, w.end_class)
+    with pytest.raises(RuntimeError, match="more than max_pieces=3 pieces"):
+        segment(model, x0[:1], x1[:1], max_pieces=3)
+
+
 def test_a_segment_from_a_point_where_every_unit_is_at_a_threshold():
     """From 0 through a network without biases, every ReLU's input is 0 and every max-pooling window a tie:
     the first piece is the one the segment enters, not the forward's pick at t = 0 (found on the lesson's

@@ -165,6 +165,22 @@ class TransposedPass:
             return value
         return s.call(self._resolve(s.args, values), self._resolve(s.kwargs, values))
 
+    def nonlinear_levels(self) -> tuple[list[list[Step]], dict[str, int]]:
+        """The nonlinearities by level — level 0 those whose input depends on no nonlinearity (affine in
+        x), level k those whose input depends on level k - 1 at most — and for every graph node how many
+        levels its value depends on. Along a segment a level-k input is affine between consecutive changes
+        of state of the levels below it (:mod:`invlab.regions`' sweep, the Explore page's)."""
+        below: dict[str, int] = {}
+        levels: list[list[Step]] = []
+        for st in self.steps:
+            base = max((below.get(n, 0) for n in st.inputs), default=0)
+            if st.rule is not None and st.rule.nonlinear:
+                levels.extend([] for _ in range(base + 1 - len(levels)))
+                levels[base].append(st)
+                base += 1
+            below[st.name] = base
+        return levels, below
+
     def affine_prefix(self) -> list[str]:
         """The graph nodes before any nonlinearity, whose values are affine in x (one tensor each)."""
         affine = {self.steps[0].name}
