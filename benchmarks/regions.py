@@ -322,7 +322,8 @@ def cost(argv=None) -> None:
         print(rows[-1], flush=True)
     out.update(results_header(device="cpu"))
     text = ("# The cost of seeing the partition\n\n"
-            f"`invlab.regions` on the lesson networks, {args.threads} torch thread(s), float64 walks. "
+            f"`invlab.regions` on the lesson networks, {args.threads} torch thread(s), in float64: a ReLU "
+            "network's segment swept level by level (smallcnn-mean), the others walked piece by piece. "
             "Segments: the k-th test 4 to "
             f"the k-th test 9 (k < {args.pairs}), centred as the networks see them; the plane through the first 4, "
             f"the first 9 and the first 7 at {args.resolution} × {args.resolution} points over the three's span "
