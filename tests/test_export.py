@@ -12,7 +12,6 @@ from __future__ import annotations
 import pytest
 import torch
 import torch.nn as nn
-import torch.nn.functional as F
 
 from invlab.inverse import forward_inverse, reconstruct, templates
 from invlab.models import create_model, list_models
@@ -21,6 +20,8 @@ from invlab.transposed import TransposedPass, UnsupportedLayerError
 
 onnxruntime = pytest.importorskip("onnxruntime")
 pytest.importorskip("onnxscript")
+
+from relu_nets import ReLUSkip  # noqa: E402
 
 from invlab.export import OUTPUTS, run_onnx, to_onnx  # noqa: E402
 
@@ -369,21 +370,6 @@ def test_the_exporters_kept_table_changes_no_byte_and_is_given_back(tmp_path, mo
     assert kept[0].read_bytes() == kept[1].read_bytes() == plain.read_bytes()
 
 
-class ReLUSkip(nn.Module):
-    """ReLUs written as people write them (``F.relu``, a skip around the second): two levels, and a cut of two
-    values (the second ReLU's input and the first's output, which the last layers read again)."""
-
-    def __init__(self):
-        super().__init__()
-        self.conv1, self.conv2 = nn.Conv2d(1, 4, 3, padding=1), nn.Conv2d(4, 4, 3, padding=1)
-        self.fc = nn.Linear(4 * 8 * 8, 5)
-
-    def forward(self, x):
-        h = F.relu(self.conv1(x))
-        r = F.relu(self.conv2(h) + h)
-        return self.fc(torch.flatten(r + h, 1))
-
-
 def _sweep(points, tail, x0, x1, levels, batch):
     """The Explore page's sweep (docs/site/explore/regions.js) in numpy, on the exported graphs: the breaks
     level by level from the signs of each level's inputs at consecutive known points, and the logits at the
@@ -435,7 +421,7 @@ def test_the_sweeps_graphs_give_the_breaks_pytorch_walks(tmp_path):
     from invlab.regions import segment
 
     torch.manual_seed(0)
-    model, shape = ReLUSkip().eval(), (1, 8, 8)
+    model, shape = ReLUSkip(side=8).eval(), (1, 8, 8)
     points = SegmentPoints(model, "none")
     assert len(points.levels) == 2 and len(points.cut) == 2  # the second ReLU's input and the first's output
     path = to_onnx(model, tmp_path / "m.onnx", input_shape=shape, preprocess_kind="none", regions=True)

@@ -13,6 +13,7 @@ import numpy as np
 import pytest
 import torch
 import torch.nn as nn
+from relu_nets import ReLUSkip
 
 from invlab.models.layers import LocalWinnerTakesAll
 from invlab.regions import pattern_keys, plane, polygons, segment
@@ -81,17 +82,6 @@ def test_a_batch_of_segments_and_the_limit_on_pieces():
         segment(nn.Sequential(nn.Flatten(), nn.Linear(100, 4), nn.SiLU()), x0[:1], x1[:1])
 
 
-class _ReLUSkip(nn.Module):
-    def __init__(self):
-        super().__init__()
-        self.conv1, self.conv2 = nn.Conv2d(1, 4, 3, padding=1), nn.Conv2d(4, 4, 3, padding=1)
-        self.fc = nn.Linear(4 * 10 * 10, 4)
-
-    def forward(self, x):
-        h = torch.relu(self.conv1(x))
-        return self.fc(torch.flatten(torch.relu(self.conv2(h) + h) + h, 1))
-
-
 def test_a_relu_networks_sweep_gives_the_walks_pieces():
     """A ReLU network of two levels is swept (one forward per break), any other walked: on a network with a
     skip connection, a batch of segments, the two ways give the same breaks, the same count of units changing
@@ -99,7 +89,7 @@ def test_a_relu_networks_sweep_gives_the_walks_pieces():
     from invlab.regions import _float64_pass, _sweepable, _walk
 
     torch.manual_seed(5)
-    model = _ReLUSkip().double().eval()
+    model = ReLUSkip(side=10, classes=4).double().eval()
     x0, x1 = torch.randn(3, 1, 10, 10).double(), torch.randn(3, 1, 10, 10).double()
     tp = _float64_pass(model)
     assert _sweepable(tp) is not None and _sweepable(_float64_pass(small("relu, max pooling"))) is None
