@@ -102,6 +102,11 @@ REGIONS_OUTPUTS = ("logits", "slope", "ahead", "behind", "pattern_key")
 REGIONS_BATCH = 64
 
 
+def _preprocess_kind(model: nn.Module, kind: str | None) -> str:
+    """``kind``, or by default the input transform the checkpoint's ``model.preprocess`` records (else none)."""
+    return kind if kind is not None else getattr(getattr(model, "preprocess", None), "kind", "none")
+
+
 class SplineView(nn.Module):
     """``model`` seen as an affine spline at one raw example: see the module docstring.
 
@@ -123,9 +128,7 @@ class SplineView(nn.Module):
         self.top_k = top_k
         self.model = model.eval()
         self.transposed = TransposedPass(model, exportable=True)
-        if preprocess_kind is None:
-            preprocess_kind = getattr(getattr(model, "preprocess", None), "kind", "none")
-        self.preprocess_kind = preprocess_kind
+        self.preprocess_kind = _preprocess_kind(model, preprocess_kind)
 
     def forward(self, x: torch.Tensor) -> tuple[torch.Tensor, ...]:
         xin = preprocess(x, self.preprocess_kind)  # (1, *D)
@@ -216,9 +219,7 @@ class SegmentWalk(nn.Module):
         super().__init__()
         self.model = model.eval()
         self.transposed = TransposedPass(model, exportable=True)
-        if preprocess_kind is None:
-            preprocess_kind = getattr(getattr(model, "preprocess", None), "kind", "none")
-        self.preprocess_kind = preprocess_kind
+        self.preprocess_kind = _preprocess_kind(model, preprocess_kind)
         self.steps = [s for s in self.transposed.steps if s.rule is not None and s.rule.nonlinear]
         self.inputs = tuple(dict.fromkeys(s.inputs[0] for s in self.steps))
         self.key_weights: torch.Tensor | None = None  # (P, 2), made at the first call (P: the pattern's length)
@@ -244,13 +245,6 @@ class SegmentWalk(nn.Module):
         return logits, slope, ahead, behind, pattern @ self.key_weights
 
 
-def nonlinear_levels(tp: TransposedPass) -> list[list]:
-    """The network's nonlinearities by level: level 0 those whose input depends on no nonlinearity (affine
-    in x), level k those whose input depends on level k - 1 at most. Along a segment a level-k input is
-    affine between consecutive changes of state of the levels below it."""
-    return tp.nonlinear_levels()[0]
-
-
 def _refs(obj) -> list[str]:
     found: list[str] = []
     torch.fx.node.map_aggregate(obj, lambda a: found.append(a.name) if isinstance(a, Ref) else a)
@@ -263,8 +257,9 @@ class SegmentPoints(nn.Module):
     :meth:`~invlab.transposed.rules.Rule.crosses_at_zero`; the browser's sweep).
 
     At points p0 + t (p1 - p0) (p0, p1 the preprocessed end points) it gives the logits and, per level of
-    nonlinearities (:func:`nonlinear_levels`), their inputs flattened side by side: ``level_0`` at the two
-    ends only (it is affine along the whole segment), ``level_k`` (k > 0) at every point. Between two
+    nonlinearities (:meth:`~invlab.transposed.TransposedPass.nonlinear_levels`), their inputs flattened side
+    by side: ``level_0`` at the two ends only (it is affine along the whole segment), ``level_k`` (k > 0) at
+    every point. Between two
     consecutive changes of state of the levels below it a level's input is affine in t, so its own changes
     are where a unit's sign differs at two consecutive such points, at the linear interpolation's zero:
     found level after level from the points alone, one forward each, with no direction pass and no
@@ -279,9 +274,7 @@ class SegmentPoints(nn.Module):
         super().__init__()
         self.model = model.eval()
         self.transposed = tp = TransposedPass(model, exportable=True)
-        if preprocess_kind is None:
-            preprocess_kind = getattr(getattr(model, "preprocess", None), "kind", "none")
-        self.preprocess_kind = preprocess_kind
+        self.preprocess_kind = _preprocess_kind(model, preprocess_kind)
         levels, below = tp.nonlinear_levels()
         refused = [st for level in levels for st in level if not (st.rule.continuous and st.rule.crosses_at_zero(st))]
         if refused:
@@ -348,13 +341,15 @@ class SegmentTail(nn.Module):
         return logits
 
 
-def _export(module: nn.Module, example: tuple, inputs: list[str], outputs: list[str]) -> bytes:
+def _exported(module: nn.Module, example: tuple, inputs: list[str], outputs: list[str]):
+    """``module`` (put in eval mode) as an ONNX ModelProto: the exporter quiet about its own internals, its
+    table kept (:func:`_torchlib_tables_kept`)."""
     module.eval()
     with warnings.catch_warnings(), torch.no_grad(), _torchlib_tables_kept():
         _quiet_exporter()
         program = torch.onnx.export(module, example, dynamo=True, input_names=inputs, output_names=outputs,
                                     optimize=True, verbose=False)
-    return program.model_proto.SerializeToString()
+    return program.model_proto
 
 
 #: The most levels of nonlinearities the sweep takes. Each level's pass runs a forward at every point known
@@ -378,9 +373,9 @@ def sweep_graphs(model: nn.Module, input_shape: tuple[int, ...],
     example = (torch.rand(1, *input_shape), torch.rand(1, *input_shape), torch.rand(REGIONS_BATCH))
     with torch.no_grad():
         cut = points(*example)[-1]
-    graph = _export(points, example, ["x0", "x1", "t"], points.output_names)
+    graph = _exported(points, example, ["x0", "x1", "t"], points.output_names).SerializeToString()
     try:
-        tail = _export(SegmentTail(points, input_shape), (cut,), ["cut"], ["logits"])
+        tail = _exported(SegmentTail(points, input_shape), (cut,), ["cut"], ["logits"]).SerializeToString()
     except ValueError:
         tail = None
     return graph, tail, len(points.levels)
@@ -395,12 +390,7 @@ def regions_graph(model: nn.Module, input_shape: tuple[int, ...], preprocess_kin
                torch.rand(REGIONS_BATCH), torch.rand(REGIONS_BATCH))
     with torch.no_grad():
         walk(*example)  # makes the key's weights, a constant of the graph
-    walk.eval()
-    with warnings.catch_warnings(), torch.no_grad(), _torchlib_tables_kept():
-        _quiet_exporter()
-        program = torch.onnx.export(walk, example, dynamo=True, input_names=list(REGIONS_INPUTS),
-                                    output_names=list(REGIONS_OUTPUTS), optimize=True, verbose=False)
-    return program.model_proto.SerializeToString()
+    return _exported(walk, example, list(REGIONS_INPUTS), list(REGIONS_OUTPUTS)).SerializeToString()
 
 
 def to_onnx(model: nn.Module, path: str | Path, input_shape: tuple[int, ...] | None = None,
@@ -433,12 +423,7 @@ def to_onnx(model: nn.Module, path: str | Path, input_shape: tuple[int, ...] | N
     with torch.no_grad():
         view(example)  # a network that cannot run at this shape fails here, before the exporter
     outputs = list(OUTPUTS) + ([TOP_K_OUTPUT] if top_k is not None else [])
-    view.eval()  # the wrapper too: the exporter warns about a module left in training mode
-    with warnings.catch_warnings(), torch.no_grad(), _torchlib_tables_kept():
-        _quiet_exporter()
-        program = torch.onnx.export(view, (example,), dynamo=True, input_names=[INPUT],
-                                    output_names=outputs, optimize=True, verbose=False)
-    proto = program.model_proto
+    proto = _exported(view, (example,), [INPUT], outputs)  # the wrapper in eval mode too (else a warning)
     props = {"invlab.input_shape": json.dumps(list(shape)), "invlab.outputs": json.dumps(outputs),
              "invlab.preprocess": view.preprocess_kind, **{k: str(v) for k, v in (metadata or {}).items()}}
     if regions:
@@ -544,5 +529,4 @@ def run_onnx(path: str | Path, x: torch.Tensor) -> dict[str, torch.Tensor]:
 
 __all__ = ["INPUT", "OUTPUTS", "REGIONS_BATCH", "REGIONS_INPUTS", "REGIONS_OUTPUTS", "SWEEP_LEVELS", "TOP_K_OUTPUT",
            "SegmentPoints", "SegmentTail", "SegmentWalk", "SplineView", "export_checkpoint", "export_loaded",
-           "export_model_file", "load_state_dict_file", "nonlinear_levels", "regions_graph", "run_onnx", "sweep_graphs",
-           "to_onnx"]
+           "export_model_file", "load_state_dict_file", "regions_graph", "run_onnx", "sweep_graphs", "to_onnx"]
