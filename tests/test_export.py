@@ -363,10 +363,10 @@ def test_the_exporters_kept_table_changes_no_byte_and_is_given_back(tmp_path, mo
 
     torch_own = _registration.ONNXRegistry.__dict__["from_torchlib"]
     net = nn.Sequential(nn.Conv2d(1, 3, 3), nn.ReLU(), nn.MaxPool2d(2), nn.Flatten(), nn.Linear(27, 4)).eval()
-    kept = [to_onnx(net, tmp_path / f"kept{i}.onnx", input_shape=(1, 8, 8), regions=True) for i in range(2)]
+    kept = [to_onnx(net, tmp_path / f"kept{i}.onnx", input_shape=(1, 8, 8)) for i in range(2)]
     assert _registration.ONNXRegistry.__dict__["from_torchlib"] is torch_own and export._TORCHLIB_TABLES
     monkeypatch.setattr(export, "_torchlib_tables_kept", contextlib.nullcontext)
-    plain = to_onnx(net, tmp_path / "plain.onnx", input_shape=(1, 8, 8), regions=True)
+    plain = to_onnx(net, tmp_path / "plain.onnx", input_shape=(1, 8, 8))
     assert kept[0].read_bytes() == kept[1].read_bytes() == plain.read_bytes()
 
 

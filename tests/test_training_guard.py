@@ -69,7 +69,6 @@ def test_a_signal_mid_run_checkpoints_says_how_to_resume_and_resume_matches_an_u
     """Ctrl-C (SIGINT, exit 130) and SIGTERM (143), each sent to a real run mid-way; both resumed
     with the printed command end as the uninterrupted run beside them does."""
     steps = ["--steps", "30", "--checkpoint-every", "5", "--eval-every", "10"]
-    whole = _invlab(*TRAIN, *steps, "--out", str(tmp_path / "whole"))
     signals = {"int": (signal.SIGINT, 130), "term": (signal.SIGTERM, 143)}
     cuts = {name: _invlab(*TRAIN, *steps, "--out", str(tmp_path / name), hold=(12, tmp_path / f"{name}-hold"))
             for name in signals}
@@ -90,25 +89,23 @@ def test_a_signal_mid_run_checkpoints_says_how_to_resume_and_resume_matches_an_u
         resumes[name] = line.split("continue with: invlab ", 1)[1].split()  # the printed command, as typed
     threads = torch.get_num_threads()
     torch.set_num_threads(1)  # as the runs beside them (OMP_NUM_THREADS=1): the same summation order
-    try:
-        for name, command in resumes.items():  # in this process: a new one would only load torch again
+    try:  # in this process: a new one would only load torch again
+        assert main([*TRAIN, *steps, "--out", str(tmp_path / "whole")]) == 0  # the uninterrupted run
+        for name, command in resumes.items():
             assert main(command) == 0, name
     finally:
         torch.set_num_threads(threads)
-    out, err = whole.communicate(timeout=300)
-    assert whole.returncode == 0, err
     for name in signals:
         assert _history(tmp_path / name) == _history(tmp_path / "whole"), name
 
 
-def test_a_second_run_on_the_same_folder_fails_at_once_naming_the_first(tmp_path):
+def test_a_second_run_on_the_same_folder_fails_at_once_naming_the_first(tmp_path, capsys):
     hold = tmp_path / "hold"
     first = _invlab(*TRAIN, "--steps", "600", "--out", str(tmp_path / "x"), hold=(3, hold))
     _wait_for(hold / "paused", first)  # holding the lock, at step 3 until released
-    others = [_invlab(*TRAIN, "--steps", "600", "--out", str(tmp_path / "x"), *extra) for extra in ([], ["--resume"])]
-    for other in others:
-        _, err = other.communicate(timeout=60)  # at once: the first never moves on before they are done
-        assert other.returncode == 2, err
+    for extra in ([], ["--resume"]):  # from this process, another than the first's: at once, the first held
+        assert main([*TRAIN, "--steps", "600", "--out", str(tmp_path / "x"), *extra]) == 2
+        err = capsys.readouterr().err
         assert f"is in use by process {first.pid} on " in err and "running since" in err
     assert first.poll() is None
     _signal_while_held(first, hold, signal.SIGINT)  # untouched by them: it stops as an interrupted run does
@@ -230,14 +227,12 @@ def test_a_sweep_worker_given_sigterm_queues_its_trial_and_another_worker_resume
     states = sorted(t.state.name for t in optuna.load_study(study_name="r", storage=url).get_trials())
     assert states == ["FAIL", "WAITING"]
     at = torch.load(tmp_path / "run" / "checkpoint.pt", weights_only=True)["step"]
-    second = _invlab(*cmd, cwd=tmp_path)
-    out, err = second.communicate(timeout=300)
-    assert second.returncode == 0, err
+    assert main(cmd) == 0  # another worker (this process) takes the queued trial
     result = json.loads((tmp_path / "run" / "result.json").read_text())
     assert result["resumed_from"] == at == 31 and result["steps_done"] == 100  # held before step 30: stopped after it
 
 
-def test_a_full_disk_on_a_real_small_tmpfs_is_named(tmp_path):
+def test_a_full_disk_on_a_real_small_tmpfs_is_named(tmp_path, capsys):
     """The same on a real 1.5 MB file system (mounted where the tests may: root on Linux)."""
     disk = tmp_path / "disk"
     disk.mkdir()
@@ -245,9 +240,8 @@ def test_a_full_disk_on_a_real_small_tmpfs_is_named(tmp_path):
     if mounted.returncode != 0:
         pytest.skip(f"cannot mount a tmpfs here ({mounted.stderr.decode().strip()}); the patched write covers it")
     try:
-        run = _invlab(*TRAIN, "--steps", "200", "--checkpoint-every", "20", "--out", str(disk / "x"))
-        _, err = run.communicate(timeout=300)
-        assert run.returncode == 2
+        assert main([*TRAIN, "--steps", "200", "--checkpoint-every", "20", "--out", str(disk / "x")]) == 2
+        err = capsys.readouterr().err
         assert err.strip().splitlines()[-1] == (
             f"invlab: error: cannot write checkpoint.pt in {disk / 'x'}: no space left on the device; free some space "
             f"there; the last good checkpoint is step 20 ({disk / 'x' / 'checkpoint.pt'}): continue with --resume "
