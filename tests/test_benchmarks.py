@@ -545,3 +545,22 @@ def test_regions_report_pools_the_draws_and_says_what_is_missing(tmp_path):
     assert row["other_share"] == pytest.approx(20 / 600) and row["decision_changes_mean"] == pytest.approx(1 / 3)
     md = (tmp_path / "regions.md").read_text()
     assert "**Partial**" in md and "## Over the label draws" in md and "150 – 300" in md
+
+
+def test_suite_compare_tiny(tmp_path):
+    """Two commits' suites in one sitting (here one small file, no workers, the same commit twice): each run from
+    its own worktree, the ratio of their times; the worktrees removed afterwards."""
+    import subprocess
+
+    def worktrees():
+        return subprocess.run(["git", "worktree", "list"], cwd=ROOT, capture_output=True, text=True).stdout
+
+    before, out = worktrees(), tmp_path / "compare.json"
+    _load("speed.suite_compare").main(["--base", "HEAD", "--rounds", "1", "--out", str(out), "--",
+                                       "-n", "0", "--noconftest", "tests/test_notebook_hygiene.py", "-k", "no_outputs"])
+    res = json.loads(out.read_text())
+    assert res["base"] == res["head"] and res["order"] == [["base", "head"]]
+    assert all(len(res["runs"][k]) == 1 and " passed" in res["runs"][k][0]["summary"] and res["runs"][k][0]["cpu_s"] > 0
+               for k in ("base", "head"))
+    assert res["ratio_wall"] > 0 and res["ratio_cpu"] > 0 and "the wall time" in (tmp_path / "compare.md").read_text()
+    assert worktrees() == before
