@@ -497,16 +497,17 @@ def test_the_benchmarks_take_any_data_set(colour32):
 
 
 def test_suite_time_tiny(tmp_path):
-    """The suite-time benchmark runs bin/test (here one small file, no workers) and records every test's CPU
+    """The suite-time benchmark runs bin/test (here a dozen quick checks, no workers) and records every test's CPU
     time through its plugin, with the run's wall and CPU time."""
     out = tmp_path / "test_time.json"
-    _load("speed.suite_time").main(["--out", str(out), "--", "-n", "0", "tests/test_io.py"])
+    hygiene = "tests/test_notebook_hygiene.py"  # a dozen checks of the committed notebooks, no torch to load
+    _load("speed.suite_time").main(["--out", str(out), "--", "-n", "0", "--noconftest", hygiene, "-k", "no_outputs"])
     res = json.loads(out.read_text())
     tests = {r["test"] for r in res["per_test"]}
-    assert res["tests"] == len(tests) > 3 and all(t.startswith("tests/test_io.py::") for t in tests)
+    assert res["tests"] == len(tests) > 3 and all(t.startswith(f"{hygiene}::") for t in tests)
     assert res["wall_s"] > 0 and res["cpu_s"] > 0 and " passed" in res["summary"]
-    assert set(res["per_file_cpu_s"]) == {"tests/test_io.py"} and res["command"] and res["commit"]
-    assert "tests/test_io.py" in (tmp_path / "test_time.md").read_text()
+    assert set(res["per_file_cpu_s"]) == {hygiene} and res["command"] and res["commit"]
+    assert hygiene in (tmp_path / "test_time.md").read_text()
     line = res["timeline"]  # one worker ("main", no xdist): its busy time is its tests' wall time, within the run
     assert set(line["workers"]) == {"main"} and set(line["phases"]) == {"start", "both workers", "end"}
     main_worker = line["workers"]["main"]
