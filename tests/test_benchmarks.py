@@ -549,7 +549,7 @@ def test_regions_report_pools_the_draws_and_says_what_is_missing(tmp_path):
 
 
 def test_suite_compare_tiny(tmp_path):
-    """Two commits' suites in one sitting (here one small file, no workers, the same commit twice): each run from
+    """Two commits' suites in one sitting (here a dozen quick checks, no workers, the same commit twice): each run from
     its own worktree, the ratio of their times; the worktrees removed afterwards."""
     import subprocess
 

@@ -29,15 +29,13 @@ FAST = dict(dataset="synthetic", labels_per_class=2, val_size=100, labelled_batc
 PAUSED = Path(__file__).with_name("paused_invlab.py")
 
 
-def _invlab(*args, cwd=None, hold: tuple[int, Path] | None = None) -> subprocess.Popen:
-    """A real `invlab` process; with ``hold=(step, folder)``, one that waits before that training step
-    until released (tests/paused_invlab.py): a signal sent while it waits lands at a known step."""
+def _invlab(*args, hold: tuple[int, Path], cwd=None) -> subprocess.Popen:
+    """A real `invlab` process that waits before training step ``hold[0]`` until released through the folder
+    ``hold[1]`` (tests/paused_invlab.py): a signal sent while it waits lands at a known step. What needs no
+    signal runs in the test's own process (``main``): another process would only load torch again."""
     env = {**os.environ, "OMP_NUM_THREADS": "1"}
-    if hold is None:
-        command = [sys.executable, "-m", "invlab.cli", *args]
-    else:
-        hold[1].mkdir(parents=True, exist_ok=True)
-        command = [sys.executable, str(PAUSED), str(hold[0]), str(hold[1]), *args]
+    hold[1].mkdir(parents=True, exist_ok=True)
+    command = [sys.executable, str(PAUSED), str(hold[0]), str(hold[1]), *args]
     return subprocess.Popen(command, cwd=cwd, env=env, text=True, stdout=subprocess.PIPE, stderr=subprocess.PIPE)
 
 
@@ -67,7 +65,7 @@ def _history(folder: Path) -> list[tuple]:
 
 def test_a_signal_mid_run_checkpoints_says_how_to_resume_and_resume_matches_an_uninterrupted_run(tmp_path):
     """Ctrl-C (SIGINT, exit 130) and SIGTERM (143), each sent to a real run mid-way; both resumed
-    with the printed command end as the uninterrupted run beside them does."""
+    with the printed command end as an uninterrupted run does."""
     steps = ["--steps", "30", "--checkpoint-every", "5", "--eval-every", "10"]
     signals = {"int": (signal.SIGINT, 130), "term": (signal.SIGTERM, 143)}
     cuts = {name: _invlab(*TRAIN, *steps, "--out", str(tmp_path / name), hold=(12, tmp_path / f"{name}-hold"))
@@ -89,7 +87,7 @@ def test_a_signal_mid_run_checkpoints_says_how_to_resume_and_resume_matches_an_u
         resumes[name] = line.split("continue with: invlab ", 1)[1].split()  # the printed command, as typed
     threads = torch.get_num_threads()
     torch.set_num_threads(1)  # as the runs beside them (OMP_NUM_THREADS=1): the same summation order
-    try:  # in this process: a new one would only load torch again
+    try:
         assert main([*TRAIN, *steps, "--out", str(tmp_path / "whole")]) == 0  # the uninterrupted run
         for name, command in resumes.items():
             assert main(command) == 0, name
